@@ -1,0 +1,95 @@
+"""Documents derived from the code: docs/ops.md from the C++ op table, docs/passes.md from the
+pass registry and the named pipelines.
+
+    python -m hbdk_sim.docgen --write   # regenerate docs/ (from the repository root)
+    python -m hbdk_sim.docgen --check   # exit 1 if a document is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hbdk_sim import _core
+
+HEADER = """# HBIR ops
+
+Generated from the op table in `csrc/ir/ops.cpp` by `make docs`; do not edit by hand.
+Layout is NCHW. Operands marked *optional* may be left out (trailing only); *variadic* takes any
+number. Attributes without a default are required. Element-type rules and the text syntax are in
+[hbir.md](hbir.md).
+"""
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def ops_markdown() -> str:
+    table = _core.op_table()
+    out = [HEADER, "| op | summary |", "| --- | --- |"]
+    out += [f"| [`{d['name']}`](#{d['name']}) | {_md(d['summary'])} |" for d in table]
+    for d in table:
+        out += ["", f"## {d['name']}", "", d["summary"], ""]
+        if d["operands"]:
+            out.append("Operands:")
+            out += [f"- `{o['name']}`{'' if o['arity'] == 'one' else ' *' + o['arity'] + '*'}: {o['doc']}"
+                    for o in d["operands"]]
+            out.append("")
+        out.append("Results:")
+        out += [f"- `{r['name']}`{'' if r['arity'] == 'one' else ' *' + r['arity'] + '*'}: {r['doc']}"
+                for r in d["results"]]
+        out.append("")
+        if d["attrs"]:
+            out += ["| attribute | kind | default | meaning |", "| --- | --- | --- | --- |"]
+            for a in d["attrs"]:
+                default = f"`{a['default']}`" if a["default"] is not None else "required"
+                out.append(f"| `{a['name']}` | {_md(a['kind'])} | {_md(default)} | {_md(a['doc'])} |")
+            out.append("")
+        if d["has_macs"]:
+            out += ["Counts multiply-accumulates (MACs).", ""]
+        out += ["```", d["example"], "```"]
+    return "\n".join(out) + "\n"
+
+
+def passes_markdown() -> str:
+    out = ["# Passes and pipelines", "",
+           "Generated from the pass registry in `csrc/passes/registry.cpp` by `make docs`; do not edit by hand.",
+           "Run them with `hbdk-sim opt FILE --passes a,b` or `Module.run_pipeline([...])`; every pass is",
+           "followed by the verifier unless `--no-verify-each` is given. Each pass's algorithm is written at",
+           "the top of its file in `csrc/passes/`, and its text-in/text-out cases are in `tests/ir/<pass>/`.",
+           "", "| pass | what it does |", "| --- | --- |"]
+    out += [f"| `{name}` | {_md(summary)} |" for name, summary in _core.passes()]
+    out += ["", "| pipeline | passes | purpose |", "| --- | --- | --- |"]
+    out += [f"| `{p['name']}` | {', '.join(p['passes'])} | {_md(p['summary'])} |" for p in _core.pipelines()]
+    return "\n".join(out) + "\n"
+
+
+DOCUMENTS = {"ops.md": ops_markdown, "passes.md": passes_markdown}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Regenerate or check the generated documents in docs/.")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true")
+    mode.add_argument("--check", action="store_true")
+    ap.add_argument("--docs-dir", type=Path, default=Path("docs"))
+    args = ap.parse_args(argv)
+    stale = []
+    for name, render in DOCUMENTS.items():
+        path = args.docs_dir / name
+        text = render()
+        if args.write:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+        elif not path.exists() or path.read_text(encoding="utf-8") != text:
+            stale.append(str(path))
+    if stale:
+        print(f"stale: {', '.join(stale)}; run `make docs`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Generated documents must match the code they are generated from."""
+
+from conftest import REPO
+
+from hbdk_sim import docgen
+
+
+def test_ops_md_is_generated_from_the_op_table():
+    text = (REPO / "docs" / "ops.md").read_text(encoding="utf-8")
+    assert text == docgen.ops_markdown(), "docs/ops.md is stale: run `make docs`"
+
+
+def test_passes_md_is_generated_from_the_registry():
+    text = (REPO / "docs" / "passes.md").read_text(encoding="utf-8")
+    assert text == docgen.passes_markdown(), "docs/passes.md is stale: run `make docs`"
+
+
+def test_check_mode_reports_stale_docs(tmp_path):
+    (tmp_path / "ops.md").write_text("old\n")
+    (tmp_path / "passes.md").write_text(docgen.passes_markdown())
+    assert docgen.main(["--check", "--docs-dir", str(tmp_path)]) == 1
+    assert docgen.main(["--write", "--docs-dir", str(tmp_path)]) == 0
+    assert docgen.main(["--check", "--docs-dir", str(tmp_path)]) == 0
