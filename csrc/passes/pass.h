@@ -44,7 +44,7 @@ struct PipelineInfo {
   std::string summary;
   std::vector<std::string> passes;
 };
-// Named pipelines, defined as plain lists in pipelines.cpp.
+// Named pipelines, defined as plain lists in registry.cpp.
 const std::vector<PipelineInfo>& pipelineRegistry();
 // A pipeline name expands to its passes; any other name is taken as a single pass name.
 std::vector<std::string> expandPipeline(const std::vector<std::string>& names);
@@ -82,6 +82,7 @@ class PassManager {
   PassManagerOptions opts_;
   std::vector<std::unique_ptr<Pass>> passes_;
   std::vector<PassTiming> timings_;
+  double verifySeconds_ = 0;  // verifier time over the whole run, reported as its own row
 };
 
 // Each pass file ends with its factory; registry.cpp lists the factories in one place (an explicit

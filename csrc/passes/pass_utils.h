@@ -1,0 +1,21 @@
+// Small rewrite helpers shared by the passes: recognising constants and erasing what a rewrite
+// left dead (a constant nobody reads, a resource no constant references).
+#pragma once
+
+#include <string_view>
+
+#include "ir/ir.h"
+
+namespace hbdk::passes {
+
+// The `constant` op defining `v`, or nullptr when `v` is an argument or another op's result.
+ir::Op* definingConstant(const ir::Value* v);
+
+// Whether some op in some function of `m` refers to resource `key` in an attribute.
+bool resourceReferenced(const ir::Module& m, std::string_view key);
+
+// Erases the constant op defining `v` when its result has no uses left, and then its resource
+// when nothing references it any more. Returns true when the op was erased.
+bool eraseConstantIfDead(ir::Module& m, ir::Function& fn, const ir::Value* v);
+
+}  // namespace hbdk::passes
