@@ -184,7 +184,8 @@ Results inferConcat(const Op& op) {
   Shape out = first.shape;
   for (size_t i = 1; i < op.numOperands(); ++i) {
     const TensorType& t = operandType(op, i);
-    if (t.elem != first.elem) operandError(op, i, std::string("element type ") + elemTypeName(first.elem) + " like operand #0");
+    if (t.elem != first.elem)
+      operandError(op, i, std::string("element type ") + elemTypeName(first.elem) + " like operand #0");
     if (t.rank() != first.rank()) operandError(op, i, "rank " + std::to_string(first.rank()) + " like operand #0");
     for (size_t d = 0; d < t.shape.size(); ++d)
       if (static_cast<int64_t>(d) != axis && t.shape[d] != first.shape[d])
@@ -637,9 +638,12 @@ std::vector<OpDef> buildTable() {
                     "%y = softmax(%x) {axis = -1} : tensor<1x1000xf32>"});
 
   // ---- Elementwise binary ----
-  t.push_back(binaryOp("add", "Elementwise lhs + rhs with numpy broadcasting.", "%z = add(%x, %y) : tensor<1x8x4x4xf32>"));
-  t.push_back(binaryOp("sub", "Elementwise lhs - rhs with numpy broadcasting.", "%z = sub(%x, %y) : tensor<1x8x4x4xf32>"));
-  t.push_back(binaryOp("mul", "Elementwise lhs * rhs with numpy broadcasting.", "%z = mul(%x, %y) : tensor<1x8x4x4xf32>"));
+  t.push_back(binaryOp("add", "Elementwise lhs + rhs with numpy broadcasting.",
+                       "%z = add(%x, %y) : tensor<1x8x4x4xf32>"));
+  t.push_back(binaryOp("sub", "Elementwise lhs - rhs with numpy broadcasting.",
+                       "%z = sub(%x, %y) : tensor<1x8x4x4xf32>"));
+  t.push_back(binaryOp("mul", "Elementwise lhs * rhs with numpy broadcasting.",
+                       "%z = mul(%x, %y) : tensor<1x8x4x4xf32>"));
 
   // ---- Data movement ----
   t.push_back(OpDef{"concat",
@@ -698,7 +702,8 @@ std::vector<OpDef> buildTable() {
                     {kInput},
                     {kOutput},
                     {withDefault("start_dim", AttrKind::Int, 1, "first merged dim; negative counts from the end"),
-                     withDefault("end_dim", AttrKind::Int, -1, "last merged dim (inclusive); negative counts from the end")},
+                     withDefault("end_dim", AttrKind::Int, -1,
+                                 "last merged dim (inclusive); negative counts from the end")},
                     checked<inferFlatten>,
                     nullptr,
                     nullptr,
@@ -751,7 +756,8 @@ std::vector<OpDef> buildTable() {
                      required("stride", AttrKind::IntList, "[stride_h, stride_w]"),
                      intsAttr("padding", {0, 0, 0, 0}, "[top, left, bottom, right], at most half the kernel"),
                      withDefault("ceil_mode", AttrKind::Bool, false, "round the output size up instead of down"),
-                     withDefault("count_include_pad", AttrKind::Bool, true, "divide by the full window, padding included")},
+                     withDefault("count_include_pad", AttrKind::Bool, true,
+                                 "divide by the full window, padding included")},
                     checked<inferAvgPool2d>,
                     nullptr,
                     nullptr,

@@ -179,7 +179,9 @@ void checkOperandShapes(const Op& op) {
 
 void checkResultShapes(const Op& op, const Results& rs) {
   for (size_t i = 0; i < rs.size(); ++i)
-    if (rs[i].shape) checkShape(op, *rs[i].shape, resultLabel(op, i), "shape " + (rs[i].shape->empty() ? "()" : shapeStr(*rs[i].shape)));
+    if (rs[i].shape)
+      checkShape(op, *rs[i].shape, resultLabel(op, i),
+                 "shape " + (rs[i].shape->empty() ? "()" : shapeStr(*rs[i].shape)));
 }
 
 }  // namespace hbdk::ir::shape_infer

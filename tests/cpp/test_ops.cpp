@@ -281,7 +281,8 @@ TEST(ops_reshape_transpose_flatten) {
 
   CHECK_EQ(str(g.shape("transpose", {x}, {{"perm", Ints{0, 2, 3, 1}}})), "2x4x5x3");
   CHECK_EQ(str(g.shape("transpose", {x}, {{"perm", Ints{-1, 0, 1, 2}}})), "5x2x3x4");
-  CHECK_THROWS(VerifyError, g.op("transpose", {x}, {{"perm", Ints{0, 1, 1, 2}}}), "attribute 'perm': expected a permutation");
+  CHECK_THROWS(VerifyError, g.op("transpose", {x}, {{"perm", Ints{0, 1, 1, 2}}}),
+               "attribute 'perm': expected a permutation");
   CHECK_THROWS(VerifyError, g.op("transpose", {x}, {{"perm", Ints{0, 1}}}), "attribute 'perm': expected a permutation");
 
   CHECK_EQ(str(g.shape("flatten", {x})), "2x60");
@@ -348,7 +349,8 @@ TEST(ops_resize2d) {
   Graph g;
   Value* x = g.arg({1, 8, 4, 4});
   CHECK_EQ(str(g.shape("resize2d", {x}, {{"size", Ints{16, 8}}})), "1x8x16x8");
-  CHECK_EQ(str(g.shape("resize2d", {x}, {{"size", Ints{3, 3}}, {"mode", "bilinear"}, {"coordinate_mode", "align_corners"}})),
+  CHECK_EQ(str(g.shape("resize2d", {x},
+                       {{"size", Ints{3, 3}}, {"mode", "bilinear"}, {"coordinate_mode", "align_corners"}})),
            "1x8x3x3");
   // Nearest only moves data, so it keeps an integer type; bilinear leaves it to the declaration.
   Value* q = g.arg({1, 8, 4, 4}, SI8, scale(0.5f));
@@ -484,14 +486,19 @@ TEST(ops_conv_errors) {
 TEST(ops_axis_and_shape_errors) {
   Graph g;
   Value* x = g.arg({2, 5});
-  CHECK_THROWS(VerifyError, g.op("softmax", {x}, {{"axis", 2}}), "attribute 'axis': expected an axis in [-2, 1] but got 2");
-  CHECK_THROWS(VerifyError, g.op("argmax", {x}, {{"axis", -3}}), "attribute 'axis': expected an axis in [-2, 1] but got -3");
-  CHECK_THROWS(VerifyError, g.op("gather", {x, g.arg({3}, SI32)}, {{"axis", 5}}), "attribute 'axis': expected an axis in");
+  CHECK_THROWS(VerifyError, g.op("softmax", {x}, {{"axis", 2}}),
+               "attribute 'axis': expected an axis in [-2, 1] but got 2");
+  CHECK_THROWS(VerifyError, g.op("argmax", {x}, {{"axis", -3}}),
+               "attribute 'axis': expected an axis in [-2, 1] but got -3");
+  CHECK_THROWS(VerifyError, g.op("gather", {x, g.arg({3}, SI32)}, {{"axis", 5}}),
+               "attribute 'axis': expected an axis in");
   CHECK_THROWS(VerifyError, g.op("clip", {x}, {{"min", 1.0}, {"max", 0.0}}),
                "attribute 'max': expected a value >= min (1.0) but got 0.0");
   CHECK_THROWS(VerifyError, g.op("clip", {x}, {{"min", 1.0}}), "missing required attribute 'max'");
-  CHECK_THROWS(VerifyError, g.op("relu", {g.arg({2, 0})}), "operand #0 (input): expected positive dims but got tensor<2x0xf32>");
-  CHECK_THROWS(VerifyError, g.op("relu", {g.arg({1 << 21, 1 << 20})}), "operand #0 (input): expected at most 2^40 elements");
+  CHECK_THROWS(VerifyError, g.op("relu", {g.arg({2, 0})}),
+               "operand #0 (input): expected positive dims but got tensor<2x0xf32>");
+  CHECK_THROWS(VerifyError, g.op("relu", {g.arg({1 << 21, 1 << 20})}),
+               "operand #0 (input): expected at most 2^40 elements");
   CHECK_THROWS(VerifyError, g.op("relu", {x, x}), "expected 1 operand(s) but got 2");
   CHECK_THROWS(VerifyError, g.op("conv2d", {x}), "expected 2 to 3 operand(s) but got 1");
 }
