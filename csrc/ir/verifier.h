@@ -11,4 +11,10 @@ namespace hbdk::ir {
 void verifyModule(const Module& m);
 void verifyOp(const Op& op, const Module& m);
 
+// Largest element count of any tensor type; keeps every size computation far from overflow.
+constexpr int64_t kMaxTensorElements = int64_t{1} << 40;
+// Why `t` cannot be a value's type (negative dimension, more than kMaxTensorElements elements,
+// malformed quantization), or "" when it can. The parser reports it at the type's position.
+std::string tensorTypeProblem(const TensorType& t);
+
 }  // namespace hbdk::ir
