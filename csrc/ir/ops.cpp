@@ -678,7 +678,7 @@ std::vector<OpDef> buildTable() {
       checked<inferSlice>,
       nullptr,
       nullptr,
-      "%y = slice(%x) {axes = [2, 3], starts = [0, 0], ends = [4, -1], steps = [1, 2]} : tensor<1x8x4x4xf32>"});
+      "%y = slice(%x) {axes = [2, 3], starts = [0, 0], ends = [4, -1], steps = [1, 2]} : tensor<1x8x4x2xf32>"});
   t.push_back(OpDef{"reshape",
                     "Row-major reshape to `shape`; one dim may be -1 and is inferred from the element count.",
                     {kInput},

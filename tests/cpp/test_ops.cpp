@@ -2,10 +2,12 @@
 // element types of every op, MAC counts, op verifiers, and the wording of shape errors.
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 
 #include "ir/ir.h"
+#include "ir/text.h"
 #include "testing.h"
 
 using namespace hbdk::ir;
@@ -501,4 +503,86 @@ TEST(ops_axis_and_shape_errors) {
                "operand #0 (input): expected at most 2^40 elements");
   CHECK_THROWS(VerifyError, g.op("relu", {x, x}), "expected 1 operand(s) but got 2");
   CHECK_THROWS(VerifyError, g.op("conv2d", {x}), "expected 2 to 3 operand(s) but got 1");
+}
+
+// ---- Examples -----------------------------------------------------------------------------------
+
+namespace {
+
+// Argument declarations that make each op's example a valid function body.
+const std::map<std::string, std::string>& exampleArgs() {
+  static const std::map<std::string, std::string> args = {
+      {"constant", ""},
+      {"conv2d", "%x: tensor<1x8x32x32xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<16xf32>"},
+      {"conv_transpose2d", "%x: tensor<1x16x8x8xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<8xf32>"},
+      {"linear", "%x: tensor<1x64xf32>, %w: tensor<10x64xf32>, %b: tensor<10xf32>"},
+      {"matmul", "%a: tensor<2x4x16x32xf32>, %b: tensor<2x4x32x16xf32>"},
+      {"batch_norm", "%x: tensor<1x16x8x8xf32>, %mean: tensor<16xf32>, %var: tensor<16xf32>, "
+                     "%gamma: tensor<16xf32>, %beta: tensor<16xf32>"},
+      {"softmax", "%x: tensor<1x1000xf32>"},
+      {"concat", "%a: tensor<1x8x8x8xf32>, %b: tensor<1x8x8x8xf32>"},
+      {"split", "%x: tensor<1x16x4x4xf32>"},
+      {"gather", "%x: tensor<100x64xf32>, %idx: tensor<5xsi32>"},
+      {"max_pool2d", "%x: tensor<1x8x32x32xf32>"},
+      {"avg_pool2d", "%x: tensor<1x8x32x32xf32>"},
+      {"global_avg_pool2d", "%x: tensor<1x512x7x7xf32>"},
+      {"resize2d", "%x: tensor<1x8x8x8xf32>"},
+      {"dequantize", "%q: tensor<1x8x4x4xsi8, scale=0.05>"},
+      {"requantize", "%acc: tensor<1x8x4x4xsi32, scale=0.001>"},
+      {"lut", "%x: tensor<1x8x4x4xsi8, scale=0.05>, %table: tensor<256xsi8>"},
+      {"point_pillar_scatter", "%feat: tensor<12000x64xf32>, %coords: tensor<12000x4xsi32>"},
+      {"argmax", "%x: tensor<1x19x64x64xf32>"},
+      {"topk", "%x: tensor<1x100xf32>"},
+  };
+  return args;
+}
+
+// Splits "a, b" at top-level ", " (not inside <...>).
+std::vector<std::string> splitTopLevel(const std::string& s) {
+  std::vector<std::string> out(1);
+  int depth = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    depth += s[i] == '<' ? 1 : s[i] == '>' ? -1 : 0;
+    if (depth == 0 && s.compare(i, 2, ", ") == 0) {
+      out.emplace_back();
+      ++i;
+      continue;
+    }
+    out.back() += s[i];
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string s;
+  for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
+  return s;
+}
+
+}  // namespace
+
+// Every example is canonical IR text that verifies: wrapped in a function, it round-trips.
+TEST(ops_examples_parse_verify_and_print_canonically) {
+  for (const OpDef& d : opTable()) {
+    std::string example = d.example;
+    auto it = exampleArgs().find(d.name);
+    std::string args = it != exampleArgs().end() ? it->second : "%x: tensor<1x8x4x4xf32>";
+    if (d.operands.size() == 2 && it == exampleArgs().end()) args += ", %y: tensor<1x8x4x4xf32>";
+    size_t eq = example.find(" = "), colon = example.find(" : ");
+    if (eq == std::string::npos || colon == std::string::npos) {
+      hbdk::testing::recordFailure(__FILE__, __LINE__, std::string(d.name) + ": malformed example");
+      continue;
+    }
+    std::vector<std::string> results = splitTopLevel(example.substr(0, eq));
+    std::string types = example.substr(colon + 3);
+    std::string text = "module @m {\n  func @main(" + args + ") -> (" + types + ") {\n    " + example +
+                       "\n    return " + join(results) + "\n  }\n}\n";
+    if (d.operands.empty()) text += "\nresources {\n  w = \"0x" + std::string(16 * 8 * 3 * 3 * 4 * 2, '0') + "\"\n}\n";
+    try {
+      std::string printed = printModule(*parseModule(text, std::string(d.name) + ".hbir"));
+      if (printed != text) hbdk::testing::recordFailure(__FILE__, __LINE__, "not canonical:\n" + printed);
+    } catch (const Error& e) {
+      hbdk::testing::recordFailure(__FILE__, __LINE__, std::string(d.name) + ": " + e.what());
+    }
+  }
 }
