@@ -95,9 +95,11 @@ std::vector<FloatTensor> softmax(const Op& op, const Inputs& in) {
       float* y = out.data.data() + o * dim * inner + i;
       float mx = -std::numeric_limits<float>::infinity();
       for (int64_t d = 0; d < dim; ++d) mx = std::max(mx, x[d * inner]);
+      // Shifting by the max keeps exp() finite for large logits.
+      std::vector<double> e(static_cast<size_t>(dim));
       double sum = 0;
-      for (int64_t d = 0; d < dim; ++d) sum += std::exp(static_cast<double>(x[d * inner] - mx));
-      for (int64_t d = 0; d < dim; ++d) y[d * inner] = static_cast<float>(std::exp(static_cast<double>(x[d * inner] - mx)) / sum);
+      for (int64_t d = 0; d < dim; ++d) sum += e[d] = std::exp(static_cast<double>(x[d * inner]) - mx);
+      for (int64_t d = 0; d < dim; ++d) y[d * inner] = static_cast<float>(e[d] / sum);
     }
   return {out};
 }
@@ -113,9 +115,15 @@ std::vector<FloatTensor> binary(const Op& op, const Inputs& in, F f) {
   });
   return {out};
 }
-std::vector<FloatTensor> add(const Op& op, const Inputs& in) { return binary(op, in, [](float a, float b) { return a + b; }); }
-std::vector<FloatTensor> sub(const Op& op, const Inputs& in) { return binary(op, in, [](float a, float b) { return a - b; }); }
-std::vector<FloatTensor> mul(const Op& op, const Inputs& in) { return binary(op, in, [](float a, float b) { return a * b; }); }
+std::vector<FloatTensor> add(const Op& op, const Inputs& in) {
+  return binary(op, in, [](float a, float b) { return a + b; });
+}
+std::vector<FloatTensor> sub(const Op& op, const Inputs& in) {
+  return binary(op, in, [](float a, float b) { return a - b; });
+}
+std::vector<FloatTensor> mul(const Op& op, const Inputs& in) {
+  return binary(op, in, [](float a, float b) { return a * b; });
+}
 
 // reshape and flatten only reinterpret the shape of row-major data.
 std::vector<FloatTensor> reshape(const Op& op, const Inputs& in) { return {FloatTensor(outShape(op), in[0].data)}; }
@@ -314,7 +322,8 @@ std::vector<FloatTensor> convTranspose2d(const Op& op, const Inputs& in) {
               for (int64_t j = 0; j < kw; ++j) {
                 int64_t oy = y * stride[0] - pads[0] + i * dil[0], ox = xi * stride[1] - pads[1] + j * dil[1];
                 if (oy < 0 || oy >= oh || ox < 0 || ox >= ow) continue;
-                acc[((n * cout + g * coutG + oc) * oh + oy) * ow + ox] += v * w.data[((ic * coutG + oc) * kh + i) * kw + j];
+                double wv = w.data[((ic * coutG + oc) * kh + i) * kw + j];
+                acc[((n * cout + g * coutG + oc) * oh + oy) * ow + ox] += v * wv;
               }
         }
   FloatTensor out(os);
@@ -419,7 +428,8 @@ std::optional<std::vector<FloatTensor>> evalOpFloat(const Op& op, const std::vec
   auto it = kernels().find(op.name());
   if (it == kernels().end()) return std::nullopt;
   if (inputs.size() != op.numOperands())
-    op.error("expected " + std::to_string(op.numOperands()) + " float input(s) but got " + std::to_string(inputs.size()));
+    op.error("expected " + std::to_string(op.numOperands()) + " float input(s) but got " +
+             std::to_string(inputs.size()));
   for (size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i].shape != op.operand(i)->type.shape)
       op.error("float input #" + std::to_string(i) + " has shape [" + ir::shapeStr(inputs[i].shape) +

@@ -69,7 +69,9 @@ class ConstantFoldPass : public Pass {
     std::optional<std::vector<exec::FloatTensor>> outputs = exec::evalOpFloat(*op, inputs);
     if (!outputs) return false;
 
-    std::string base = !op->loc.name.empty() ? op->loc.name : !op->result()->name.empty() ? op->result()->name : "const";
+    std::string base = !op->loc.name.empty()            ? op->loc.name
+                       : !op->result()->name.empty() ? op->result()->name
+                                                     : "const";
     for (size_t i = 0; i < op->numResults(); ++i) {
       ir::Value* old = op->result(i);
       ir::Op* c = m.createConstant(&fn, base + ".folded", old->type, exec::blobFromFloatTensor((*outputs)[i]),

@@ -96,7 +96,8 @@ class FoldBnPass : public Pass {
       m.setResource(key, exec::blobFromFloatTensor(data));
       return nullptr;
     }
-    ir::Op* c = m.createConstant(&fn, key + ".folded", old->type, exec::blobFromFloatTensor(data), old->owner->loc, conv);
+    ir::Op* c = m.createConstant(&fn, key + ".folded", old->type, exec::blobFromFloatTensor(data),
+                                 old->owner->loc, conv);
     c->result()->name = c->attr("value").asResource().key;
     conv->operands[index] = c->result();
     return old;

@@ -68,7 +68,8 @@ TEST(FloatRefConv2dHandComputed) {
   CHECK(y.shape == (Shape{1, 1, 2, 2}));
   CHECK(y.data == (std::vector<float>{12.5f, 16.5f, 24.5f, 28.5f}));
   // Padding 1 on every side, stride 2: corners see 1, 3, 7, 9 plus their neighbours.
-  FloatTensor yp = evalOne("conv2d", {x, w}, {{"stride", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{1, 1, 1, 1}}});
+  FloatTensor yp = evalOne("conv2d", {x, w},
+                           {{"stride", std::vector<int64_t>{2, 2}}, {"padding", std::vector<int64_t>{1, 1, 1, 1}}});
   CHECK(yp.data == (std::vector<float>{1, 5, 11, 28}));
 }
 
@@ -107,7 +108,8 @@ TEST(FloatRefSoftmaxSumsToOne) {
 
 TEST(FloatRefDataMovement) {
   FloatTensor x({2, 3}, {0, 1, 2, 3, 4, 5});
-  CHECK(evalOne("transpose", {x}, {{"perm", std::vector<int64_t>{1, 0}}}).data == (std::vector<float>{0, 3, 1, 4, 2, 5}));
+  FloatTensor t = evalOne("transpose", {x}, {{"perm", std::vector<int64_t>{1, 0}}});
+  CHECK(t.data == (std::vector<float>{0, 3, 1, 4, 2, 5}));
   FloatTensor s = evalOne("slice", {x}, {{"axes", std::vector<int64_t>{1}}, {"starts", std::vector<int64_t>{-2}},
                                          {"ends", std::vector<int64_t>{100}}});
   CHECK(s.shape == (Shape{2, 2}));
