@@ -99,9 +99,9 @@ std::string PassManager::timingReport() const {
   std::string w = std::to_string(width);
   std::string row = "  %-" + w + "s %10.3f %6.1f%%";
 
-  std::string out = "===- pass execution timing report -===\n";
+  std::string out = "===- Pass execution timing report -===\n";
   char header[256];
-  std::snprintf(header, sizeof header, ("  %-" + w + "s %10s %7s  %s\n").c_str(), "pass", "wall ms", "%", "statistics");
+  std::snprintf(header, sizeof header, ("  %-" + w + "s %10s %7s  %s\n").c_str(), "Pass", "Wall ms", "%", "Statistics");
   out += header;
   for (const auto& t : timings_) {
     std::string line = format(row.c_str(), t.pass, t.seconds * 1e3, pct(t.seconds));
@@ -109,7 +109,7 @@ std::string PassManager::timingReport() const {
     out += (stats.empty() ? line : line + "  " + stats) + "\n";
   }
   if (opts_.verifyEach) out += format(row.c_str(), "(verifier)", verifySeconds_ * 1e3, pct(verifySeconds_)) + "\n";
-  out += format(row.c_str(), "total", total * 1e3, total > 0 ? 100.0 : 0.0) + "\n";
+  out += format(row.c_str(), "Total", total * 1e3, total > 0 ? 100.0 : 0.0) + "\n";
   return out;
 }
 

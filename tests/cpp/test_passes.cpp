@@ -364,14 +364,14 @@ TEST(PassManagerTimingReport) {
   for (std::string line; std::getline(lines, line);) rows.push_back(line);
   // title, header, four passes, verifier, total
   CHECK_EQ(rows.size(), size_t{8});
-  CHECK(rows[1].find("pass") != std::string::npos && rows[1].find("wall ms") != std::string::npos);
+  CHECK(rows[1].find("Pass") != std::string::npos && rows[1].find("Wall ms") != std::string::npos);
   CHECK(rows[2].find("canonicalize") == 2);
   // Statistics in name order; counters that stayed zero (merged-constants) are left out.
   CHECK(rows[2].size() > 40 &&
         rows[2].substr(rows[2].find("%") + 1) == "  dropped-resources=1 erased-dead-ops=2 forwarded-identities=1");
   CHECK(rows[3].find("fold-bn") == 2);
   CHECK(rows[6].find("(verifier)") == 2);
-  CHECK(rows[7].find("total") == 2 && rows[7].find("100.0%") != std::string::npos);
+  CHECK(rows[7].find("Total") == 2 && rows[7].find("100.0%") != std::string::npos);
   // Columns line up: every row puts its '%' at the same position.
   for (size_t i = 2; i < rows.size(); ++i) CHECK_EQ(rows[i].find('%'), rows[7].find('%'));
 }
