@@ -3,13 +3,16 @@
 // Algorithm, per function:
 //   1. Forward identity ops: an op that provably returns its input unchanged (reshape/flatten to
 //      the same shape, identity transpose, a slice keeping every element, a one-input concat, a
-//      one-piece split, an all-zero pad, a resize to the same size) has its result's uses
-//      redirected to its input. Only when the types are equal, quantization included.
+//      one-piece split, an all-zero pad, a resize to the same size, an f32 relu/relu6/clip whose
+//      input already lies in its range: relu(relu6(x)), clip(relu6(x), -1, 8)) has its result's
+//      uses redirected to its input. Only when the types are equal, quantization included.
 //   2. Merge identical constants (same type, same bytes): uses move to the first one.
 //   3. Erase dead ops. Ops have no side effects, and the function is in topological order, so a
 //      single sweep from the last op to the first erases every op whose results end up unused.
 // Then, for the module:
 //   4. Drop resources that no op references any more.
+#include <limits>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -23,6 +26,16 @@ bool allZero(const std::vector<int64_t>& v) {
   for (int64_t x : v)
     if (x != 0) return false;
   return true;
+}
+
+// The interval an f32 relu / relu6 / clip clamps to, which is also the range of its result.
+std::optional<std::pair<double, double>> clampRange(const ir::Op* op) {
+  if (!op || !(op->is("relu") || op->is("relu6") || op->is("clip"))) return std::nullopt;
+  if (op->result()->type.elem != ir::ElemType::F32) return std::nullopt;
+  if (op->is("relu")) return std::make_pair(0.0, std::numeric_limits<double>::infinity());
+  if (op->is("relu6")) return std::make_pair(0.0, 6.0);
+  if (op->is("clip")) return std::make_pair(op->getFloat("min"), op->getFloat("max"));
+  return std::nullopt;
 }
 
 // Whether `op` returns operand 0 unchanged as its (only) result.
@@ -44,6 +57,12 @@ bool isIdentity(const ir::Op& op) {
   // Same size: every coordinate mode maps output pixel i to input pixel i exactly (scale 1), so
   // nearest and bilinear both copy.
   if (op.is("resize2d")) return true;
+  // Clamping to [lo, hi] values already known to lie in [lo, hi] (f32 only: with quantized types
+  // the bounds are rounded to each tensor's scale, so containment is not exact).
+  if (auto outer = clampRange(&op)) {
+    auto inner = clampRange(op.operand(0)->owner);
+    return inner && outer->first <= inner->first && inner->second <= outer->second;
+  }
   return false;
 }
 
