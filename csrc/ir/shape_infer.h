@@ -10,15 +10,17 @@
 #include <vector>
 
 #include "ir/ir.h"
+#include "ir/verifier.h"
 
 namespace hbdk::ir::shape_infer {
 
 using Results = std::vector<InferredType>;
 using Ints = std::vector<int64_t>;
 
-// A tensor may hold at most 2^40 elements: far beyond any NPU model, and small enough that
-// products of dims, strides and kernel sizes stay far from int64 overflow.
-constexpr int64_t kMaxElements = int64_t{1} << 40;
+// The verifier's bound on any tensor (2^40 elements): far beyond any NPU model, and small enough
+// that products of dims, strides and kernel sizes stay far from int64 overflow. Unlike a value's
+// type, an op's operands and results must also be non-empty (every dim >= 1).
+constexpr int64_t kMaxElements = kMaxTensorElements;
 // Shape-affecting attribute values (strides, paddings, sizes, ...) stay in int32 range.
 constexpr int64_t kMaxAttrInt = 2147483647;
 
