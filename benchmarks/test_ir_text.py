@@ -1,0 +1,58 @@
+"""Text-form speed: parsing and printing the bundled example against the floor for the same bytes.
+
+The peer is Python's `bytes.fromhex` + `numpy.frombuffer` on exactly the hex payload of the
+file's resource section: any parser must at least decode that. Targets, as ratios in one run:
+parse <= 4x the peer, print <= 4x the peer (weights dominate the file).
+Run with `make bench`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+
+import hbdk_sim
+from hbdk_sim.examples import example_path
+
+TEXT = example_path().read_bytes()
+HEX_PAYLOADS = [m.group(1) for m in re.finditer(rb'= "0x([0-9A-F]*)"', TEXT)]
+
+
+def _peer_decode() -> int:
+    return sum(np.frombuffer(bytes.fromhex(h.decode()), dtype=np.uint8).size for h in HEX_PAYLOADS)
+
+
+def _best_of(fn, repeat: int = 15) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def test_parse_example(benchmark):
+    module = benchmark(hbdk_sim.parse, TEXT, "example.hbir")
+    assert module.print().encode() == TEXT
+
+
+def test_print_example(benchmark):
+    module = hbdk_sim.parse(TEXT, "example.hbir")
+    assert benchmark(module.print).encode() == TEXT
+
+
+def test_peer_hex_decode(benchmark):
+    assert benchmark(_peer_decode) > 0
+
+
+@pytest.mark.parametrize("what,target", [("parse", 4.0), ("print", 4.0)])
+def test_ratio_against_hex_decode_peer(what, target, benchmark):
+    module = hbdk_sim.parse(TEXT, "example.hbir")
+    ours = {"parse": lambda: hbdk_sim.parse(TEXT, "example.hbir"), "print": module.print}[what]
+    ratio = _best_of(ours) / _best_of(_peer_decode)
+    benchmark.extra_info[f"{what}_over_hex_decode"] = round(ratio, 3)
+    benchmark.pedantic(lambda: None, rounds=1)
+    assert ratio <= target, f"{what} is {ratio:.2f}x the hex-decode peer (target <= {target}x)"
