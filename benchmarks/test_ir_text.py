@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 import time
 
+import hbdk_sim
 import numpy as np
 import pytest
-
-import hbdk_sim
 from hbdk_sim.examples import example_path
 
 TEXT = example_path().read_bytes()

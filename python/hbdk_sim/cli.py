@@ -11,7 +11,6 @@ import argparse
 import difflib
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from hbdk_sim import _core
 from hbdk_sim.ir import load, save, summarize

@@ -1,9 +1,8 @@
 """The Python API over the C++ core: build, inspect, edit, print, parse, verify, run passes."""
 
+import hbdk_sim
 import numpy as np
 import pytest
-
-import hbdk_sim
 from hbdk_sim import Module, TensorType
 
 
@@ -104,7 +103,7 @@ def test_run_pipeline_folds_bn_and_stale_handles():
     ops = [op.name for op in m.functions[0].ops]
     assert "batch_norm" not in ops and ops.count("conv2d") == 1
     with pytest.raises(ValueError, match="stale handle"):
-        conv.name
+        _ = conv.name
     with pytest.raises(hbdk_sim.PassError, match="unknown pass"):
         m.run_pipeline(["fold-bm"])
 

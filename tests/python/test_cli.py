@@ -3,9 +3,8 @@
 import shutil
 import subprocess
 
-from conftest import IR_TESTS
-
 import hbdk_sim
+from conftest import IR_TESTS
 from hbdk_sim.examples import example_path
 
 

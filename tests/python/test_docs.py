@@ -1,7 +1,6 @@
 """Generated documents must match the code they are generated from."""
 
 from conftest import REPO
-
 from hbdk_sim import docgen
 
 

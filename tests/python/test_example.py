@@ -3,9 +3,8 @@
 import subprocess
 import sys
 
-from conftest import REPO
-
 import hbdk_sim
+from conftest import REPO
 from hbdk_sim.examples import example_path, mobilenet_v1_tiny
 
 

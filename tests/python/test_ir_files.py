@@ -44,7 +44,7 @@ def test_malformed_input_is_one_line_exit_2(case, cli):
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
-@pytest.mark.parametrize("data", [b"", b"\x00\xff\xfe garbage \x89PNG\r\n", "module @m {\n  func @f(".encode(),
+@pytest.mark.parametrize("data", [b"", b"\x00\xff\xfe garbage \x89PNG\r\n", b"module @m {\n  func @f(",
                                   bytes(range(256)) * 4], ids=["empty", "binary", "truncated", "all-bytes"])
 def test_generated_bad_bytes(data, cli, tmp_path):
     path = tmp_path / "bad.hbir"
