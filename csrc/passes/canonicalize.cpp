@@ -79,7 +79,7 @@ class CanonicalizePass : public Pass {
     return "forward identity ops, merge identical constants, erase dead ops and unused resources";
   }
 
-  PassStatistics run(ir::Module& m) override {
+  PassStatistics run(ir::Module& m, PassContext&) override {
     PassStatistics stats{{"forwarded-identities", 0}, {"merged-constants", 0}, {"erased-dead-ops", 0},
                          {"dropped-resources", 0}};
     for (auto& fn : m.functions) {

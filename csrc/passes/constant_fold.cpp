@@ -33,7 +33,7 @@ class ConstantFoldPass : public Pass {
     return "evaluate f32 ops whose operands are all constants and replace them by constants";
   }
 
-  PassStatistics run(ir::Module& m) override {
+  PassStatistics run(ir::Module& m, PassContext&) override {
     PassStatistics stats{{"folded", 0}, {"skipped-too-large", 0}};
     for (auto& fn : m.functions) {
       std::vector<ir::Op*> candidates;

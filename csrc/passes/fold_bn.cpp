@@ -44,7 +44,7 @@ class FoldBnPass : public Pass {
     return "fold batch_norm into the preceding conv2d, conv_transpose2d or linear (constant weights)";
   }
 
-  PassStatistics run(ir::Module& m) override {
+  PassStatistics run(ir::Module& m, PassContext&) override {
     PassStatistics stats{{"folded", 0}};
     for (auto& fn : m.functions) {
       std::vector<ir::Op*> bns;

@@ -13,7 +13,22 @@
 
 #include "ir/ir.h"
 
+namespace hbdk::march {
+struct March;
+}
+namespace hbdk::isa {
+struct Program;
+}
+
 namespace hbdk::passes {
+
+// What the back-end passes read and produce besides the module. Owned by the caller (the compile
+// driver); a pass that needs a member that is not set fails with a PassError saying so.
+struct PassContext {
+  const march::March* march = nullptr;      // the target, for check-constraints and lower
+  isa::Program* program = nullptr;          // filled by lower
+  std::vector<uint8_t>* binary = nullptr;   // filled by serialize
+};
 
 // What a pass changed, for `--time-passes` style reports and tests: counter name -> value.
 using PassStatistics = std::map<std::string, int64_t>;
@@ -25,7 +40,7 @@ class Pass {
   virtual const char* summary() const = 0;
   // Transforms the module in place; returns statistics (may be empty). Throws ir::PassError
   // (or ir::VerifyError) when the module cannot be handled.
-  virtual PassStatistics run(ir::Module& m) = 0;
+  virtual PassStatistics run(ir::Module& m, PassContext& ctx) = 0;
 };
 
 struct PassInfo {
@@ -71,7 +86,11 @@ class PassManager {
   void add(std::unique_ptr<Pass> pass);
   // Runs every pass in order. A verification failure after a pass throws ir::VerifyError whose
   // message names the pass ("after pass 'fold-bn': ...").
-  void run(ir::Module& m);
+  void run(ir::Module& m, PassContext& ctx);
+  void run(ir::Module& m) {
+    PassContext none;
+    run(m, none);
+  }
 
   const std::vector<PassTiming>& timings() const { return timings_; }
   // The `--time-passes` table: one line per pass with wall time, percent and statistics.

@@ -48,7 +48,7 @@ std::vector<std::string> PassManager::passNames() const {
   return names;
 }
 
-void PassManager::run(ir::Module& m) {
+void PassManager::run(ir::Module& m, PassContext& ctx) {
   // A misspelled --print-ir-after would otherwise silently print nothing.
   std::vector<std::string> scheduled = passNames();
   for (const std::string& want : opts_.printIrAfter)
@@ -67,7 +67,7 @@ void PassManager::run(ir::Module& m) {
     PassTiming timing{name, 0, {}};
     auto start = Clock::now();
     try {
-      timing.stats = pass->run(m);
+      timing.stats = pass->run(m, ctx);
     } catch (const ir::VerifyError& e) {
       throw ir::VerifyError("in pass '" + name + "': " + e.what());
     } catch (const ir::PassError& e) {

@@ -260,7 +260,7 @@ class BreakTypesPass : public passes::Pass {
  public:
   const char* name() const override { return "break-types"; }
   const char* summary() const override { return "test only: corrupt a result type"; }
-  passes::PassStatistics run(ir::Module& m) override {
+  passes::PassStatistics run(ir::Module& m, passes::PassContext&) override {
     for (auto& op : m.functions[0]->ops)
       if (op->is("relu")) op->result()->type.shape = {7};
     return {};
