@@ -421,7 +421,9 @@ class Parser {
     static const double kFloatLimit = static_cast<double>(FLT_MAX) + std::ldexp(1.0, 103);
     if (std::isfinite(d) && std::fabs(d) >= kFloatLimit)
       failAt(pos, "scale " + formatDouble(d) + " is out of f32 range");
-    return static_cast<float>(d);
+    auto f = static_cast<float>(d);
+    if (d != 0.0 && f == 0.0f) failAt(pos, "scale " + formatDouble(d) + " underflows to 0 in f32");
+    return f;
   }
 
   // ---- resources ------------------------------------------------------------------------------
