@@ -422,6 +422,23 @@ void verifyDequantize(const Op& op) { checkQuantizedOperand(op, 0); }
 void verifyRequantize(const Op& op) {
   checkQuantizedOperand(op, 0);
   checkQuantizedResult(op, {});
+  // Explicit parameters (docs/numerics.md §2): one (multiplier, shift) pair for the tensor or one
+  // per index of `axis`; both empty means "computed from the scales".
+  const Ints& mult = op.getInts("multiplier");
+  const Ints& shift = op.getInts("shift");
+  if (shift.size() != mult.size())
+    attrError(op, "shift", std::to_string(mult.size()) + " values (one per multiplier)");
+  for (int64_t m : mult)
+    if (m < 0 || m >= (int64_t{1} << 31)) attrError(op, "multiplier", "values in [0, 2^31)");
+  for (int64_t s : shift)
+    if (s < 0 || s > 62) attrError(op, "shift", "values in [0, 62]");
+  if (mult.size() > 1) {
+    const TensorType& x = operandType(op, 0);
+    int64_t axis = normalizeAxis(op, "axis", op.getInt("axis"), x.rank());
+    if (static_cast<int64_t>(mult.size()) != x.shape[static_cast<size_t>(axis)])
+      attrError(op, "multiplier", "1 or " + std::to_string(x.shape[static_cast<size_t>(axis)]) +
+                                      " values (dim " + std::to_string(axis) + " of the input)");
+  }
 }
 
 void verifyLut(const Op& op) {
@@ -811,11 +828,17 @@ std::vector<OpDef> buildTable() {
                     "out_scale), saturated.",
                     {{"input", Arity::One, "integer tensor with a scale"}},
                     {{"output", Arity::One, "integer tensor with a scale, same shape"}},
-                    {},
+                    {intsAttr("multiplier", {},
+                              "per-tensor [M] or one per index of `axis`, each in [0, 2^31); [] computes them "
+                              "from the scales"),
+                     intsAttr("shift", {}, "right shifts in [0, 62], one per multiplier"),
+                     withDefault("axis", AttrKind::Int, 1, "axis of per-channel multipliers; negative counts "
+                                                           "from the end")},
                     checked<inferSameShapeOpen>,
                     verifyRequantize,
                     nullptr,
-                    "%y = requantize(%acc) : tensor<1x8x4x4xsi8, scale=0.1>"});
+                    "%y = requantize(%acc) {multiplier = [1677722], shift = [24], axis = 1} : "
+                    "tensor<1x8x4x4xsi8, scale=0.1>"});
   t.push_back(OpDef{"lut",
                     "Elementwise table lookup: each si8/si16 input value indexes `table` (256 entries for si8).",
                     {{"input", Arity::One, "si8 or si16 tensor"},
