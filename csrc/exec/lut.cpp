@@ -1,0 +1,94 @@
+// Table construction and lookup for the `lut` op (docs/numerics.md §5). The quantize pass builds
+// tables here, the reference and optimized kernels read them through applyLut.
+#include "exec/lut.h"
+
+#include <cmath>
+#include <string>
+
+#include "exec/tensor.h"
+#include "ir/diagnostics.h"
+
+namespace hbdk::exec {
+
+std::optional<LutFunction> parseLutFunction(std::string_view name) {
+  if (name == "leaky_relu") return LutFunction::LeakyRelu;
+  if (name == "sigmoid") return LutFunction::Sigmoid;
+  if (name == "tanh") return LutFunction::Tanh;
+  if (name == "exp") return LutFunction::Exp;
+  return std::nullopt;
+}
+
+double evalLutFunction(LutFunction f, double x, double alpha) {
+  switch (f) {
+    case LutFunction::LeakyRelu: return x >= 0 ? x : alpha * x;
+    case LutFunction::Sigmoid: return 1.0 / (1.0 + std::exp(-x));
+    case LutFunction::Tanh: return std::tanh(x);
+    case LutFunction::Exp: return std::exp(x);
+  }
+  return 0.0;
+}
+
+size_t lutEntries(ir::ElemType inType) {
+  if (inType == ir::ElemType::SI8) return 256;
+  if (inType == ir::ElemType::SI16) return 257;
+  throw ir::Error(std::string("lookup table: expected an si8 or si16 input but got ") + ir::elemTypeName(inType));
+}
+
+namespace {
+
+// The sample positions of §5: every si8 value, or every 256th si16 value from -32768 to 32768.
+int64_t samplePoint(ir::ElemType inType, size_t i) {
+  int64_t k = static_cast<int64_t>(i);
+  return inType == ir::ElemType::SI8 ? k - 128 : -32768 + 256 * k;
+}
+
+void checkScale(double s, const char* which) {
+  if (!std::isfinite(s) || !(s > 0))
+    throw ir::Error(std::string("lookup table: expected a finite positive ") + which + " scale but got " +
+                    ir::formatDouble(s));
+}
+
+// sat_T(round_half_even(v)) on a double that may be huge, infinite (exp overflow) or NaN (0).
+int64_t saturateRound(double v, ir::ElemType t) {
+  if (std::isnan(v)) return 0;
+  double lo = static_cast<double>(minOf(t)), hi = static_cast<double>(maxOf(t));
+  if (v <= lo) return minOf(t);
+  if (v >= hi) return maxOf(t);
+  return static_cast<int64_t>(std::nearbyint(v));
+}
+
+}  // namespace
+
+std::vector<int64_t> buildLut(const std::function<double(double)>& f, ir::ElemType inType, double inScale,
+                              ir::ElemType outType, double outScale) {
+  size_t n = lutEntries(inType);
+  if (!ir::isInteger(outType))
+    throw ir::Error(std::string("lookup table: expected an integer output type but got ") +
+                    ir::elemTypeName(outType));
+  checkScale(inScale, "input");
+  checkScale(outScale, "output");
+  std::vector<int64_t> table(n);
+  for (size_t i = 0; i < n; ++i) {
+    double x = static_cast<double>(samplePoint(inType, i)) * inScale;
+    table[i] = saturateRound(f(x) / outScale, outType);
+  }
+  return table;
+}
+
+std::vector<int64_t> buildLut(LutFunction f, ir::ElemType inType, double inScale, ir::ElemType outType,
+                              double outScale, double alpha) {
+  return buildLut([f, alpha](double x) { return evalLutFunction(f, x, alpha); }, inType, inScale, outType,
+                  outScale);
+}
+
+int64_t applyLut(const std::vector<int64_t>& table, ir::ElemType inType, int64_t q) {
+  if (inType == ir::ElemType::SI8) return table[static_cast<size_t>(q + 128)];
+  // si16: segment k covers [-32768 + 256k, -32768 + 256(k+1)); r is the position inside it.
+  int64_t u = q + 32768;
+  size_t k = static_cast<size_t>(u >> 8);
+  int64_t r = u & 255;
+  int64_t lo = table[k], hi = table[k + 1];
+  return lo + (((hi - lo) * r + 128) >> 8);
+}
+
+}  // namespace hbdk::exec
