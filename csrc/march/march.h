@@ -79,8 +79,11 @@ struct March {
   std::map<std::string, OpConstraints> ops;        // op name -> constraints; absent op = unsupported
   FuseRules fuse;
 
-  // Peak int8 tera-operations per second (2 ops per MAC).
+  // Peak int8 tera-operations per second (2 ops per MAC). Throws MarchError for a precision the
+  // march has no throughput for.
   double peakTops(const std::string& precision = "int8") const;
+  // The constraints of an op kind, or nullptr when the march does not run it.
+  const OpConstraints* opConstraints(const std::string& opName) const;
 };
 
 class MarchError : public ir::Error {
@@ -93,6 +96,16 @@ class MarchError : public ir::Error {
 // type or out of range; the message names the JSON path, e.g. "mac_array.rows").
 March parseMarch(const std::string& json, const std::string& origin);
 March loadMarchFile(const std::string& path);
+
+// One field of the march JSON schema, for docs/marches.md; the loader reads the same table.
+// `path` uses "<op>" for the op-name keys of `ops`.
+struct SchemaField {
+  std::string path;  // "mac_array.rows"
+  std::string type;  // "positive integer"
+  bool required;
+  std::string doc;
+};
+std::vector<SchemaField> marchSchema();
 
 
 }  // namespace hbdk::march

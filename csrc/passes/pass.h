@@ -28,6 +28,10 @@ struct PassContext {
   const march::March* march = nullptr;      // the target, for check-constraints and lower
   isa::Program* program = nullptr;          // filled by lower
   std::vector<uint8_t>* binary = nullptr;   // filled by serialize
+  // Provenance serialize records in the .hbm: the input .hbir text (its SHA-256 is the source
+  // hash; when null, the hash is that of the serialized graph) and the input file's name.
+  const std::string* sourceText = nullptr;
+  std::string sourceName;
 };
 
 // What a pass changed, for `--time-passes` style reports and tests: counter name -> value.
@@ -109,5 +113,8 @@ class PassManager {
 std::unique_ptr<Pass> createCanonicalizePass();
 std::unique_ptr<Pass> createConstantFoldPass();
 std::unique_ptr<Pass> createFoldBnPass();
+std::unique_ptr<Pass> createLowerPass();
+std::unique_ptr<Pass> createSerializePass();
+std::unique_ptr<Pass> createCheckConstraintsPass();
 
 }  // namespace hbdk::passes

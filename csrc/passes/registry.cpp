@@ -40,8 +40,11 @@ const std::vector<PassInfo>& passRegistry() {
   static const std::vector<PassInfo> passes = [] {
     std::vector<PassInfo> v = {
         infoOf(createCanonicalizePass),
+        infoOf(createCheckConstraintsPass),
         infoOf(createConstantFoldPass),
         infoOf(createFoldBnPass),
+        infoOf(createLowerPass),
+        infoOf(createSerializePass),
     };
     std::sort(v.begin(), v.end(), [](const PassInfo& a, const PassInfo& b) { return a.name < b.name; });
     return v;
