@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ir/lexer.h"
+
 namespace hbdk::ir {
 
 // ---- OpDef ------------------------------------------------------------------------------------
@@ -191,12 +193,20 @@ std::string Module::uniqueResourceKey(const std::string& hint) const {
   }
 }
 
+bool isDiscardableAttr(std::string_view name) { return name.find('.') != std::string_view::npos; }
+
+bool isAttrName(std::string_view name) {
+  if (name.empty() || !isIdentStart(name[0])) return false;
+  return std::all_of(name.begin(), name.end(), isNameChar);
+}
+
 AttrList completeAttrs(const OpDef& def, AttrList given, const Location& loc) {
   auto fail = [&](const std::string& msg) {
     Op tmp(&def, {}, {}, loc);
     tmp.error(msg);
   };
   for (const auto& [k, v] : given) {
+    if (isDiscardableAttr(k)) continue;
     if (!def.findAttr(k)) {
       std::string known;
       for (const auto& a : def.attrs) known += std::string(known.empty() ? "" : ", ") + a.name;
@@ -227,6 +237,14 @@ AttrList completeAttrs(const OpDef& def, AttrList given, const Location& loc) {
       fail("attribute '" + std::string(a.name) + "' expects " + attrKindName(a.kind) + " but got " +
            attrKindName(v.kind()) + " " + v.str());
     out.emplace_back(a.name, std::move(v));
+  }
+  for (size_t i = 0; i < given.size(); ++i) {
+    if (!isDiscardableAttr(given[i].first)) continue;
+    if (!isAttrName(given[i].first))
+      fail("attribute name '" + given[i].first + "' is not an identifier ([A-Za-z_][A-Za-z0-9_.$-]*)");
+    for (size_t j = 0; j < i; ++j)
+      if (given[j].first == given[i].first) fail("attribute '" + given[i].first + "' given more than once");
+    out.push_back(std::move(given[i]));
   }
   return out;
 }

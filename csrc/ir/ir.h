@@ -135,8 +135,15 @@ class Module {
   std::map<std::string, size_t, std::less<>> resourceIndex_;
 };
 
+// A discardable attribute's name contains a '.' ("bpu.group", "quant.dtype"): any op may carry
+// one, of any kind; the op's own semantics ignore it and passes may add or drop it.
+bool isDiscardableAttr(std::string_view name);
+// Whether `name` can be written in the text form: [A-Za-z_][A-Za-z0-9_.$-]*.
+bool isAttrName(std::string_view name);
+
 // Resolves the attributes an op will carry: explicit ones in table order, defaults filled,
-// unknown names and kind mismatches rejected (VerifyError naming the op and the attribute).
+// unknown names and kind mismatches rejected (VerifyError naming the op and the attribute);
+// discardable attributes follow the table's, in the order given.
 AttrList completeAttrs(const OpDef& def, AttrList given, const Location& loc);
 
 // Result types for an op whose operands and attributes are set: inference merged with the

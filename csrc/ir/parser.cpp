@@ -219,7 +219,7 @@ class Parser {
         if (!cur_.is(TokenKind::Ident)) failExpected("attribute name");
         Token name = std::move(cur_);
         std::string n(name.text);
-        if (!def->findAttr(n)) {
+        if (!isDiscardableAttr(n) && !def->findAttr(n)) {
           std::string known;
           for (const AttrDef& a : def->attrs) known += (known.empty() ? "" : ", ") + std::string(a.name);
           failAt(name.pos, "unknown attribute '" + n + "' for op '" + def->name + "' (expected one of: " +

@@ -20,9 +20,12 @@ std::string tensorTypeProblem(const TensorType& t) {
   }
   if (!t.quant) return "";
   const Quant& q = *t.quant;
-  if (!isInteger(t.elem))
+  // On f32 a scale is a calibration annotation: the per-tensor scale the quantize pass gives the value.
+  if (t.elem == ElemType::F32 && !q.perTensor())
+    return "per-axis quantization scale on element type f32 (an f32 value carries at most one calibration scale)";
+  if (!isInteger(t.elem) && t.elem != ElemType::F32)
     return std::string("quantization scale on element type ") + elemTypeName(t.elem) +
-           " (only integer types carry a scale)";
+           " (only integer types carry a scale, and f32 a calibration scale)";
   if (q.perTensor()) {
     if (q.axis != -1) return "quantization axis must be >= 0 but got " + std::to_string(q.axis);
     if (q.scales.size() != 1)
@@ -61,13 +64,19 @@ void checkAttrs(const Op& op) {
   const OpDef& def = op.def();
   for (size_t i = 0; i < op.attrs.size(); ++i) {
     const auto& [name, value] = op.attrs[i];
+    if (isDiscardableAttr(name)) {
+      if (!isAttrName(name)) op.error("attribute name '" + name + "' is not an identifier ([A-Za-z_][A-Za-z0-9_.$-]*)");
+      for (size_t j = 0; j < i; ++j)
+        if (op.attrs[j].first == name) op.error("attribute '" + name + "' is given more than once");
+      continue;
+    }
     const AttrDef* ad = def.findAttr(name);
     if (!ad) op.error("unknown attribute '" + name + "'");
     if (value.kind() != ad->kind)
       op.error("attribute '" + name + "' expects " + attrKindName(ad->kind) + " but got " +
                attrKindName(value.kind()) + " " + value.str());
   }
-  // Complete and in table order, which is what completeAttrs and Op::setAttr produce.
+  // Complete and in table order, then the discardable ones: what completeAttrs and Op::setAttr produce.
   size_t next = 0;
   for (const AttrDef& ad : def.attrs) {
     if (next < op.attrs.size() && op.attrs[next].first == ad.name) {
@@ -77,7 +86,11 @@ void checkAttrs(const Op& op) {
     op.error("expected attribute '" + std::string(ad.name) + "' at position " + std::to_string(next) + " but got " +
              (next < op.attrs.size() ? "'" + op.attrs[next].first + "'" : std::string("the end of the list")));
   }
-  if (next != op.attrs.size()) op.error("attribute '" + op.attrs[next].first + "' is given more than once");
+  if (next != op.attrs.size() && !isDiscardableAttr(op.attrs[next].first))
+    op.error("attribute '" + op.attrs[next].first + "' is given more than once");
+  for (size_t i = next; i < op.attrs.size(); ++i)
+    if (!isDiscardableAttr(op.attrs[i].first))
+      op.error("attribute '" + op.attrs[i].first + "' must come before the discardable attributes");
 }
 
 void checkResources(const Op& op, const Module& m) {

@@ -397,8 +397,11 @@ TEST(TextVerifierRejectsInvalidModules) {
                  "quantization axis 2 is out of range for rank 2");
     CHECK_THROWS(VerifyError, withArg(TensorType({2}, ElemType::SI8, Quant{{0.5f, 0.5f}, -1})),
                  "per-tensor quantization needs 1 scale but got 2");
-    CHECK_THROWS(VerifyError, withArg(TensorType({2}, ElemType::F32, Quant{{0.5f}, -1})),
-                 "quantization scale on element type f32");
+    withArg(TensorType({2}, ElemType::F32, Quant{{0.5f}, -1}));  // a calibration scale
+    CHECK_THROWS(VerifyError, withArg(TensorType({2}, ElemType::F32, Quant{{0.5f, 0.5f}, 0})),
+                 "per-axis quantization scale on element type f32");
+    CHECK_THROWS(VerifyError, withArg(TensorType({2}, ElemType::Bool, Quant{{0.5f}, -1})),
+                 "quantization scale on element type bool");
     CHECK_THROWS(VerifyError, withArg(TensorType({2, -1}, ElemType::F32)), "argument #0: negative dimension -1");
   }
 }
