@@ -108,18 +108,9 @@ void checkValue(const ir::Op& op, const ir::Value* v, const std::string& what) {
     fail(op, "expected a quantized " + what + " but " + v->type.str() + " has no scale");
 }
 
+// An f32 graph input read by anything but quantize, or a dequantize result read by an op, shows
+// up as an f32 operand of an integer op, whose message names both rules.
 void checkLegal(const ir::Function& fn) {
-  for (const auto& arg : fn.args)
-    if (arg->type.elem == ir::ElemType::F32)
-      for (const auto& [user, idx] : fn.uses(arg.get()))
-        if (user && !user->is("quantize"))
-          fail(*user, "reads the f32 graph input %" + arg->name + "; graph inputs must be quantized first");
-  for (size_t i = 0; i < fn.returns.size(); ++i) {
-    const ir::Value* v = fn.returns[i];
-    if (v->type.elem == ir::ElemType::F32 && !(v->owner && v->owner->is("dequantize")))
-      throw ir::PassError("error: function @" + fn.name + " returns f32 result #" + std::to_string(i) +
-                          " that is not produced by dequantize; graph outputs must come from the integer graph");
-  }
   for (const auto& opPtr : fn.ops) {
     const ir::Op& op = *opPtr;
     if (op.is("constant")) {
@@ -136,14 +127,18 @@ void checkLegal(const ir::Function& fn) {
       continue;
     }
     if (op.is("dequantize")) {
-      for (const auto& [user, idx] : fn.uses(op.result()))
-        if (user) fail(*user, "reads the f32 result of a dequantize; dequantize is only legal on graph outputs");
       checkValue(op, op.operand(0), "operand");
       continue;
     }
     if (!opcodeFor(op)) fail(op, "has no BPU instruction");
     for (size_t i = 0; i < op.numOperands(); ++i) checkValue(op, op.operand(i), "operand #" + std::to_string(i));
     for (size_t i = 0; i < op.numResults(); ++i) checkValue(op, op.result(i), "result #" + std::to_string(i));
+  }
+  for (size_t i = 0; i < fn.returns.size(); ++i) {
+    const ir::Value* v = fn.returns[i];
+    if (v->type.elem == ir::ElemType::F32 && !(v->owner && v->owner->is("dequantize")))
+      throw ir::PassError("error: function @" + fn.name + " returns f32 result #" + std::to_string(i) +
+                          " that is not produced by dequantize; graph outputs must come from the integer graph");
   }
 }
 
@@ -192,6 +187,14 @@ std::vector<Group> formGroups(const ir::Function& fn) {
         if (g.anchor) fail(*op, "shares bpu.group " + std::to_string(g.id) + " with another MAC-array op");
         g.anchor = op;
       }
+    // The fuse pass names the anchor; it must be the MAC op where the group has one.
+    for (ir::Op* op : g.members)
+      if (op->hasAttr("bpu.group_role") && op->attr("bpu.group_role") == ir::Attribute("anchor")) {
+        if (g.anchor && g.anchor != op)
+          fail(*op, "is marked bpu.group_role \"anchor\" but the MAC-array op of its group is '" +
+                        std::string(g.anchor->name()) + "'");
+        g.anchor = op;
+      }
     if (!g.anchor) g.anchor = g.members.front();
     for (ir::Op* op : g.members) {
       for (ir::Value* v : op->operands) {
@@ -235,7 +238,8 @@ struct Operand {
 // The output of a group seen as outer x rows x cols, with what every operand costs per tile.
 struct TileSpace {
   int64_t outer = 1, rows = 1, cols = 1, width = 1;
-  bool spatial = false;  // tile shape [1, tc, th, width] instead of [th, tc]
+  int64_t rowElems = 1;  // output elements per row and column (ops tiled by rows only)
+  bool spatial = false;  // tile shape [1, tc, th, width] instead of [th, tc * rowElems]
   // Spatial input window (Feed::Window).
   enum class RowMap : uint8_t { Conv, ConvTranspose, Resize } rowMap = RowMap::Conv;
   int64_t inH = 1, inW = 1, inC = 1, inElemBytes = 1, kernel = 1, stride = 1, dilation = 1, outH = 1;
@@ -377,6 +381,7 @@ TileSpace tileSpaceOf(const Group& g) {
   s.outer = std::max<int64_t>(1, s.outer);
   s.rows = std::max<int64_t>(1, s.rows);
   s.cols = std::max<int64_t>(1, s.cols);
+  if (!spatialOp) s.rowElems = std::max<int64_t>(1, ir::numElements(out) / (s.outer * s.rows * s.cols));
 
   int64_t outElems = std::max<int64_t>(1, ir::numElements(out));
   for (const ir::Op* c : g.constants) {
@@ -606,7 +611,7 @@ class Lowering {
             oAt = wAt + alignUp(plan->weightBytes) * plan->weightCount;
 
     std::vector<int64_t> tileShape = space.spatial ? std::vector<int64_t>{1, plan->tc, plan->th, space.width}
-                                                   : std::vector<int64_t>{plan->th, plan->tc};
+                                                   : std::vector<int64_t>{plan->th, plan->tc * space.rowElems};
     // Loads: weights (loaded once when the channels are not split, else per batch item), then the
     // activations that are not in SRAM.
     if (!g.constants.empty()) {
