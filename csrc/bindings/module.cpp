@@ -198,6 +198,9 @@ void checkSameModule(const PyModule& m, const HolderPtr& h) {
 
 }  // namespace
 
+void bindNumerics(py::module_& m);
+void bindMarch(py::module_& m);
+
 PYBIND11_MODULE(_core, mod) {
   mod.doc() = "hbdk-sim C++ core: HBIR, its text form, the verifier and the pass manager";
   mod.attr("__version__") = HBDK_VERSION;
@@ -451,4 +454,6 @@ PYBIND11_MODULE(_core, mod) {
       out.append(py::dict(py::arg("name") = p.name, py::arg("summary") = p.summary, py::arg("passes") = p.passes));
     return out;
   }, "Named pipelines and their passes.");
+  bindNumerics(mod);
+  bindMarch(mod);
 }
