@@ -35,11 +35,17 @@ inline void dotBlock(const int16_t* __restrict a, int64_t lda, const int16_t* __
     for (int64_t j = 0; j < NR; ++j) acc[i * NR + j] = c[i][j];
 }
 
+// sat32(int64(sum) + bias) without int64: the wrapped int32 sum overflowed exactly when both
+// addends share a sign the result lacks. Branch-free so that the loops over it vectorize.
+inline int32_t addSaturate(int32_t a, int32_t b) {
+  const int32_t r = static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+  const int32_t overflow = ((a ^ r) & (b ^ r)) >> 31;                // all ones on overflow
+  const int32_t limit = (a >> 31) ^ std::numeric_limits<int32_t>::max();  // INT32_MIN when a < 0
+  return (r & ~overflow) | (limit & overflow);
+}
+
 inline int32_t addBiasSaturate(int32_t sum, const int32_t* bias, int64_t i) {
-  if (!bias) return sum;
-  int64_t v = int64_t{sum} + bias[i];
-  v = std::min<int64_t>(std::max<int64_t>(v, std::numeric_limits<int32_t>::min()), std::numeric_limits<int32_t>::max());
-  return static_cast<int32_t>(v);
+  return bias ? addSaturate(sum, bias[i]) : sum;
 }
 
 // int16 rows of length `ld` (K rounded up to 8, zero tail), row count rounded up to kMR with zero
@@ -91,8 +97,14 @@ int64_t tileRows(int64_t ld, int64_t total) {
   return std::min(rows, std::max<int64_t>(total, 1));
 }
 
-// A scratch buffer per thread, reused across tasks and runs.
+// Scratch buffers per thread, reused across tasks and runs so that steady-state runs allocate
+// nothing: one for a task's tile, one for a whole run's transposed input (the calling thread's).
 int16_t* scratch(size_t n) {
+  thread_local std::vector<int16_t> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+int16_t* runScratch(size_t n) {
   thread_local std::vector<int16_t> buf;
   if (buf.size() < n) buf.resize(n);
   return buf.data();
@@ -176,11 +188,13 @@ class ConvGemmKernel : public OptimizedKernel {
     // NHWC channel stride: padded to the K row length in the direct case so rows are B rows.
     const int64_t cs = direct_ ? ld : g.cin;
     const int64_t hp = g.hp(), wp = g.wp();
-    std::vector<int16_t> nhwc(static_cast<size_t>(g.n * hp * wp * cs), 0);
+    const size_t nhwcSize = static_cast<size_t>(g.n * hp * wp * cs);
+    int16_t* nhwc = runScratch(nhwcSize);
+    std::fill(nhwc, nhwc + nhwcSize, int16_t{0});
     const int8_t* x = in[0]->data<int8_t>();
     pool.parallelFor(g.n * g.h, [&](int64_t t) {
       int64_t n = t / g.h, iy = t % g.h;
-      int16_t* dst = nhwc.data() + ((n * hp + iy + g.padT) * wp + g.padL) * cs;
+      int16_t* dst = nhwc + ((n * hp + iy + g.padT) * wp + g.padL) * cs;
       const int8_t* src = x + (n * g.cin * g.h + iy) * g.w;
       for (int64_t c = 0; c < g.cin; ++c)
         for (int64_t ix = 0; ix < g.w; ++ix) dst[ix * cs + c] = src[c * g.h * g.w + ix];
@@ -201,7 +215,7 @@ class ConvGemmKernel : public OptimizedKernel {
       t /= tiles;
       int64_t grp = t % g.groups, n = t / g.groups;
       int64_t p0 = tl * tile, nb = std::min(tile, pixels - p0);
-      const int16_t* plane = nhwc.data() + n * hp * wp * cs;
+      const int16_t* plane = nhwc + n * hp * wp * cs;
       const int16_t* b;
       if (direct_) {
         b = plane + p0 * cs;
@@ -259,15 +273,19 @@ class ConvGemmKernel : public OptimizedKernel {
   std::vector<int32_t> bias_;       // empty when absent or not a constant
 };
 
-// Depthwise conv (one input channel per group): per output channel, a zero-padded int16 copy of
-// its input plane split into `stride_w` column phases, so every tap is a contiguous
-// multiply-accumulate over an output row.
+// Depthwise conv (one input channel per group). The zero-padded input plane is split into
+// stride_h x stride_w phase planes of row width P; then output (oy, ox) of tap (ky, kx) reads
+// its phase plane at (oy * P + ox) + a constant offset, so each tap is one long contiguous
+// multiply-accumulate over a "wide" OH x P output grid whose extra columns are dropped at the end.
 class DepthwiseKernel : public OptimizedKernel {
  public:
   DepthwiseKernel(const ir::Op& op, const Tensor* weight, const Tensor* bias)
       : g_(convGeometry(op)), outType_(op.result()->type), hasBias_(op.numOperands() > 2) {
     if (weight) weights_ = widen(*weight);
     if (bias) bias_ = biasValues(bias);
+    pw_ = ceilDiv(g_.wp(), g_.sw);
+    // Rows any tap reads, plus one: the wide grid's last row runs past its plane row.
+    hq_ = g_.oh + (g_.kh - 1) * g_.dh / g_.sh + 1;
   }
 
   std::vector<Tensor> run(const std::vector<const Tensor*>& in, ThreadPool& pool) const override {
@@ -277,41 +295,46 @@ class DepthwiseKernel : public OptimizedKernel {
     const std::vector<int32_t>& bias = (hasBias_ && bias_.empty()) ? (biasNow = biasValues(in[2])) : bias_;
 
     const ConvGeometry& g = g_;
-    const int64_t hp = g.hp(), wp = g.wp();
-    const int64_t phaseW = ceilDiv(wp, g.sw);
-    const int64_t multiplier = g.coutG();
+    const int64_t pw = pw_, hq = hq_, phaseSize = hq * pw, wide = g.oh * pw;
     const int8_t* x = in[0]->data<int8_t>();
     Tensor out(outType_);
     int32_t* y = out.data<int32_t>();
     pool.parallelFor(g.n * g.cout, [&](int64_t t) {
-      int64_t n = t / g.cout, co = t % g.cout, ci = co / multiplier;
-      int16_t* plane = scratch(static_cast<size_t>(hp * g.sw * phaseW + g.ow));
-      int32_t* acc = reinterpret_cast<int32_t*>(scratchAcc(static_cast<size_t>(g.ow)));
-      std::fill(plane, plane + hp * g.sw * phaseW, int16_t{0});
+      int64_t n = t / g.cout, co = t % g.cout, ci = co / g.coutG();
+      int16_t* planes = scratch(static_cast<size_t>(g.sh * g.sw * phaseSize));
+      int32_t* acc = scratchAcc(static_cast<size_t>(wide));
+      std::fill(planes, planes + g.sh * g.sw * phaseSize, int16_t{0});
       const int8_t* src = x + (n * g.cin + ci) * g.h * g.w;
       for (int64_t iy = 0; iy < g.h; ++iy) {
-        int16_t* row = plane + (iy + g.padT) * g.sw * phaseW;
-        for (int64_t ix = 0; ix < g.w; ++ix) {
-          int64_t c = ix + g.padL;
-          row[(c % g.sw) * phaseW + c / g.sw] = src[iy * g.w + ix];
+        int64_t r = iy + g.padT, ri = r / g.sh;
+        if (ri >= hq) break;
+        int16_t* rowPlanes = planes + (r % g.sh) * g.sw * phaseSize + ri * pw;
+        const int8_t* s = src + iy * g.w;
+        if (g.sw == 1) {
+          for (int64_t ix = 0; ix < g.w; ++ix) rowPlanes[g.padL + ix] = s[ix];
+          continue;
+        }
+        // Padded column c = ix + padL lands in column phase c % sw at index c / sw.
+        for (int64_t phase = 0; phase < g.sw; ++phase) {
+          int64_t first = ((phase - g.padL) % g.sw + g.sw) % g.sw;
+          int16_t* d = rowPlanes + phase * phaseSize + (first + g.padL) / g.sw;
+          for (int64_t ix = first, i = 0; ix < g.w; ix += g.sw, ++i) d[i] = s[ix];
         }
       }
+      std::fill(acc, acc + wide, 0);
       const int16_t* w = wts.data() + co * g.kh * g.kw;
-      int32_t* dst = y + (n * g.cout + co) * g.oh * g.ow;
-      for (int64_t oy = 0; oy < g.oh; ++oy) {
-        std::fill(acc, acc + g.ow, 0);
-        for (int64_t ky = 0; ky < g.kh; ++ky) {
-          const int16_t* row = plane + (oy * g.sh + ky * g.dh) * g.sw * phaseW;
-          for (int64_t kx = 0; kx < g.kw; ++kx) {
-            int64_t off = kx * g.dw;
-            const int16_t* s = row + (off % g.sw) * phaseW + off / g.sw;
-            const int32_t wv = w[ky * g.kw + kx];
-            for (int64_t ox = 0; ox < g.ow; ++ox) acc[ox] += wv * int32_t{s[ox]};
-          }
+      for (int64_t ky = 0; ky < g.kh; ++ky)
+        for (int64_t kx = 0; kx < g.kw; ++kx) {
+          int64_t offY = ky * g.dh, offX = kx * g.dw;
+          const int16_t* p = planes + ((offY % g.sh) * g.sw + offX % g.sw) * phaseSize + (offY / g.sh) * pw + offX / g.sw;
+          // |w * x| <= 2^14: the product is exact in int16 (pmullw), then widened into the sum.
+          const int16_t wv = w[ky * g.kw + kx];
+          for (int64_t o = 0; o < wide; ++o) acc[o] += static_cast<int16_t>(wv * p[o]);
         }
-        for (int64_t ox = 0; ox < g.ow; ++ox)
-          dst[oy * g.ow + ox] = addBiasSaturate(acc[ox], bias.empty() ? nullptr : bias.data(), co);
-      }
+      const int32_t b = bias.empty() ? 0 : bias[static_cast<size_t>(co)];
+      int32_t* dst = y + (n * g.cout + co) * g.oh * g.ow;
+      for (int64_t oy = 0; oy < g.oh; ++oy)
+        for (int64_t ox = 0; ox < g.ow; ++ox) dst[oy * g.ow + ox] = addSaturate(acc[oy * pw + ox], b);
     });
     std::vector<Tensor> results;
     results.push_back(std::move(out));
@@ -334,6 +357,7 @@ class DepthwiseKernel : public OptimizedKernel {
   bool hasBias_;
   std::vector<int16_t> weights_;  // [cout][KH][KW]; empty when the weight is not a constant
   std::vector<int32_t> bias_;
+  int64_t pw_ = 0, hq_ = 0;  // phase plane width and rows
 };
 
 // ---- linear and matmul ----------------------------------------------------------------------
@@ -459,6 +483,76 @@ class MatmulKernel : public OptimizedKernel {
   std::vector<PackedRows> packed_;
 };
 
+// ---- requantize -----------------------------------------------------------------------------
+
+// requantize with explicit `multiplier`/`shift`: y = sat((x * M + 2^(S-1)) >> S). The input has
+// at most 32 bits and M < 2^31, so the product plus the rounding term stays below 2^63 and
+// int64 is exact (docs/numerics.md §2 forms it in 128 bits for the general case).
+class RequantizeKernel : public OptimizedKernel {
+ public:
+  explicit RequantizeKernel(const ir::Op& op) : outType_(op.result()->type), in_(op.operand(0)->type.elem) {
+    mult_ = op.getInts("multiplier");
+    for (int64_t s : op.getInts("shift")) shift_.push_back(static_cast<int>(s));
+    const ir::Shape& shape = op.operand(0)->type.shape;
+    channels_ = 1;
+    inner_ = ir::numElements(shape);
+    if (mult_.size() > 1) {
+      int64_t axis = op.getInt("axis");
+      if (axis < 0) axis += static_cast<int64_t>(shape.size());
+      channels_ = shape[static_cast<size_t>(axis)];
+      inner_ = 1;
+      for (size_t d = static_cast<size_t>(axis) + 1; d < shape.size(); ++d) inner_ *= shape[d];
+    }
+  }
+
+  std::vector<Tensor> run(const std::vector<const Tensor*>& in, ThreadPool& pool) const override {
+    Tensor out(outType_);
+    const int64_t rows = inner_ == 0 ? 0 : out.numel() / inner_;
+    const int64_t rowsPerTask = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(inner_, 1));
+    pool.parallelFor(ceilDiv(rows, rowsPerTask), [&](int64_t t) {
+      for (int64_t r = t * rowsPerTask; r < std::min(rows, (t + 1) * rowsPerTask); ++r) {
+        size_t c = static_cast<size_t>(r % channels_);
+        switch (in_) {
+          case ElemType::SI8: rowFrom(in[0]->data<int8_t>(), r, c, out); break;
+          case ElemType::SI16: rowFrom(in[0]->data<int16_t>(), r, c, out); break;
+          default: rowFrom(in[0]->data<int32_t>(), r, c, out); break;
+        }
+      }
+    });
+    std::vector<Tensor> results;
+    results.push_back(std::move(out));
+    return results;
+  }
+
+ private:
+  template <typename In>
+  void rowFrom(const In* x, int64_t r, size_t c, Tensor& out) const {
+    switch (outType_.elem) {
+      case ElemType::SI8: row(x + r * inner_, c, out.data<int8_t>() + r * inner_); break;
+      case ElemType::SI16: row(x + r * inner_, c, out.data<int16_t>() + r * inner_); break;
+      default: row(x + r * inner_, c, out.data<int32_t>() + r * inner_); break;
+    }
+  }
+
+  template <typename In, typename Out>
+  void row(const In* x, size_t c, Out* y) const {
+    const int64_t m = mult_.size() > 1 ? mult_[c] : mult_[0];
+    const int shift = shift_.size() > 1 ? shift_[c] : shift_[0];
+    const int64_t round = shift > 0 ? int64_t{1} << (shift - 1) : 0;
+    constexpr int64_t lo = std::numeric_limits<Out>::min(), hi = std::numeric_limits<Out>::max();
+    for (int64_t i = 0; i < inner_; ++i) {
+      int64_t v = (int64_t{x[i]} * m + round) >> shift;
+      y[i] = static_cast<Out>(v < lo ? lo : v > hi ? hi : v);
+    }
+  }
+
+  ir::TensorType outType_;
+  ElemType in_;
+  std::vector<int64_t> mult_;
+  std::vector<int> shift_;
+  int64_t channels_ = 1, inner_ = 1;
+};
+
 bool allPositive(const ir::Shape& s) {
   return std::all_of(s.begin(), s.end(), [](int64_t d) { return d > 0; });
 }
@@ -466,6 +560,12 @@ bool allPositive(const ir::Shape& s) {
 }  // namespace
 
 std::unique_ptr<OptimizedKernel> makeOptimizedKernel(const ir::Op& op, const std::vector<const Tensor*>& constants) {
+  auto isSmallInt = [](const ir::Value* v) {
+    return isType(v, ElemType::SI8) || isType(v, ElemType::SI16) || isType(v, ElemType::SI32);
+  };
+  if (op.is("requantize") && !op.getInts("multiplier").empty() && isSmallInt(op.operand(0)) &&
+      isSmallInt(op.result()))
+    return std::make_unique<RequantizeKernel>(op);
   if (op.numResults() != 1 || !isType(op.result(), ElemType::SI32) || op.numOperands() < 2) return nullptr;
   if (!isType(op.operand(0), ElemType::SI8) || !isType(op.operand(1), ElemType::SI8)) return nullptr;
   for (const ir::Value* v : op.operands)
