@@ -116,5 +116,7 @@ std::unique_ptr<Pass> createFoldBnPass();
 std::unique_ptr<Pass> createLowerPass();
 std::unique_ptr<Pass> createSerializePass();
 std::unique_ptr<Pass> createCheckConstraintsPass();
+std::unique_ptr<Pass> createQuantizePass();
+std::unique_ptr<Pass> createFusePass();
 
 }  // namespace hbdk::passes

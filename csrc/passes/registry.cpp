@@ -43,7 +43,9 @@ const std::vector<PassInfo>& passRegistry() {
         infoOf(createCheckConstraintsPass),
         infoOf(createConstantFoldPass),
         infoOf(createFoldBnPass),
+        infoOf(createFusePass),
         infoOf(createLowerPass),
+        infoOf(createQuantizePass),
         infoOf(createSerializePass),
     };
     std::sort(v.begin(), v.end(), [](const PassInfo& a, const PassInfo& b) { return a.name < b.name; });
@@ -61,6 +63,20 @@ const std::vector<PipelineInfo>& pipelineRegistry() {
            "fold-bn",        // fold batch_norm into the conv/linear before it; needs the conv -> bn edge direct
            "constant-fold",  // evaluate subgraphs that only read constants (e.g. reshaped weights)
            "canonicalize",   // remove the constants and resources the folds left unused
+       }},
+      {"compile",
+       "calibrated float graph to a .hbm binary: cleanup, quantize, fuse, check the march, lower, serialize",
+       {
+           "canonicalize",       // as in "default": direct producers for the patterns below
+           "fold-bn",            // batch_norm has no integer form; fold it while the weights are f32
+           "constant-fold",      // constant subgraphs become single constants the quantizer can read
+           "canonicalize",       // drop what the folds left unused
+           "quantize",           // the integer graph: si8/si16 activations, requantize, lookup tables
+           "canonicalize",       // drop the f32 constants quantization replaced
+           "fuse",               // group conv + requantize (+ add) (+ activation) for one instruction
+           "check-constraints",  // the march's operator rules on the final integer ops and groups
+           "lower",              // instructions for the march (ctx.program)
+           "serialize",          // the .hbm bytes (ctx.binary)
        }},
   };
   return pipelines;

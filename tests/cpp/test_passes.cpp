@@ -11,6 +11,7 @@
 #include "exec/float_reference.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
+#include "march/march.h"
 #include "passes/pass.h"
 #include "testing.h"
 
@@ -387,11 +388,17 @@ std::string readFile(const std::filesystem::path& p) {
   return s.str();
 }
 
-// "// RUN: --passes a,b" -> {"a", "b"}; empty when the line is missing.
-std::vector<std::string> runLinePasses(const std::string& text) {
+// "// RUN: --passes a,b [--march NAME]" -> {"a", "b"} and NAME (a shipped march, or "");
+// empty when the line is missing.
+std::vector<std::string> runLinePasses(const std::string& text, std::string* marchName = nullptr) {
   const std::string prefix = "// RUN: --passes ";
   if (text.compare(0, prefix.size(), prefix) != 0) return {};
   std::string list = text.substr(prefix.size(), text.find('\n') - prefix.size());
+  const std::string marchFlag = " --march ";
+  if (size_t at = list.find(marchFlag); at != std::string::npos) {
+    if (marchName) *marchName = list.substr(at + marchFlag.size());
+    list.erase(at);
+  }
   std::vector<std::string> names;
   std::istringstream in(list);
   for (std::string name; std::getline(in, name, ',');) names.push_back(name);
@@ -419,7 +426,8 @@ TEST(PassTextCases) {
   CHECK(cases.size() >= 12);
   for (const fs::path& c : cases) {
     std::string text = readFile(c);
-    std::vector<std::string> names = runLinePasses(text);
+    std::string marchName;
+    std::vector<std::string> names = runLinePasses(text, &marchName);
     if (names.empty()) {
       hbdk::testing::recordFailure(c.string().c_str(), 1, "missing '// RUN: --passes ...' first line");
       continue;
@@ -430,7 +438,14 @@ TEST(PassTextCases) {
       auto m = ir::parseModule(text, c.string());
       passes::PassManager pm;
       for (const auto& n : names) pm.add(n);
-      pm.run(*m);
+      march::March target;
+      passes::PassContext ctx;
+      if (!marchName.empty()) {
+        target = march::loadMarchFile((fs::path(HBDK_SOURCE_DIR) / "python" / "hbdk_sim" / "marches" /
+                                       (marchName + ".json")).string());
+        ctx.march = &target;
+      }
+      pm.run(*m, ctx);
       std::string got = ir::printModule(*m), want = readFile(expectedPath);
       if (got != want)
         hbdk::testing::recordFailure(c.string().c_str(), 0,

@@ -1,0 +1,491 @@
+// quantize: rewrites a calibrated float graph (every f32 activation carries a per-tensor scale on
+// its type) into the integer graph of docs/numerics.md, which check-constraints, lower and the
+// bit-exact executor consume. The function signatures stay f32.
+//
+// Algorithm, per function:
+//   1. Each used f32 argument gets `quantize` to si8 at its calibration scale, first in the body;
+//      the argument keeps its name and loses the annotation, the si8 value is `<name>.q`.
+//   2. Ops in order (every earlier activation is already integer when an op is reached):
+//      - conv2d / conv_transpose2d / linear: the weight becomes si8 with one scale per output
+//        channel, s_w[c] = max|w[c]| / 127 (1.0 for an all-zero channel, whose bias then keeps
+//        the input's precision), q = sat(round_half_even(w / s_w)) in float64. The axis is 0, or
+//        1 for conv_transpose2d ([Cin, Cout/groups, kh, kw]): output channel c then uses
+//        s_w[c mod Cout/groups]. The bias becomes si32 at s_acc[c] = f32(s_in * s_w[c]).
+//        The op yields the si32 accumulator (scale s_acc on axis 1, or the last axis for linear)
+//        and a `requantize` to the annotated scale follows with multiplier/shift per channel
+//        from exec::computeRequant(s_acc[c] / s_out).
+//      - matmul: si32 at s_a * s_b, then `requantize` (one pair).
+//      - relu / relu6 / clip: integer clamps at the input's type; a `requantize` follows when
+//        the annotated scale or the target element type differs from the input's.
+//      - leaky_relu / sigmoid / tanh / exp: `lut(x, table)` with the table of exec::buildLut
+//        (docs/numerics.md §5) in the target element type.
+//      - add, sub, mul, concat, avg_pool2d, global_avg_pool2d, softmax, bilinear resize2d: the
+//        op stays; its result takes the target type and annotated scale (the op's integer
+//        semantics rescale).
+//      - data movement (split, slice, reshape, flatten, transpose, gather, point_pillar_scatter,
+//        max_pool2d, pad, nearest resize2d, topk values): the result takes the input's element
+//        type and scale; an annotation there is not needed and is dropped, since moving values
+//        cannot change their scale.
+//      The target element type is si8, or si16 where the op has `quant.dtype = "si16"`.
+//      An f32 constant read as an activation (add(x, c), ...) becomes si8 at its own
+//      annotated scale, or max|c| / 127 (per tensor) when it has none.
+//   3. Each returned integer value gets `dequantize` at the end; the f32 result takes the
+//      returned value's name and the integer value becomes `<name>.q`.
+//   4. f32 constants nobody reads any more, and their resources, are erased.
+// A constant is rewritten in place (same resource key) when it is its reader's alone, otherwise
+// copied. A missing scale is a PassError naming the value and saying to calibrate first.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "exec/float_reference.h"
+#include "exec/lut.h"
+#include "exec/requant.h"
+#include "exec/tensor.h"
+#include "passes/pass.h"
+#include "passes/pass_utils.h"
+
+namespace hbdk::passes {
+
+namespace {
+
+using ir::ElemType;
+using Ints = std::vector<int64_t>;
+
+const char* const kCalibrate =
+    "; calibrate the float model first (hbdk_sim.calibration.calibrate, or scales from the torch front end) "
+    "so that every activation carries a scale";
+
+bool isOneOf(const ir::Op& op, std::initializer_list<const char*> names) {
+  for (const char* n : names)
+    if (op.is(n)) return true;
+  return false;
+}
+
+bool isDataMovement(const ir::Op& op) {
+  if (op.is("resize2d")) return op.getString("mode") == "nearest";
+  return isOneOf(op, {"split", "slice", "reshape", "flatten", "transpose", "gather", "point_pillar_scatter",
+                      "max_pool2d", "pad", "topk"});
+}
+
+bool isWeighted(const ir::Op& op) { return op.is("conv2d") || op.is("conv_transpose2d") || op.is("linear"); }
+// The axis of a weight that holds its output channels ([Cin, Cout/groups, kh, kw] for conv_transpose2d).
+int64_t weightAxis(const ir::Op& op) { return op.is("conv_transpose2d") ? 1 : 0; }
+
+bool isF32(const ir::Value* v) { return v->type.elem == ElemType::F32; }
+
+std::string valueLabel(const ir::Value* v) { return v->name.empty() ? std::string("an unnamed value") : "'%" + v->name + "'"; }
+
+double roundHalfEven(double x) { return std::nearbyint(x); }  // the default rounding mode is to nearest, ties even
+
+int64_t saturated(double x, ElemType t) {
+  double lo = static_cast<double>(exec::minOf(t)), hi = static_cast<double>(exec::maxOf(t));
+  return static_cast<int64_t>(std::clamp(x, lo, hi));
+}
+
+ir::TensorType quantizedType(const ir::Shape& shape, ElemType elem, float scale) {
+  return ir::TensorType(shape, elem, ir::Quant{{scale}, -1});
+}
+
+class Quantizer {
+ public:
+  Quantizer(ir::Module& m, ir::Function& fn, PassStatistics& stats) : m_(m), fn_(fn), stats_(stats) {}
+
+  void run() {
+    for (auto& op : fn_.ops)
+      if (isOneOf(*op, {"quantize", "dequantize", "requantize", "lut"}))
+        throw ir::PassError(op->diag("expected a float graph but found an integer op; quantize runs once, on the "
+                                     "calibrated float model"));
+    quantizeArguments();
+    std::vector<ir::Op*> snapshot;
+    for (auto& op : fn_.ops) snapshot.push_back(op.get());
+    for (ir::Op* op : snapshot)
+      if (!op->is("constant") && !startOps_.count(op)) rewrite(op);
+    dequantizeReturns();
+    // Each once: erasing a constant frees its result.
+    std::sort(oldConstants_.begin(), oldConstants_.end());
+    oldConstants_.erase(std::unique(oldConstants_.begin(), oldConstants_.end()), oldConstants_.end());
+    for (ir::Value* v : oldConstants_) eraseConstantIfDead(m_, fn_, v);
+  }
+
+ private:
+  // ---- scales and types ----
+
+  float scaleOf(const ir::Op& op, const ir::Value* v) const {
+    if (!v->type.quant || !v->type.quant->perTensor())
+      throw ir::PassError(op.diag("result " + valueLabel(v) + " (" + v->type.str() + ") has no calibration scale" +
+                                  kCalibrate));
+    return v->type.quant->scales[0];
+  }
+
+  static ElemType targetElem(const ir::Op& op) {
+    if (!op.hasAttr("quant.dtype")) return ElemType::SI8;
+    const ir::Attribute& a = op.attr("quant.dtype");
+    if (a.kind() == ir::AttrKind::String && (a.asString() == "si8" || a.asString() == "si16"))
+      return a.asString() == "si8" ? ElemType::SI8 : ElemType::SI16;
+    throw ir::PassError(op.diag("expected quant.dtype = \"si8\" or \"si16\" but got " + a.str()));
+  }
+
+  // The operand as an integer activation with a per-tensor scale (f32 constants are quantized).
+  ir::Value* activation(ir::Op* op, size_t i) {
+    ir::Value* v = op->operand(i);
+    if (isF32(v) && definingConstant(v)) {
+      v = quantizedActivationConstant(op, v);
+      op->operands[i] = v;
+    }
+    const ir::TensorType& t = v->type;
+    if ((t.elem != ElemType::SI8 && t.elem != ElemType::SI16) || !t.quant || !t.quant->perTensor())
+      throw ir::PassError(op->diag("operand #" + std::to_string(i) + " (" + valueLabel(v) +
+                                   "): expected an si8 or si16 activation with one scale but got " + t.str()));
+    return v;
+  }
+
+  static Ints requantAttr(const std::vector<exec::Requant>& r, bool shifts) {
+    Ints out;
+    for (const exec::Requant& x : r) out.push_back(shifts ? x.shift : x.multiplier);
+    return out;
+  }
+
+  static exec::Requant requantFor(const ir::Op& op, double ratio) {
+    try {
+      return exec::computeRequant(ratio);
+    } catch (const ir::Error& e) {
+      throw ir::PassError(op.diag(std::string("cannot requantize: ") + e.what()));
+    }
+  }
+
+  // ---- constants ----
+
+  // Gives `op` operand `index` a constant of type `t` holding `bytes`: in place when every reader
+  // of the old constant wants this same content (`sharedBy`) and no other constant shares its
+  // resource, otherwise as a new constant before `op`.
+  template <typename Pred>
+  ir::Value* storeConstant(ir::Op* op, size_t index, ir::TensorType t, ir::Blob bytes, Pred sharedBy) {
+    ir::Value* old = op->operand(index);
+    ir::Op* c = definingConstant(old);
+    const std::string key = c->attr("value").asResource().key;
+    bool shared = true;
+    for (const auto& [user, i] : fn_.uses(old)) shared = shared && user && sharedBy(*user, i);
+    if (shared && constantsReferencing(key) == 1) {
+      m_.setResource(key, std::move(bytes));
+      old->type = std::move(t);
+      return old;
+    }
+    ir::Op* fresh = m_.createConstant(&fn_, key, std::move(t), std::move(bytes), c->loc, op);
+    fresh->result()->name = fresh->attr("value").asResource().key;
+    op->operands[index] = fresh->result();
+    oldConstants_.push_back(old);
+    return fresh->result();
+  }
+
+  int64_t constantsReferencing(const std::string& key) const {
+    int64_t n = 0;
+    for (const auto& f : m_.functions)
+      for (const auto& o : f->ops)
+        if (o->is("constant") && o->attr("value").asResource().key == key) ++n;
+    return n;
+  }
+
+  static ir::Blob integerBlob(const ir::TensorType& t, const Ints& values) {
+    exec::Tensor out(t);
+    for (size_t i = 0; i < values.size(); ++i) out.setInt(i, values[i]);
+    return out.bytes;
+  }
+
+  ir::Value* quantizedActivationConstant(ir::Op* user, ir::Value* v) {
+    if (auto it = activationConstants_.find(v); it != activationConstants_.end()) return it->second;
+    exec::FloatTensor data = exec::constantValue(m_, *v->owner);
+    float scale = 0;
+    if (v->type.quant) {
+      scale = v->type.quant->scales[0];
+    } else {
+      double amax = 0;
+      for (float x : data.data) amax = std::max(amax, std::fabs(static_cast<double>(x)));
+      scale = channelScale(amax);
+    }
+    Ints q;
+    for (float x : data.data) q.push_back(saturated(roundHalfEven(x / static_cast<double>(scale)), ElemType::SI8));
+    ir::TensorType t = quantizedType(v->type.shape, ElemType::SI8, scale);
+    ir::Blob bytes = integerBlob(t, q);
+    size_t index = 0;
+    while (user->operand(index) != v) ++index;
+    // Every reader but a weight or bias reads the same per-tensor quantization.
+    ir::Value* out = storeConstant(user, index, std::move(t), std::move(bytes),
+                                   [](const ir::Op& o, unsigned i) { return !(isWeighted(o) && i > 0); });
+    activationConstants_[v] = out;
+    ++stats_["constants"];
+    return out;
+  }
+
+  // max|x| / 127 as an f32 scale; 1.0 for an all-zero (or denormal) range, which any scale
+  // represents exactly.
+  static float channelScale(double amax) {
+    float s = static_cast<float>(amax / 127.0);
+    return std::isfinite(s) && s >= std::numeric_limits<float>::min() ? s : 1.0f;
+  }
+
+  // ---- the function boundary ----
+
+  void quantizeArguments() {
+    const ir::Op* first = fn_.ops.empty() ? nullptr : fn_.ops.front().get();
+    for (auto& argPtr : fn_.args) {
+      ir::Value* arg = argPtr.get();
+      if (!isF32(arg)) continue;
+      std::optional<ir::Quant> quant = arg->type.quant;
+      arg->type.quant.reset();  // the signature stays plain f32
+      if (!fn_.hasUses(arg)) continue;
+      if (!quant)
+        throw ir::PassError("error: function @" + fn_.name + ": argument " + valueLabel(arg) + " (" +
+                            ir::TensorType(arg->type.shape, ElemType::F32).str() + ") has no calibration scale" +
+                            kCalibrate);
+      ir::Op* q = m_.createOp(&fn_, "quantize", {arg}, {},
+                              {quantizedType(arg->type.shape, ElemType::SI8, quant->scales[0])}, {}, first);
+      q->result()->name = arg->name.empty() ? "" : arg->name + ".q";
+      fn_.replaceAllUsesWith(arg, q->result());
+      q->operands[0] = arg;
+      startOps_.insert(q);
+      ++stats_["inputs"];
+    }
+  }
+
+  void dequantizeReturns() {
+    std::map<ir::Value*, ir::Value*> done;
+    for (ir::Value*& r : fn_.returns) {
+      if (!ir::isInteger(r->type.elem) || !r->type.quant) continue;
+      if (!done.count(r)) {
+        ir::Op* d = m_.createOp(&fn_, "dequantize", {r}, {}, {}, {});
+        d->result()->name = r->name;
+        if (!r->name.empty()) r->name += ".q";
+        done[r] = d->result();
+        ++stats_["outputs"];
+      }
+      r = done[r];
+    }
+  }
+
+  // ---- ops ----
+
+  // Inserts `requantize(v)` to (elem, scale) right after v's op and moves every other use of `v`
+  // to it; the new value takes v's name and v becomes `<name><suffix>`.
+  ir::Value* requantizeAfter(ir::Op* op, ir::Value* v, ElemType elem, float scale, const std::vector<exec::Requant>& r,
+                             int64_t axis, const char* suffix) {
+    size_t at = fn_.indexOf(op) + 1;
+    const ir::Op* before = at < fn_.ops.size() ? fn_.ops[at].get() : nullptr;
+    ir::AttrList attrs{{"multiplier", requantAttr(r, false)}, {"shift", requantAttr(r, true)}, {"axis", axis}};
+    ir::Op* rq = m_.createOp(&fn_, "requantize", {v}, std::move(attrs), {quantizedType(v->type.shape, elem, scale)},
+                             op->loc, before);
+    fn_.replaceAllUsesWith(v, rq->result());
+    rq->operands[0] = v;
+    rq->result()->name = v->name;
+    if (!v->name.empty()) v->name += suffix;
+    ++stats_["requantize"];
+    return rq->result();
+  }
+
+  void rewrite(ir::Op* op) {
+    if (op->is("batch_norm"))
+      throw ir::PassError(op->diag("batch_norm has no integer form; run fold-bn before quantize"));
+    bool touchesF32 = false;
+    for (ir::Value* v : op->operands) touchesF32 = touchesF32 || isF32(v);
+    for (auto& r : op->results) touchesF32 = touchesF32 || isF32(r.get());
+    if (!touchesF32) return;
+
+    if (isWeighted(*op))
+      rewriteWeighted(op);
+    else if (op->is("matmul"))
+      rewriteMatmul(op);
+    else if (isOneOf(*op, {"relu", "relu6", "clip"}))
+      rewriteClamp(op);
+    else if (exec::parseLutFunction(op->name()))
+      rewriteLut(op);
+    else if (isDataMovement(*op))
+      rewriteDataMovement(op);
+    else if (op->is("argmax"))
+      activation(op, 0);
+    else
+      rewriteRescaling(op);
+  }
+
+  void rewriteWeighted(ir::Op* op) {
+    float sIn = activation(op, 0)->type.quant->scales[0];
+    ir::Value* result = op->result();
+    float sOut = scaleOf(*op, result);
+    ElemType target = targetElem(*op);
+    const std::vector<float>& sw = quantizedWeight(op)->type.quant->scales;
+    int64_t channels = static_cast<int64_t>(sw.size());
+
+    // Accumulator scales per output channel.
+    int64_t accAxis = op->is("linear") ? result->type.rank() - 1 : 1;
+    int64_t cout = result->type.shape[static_cast<size_t>(accAxis)];
+    std::vector<float> sAcc(static_cast<size_t>(cout));
+    for (int64_t c = 0; c < cout; ++c) {
+      sAcc[c] = static_cast<float>(static_cast<double>(sIn) * sw[static_cast<size_t>(c % channels)]);
+      if (!(sAcc[c] >= std::numeric_limits<float>::min()))
+        throw ir::PassError(op->diag("accumulator scale of channel " + std::to_string(c) + " underflows in f32 (" +
+                                     ir::formatFloat(sIn) + " * " + ir::formatFloat(sw[c % channels]) + ")"));
+    }
+
+    if (op->numOperands() > 2) {
+      ir::Value* b = op->operand(2);
+      if (!definingConstant(b) || !isF32(b))
+        throw ir::PassError(op->diag("the bias must be an f32 constant but got " + valueLabel(b) + " (" +
+                                     b->type.str() + ")"));
+      exec::FloatTensor bias = exec::constantValue(m_, *b->owner);
+      Ints bq(bias.data.size());
+      for (size_t c = 0; c < bias.data.size(); ++c)
+        bq[c] = saturated(roundHalfEven(bias.data[c] / static_cast<double>(sAcc[c])), ElemType::SI32);
+      ir::TensorType bt(bias.shape, ElemType::SI32, ir::Quant{sAcc, 0});
+      ir::Blob bBytes = integerBlob(bt, bq);
+      storeConstant(op, 2, std::move(bt), std::move(bBytes), [&](const ir::Op& o, unsigned) { return &o == op; });
+      ++stats_["biases"];
+    }
+
+    result->type = ir::TensorType(result->type.shape, ElemType::SI32, ir::Quant{sAcc, accAxis});
+    std::vector<exec::Requant> r;
+    for (float s : sAcc) r.push_back(requantFor(*op, static_cast<double>(s) / sOut));
+    requantizeAfter(op, result, target, sOut, r, accAxis, ".acc");
+  }
+
+  // Quantizes operand 1 of a conv/linear per output channel, once per constant: readers that share
+  // a weight share its quantization, which does not depend on their inputs.
+  ir::Value* quantizedWeight(ir::Op* op) {
+    ir::Value* old = op->operand(1);
+    if (auto it = weights_.find(old); it != weights_.end()) return op->operands[1] = it->second;
+    ir::Op* weightOp = definingConstant(old);
+    if (!weightOp || !isF32(old))
+      throw ir::PassError(op->diag("the weight must be an f32 constant but got " + valueLabel(old) + " (" +
+                                   old->type.str() + ")"));
+    exec::FloatTensor w = exec::constantValue(m_, *weightOp);
+    const ir::Shape& ws = w.shape;
+    int64_t wAxis = weightAxis(*op);
+    int64_t inner = 1;
+    for (size_t d = static_cast<size_t>(wAxis) + 1; d < ws.size(); ++d) inner *= ws[d];
+    int64_t channels = ws[static_cast<size_t>(wAxis)];
+    auto channelOf = [&](size_t e) { return static_cast<size_t>(static_cast<int64_t>(e) / inner % channels); };
+    std::vector<double> amax(static_cast<size_t>(channels), 0.0);
+    for (size_t e = 0; e < w.data.size(); ++e)
+      amax[channelOf(e)] = std::max(amax[channelOf(e)], std::fabs(static_cast<double>(w.data[e])));
+    std::vector<float> sw;
+    for (double a : amax) sw.push_back(channelScale(a));
+    Ints wq(w.data.size());
+    for (size_t e = 0; e < w.data.size(); ++e)
+      wq[e] = saturated(roundHalfEven(w.data[e] / static_cast<double>(sw[channelOf(e)])), ElemType::SI8);
+    ir::TensorType wt(ws, ElemType::SI8, ir::Quant{sw, wAxis});
+    ir::Blob bytes = integerBlob(wt, wq);
+    ir::Value* out = storeConstant(op, 1, std::move(wt), std::move(bytes), [&](const ir::Op& o, unsigned i) {
+      return isWeighted(o) && i == 1 && weightAxis(o) == wAxis;
+    });
+    weights_[old] = out;
+    ++stats_["weights"];
+    return out;
+  }
+
+  void rewriteMatmul(ir::Op* op) {
+    float sa = activation(op, 0)->type.quant->scales[0];
+    float sb = activation(op, 1)->type.quant->scales[0];
+    ir::Value* result = op->result();
+    float sOut = scaleOf(*op, result);
+    float sAcc = static_cast<float>(static_cast<double>(sa) * sb);
+    if (!(sAcc >= std::numeric_limits<float>::min()))
+      throw ir::PassError(op->diag("accumulator scale underflows in f32 (" + ir::formatFloat(sa) + " * " +
+                                   ir::formatFloat(sb) + ")"));
+    result->type = quantizedType(result->type.shape, ElemType::SI32, sAcc);
+    requantizeAfter(op, result, targetElem(*op), sOut, {requantFor(*op, static_cast<double>(sAcc) / sOut)},
+                    result->type.rank() - 1, ".acc");
+  }
+
+  void rewriteClamp(ir::Op* op) {
+    const ir::TensorType& in = activation(op, 0)->type;
+    ir::Value* result = op->result();
+    float sOut = scaleOf(*op, result);
+    ElemType target = targetElem(*op);
+    result->type = in;
+    ++stats_["integer_ops"];
+    float sIn = in.quant->scales[0];
+    if (sIn == sOut && target == in.elem) return;
+    requantizeAfter(op, result, target, sOut, {requantFor(*op, static_cast<double>(sIn) / sOut)}, 1, ".clamped");
+  }
+
+  void rewriteLut(ir::Op* op) {
+    const ir::TensorType in = activation(op, 0)->type;
+    ir::Value* result = op->result();
+    float sOut = scaleOf(*op, result);
+    ElemType target = targetElem(*op);
+    exec::LutFunction f = *exec::parseLutFunction(op->name());
+    double alpha = op->is("leaky_relu") ? op->getFloat("alpha") : 0.01;
+    Ints table;
+    try {
+      table = exec::buildLut(f, in.elem, in.quant->scales[0], target, sOut, alpha);
+    } catch (const ir::Error& e) {
+      throw ir::PassError(op->diag(std::string("cannot build the lookup table: ") + e.what()));
+    }
+    ir::TensorType tt({static_cast<int64_t>(table.size())}, target);
+    std::string hint = (op->loc.name.empty() ? std::string(op->name()) : op->loc.name) + ".table";
+    ir::Op* c = m_.createConstant(&fn_, hint, tt, integerBlob(tt, table), op->loc, op);
+    c->result()->name = c->attr("value").asResource().key;
+    ir::AttrList attrs;
+    for (const auto& [k, v] : op->attrs)
+      if (ir::isDiscardableAttr(k)) attrs.emplace_back(k, v);
+    ir::Op* lut = m_.createOp(&fn_, "lut", {op->operand(0), c->result()}, std::move(attrs),
+                              {quantizedType(result->type.shape, target, sOut)}, op->loc, op);
+    lut->result()->name = result->name;
+    fn_.replaceAllUsesWith(result, lut->result());
+    fn_.erase(op);
+    ++stats_["lut"];
+  }
+
+  void rewriteDataMovement(ir::Op* op) {
+    const ir::TensorType in = activation(op, 0)->type;
+    for (size_t i = 1; i < op->numOperands(); ++i)
+      if (isF32(op->operand(i))) activation(op, i);
+    size_t moved = op->is("topk") ? 1 : op->numResults();  // topk's indices stay si32
+    for (size_t i = 0; i < moved; ++i) {
+      ir::Value* r = op->result(i);
+      r->type = ir::TensorType(r->type.shape, in.elem, in.quant);
+    }
+    ++stats_["integer_ops"];
+  }
+
+  void rewriteRescaling(ir::Op* op) {
+    for (size_t i = 0; i < op->numOperands(); ++i) activation(op, i);
+    ElemType target = targetElem(*op);
+    for (auto& r : op->results) {
+      float s = scaleOf(*op, r.get());
+      r->type = quantizedType(r->type.shape, target, s);
+    }
+    ++stats_["integer_ops"];
+  }
+
+  ir::Module& m_;
+  ir::Function& fn_;
+  PassStatistics& stats_;
+  std::set<const ir::Op*> startOps_;
+  std::map<const ir::Value*, ir::Value*> activationConstants_;
+  std::map<const ir::Value*, ir::Value*> weights_;
+  std::vector<ir::Value*> oldConstants_;
+};
+
+class QuantizePass : public Pass {
+ public:
+  const char* name() const override { return "quantize"; }
+  const char* summary() const override {
+    return "rewrite a calibrated float graph into integers: si8/si16 activations, per-channel si8 weights, "
+           "requantize, lookup tables";
+  }
+
+  PassStatistics run(ir::Module& m, PassContext&) override {
+    PassStatistics stats{{"inputs", 0}, {"outputs", 0}, {"weights", 0}, {"biases", 0}, {"constants", 0},
+                         {"requantize", 0}, {"lut", 0}, {"integer_ops", 0}};
+    for (auto& fn : m.functions) Quantizer(m, *fn, stats).run();
+    return stats;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> createQuantizePass() { return std::make_unique<QuantizePass>(); }
+
+}  // namespace hbdk::passes
