@@ -238,13 +238,13 @@ AttrList completeAttrs(const OpDef& def, AttrList given, const Location& loc) {
            attrKindName(v.kind()) + " " + v.str());
     out.emplace_back(a.name, std::move(v));
   }
-  for (size_t i = 0; i < given.size(); ++i) {
-    if (!isDiscardableAttr(given[i].first)) continue;
-    if (!isAttrName(given[i].first))
-      fail("attribute name '" + given[i].first + "' is not an identifier ([A-Za-z_][A-Za-z0-9_.$-]*)");
-    for (size_t j = 0; j < i; ++j)
-      if (given[j].first == given[i].first) fail("attribute '" + given[i].first + "' given more than once");
-    out.push_back(std::move(given[i]));
+  size_t tableCount = out.size();
+  for (auto& [k, v] : given) {
+    if (!isDiscardableAttr(k)) continue;
+    if (!isAttrName(k)) fail("attribute name '" + k + "' is not an identifier ([A-Za-z_][A-Za-z0-9_.$-]*)");
+    for (size_t j = tableCount; j < out.size(); ++j)
+      if (out[j].first == k) fail("attribute '" + k + "' given more than once");
+    out.emplace_back(k, std::move(v));
   }
   return out;
 }
