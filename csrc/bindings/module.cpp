@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "bindings/handles.h"
 #include "ir/ir.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
@@ -20,45 +21,12 @@ namespace passes = hbdk::passes;
 
 namespace {
 
-struct ModuleHolder {
-  std::unique_ptr<Module> module;
-  uint64_t generation = 0;
-};
-using HolderPtr = std::shared_ptr<ModuleHolder>;
-
-class PyModule;
-
-// A reference to an object owned by a module; valid until the module is transformed.
-template <typename T>
-struct Handle {
-  HolderPtr holder;
-  T* ptr;
-  uint64_t generation;
-
-  T* get() const {
-    if (generation != holder->generation)
-      throw py::value_error("stale handle: the module was transformed by a pass since this object was "
-                            "obtained; walk the module again");
-    return ptr;
-  }
-};
-using PyFunction = Handle<Function>;
-using PyOp = Handle<Op>;
-using PyValue = Handle<Value>;
-
-template <typename T>
-Handle<T> handle(const HolderPtr& h, T* p) {
-  return Handle<T>{h, p, h->generation};
-}
-
-class PyModule {
- public:
-  HolderPtr holder;
-  explicit PyModule(std::unique_ptr<Module> m) : holder(std::make_shared<ModuleHolder>()) {
-    holder->module = std::move(m);
-  }
-  Module& m() const { return *holder->module; }
-};
+using hbdk::bindings::handle;
+using hbdk::bindings::HolderPtr;
+using hbdk::bindings::PyModule;
+using PyFunction = hbdk::bindings::Handle<Function>;
+using PyOp = hbdk::bindings::Handle<Op>;
+using PyValue = hbdk::bindings::Handle<Value>;
 
 // ---- numpy <-> element types ------------------------------------------------------------------
 
@@ -200,6 +168,8 @@ void checkSameModule(const PyModule& m, const HolderPtr& h) {
 
 void bindNumerics(py::module_& m);
 void bindMarch(py::module_& m);
+void bindExec(py::module_& m);
+void bindHbm(py::module_& m);
 
 PYBIND11_MODULE(_core, mod) {
   mod.doc() = "hbdk-sim C++ core: HBIR, its text form, the verifier and the pass manager";
@@ -456,4 +426,6 @@ PYBIND11_MODULE(_core, mod) {
   }, "Named pipelines and their passes.");
   bindNumerics(mod);
   bindMarch(mod);
+  bindExec(mod);
+  bindHbm(mod);
 }
