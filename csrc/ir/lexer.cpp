@@ -249,8 +249,15 @@ Token Lexer::lexString(size_t pos) {
     } else if (c < 0x20 || c == 0x7F) {
       fail(p, "unexpected " + describeByte(p) + " in string");
     } else {
-      t.str += static_cast<char>(c);
-      ++p;
+      // Plain printable ASCII runs (all of a resource's hex payload) are appended in one go.
+      size_t run = p + 1;
+      while (run < src_.size()) {
+        auto r = static_cast<unsigned char>(src_[run]);
+        if (r < 0x20 || r >= 0x7F || r == '"' || r == '\\') break;
+        ++run;
+      }
+      t.str.append(src_.data() + p, run - p);
+      p = run;
     }
   }
   t.end = p + 1;

@@ -2,6 +2,7 @@
 // Syntax and names are checked while reading (ParseError at the offending token); once the
 // resource section is read too, the whole module is verified (VerifyError at the op's position).
 #include <algorithm>
+#include <array>
 #include <cfloat>
 #include <cmath>
 #include <unordered_map>
@@ -456,16 +457,24 @@ class Parser {
       failAt(t.pos, "hex string has an odd number of digits (" + std::to_string(s.size() - 2) + ")");
     // Positions inside the token are exact unless the string used escapes, which hex never needs.
     bool exact = t.end - t.pos == s.size() + 2;
-    auto nibble = [&](size_t i) -> uint8_t {
-      char c = s[i];
-      if (c >= '0' && c <= '9') return static_cast<uint8_t>(c - '0');
-      if (c >= 'A' && c <= 'F') return static_cast<uint8_t>(c - 'A' + 10);
-      if (c >= 'a' && c <= 'f') return static_cast<uint8_t>(c - 'a' + 10);
-      failAt(exact ? t.pos + 1 + i : t.pos, "invalid hex digit in resource data");
-    };
+    // One table lookup per digit; 0xFF marks a byte that is not a hex digit.
+    static const std::array<uint8_t, 256> kNibble = [] {
+      std::array<uint8_t, 256> t{};
+      t.fill(0xFF);
+      for (int i = 0; i < 10; ++i) t['0' + i] = static_cast<uint8_t>(i);
+      for (int i = 0; i < 6; ++i) t['A' + i] = t['a' + i] = static_cast<uint8_t>(10 + i);
+      return t;
+    }();
     Blob b((s.size() - 2) / 2);
-    for (size_t i = 0; i < b.size(); ++i)
-      b[i] = static_cast<uint8_t>(nibble(2 + 2 * i) << 4 | nibble(3 + 2 * i));
+    const auto* digits = reinterpret_cast<const unsigned char*>(s.data()) + 2;
+    for (size_t i = 0; i < b.size(); ++i) {
+      uint8_t hi = kNibble[digits[2 * i]], lo = kNibble[digits[2 * i + 1]];
+      if (hi > 15 || lo > 15) {
+        size_t bad = 2 + 2 * i + (hi > 15 ? 0 : 1);
+        failAt(exact ? t.pos + 1 + bad : t.pos, "invalid hex digit in resource data");
+      }
+      b[i] = static_cast<uint8_t>(hi << 4 | lo);
+    }
     return b;
   }
 

@@ -87,9 +87,11 @@ class ModulePrinter {
       for (const auto& [key, blob] : m_.resources()) {
         out_ += "  " + resourceKeys_.at(key) + " = \"0x";
         static const char kHex[] = "0123456789ABCDEF";
+        size_t at = out_.size();
+        out_.resize(at + 2 * blob.size());
         for (uint8_t b : blob) {
-          out_ += kHex[b >> 4];
-          out_ += kHex[b & 15];
+          out_[at++] = kHex[b >> 4];
+          out_[at++] = kHex[b & 15];
         }
         out_ += "\"\n";
       }
