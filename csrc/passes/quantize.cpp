@@ -77,11 +77,15 @@ int64_t weightAxis(const ir::Op& op) { return op.is("conv_transpose2d") ? 1 : 0;
 
 bool isF32(const ir::Value* v) { return v->type.elem == ElemType::F32; }
 
-std::string valueLabel(const ir::Value* v) { return v->name.empty() ? std::string("an unnamed value") : "'%" + v->name + "'"; }
+std::string valueLabel(const ir::Value* v) {
+  return v->name.empty() ? std::string("an unnamed value") : "'%" + v->name + "'";
+}
 
 double roundHalfEven(double x) { return std::nearbyint(x); }  // the default rounding mode is to nearest, ties even
 
+// NaN becomes 0, as in `quantize` (docs/numerics.md §3).
 int64_t saturated(double x, ElemType t) {
+  if (std::isnan(x)) return 0;
   double lo = static_cast<double>(exec::minOf(t)), hi = static_cast<double>(exec::maxOf(t));
   return static_cast<int64_t>(std::clamp(x, lo, hi));
 }

@@ -277,7 +277,8 @@ TEST(PassRegistryListsPassesSorted) {
     CHECK(!p.summary.empty());
     CHECK_EQ(std::string(p.create()->name()), p.name);
   }
-  CHECK(names == (std::vector<std::string>{"canonicalize", "constant-fold", "fold-bn"}));
+  CHECK(names == (std::vector<std::string>{"canonicalize", "check-constraints", "constant-fold", "fold-bn", "fuse",
+                                           "lower", "quantize", "serialize"}));
 }
 
 TEST(PassUnknownNameSuggestsClosest) {

@@ -112,7 +112,8 @@ TEST(QuantizeNeedsCalibrationScales) {
       "module @m {\n  func @main(%x: tensor<1x4xf32>) -> (tensor<1x4xf32, scale=0.1>) {\n"
       "    %y = relu(%x) : tensor<1x4xf32, scale=0.1>\n    return %y\n  }\n}\n";
   CHECK_THROWS(ir::PassError, quantized(noArgScale),
-               "function @main: argument '%x' (tensor<1x4xf32>) has no calibration scale; calibrate the float model first");
+               "function @main: argument '%x' (tensor<1x4xf32>) has no calibration scale; "
+               "calibrate the float model first");
   const char* noResultScale =
       "module @m {\n  func @main(%x: tensor<1x4xf32, scale=0.1>) -> (tensor<1x4xf32>) {\n"
       "    %y = sigmoid(%x) : tensor<1x4xf32> loc(\"act\")\n    return %y\n  }\n}\n";
@@ -136,7 +137,8 @@ TEST(QuantizeRejectsWhatHasNoIntegerForm) {
                               "tensor<1x2x2x2xf32, scale=0.1>")),
                "the weight must be an f32 constant but got '%w.q' (tensor<2x2x1x1xsi8, scale=0.1>)");
   CHECK_THROWS(ir::PassError,
-               quantized(wrap("    %y = relu(%x) {quant.dtype = \"si32\"} : tensor<1x2x2x2xf32, scale=0.1>\n    return %y\n",
+               quantized(wrap("    %y = relu(%x) {quant.dtype = \"si32\"} : tensor<1x2x2x2xf32, scale=0.1>\n"
+                              "    return %y\n",
                               "tensor<1x2x2x2xf32, scale=0.1>")),
                "expected quant.dtype = \"si8\" or \"si16\" but got \"si32\"");
   const char* bn =
