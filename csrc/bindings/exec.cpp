@@ -92,7 +92,7 @@ class PyExecutor {
   }
 
   // numpy arrays (or anything numpy turns into one) -> tensors of the arguments' declared types.
-  // Floats convert to f32 from any float dtype; integers only from dtypes that cast safely.
+  // f32 takes any float dtype (float64 is rounded); integers only dtypes that cast safely.
   std::vector<exec::Tensor> convert(const py::sequence& args) const {
     const ir::Function& fn = live();
     if (py::isinstance<py::array>(args))
@@ -110,8 +110,10 @@ class PyExecutor {
       if (!a) throw py::type_error(what + " expects an array but got " + std::string(py::repr(args[i])));
       py::dtype want = dtypeOf(arg.type.elem);
       if (!a.dtype().equal(want)) {
-        const char* casting = arg.type.elem == ir::ElemType::F32 ? "same_kind" : "safe";
-        if (!np.attr("can_cast")(a.dtype(), want, casting).cast<bool>())
+        bool convertible = arg.type.elem == ir::ElemType::F32
+                               ? a.dtype().kind() == 'f'
+                               : np.attr("can_cast")(a.dtype(), want, "safe").cast<bool>();
+        if (!convertible)
           throw py::type_error(what + " expects " + std::string(py::str(want)) + " data (" +
                                ir::elemTypeName(arg.type.elem) + ") but got " + std::string(py::str(a.dtype())));
         a = a.attr("astype")(want);
