@@ -370,7 +370,7 @@ const std::vector<Field<March>>& marchFields() {
          if (!ok) c.expected("a name of letters, digits, '_' and '-'");
          m.name = n;
        }},
-      {"description", "string", true, "one line shown in `hbdk-sim marches` and docs/marches.md",
+      {"description", "string", true, "one line on what the target is, shown in docs/marches.md and reports",
        [](March& m, const Cursor& c) { m.description = c.string(); }},
       {"clock_mhz", "positive number", true, "core clock in MHz",
        [](March& m, const Cursor& c) { m.clockMHz = c.positiveNumber(); }},

@@ -1,5 +1,6 @@
 """Documents derived from the code: docs/ops.md from the C++ op table, docs/passes.md from the
-pass registry and the named pipelines.
+pass registry and the named pipelines, docs/marches.md from the march schema, the constraint rules
+and the shipped march files.
 
     python -m hbdk_sim.docgen --write   # regenerate docs/ (from the repository root)
     python -m hbdk_sim.docgen --check   # exit 1 if a document is stale
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from hbdk_sim import _core
+from hbdk_sim.march import list_marches, load_march, supported_ops_report
 
 HEADER = """# HBIR ops
 
@@ -66,7 +68,47 @@ def passes_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
-DOCUMENTS = {"ops.md": ops_markdown, "passes.md": passes_markdown}
+def marches_markdown() -> str:
+    marches = sorted((load_march(name) for name in list_marches()), key=lambda m: m.peak_tops)
+    out = ["# March descriptions", "",
+           "Generated from the march loader's schema (`csrc/march/march.cpp`), the constraint rules",
+           "(`csrc/march/constraints.cpp`) and the shipped files in `python/hbdk_sim/marches/` by `make docs`;",
+           "do not edit by hand. Select a march with `--march NAME` (a shipped one) or `--march path/to/my_npu.json`.",
+           "",
+           "## Shipped marches", "",
+           "| march | MAC array | clock | int8 TOPS | SRAM | DDR | description |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for m in marches:
+        mac = m.mac_array
+        out.append(f"| `{m.name}` | {mac['rows']}x{mac['cols']} | {m.clock_mhz:g} MHz | {m.peak_tops:.1f} | "
+                   f"{m.sram['size_kib']} KiB | {m.ddr['bandwidth_gbps']:g} GB/s | {_md(m.description)} |")
+    out += ["", "## Schema", "",
+            "A march file is one JSON object with exactly these fields; an unknown key is an error (a misspelt",
+            "limit must not pass silently), and every error names the file, the line:col and the JSON path, e.g.",
+            "`my_npu.json:5:13: error: mac_array.rows: expected a positive integer but got -4`. Each `ops.<op>` key",
+            "is an op of [ops.md](ops.md); the march runs exactly the ops listed there, and a limit field is",
+            "accepted only for the ops its rule applies to.", "",
+            "| field | type | required | meaning |", "| --- | --- | --- | --- |"]
+    for f in _core.march_schema():
+        out.append(f"| `{f['path']}` | {_md(f['type'])} | {'yes' if f['required'] else 'no'} | {_md(f['doc'])} |")
+    out += ["", "## Rules", "",
+            "The `check-constraints` pass runs every rule on every op and reports all violations at once, one",
+            "line each: `<where>: '<op>' op %<value>: <rule>: expected <limit> but got <actual>; <hint>`.", "",
+            "| rule | requirement | applies to | field | how to fix |", "| --- | --- | --- | --- | --- |"]
+    for r in _core.constraint_rules():
+        ops = ", ".join(f"`{o}`" for o in r["ops"]) or "every op"
+        field = f"`ops.<op>.{r['field']}`" if r["field"] else "-"
+        out.append(f"| `{r['name']}` | {_md(r['doc'])} | {ops} | {field} | {_md(r['hint'])} |")
+    out += ["", "## Supported ops", "",
+            "What each shipped march runs, with its limits. Ops a march does not list are rejected by the",
+            "`supported-op` rule; the quantize pass has already rewritten sigmoid, tanh, exp and leaky_relu into",
+            "`lut` and the default pipeline has folded batch_norm, so those appear only in float models.", ""]
+    for m in marches:
+        out += [supported_ops_report(m)]
+    return "\n".join(out)
+
+
+DOCUMENTS = {"ops.md": ops_markdown, "passes.md": passes_markdown, "marches.md": marches_markdown}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Generated documents must match the code they are generated from."""
 
 from conftest import REPO
-from hbdk_sim import docgen
+from hbdk_sim import _core, docgen
+from hbdk_sim.march import list_marches
 
 
 def test_ops_md_is_generated_from_the_op_table():
@@ -20,3 +21,12 @@ def test_check_mode_reports_stale_docs(tmp_path):
     assert docgen.main(["--check", "--docs-dir", str(tmp_path)]) == 1
     assert docgen.main(["--write", "--docs-dir", str(tmp_path)]) == 0
     assert docgen.main(["--check", "--docs-dir", str(tmp_path)]) == 0
+
+
+def test_marches_md_is_generated_from_the_schema_rules_and_march_files():
+    text = (REPO / "docs" / "marches.md").read_text(encoding="utf-8")
+    assert text == docgen.marches_markdown(), "docs/marches.md is stale: run `make docs`"
+    for rule in _core.constraint_rules():
+        assert f"| `{rule['name']}` | {rule['doc']}" in text
+    for name in list_marches():
+        assert f"### {name}\n" in text
