@@ -114,6 +114,11 @@ void bindMarch(py::module_& m) {
       .def("check", [](const march::March& a, const bindings::PyModule& module) {
         return violationsToPy(march::checkModule(module.m(), a));
       }, py::arg("module"), "Every constraint violation of the module on this march, as dicts (empty: it fits).")
+      .def("validate", [](const march::March& a, const bindings::PyModule& module) {
+        auto violations = march::checkModule(module.m(), a);
+        if (!violations.empty()) throw march::ConstraintError(std::move(violations), a.name);
+      }, py::arg("module"),
+         "Raise ConstraintError (message: the full report; `violations`: the dicts) unless the module fits.")
       .def("check_text", [](const march::March& a, const std::string& text, const std::string& filename) {
         return violationsToPy(checkText(a, text, filename));
       }, py::arg("text"), py::arg("filename") = "<string>",

@@ -150,3 +150,15 @@ resources {
 """
     for name in ("bpu_nano", "bpu", "bpu_max"):
         assert load_march(name).check_text(text) == []
+
+
+def test_validate_raises_one_report_with_every_violation(march):
+    m = conv(k=5, stride=4)
+    with pytest.raises(_core.ConstraintError) as info:
+        march.validate(m)
+    report = str(info.value).splitlines()
+    assert report[0] == "2 violations of march 'test_npu'"
+    assert [line.split(": ")[2] for line in report[1:]] == ["kernel-size", "stride"]
+    assert [v["rule"] for v in info.value.violations] == ["kernel-size", "stride"]
+    assert isinstance(info.value, _core.HbirError)
+    march.validate(conv())  # fits: no exception
