@@ -1,13 +1,14 @@
 // Python access to the .hbm format: load a file or bytes into an HbmModel (the graph as a Module,
 // the program as instruction dicts, I/O, perf summary, metadata), and build .hbm bytes from a
 // quantized, fused module with the lower and serialize passes.
+#include "hbm/hbm.h"
+
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <optional>
 
 #include "bindings/handles.h"
-#include "hbm/hbm.h"
 #include "isa/program.h"
 #include "march/march.h"
 #include "passes/pass.h"
@@ -97,60 +98,76 @@ void bindHbm(py::module_& m) {
 
   py::class_<PyHbmModel>(m, "HbmModel", "A verified .hbm file: graph, BPU program, I/O, perf summary, metadata.")
       .def_readonly("module", &PyHbmModel::module, "The graph the executor runs, constants included (a Module).")
-      .def_property_readonly("graph_text", [](const PyHbmModel& h) { return h.model.graphText; },
-                             "Canonical HBIR text of the graph.")
+      .def_property_readonly(
+          "graph_text", [](const PyHbmModel& h) { return h.model.graphText; }, "Canonical HBIR text of the graph.")
       .def_property_readonly("march", [](const PyHbmModel& h) { return h.model.march; })
       .def_property_readonly("format_version", [](const PyHbmModel& h) { return h.model.formatVersion; })
       .def_property_readonly("compiler_version", [](const PyHbmModel& h) { return h.model.compilerVersion; })
       .def_property_readonly("flags", [](const PyHbmModel& h) { return h.model.flags; })
-      .def_property_readonly("inputs", [](const PyHbmModel& h) { return ioToPy(h.model.inputs); },
-                             "Graph inputs: dicts of name, shape, dtype, quant_dtype, scales, axis.")
+      .def_property_readonly(
+          "inputs", [](const PyHbmModel& h) { return ioToPy(h.model.inputs); },
+          "Graph inputs: dicts of name, shape, dtype, quant_dtype, scales, axis.")
       .def_property_readonly("outputs", [](const PyHbmModel& h) { return ioToPy(h.model.outputs); })
-      .def_property_readonly("perf_summary", [](const PyHbmModel& h) {
-        py::dict d;
-        for (const auto& [k, v] : h.model.perfSummary) d[py::str(k)] = v;
-        return d;
-      }, "Totals over the program: MACs, instruction counts, DDR bytes, SRAM use.")
-      .def_property_readonly("metadata", [](const PyHbmModel& h) {
-        py::dict d;
-        for (const auto& [k, v] : h.model.metadata) d[py::str(k)] = v;
-        return d;
-      })
-      .def_property_readonly("source_hash", [](const PyHbmModel& h) { return h.model.sourceHashHex(); },
-                             "SHA-256 (hex) of the input .hbir text (or of the graph, see metadata source_hash_of).")
-      .def_property_readonly("program", [](const PyHbmModel& h) {
-        py::list out;
-        for (const isa::Instruction& in : h.model.program.instructions) out.append(instructionToPy(in));
-        return out;
-      }, "The BPU instructions, one dict each.")
+      .def_property_readonly(
+          "perf_summary",
+          [](const PyHbmModel& h) {
+            py::dict d;
+            for (const auto& [k, v] : h.model.perfSummary) d[py::str(k)] = v;
+            return d;
+          },
+          "Totals over the program: MACs, instruction counts, DDR bytes, SRAM use.")
+      .def_property_readonly("metadata",
+                             [](const PyHbmModel& h) {
+                               py::dict d;
+                               for (const auto& [k, v] : h.model.metadata) d[py::str(k)] = v;
+                               return d;
+                             })
+      .def_property_readonly(
+          "source_hash", [](const PyHbmModel& h) { return h.model.sourceHashHex(); },
+          "SHA-256 (hex) of the input .hbir text (or of the graph, see metadata source_hash_of).")
+      .def_property_readonly(
+          "program",
+          [](const PyHbmModel& h) {
+            py::list out;
+            for (const isa::Instruction& in : h.model.program.instructions) out.append(instructionToPy(in));
+            return out;
+          },
+          "The BPU instructions, one dict each.")
       .def_property_readonly("sram_plan", [](const PyHbmModel& h) { return sramPlanToPy(h.model.program.sram); })
       .def_property_readonly("program_text", [](const PyHbmModel& h) { return isa::printProgram(h.model.program); })
       .def("__repr__", [](const PyHbmModel& h) {
-        return "<HbmModel march=" + h.model.march + " instructions=" +
-               std::to_string(h.model.program.instructions.size()) + " version=" +
-               std::to_string(h.model.formatVersion) + ">";
+        return "<HbmModel march=" + h.model.march +
+               " instructions=" + std::to_string(h.model.program.instructions.size()) +
+               " version=" + std::to_string(h.model.formatVersion) + ">";
       });
 
-  m.def("load_hbm_bytes", [](const py::buffer& data, const std::string& origin) {
-    std::vector<uint8_t> bytes = bufferBytes(data);
-    return wrap(hbm::readHbm(bytes.data(), bytes.size(), origin));
-  }, py::arg("data"), py::arg("origin") = "<bytes>",
-        "Verify and load .hbm bytes; raises HbmError naming what is wrong with a corrupt file.");
-  m.def("load_hbm", [](const std::string& path) { return wrap(hbm::loadHbmFile(path)); }, py::arg("path"),
-        "Verify and load an .hbm file.");
-  m.def("build_hbm", [](const bindings::PyModule& module, const march::March& march, const std::optional<std::string>& sourceText,
-                        const std::string& sourceName) {
-    isa::Program program;
-    std::vector<uint8_t> binary;
-    passes::PassContext ctx;
-    ctx.march = &march;
-    ctx.program = &program;
-    ctx.binary = &binary;
-    ctx.sourceText = sourceText ? &*sourceText : nullptr;
-    ctx.sourceName = sourceName;
-    passes::createPass("lower")->run(module.m(), ctx);
-    passes::createPass("serialize")->run(module.m(), ctx);
-    return py::bytes(reinterpret_cast<const char*>(binary.data()), binary.size());
-  }, py::arg("module"), py::arg("march"), py::arg("source_text") = py::none(), py::arg("source_name") = "",
-        "Lower a quantized, fused module for `march` and serialize it: the .hbm bytes. The module is unchanged.");
+  m.def(
+      "load_hbm_bytes",
+      [](const py::buffer& data, const std::string& origin) {
+        std::vector<uint8_t> bytes = bufferBytes(data);
+        return wrap(hbm::readHbm(bytes.data(), bytes.size(), origin));
+      },
+      py::arg("data"), py::arg("origin") = "<bytes>",
+      "Verify and load .hbm bytes; raises HbmError naming what is wrong with a corrupt file.");
+  m.def(
+      "load_hbm", [](const std::string& path) { return wrap(hbm::loadHbmFile(path)); }, py::arg("path"),
+      "Verify and load an .hbm file.");
+  m.def(
+      "build_hbm",
+      [](const bindings::PyModule& module, const march::March& march, const std::optional<std::string>& sourceText,
+         const std::string& sourceName) {
+        isa::Program program;
+        std::vector<uint8_t> binary;
+        passes::PassContext ctx;
+        ctx.march = &march;
+        ctx.program = &program;
+        ctx.binary = &binary;
+        ctx.sourceText = sourceText ? &*sourceText : nullptr;
+        ctx.sourceName = sourceName;
+        passes::createPass("lower")->run(module.m(), ctx);
+        passes::createPass("serialize")->run(module.m(), ctx);
+        return py::bytes(reinterpret_cast<const char*>(binary.data()), binary.size());
+      },
+      py::arg("module"), py::arg("march"), py::arg("source_text") = py::none(), py::arg("source_name") = "",
+      "Lower a quantized, fused module for `march` and serialize it: the .hbm bytes. The module is unchanged.");
 }

@@ -136,8 +136,8 @@ constexpr size_t kTrailerBytes = 4;
 constexpr uint32_t kMaxSections = 64;
 constexpr uint32_t kFlagSourceHashOfInput = 1;  // the source hash is of the input text, not the graph
 constexpr uint8_t kHashSha256 = 1;
-constexpr SectionType kSectionOrder[] = {SectionType::Graph,   SectionType::Constants, SectionType::Program,
-                                         SectionType::Io,      SectionType::Perf,      SectionType::Metadata,
+constexpr SectionType kSectionOrder[] = {SectionType::Graph,     SectionType::Constants, SectionType::Program,
+                                         SectionType::Io,        SectionType::Perf,      SectionType::Metadata,
                                          SectionType::SourceHash};
 
 std::string hex32(uint32_t v) {
@@ -387,7 +387,8 @@ class Loader {
     uint32_t stored = static_cast<uint32_t>(readLe(d_ + n_ - kTrailerBytes, 4));
     uint32_t actual = crc32(d_, n_ - kTrailerBytes);
     if (stored != actual)
-      fail("file checksum mismatch: the bytes hash to CRC-32 " + hex32(actual) + " but the file records " + hex32(stored));
+      fail("file checksum mismatch: the bytes hash to CRC-32 " + hex32(actual) + " but the file records " +
+           hex32(stored));
 
     auto at = [&](SectionType t) -> const Section& {
       return *std::find_if(sections.begin(), sections.end(), [&](const Section& s) { return s.type == t; });
@@ -441,7 +442,8 @@ class Loader {
 
   std::vector<Section> readTable() {
     if (sectionCount_ == 0 || sectionCount_ > kMaxSections)
-      fail("section count " + std::to_string(sectionCount_) + " is out of range (1 to " + std::to_string(kMaxSections) + ")");
+      fail("section count " + std::to_string(sectionCount_) + " is out of range (1 to " + std::to_string(kMaxSections) +
+           ")");
     uint64_t tableEnd = headerSize_ + uint64_t{sectionCount_} * kEntryBytes;
     uint64_t dataEnd = n_ - kTrailerBytes;
     if (tableEnd > dataEnd)
@@ -452,7 +454,8 @@ class Loader {
     for (uint32_t i = 0; i < sectionCount_; ++i) {
       const uint8_t* e = d_ + headerSize_ + i * kEntryBytes;
       uint32_t type = static_cast<uint32_t>(readLe(e, 4));
-      Section s{static_cast<SectionType>(type), static_cast<uint32_t>(readLe(e + 4, 4)), readLe(e + 8, 8), readLe(e + 16, 8)};
+      Section s{static_cast<SectionType>(type), static_cast<uint32_t>(readLe(e + 4, 4)), readLe(e + 8, 8),
+                readLe(e + 16, 8)};
       if (type < 1 || type > static_cast<uint32_t>(SectionType::SourceHash))
         fail("section table entry " + std::to_string(i) + " has unknown type " + std::to_string(type));
       std::string name = std::string("section '") + sectionName(s.type) + "'";
@@ -492,7 +495,8 @@ class Loader {
       for (uint32_t i = 0; i < n; ++i) {
         std::string key = r.str("constant key");
         uint64_t size = r.u64();
-        if (size > r.remaining()) r.fail("constant '" + key + "' of " + std::to_string(size) + " bytes overruns the section");
+        if (size > r.remaining())
+          r.fail("constant '" + key + "' of " + std::to_string(size) + " bytes overruns the section");
         const uint8_t* p = r.bytes(static_cast<size_t>(size), "constant data");
         resources.emplace_back(std::move(key), ir::Blob(p, p + size));
       }
@@ -519,7 +523,8 @@ class Loader {
       fail("the program covers " + std::to_string(model.program.opCount) + " ops but the graph's @main has " +
            std::to_string(fn.ops.size()));
     if (model.program.march != model.march)
-      fail("the program was lowered for march '" + model.program.march + "' but the header names '" + model.march + "'");
+      fail("the program was lowered for march '" + model.program.march + "' but the header names '" + model.march +
+           "'");
   }
 
   void parseIo(HbmModel& model, const Section& s) {
@@ -557,8 +562,9 @@ class Loader {
            std::to_string(totals.size()));
     for (size_t i = 0; i < totals.size(); ++i)
       if (model.perfSummary[i] != totals[i])
-        fail("the perf summary records " + model.perfSummary[i].first + " = " + std::to_string(model.perfSummary[i].second) +
-             " but the program gives " + totals[i].first + " = " + std::to_string(totals[i].second));
+        fail("the perf summary records " + model.perfSummary[i].first + " = " +
+             std::to_string(model.perfSummary[i].second) + " but the program gives " + totals[i].first + " = " +
+             std::to_string(totals[i].second));
   }
 
   void parseMetadata(HbmModel& model, const Section& s) {

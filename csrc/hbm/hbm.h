@@ -46,8 +46,8 @@ struct IoDesc {
   std::vector<float> scales;
   int64_t axis = -1;
   bool operator==(const IoDesc& o) const {
-    return name == o.name && dtype == o.dtype && shape == o.shape && quantDtype == o.quantDtype &&
-           scales == o.scales && axis == o.axis;
+    return name == o.name && dtype == o.dtype && shape == o.shape && quantDtype == o.quantDtype && scales == o.scales &&
+           axis == o.axis;
   }
 };
 

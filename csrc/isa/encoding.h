@@ -57,8 +57,7 @@ class ByteWriter {
 class ByteReader {
  public:
   // `what` names the byte string in messages ("instruction stream").
-  ByteReader(const uint8_t* data, size_t size, std::string what)
-      : p_(data), size_(size), what_(std::move(what)) {}
+  ByteReader(const uint8_t* data, size_t size, std::string what) : p_(data), size_(size), what_(std::move(what)) {}
 
   size_t pos() const { return pos_; }
   size_t remaining() const { return size_ - pos_; }

@@ -17,16 +17,21 @@ struct OpcodeInfo {
 
 // Indexed by Opcode.
 const OpcodeInfo kOpcodes[kOpcodeCount] = {
-    {"conv2d", Unit::MacArray},        {"conv_transpose2d", Unit::MacArray}, {"gemm", Unit::MacArray},
-    {"quantize", Unit::Vector},        {"dequantize", Unit::Vector},         {"requantize", Unit::Vector},
-    {"clamp", Unit::Vector},           {"add", Unit::Vector},                {"sub", Unit::Vector},
-    {"mul", Unit::Vector},             {"lut", Unit::Vector},                {"max_pool", Unit::Vector},
-    {"avg_pool", Unit::Vector},        {"global_avg_pool", Unit::Vector},    {"resize", Unit::Vector},
-    {"softmax", Unit::Vector},         {"concat", Unit::Vector},             {"split", Unit::Vector},
-    {"slice", Unit::Vector},           {"reshape", Unit::Vector},            {"transpose", Unit::Vector},
-    {"pad", Unit::Vector},             {"gather", Unit::Vector},             {"scatter", Unit::Vector},
-    {"argmax", Unit::Vector},          {"topk", Unit::Vector},               {"load_weights", Unit::Dma},
-    {"load_activation", Unit::Dma},    {"store_activation", Unit::Dma},
+    {"conv2d", Unit::MacArray},      {"conv_transpose2d", Unit::MacArray},
+    {"gemm", Unit::MacArray},        {"quantize", Unit::Vector},
+    {"dequantize", Unit::Vector},    {"requantize", Unit::Vector},
+    {"clamp", Unit::Vector},         {"add", Unit::Vector},
+    {"sub", Unit::Vector},           {"mul", Unit::Vector},
+    {"lut", Unit::Vector},           {"max_pool", Unit::Vector},
+    {"avg_pool", Unit::Vector},      {"global_avg_pool", Unit::Vector},
+    {"resize", Unit::Vector},        {"softmax", Unit::Vector},
+    {"concat", Unit::Vector},        {"split", Unit::Vector},
+    {"slice", Unit::Vector},         {"reshape", Unit::Vector},
+    {"transpose", Unit::Vector},     {"pad", Unit::Vector},
+    {"gather", Unit::Vector},        {"scatter", Unit::Vector},
+    {"argmax", Unit::Vector},        {"topk", Unit::Vector},
+    {"load_weights", Unit::Dma},     {"load_activation", Unit::Dma},
+    {"store_activation", Unit::Dma},
 };
 
 constexpr uint32_t kMaxRank = 16;
@@ -59,17 +64,17 @@ bool operator==(const SramBuffer& a, const SramBuffer& b) {
 }
 
 bool operator==(const Instruction& a, const Instruction& b) {
-  return a.unit == b.unit && a.opcode == b.opcode && a.opIndex == b.opIndex && a.ops == b.ops &&
-         a.group == b.group && a.layer == b.layer && a.postOps == b.postOps && a.inputElem == b.inputElem &&
-         a.outputShape == b.outputShape && a.tileShape == b.tileShape && a.tileCount == b.tileCount &&
-         a.gemmBatch == b.gemmBatch && a.gemmM == b.gemmM && a.gemmN == b.gemmN && a.gemmK == b.gemmK &&
-         a.macs == b.macs && a.elements == b.elements && a.bytesIn == b.bytesIn && a.bytesOut == b.bytesOut &&
-         a.ddrReadBytes == b.ddrReadBytes && a.ddrWriteBytes == b.ddrWriteBytes && a.sram == b.sram;
+  return a.unit == b.unit && a.opcode == b.opcode && a.opIndex == b.opIndex && a.ops == b.ops && a.group == b.group &&
+         a.layer == b.layer && a.postOps == b.postOps && a.inputElem == b.inputElem && a.outputShape == b.outputShape &&
+         a.tileShape == b.tileShape && a.tileCount == b.tileCount && a.gemmBatch == b.gemmBatch && a.gemmM == b.gemmM &&
+         a.gemmN == b.gemmN && a.gemmK == b.gemmK && a.macs == b.macs && a.elements == b.elements &&
+         a.bytesIn == b.bytesIn && a.bytesOut == b.bytesOut && a.ddrReadBytes == b.ddrReadBytes &&
+         a.ddrWriteBytes == b.ddrWriteBytes && a.sram == b.sram;
 }
 
 bool operator==(const SramRegion& a, const SramRegion& b) {
-  return a.value == b.value && a.offset == b.offset && a.bytes == b.bytes &&
-         a.firstInstruction == b.firstInstruction && a.lastInstruction == b.lastInstruction;
+  return a.value == b.value && a.offset == b.offset && a.bytes == b.bytes && a.firstInstruction == b.firstInstruction &&
+         a.lastInstruction == b.lastInstruction;
 }
 
 bool operator==(const SramPlan& a, const SramPlan& b) {
@@ -78,8 +83,8 @@ bool operator==(const SramPlan& a, const SramPlan& b) {
 }
 
 bool operator==(const Program& a, const Program& b) {
-  return a.march == b.march && a.function == b.function && a.opCount == b.opCount &&
-         a.instructions == b.instructions && a.sram == b.sram;
+  return a.march == b.march && a.function == b.function && a.opCount == b.opCount && a.instructions == b.instructions &&
+         a.sram == b.sram;
 }
 
 // ---- encoding ---------------------------------------------------------------------------------
@@ -163,21 +168,24 @@ Program decodeProgram(const uint8_t* data, size_t size) {
   for (uint32_t i = 0; i < n; ++i) {
     Instruction& in = p.instructions[i];
     uint8_t unit = r.u8();
-    if (unit > static_cast<uint8_t>(Unit::Dma)) r.fail("instruction " + std::to_string(i) + ": unknown unit " + std::to_string(unit));
+    if (unit > static_cast<uint8_t>(Unit::Dma))
+      r.fail("instruction " + std::to_string(i) + ": unknown unit " + std::to_string(unit));
     in.unit = static_cast<Unit>(unit);
     in.opcode = opcode(r);
     if (unitOf(in.opcode) != in.unit)
       r.fail("instruction " + std::to_string(i) + ": opcode " + opcodeName(in.opcode) + " does not run on unit " +
              unitName(in.unit));
     uint8_t elem = r.u8();
-    if (elem > static_cast<uint8_t>(ir::ElemType::Bool)) r.fail("instruction " + std::to_string(i) + ": unknown element type");
+    if (elem > static_cast<uint8_t>(ir::ElemType::Bool))
+      r.fail("instruction " + std::to_string(i) + ": unknown element type");
     in.inputElem = static_cast<ir::ElemType>(elem);
     in.opIndex = r.u32();
     uint32_t nOps = r.count(4, "op index");
     in.ops.resize(nOps);
     for (uint32_t& o : in.ops) o = r.u32();
     for (uint32_t o : in.ops)
-      if (o >= p.opCount) r.fail("instruction " + std::to_string(i) + ": op index " + std::to_string(o) + " out of range");
+      if (o >= p.opCount)
+        r.fail("instruction " + std::to_string(i) + ": op index " + std::to_string(o) + " out of range");
     if (in.opIndex >= p.opCount) r.fail("instruction " + std::to_string(i) + ": op index out of range");
     in.group = r.i64();
     in.layer = r.str("layer name");
@@ -230,7 +238,8 @@ Program decodeProgram(const uint8_t* data, size_t size) {
 
   // Every SRAM address must lie inside the capacity; the sizes are bounded so the sums cannot overflow.
   constexpr int64_t kMaxSram = int64_t{1} << 48;
-  if (s.capacityBytes > kMaxSram) throw DecodeError("instruction stream: SRAM capacity " + std::to_string(s.capacityBytes) + " is implausible");
+  if (s.capacityBytes > kMaxSram)
+    throw DecodeError("instruction stream: SRAM capacity " + std::to_string(s.capacityBytes) + " is implausible");
   auto inside = [&](int64_t offset, int64_t bytes) {
     return offset <= s.capacityBytes && bytes <= s.capacityBytes && offset + bytes <= s.capacityBytes;
   };
@@ -290,7 +299,8 @@ std::string printProgram(const Program& p) {
     os << " out=" << ir::shapeStr(in.outputShape) << " tile=" << ir::shapeStr(in.tileShape) << " x" << in.tileCount;
     if (in.macs) os << " macs=" << in.macs;
     os << " elems=" << in.elements << " in=" << in.bytesIn << "B out=" << in.bytesOut << "B";
-    if (in.ddrReadBytes || in.ddrWriteBytes) os << " ddr_r=" << in.ddrReadBytes << "B ddr_w=" << in.ddrWriteBytes << "B";
+    if (in.ddrReadBytes || in.ddrWriteBytes)
+      os << " ddr_r=" << in.ddrReadBytes << "B ddr_w=" << in.ddrWriteBytes << "B";
     os << "\n";
   }
   os << "sram: capacity=" << p.sram.capacityBytes << "B peak=" << p.sram.peakBytes << "B on_chip=" << p.sram.onChipBytes

@@ -75,9 +75,9 @@ struct Instruction {
   // Every HBIR op this instruction accounts for: the anchor, its fused post-ops, and for a weight
   // load the constants it brings in.
   std::vector<uint32_t> ops;
-  int64_t group = -1;          // the fused group's `bpu.group`, -1 for an ungrouped op
-  std::string layer;           // the anchor's location name (or result name) for per-layer reports
-  std::vector<Opcode> postOps;  // fused work applied to the anchor's output, in order
+  int64_t group = -1;                          // the fused group's `bpu.group`, -1 for an ungrouped op
+  std::string layer;                           // the anchor's location name (or result name) for per-layer reports
+  std::vector<Opcode> postOps;                 // fused work applied to the anchor's output, in order
   ir::ElemType inputElem = ir::ElemType::SI8;  // precision of the activation operands
   std::vector<int64_t> outputShape;
   std::vector<int64_t> tileShape;  // the output tile one pass of the unit produces
@@ -105,9 +105,9 @@ struct SramRegion {
 
 struct SramPlan {
   int64_t capacityBytes = 0;
-  int64_t peakBytes = 0;           // largest SRAM use at any instruction (buffers + resident data)
-  int64_t onChipBytes = 0;         // intermediate bytes handed between instructions inside SRAM
-  int64_t spilledBytes = 0;        // intermediate bytes that went to DDR and were read back
+  int64_t peakBytes = 0;     // largest SRAM use at any instruction (buffers + resident data)
+  int64_t onChipBytes = 0;   // intermediate bytes handed between instructions inside SRAM
+  int64_t spilledBytes = 0;  // intermediate bytes that went to DDR and were read back
   std::vector<SramRegion> resident;
 };
 

@@ -220,11 +220,11 @@ std::vector<Group> formGroups(const ir::Function& fn) {
 
 // How an operand is read per output tile.
 enum class Feed : uint8_t {
-  Window,         // the spatial input window of the output rows and channels (conv, pool, resize)
-  Rows,           // proportional to the tile's rows, all of its columns (linear/matmul lhs)
-  Proportional,   // proportional to the tile (elementwise inputs of the output's shape)
-  WholeByCols,    // the slice of the operand belonging to the tile's channels (weights, bias)
-  Whole,          // the whole operand every tile (tables, broadcast operands, gather sources)
+  Window,        // the spatial input window of the output rows and channels (conv, pool, resize)
+  Rows,          // proportional to the tile's rows, all of its columns (linear/matmul lhs)
+  Proportional,  // proportional to the tile (elementwise inputs of the output's shape)
+  WholeByCols,   // the slice of the operand belonging to the tile's channels (weights, bias)
+  Whole,         // the whole operand every tile (tables, broadcast operands, gather sources)
 };
 
 struct Operand {
@@ -311,7 +311,10 @@ std::optional<TilePlan> chooseTiles(const TileSpace& s, int64_t budget) {
       int64_t lo = 1, hi = s.rows;
       while (lo < hi) {
         int64_t mid = lo + (hi - lo + 1) / 2;
-        if (planFor(s, mid, tc).need() <= budget) lo = mid; else hi = mid - 1;
+        if (planFor(s, mid, tc).need() <= budget)
+          lo = mid;
+        else
+          hi = mid - 1;
       }
       TilePlan p = planFor(s, lo, tc);
       if (!best || p.tiles < best->tiles) best = p;
@@ -332,8 +335,8 @@ TileSpace tileSpaceOf(const Group& g) {
   const ir::Op& a = *g.anchor;
   const ir::Shape& out = a.result()->type.shape;
   const ir::Value* primary = a.numOperands() ? a.operand(0) : nullptr;
-  bool spatialOp = a.is("conv2d") || a.is("conv_transpose2d") || a.is("max_pool2d") || a.is("avg_pool2d") ||
-                   a.is("resize2d");
+  bool spatialOp =
+      a.is("conv2d") || a.is("conv_transpose2d") || a.is("max_pool2d") || a.is("avg_pool2d") || a.is("resize2d");
   if (spatialOp) {
     const ir::Shape& in = primary->type.shape;
     s.spatial = true;
@@ -388,9 +391,9 @@ TileSpace tileSpaceOf(const Group& g) {
     const ir::Value* v = c->result();
     bool anchorWeight = false;
     for (size_t i = 1; i < a.numOperands(); ++i) anchorWeight |= a.operand(i) == v;
-    Feed feed = isMacOp(a) && anchorWeight ? Feed::WholeByCols
+    Feed feed = isMacOp(a) && anchorWeight                       ? Feed::WholeByCols
                 : v->type.numel() == outElems && !a.is("gather") ? Feed::Proportional
-                                                                   : Feed::Whole;
+                                                                 : Feed::Whole;
     if (feed == Feed::Proportional)
       s.operands.push_back({v, feed, true, false, bytesOf(v) / s.outer});
     else
@@ -639,7 +642,7 @@ class Lowering {
     int64_t readBytes = 0;
     for (const Operand& o : space.operands) {
       int64_t perTile = operandTileBytes(space, o, plan->th, plan->tc);
-      int64_t total = o.feed == Feed::Window ? perTile * plan->tiles
+      int64_t total = o.feed == Feed::Window  ? perTile * plan->tiles
                       : o.feed == Feed::Whole ? bytesOf(o.value)
                                               : bytesOf(o.value);
       readBytes += total;
@@ -650,7 +653,8 @@ class Lowering {
       ld.tileCount = whole ? std::max<int64_t>(1, plan->colTiles) : plan->tiles;
       ld.bytesIn = ld.bytesOut = ld.ddrReadBytes = total;
       ld.sram.push_back({whole ? BufferRole::Weights : BufferRole::Input, whole ? wAt : inAt,
-                         alignUp(whole ? plan->weightBytes : plan->inBytes), whole ? plan->weightCount : plan->inCount});
+                         alignUp(whole ? plan->weightBytes : plan->inBytes),
+                         whole ? plan->weightCount : plan->inCount});
       push(std::move(ld));
     }
 
@@ -742,8 +746,8 @@ class Lowering {
     for (size_t i = 0; i < fn_.ops.size(); ++i) {
       const ir::Op& op = *fn_.ops[i];
       if (op.is("constant") ? loaded[i] == 0 : computed[i] != 1)
-        throw ir::PassError(op.diag("is left over after lowering: it belongs to " + std::to_string(computed[i] + loaded[i]) +
-                                    " instructions"));
+        throw ir::PassError(op.diag("is left over after lowering: it belongs to " +
+                                    std::to_string(computed[i] + loaded[i]) + " instructions"));
     }
   }
 

@@ -33,7 +33,8 @@ inline std::string tinyConvPool() {
          "  func @main(%x: tensor<1x3x8x8xf32>) -> (tensor<1x4x4x4xf32>) {\n"
          "    %q = quantize(%x) : tensor<1x3x8x8xsi8, scale=0.05>\n"
          "    %w = constant {value = dense_resource<w>} : tensor<4x3x3x3xsi8, scale=[0.01, 0.01, 0.02, 0.02], axis=0>\n"
-         "    %b = constant {value = dense_resource<b>} : tensor<4xsi32, scale=[0.0005, 0.0005, 0.001, 0.001], axis=0>\n"
+         "    %b = constant {value = dense_resource<b>} : tensor<4xsi32, scale=[0.0005, 0.0005, 0.001, 0.001], "
+         "axis=0>\n"
          "    %acc = conv2d(%q, %w, %b) {stride = [1, 1], padding = [1, 1, 1, 1], dilation = [1, 1], groups = 1, "
          "bpu.group = 0, bpu.group_role = \"anchor\"} : tensor<1x4x8x8xsi32, scale=[0.0005, 0.0005, 0.001, 0.001], "
          "axis=1> loc(\"conv1\")\n"
@@ -46,8 +47,12 @@ inline std::string tinyConvPool() {
          "  }\n"
          "}\n\n"
          "resources {\n"
-         "  w = " + hexFill(108, 1) + "\n"
-         "  b = " + hexFill(16, 2) + "\n"
+         "  w = " +
+         hexFill(108, 1) +
+         "\n"
+         "  b = " +
+         hexFill(16, 2) +
+         "\n"
          "}\n";
 }
 
@@ -68,8 +73,10 @@ inline std::string bigConvChain(int c, int hw) {
     text += "    %acc" + n + " = conv2d(" + prev + ", %w" + n + ", %b" + n +
             ") {stride = [1, 1], padding = [1, 1, 1, 1], dilation = [1, 1], groups = 1, bpu.group = " + g +
             "} : " + accType + " loc(\"conv" + n + "\")\n";
-    text += "    %r" + n + " = requantize(%acc" + n + ") {multiplier = [1073741824], shift = [35], axis = 1, "
-            "bpu.group = " + g + "} : " + act + "xsi8, scale=0.05>\n";
+    text += "    %r" + n + " = requantize(%acc" + n +
+            ") {multiplier = [1073741824], shift = [35], axis = 1, "
+            "bpu.group = " +
+            g + "} : " + act + "xsi8, scale=0.05>\n";
     text += "    %y" + n + " = relu(%r" + n + ") {bpu.group = " + g + "} : " + act + "xsi8, scale=0.05>\n";
     prev = "%y" + n;
   }
@@ -87,20 +94,30 @@ inline std::string residualHead() {
   return "module @head {\n"
          "  func @main(%x: tensor<1x8x8x8xf32>) -> (tensor<1x10xf32>) {\n"
          "    %q = quantize(%x) : tensor<1x8x8x8xsi8, scale=0.05>\n"
-         "    %w = constant {value = dense_resource<w>} : tensor<8x8x1x1xsi8, scale=" + scaleList(8, "0.01") + ", axis=0>\n"
+         "    %w = constant {value = dense_resource<w>} : tensor<8x8x1x1xsi8, scale=" +
+         scaleList(8, "0.01") +
+         ", axis=0>\n"
          "    %acc = conv2d(%q, %w) {bpu.group = 0, bpu.group_role = \"anchor\"} : tensor<1x8x8x8xsi32, scale=" +
-         scaleList(8, "0.0005") + ", axis=1> loc(\"block\")\n"
-         "    %r = requantize(%acc) {multiplier = [1073741824], shift = [35], bpu.group = 0, bpu.group_role = \"requant\"} : "
+         scaleList(8, "0.0005") +
+         ", axis=1> loc(\"block\")\n"
+         "    %r = requantize(%acc) {multiplier = [1073741824], shift = [35], bpu.group = 0, bpu.group_role = "
+         "\"requant\"} : "
          "tensor<1x8x8x8xsi8, scale=0.05>\n"
          "    %s = add(%r, %q) {bpu.group = 0, bpu.group_role = \"residual_add\"} : tensor<1x8x8x8xsi8, scale=0.05>\n"
          "    %y = relu(%s) {bpu.group = 0, bpu.group_role = \"activation\"} : tensor<1x8x8x8xsi8, scale=0.05>\n"
          "    %g = global_avg_pool2d(%y) : tensor<1x8x1x1xsi8, scale=0.05>\n"
          "    %f = flatten(%g) : tensor<1x8xsi8, scale=0.05>\n"
-         "    %lw = constant {value = dense_resource<lw>} : tensor<10x8xsi8, scale=" + scaleList(10, "0.01") + ", axis=0>\n"
-         "    %lb = constant {value = dense_resource<lb>} : tensor<10xsi32, scale=" + scaleList(10, "0.0005") + ", axis=0>\n"
+         "    %lw = constant {value = dense_resource<lw>} : tensor<10x8xsi8, scale=" +
+         scaleList(10, "0.01") +
+         ", axis=0>\n"
+         "    %lb = constant {value = dense_resource<lb>} : tensor<10xsi32, scale=" +
+         scaleList(10, "0.0005") +
+         ", axis=0>\n"
          "    %l = linear(%f, %lw, %lb) {bpu.group = 1, bpu.group_role = \"anchor\"} : tensor<1x10xsi32, scale=" +
-         scaleList(10, "0.0005") + ", axis=1> loc(\"fc\")\n"
-         "    %lr = requantize(%l) {multiplier = [1073741824], shift = [35], bpu.group = 1, bpu.group_role = \"requant\"} : "
+         scaleList(10, "0.0005") +
+         ", axis=1> loc(\"fc\")\n"
+         "    %lr = requantize(%l) {multiplier = [1073741824], shift = [35], bpu.group = 1, bpu.group_role = "
+         "\"requant\"} : "
          "tensor<1x10xsi8, scale=0.1>\n"
          "    %sm = softmax(%lr) : tensor<1x10xsi8, scale=0.0078125>\n"
          "    %o = dequantize(%sm) : tensor<1x10xf32>\n"
@@ -108,9 +125,15 @@ inline std::string residualHead() {
          "  }\n"
          "}\n\n"
          "resources {\n"
-         "  w = " + hexFill(64, 3) + "\n"
-         "  lw = " + hexFill(80, 4) + "\n"
-         "  lb = " + hexFill(40, 5) + "\n"
+         "  w = " +
+         hexFill(64, 3) +
+         "\n"
+         "  lw = " +
+         hexFill(80, 4) +
+         "\n"
+         "  lb = " +
+         hexFill(40, 5) +
+         "\n"
          "}\n";
 }
 
@@ -177,17 +200,25 @@ inline std::string withTwoMacsInGroup() {
   return "module @bad {\n"
          "  func @main(%x: tensor<1x4xf32>) -> (tensor<1x4xf32>) {\n"
          "    %q = quantize(%x) : tensor<1x4xsi8, scale=0.05>\n"
-         "    %w = constant {value = dense_resource<w>} : " + w + "\n"
-         "    %a = linear(%q, %w) {bpu.group = 0} : " + acc + "\n"
+         "    %w = constant {value = dense_resource<w>} : " +
+         w +
+         "\n"
+         "    %a = linear(%q, %w) {bpu.group = 0} : " +
+         acc +
+         "\n"
          "    %r = requantize(%a) {bpu.group = 0} : tensor<1x4xsi8, scale=0.05>\n"
-         "    %a2 = linear(%r, %w) {bpu.group = 0} : " + acc + "\n"
+         "    %a2 = linear(%r, %w) {bpu.group = 0} : " +
+         acc +
+         "\n"
          "    %r2 = requantize(%a2) {bpu.group = 0} : tensor<1x4xsi8, scale=0.05>\n"
          "    %o = dequantize(%r2) : tensor<1x4xf32>\n"
          "    return %o\n"
          "  }\n"
          "}\n\n"
          "resources {\n"
-         "  w = " + hexFill(16, 7) + "\n"
+         "  w = " +
+         hexFill(16, 7) +
+         "\n"
          "}\n";
 }
 

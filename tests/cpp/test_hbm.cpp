@@ -200,8 +200,22 @@ TEST(HbmRejectsHeaderDamage) {
 
 TEST(HbmRejectsTruncationAtManyPoints) {
   const Bytes& good = goodFile();
-  std::vector<size_t> cuts = {1, 4, 7, 8, 12, 20, 31, 39, 40, 48, 100, good.size() / 3, good.size() / 2, good.size() - 5,
-                              good.size() - 4, good.size() - 1};
+  std::vector<size_t> cuts = {1,
+                              4,
+                              7,
+                              8,
+                              12,
+                              20,
+                              31,
+                              39,
+                              40,
+                              48,
+                              100,
+                              good.size() / 3,
+                              good.size() / 2,
+                              good.size() - 5,
+                              good.size() - 4,
+                              good.size() - 1};
   for (size_t i = 0; i < 7; ++i) {
     cuts.push_back(sectionOffset(good, i));
     cuts.push_back(sectionOffset(good, i) + sectionSize(good, i) / 2);
