@@ -3,8 +3,9 @@
 //
 // Algorithm, per function, for each batch_norm (a snapshot, in order):
 //   1. Match: the bn input is the result of a conv2d / conv_transpose2d / linear that nobody else
-//      reads; that result, the weight, the bias (if any) and the four bn params are plain f32 and
-//      the weight, bias and params are constants. linear only when its result is [N, C].
+//      reads; that result and the bn's are f32 (calibration scales allowed); the weight, the bias
+//      (if any) and the four bn params are plain f32 constants. linear only when its result is
+//      [N, C]. The folded conv result takes the bn result's type, scale included.
 //   2. scale[c] = gamma[c] / sqrt(var[c] + eps), in double.
 //   3. w'[.., c, ..] = w * scale[c] along the weight's output-channel axis: axis 0 for conv2d and
 //      linear; for conv_transpose2d ([Cin, Cout/groups, kh, kw]) output channel
@@ -27,6 +28,8 @@ namespace hbdk::passes {
 namespace {
 
 bool isPlainF32(const ir::Value* v) { return v->type.elem == ir::ElemType::F32 && !v->type.quant; }
+// Activations may carry a calibration scale; after folding, the conv produces what the bn did.
+bool isF32(const ir::Value* v) { return v->type.elem == ir::ElemType::F32; }
 bool isF32Constant(const ir::Value* v) { return definingConstant(v) && isPlainF32(v); }
 
 int64_t constantsReferencing(const ir::Module& m, const std::string& key) {
@@ -60,13 +63,13 @@ class FoldBnPass : public Pass {
   static bool matches(const ir::Function& fn, const ir::Op& bn) {
     ir::Op* conv = bn.operand(0)->owner;
     if (!conv || !(conv->is("conv2d") || conv->is("conv_transpose2d") || conv->is("linear"))) return false;
-    if (fn.uses(conv->result()).size() != 1 || !isPlainF32(conv->result())) return false;
+    if (fn.uses(conv->result()).size() != 1 || !isF32(conv->result())) return false;
     if (conv->is("linear") && conv->result()->type.rank() != 2) return false;
     for (size_t i = 1; i < conv->numOperands(); ++i)
       if (!isF32Constant(conv->operand(i))) return false;
     for (size_t i = 1; i < 5; ++i)
       if (!isF32Constant(bn.operand(i))) return false;
-    return isPlainF32(bn.result());
+    return isF32(bn.result());
   }
 
   // Output channel of each weight element, in the weight's row-major order.
@@ -143,6 +146,7 @@ class FoldBnPass : public Pass {
       conv->operands.push_back(c->result());
     }
 
+    conv->result()->type = bn->result()->type;  // the bn output's calibration scale, if any
     fn.replaceAllUsesWith(bn->result(), conv->result());
     fn.erase(bn);
     std::vector<ir::Value*> unique;  // each once: erasing a constant frees its result
