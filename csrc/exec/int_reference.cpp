@@ -593,7 +593,7 @@ std::vector<Tensor> maxPool2d(const Op& op, const Inputs& in) {
   for (int64_t p = 0; p < planes; ++p)
     for (int64_t oy = 0; oy < oh; ++oy)
       for (int64_t ox = 0; ox < ow; ++ox) {
-        int64_t best = minOf(x.type.elem);  // every window holds at least one input element
+        int64_t best = minOf(x.type.elem);  // sat(-inf): a dilated window may hold padding only
         for (int64_t i = 0; i < k[0]; ++i)
           for (int64_t j = 0; j < k[1]; ++j) {
             int64_t iy = oy * stride[0] - pads[0] + i * dil[0], ix = ox * stride[1] - pads[1] + j * dil[1];

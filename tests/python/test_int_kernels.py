@@ -1,0 +1,595 @@
+"""The integer reference kernels against numerics_oracle.py, bit for bit: every op of
+docs/numerics.md §4 as a one-op quantized HBIR module run by the executor with the reference
+kernels, over hypothesis-drawn shapes, values and scales (saturation, rounding ties, extreme
+scales, si16 included). Also the requant and LUT bindings against the oracle's statement."""
+
+from __future__ import annotations
+
+import math
+
+import numerics_oracle as ref
+import numpy as np
+import pytest
+from hbdk_sim import HbirError, Module, TensorType, _core
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+NP = {"si8": np.int8, "si16": np.int16, "si32": np.int32, "f32": np.float32}
+
+# ---- strategies -----------------------------------------------------------------------------------
+
+
+@st.composite
+def scales(draw, lo=-12, hi=4):
+    """f32 scales m * 2^e, with the odd extreme value."""
+    if draw(st.integers(0, 9)) == 0:
+        return ref.f32(draw(st.sampled_from([1e-10, 1e-6, 1.0, 1e3, 1e6])))
+    m = draw(st.floats(0.5, 1.0, exclude_max=True, allow_subnormal=False))
+    return ref.f32(m * 2.0 ** draw(st.integers(lo, hi)))
+
+
+@st.composite
+def int_arrays(draw, shape, dtype, lo=None, hi=None):
+    rlo, rhi = ref.RANGES[dtype]
+    lo = rlo if lo is None else lo
+    hi = rhi if hi is None else hi
+    n = int(np.prod(shape))
+    # Mix uniform values with the extremes, so that saturation is reached often.
+    special = st.sampled_from([v for v in (lo, hi, 0, -1, 1) if lo <= v <= hi])
+    values = draw(st.lists(st.one_of(st.integers(lo, hi), special), min_size=n,
+                           max_size=n))
+    return np.array(values, np.int64).reshape(shape).astype(NP[dtype])
+
+
+def act_dtypes():
+    return st.sampled_from(["si8", "si16"])
+
+
+# ---- running one op ---------------------------------------------------------------------------------
+
+
+class Arg:
+    """An operand: a function argument (default) or a `constant` op (weights, tables)."""
+
+    def __init__(self, data, dtype, scale=None, axis=-1, const=False):
+        self.data = np.asarray(data).astype(NP[dtype])
+        self.dtype, self.scale, self.axis, self.const = dtype, scale, axis, const
+
+
+def run_op(op, args, attrs=None, results=None, optimized=False):
+    m = Module("t")
+    fn = m.add_function("main")
+    values, feeds = [], []
+    for i, a in enumerate(args):
+        if a.const:
+            values.append(m.create_constant(fn, a.data, name=f"c{i}", dtype=a.dtype, scale=a.scale,
+                                            axis=a.axis).result())
+        else:
+            values.append(fn.add_argument(TensorType(list(a.data.shape), a.dtype, a.scale, a.axis), f"a{i}"))
+            feeds.append(a.data)
+    o = m.create_op(fn, op, values, attrs or {}, results or [])
+    fn.returns = o.results
+    m.verify()
+    outs = _core.Executor(m, "main", optimized=optimized).run(feeds)
+    return outs if len(outs) > 1 else outs[0]
+
+
+def T(shape, dtype, scale=None, axis=-1):
+    return TensorType(list(shape), dtype, scale, axis)
+
+
+def check(oracle, op, args, attrs, results):
+    """Runs the op and compares with oracle(); where the oracle rejects a ratio (>= 2^31), the op
+    must raise instead."""
+    try:
+        want = oracle()
+    except ref.RequantRejected:
+        with pytest.raises(HbirError, match="ratio|scale above"):
+            run_op(op, args, attrs, results)
+        return None
+    got = run_op(op, args, attrs, results)
+    assert_same(got, want)
+    return got
+
+
+def assert_same(got, want):
+    got = np.asarray(got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if got.dtype == np.float32:
+        assert np.array_equal(got.view(np.int32), want.astype(np.float32).view(np.int32)), (got, want)
+    else:
+        assert np.array_equal(got.astype(np.int64), want.astype(np.int64)), (got, want)
+
+
+# ---- §2: the requant rule and its bindings ---------------------------------------------------------
+
+
+@SETTINGS
+@given(st.one_of(st.floats(1e-300, 2.0**31 * 1.5, allow_subnormal=False),
+                 st.sampled_from([0.5, 1.0, 2.0**31, 2.0**31 - 1, math.nextafter(2.0**31, 0), 1e-10, 1e6,
+                                  2.0**-40, 1e-30, 1 - 2.0**-40])))
+def test_compute_requant_matches_oracle(r):
+    try:
+        want = ref.compute_requant(r)
+    except ref.RequantRejected:
+        with pytest.raises(HbirError, match="ratio"):
+            _core.compute_requant(r)
+        return
+    assert _core.compute_requant(r) == want
+    xs = [-(2**31), -(2**15) - 1, -3, -1, 0, 1, 3, 2**15, 2**31 - 1, 2**40, -(2**40)]
+    # Large x only where the result still fits int64 (the product itself is 128-bit).
+    x = np.array([v for v in xs if abs(int(ref.requant([v], *want)[0])) < 2**62], np.int64)
+    assert list(_core.apply_requant(x, *want)) == list(ref.requant(x, *want))
+
+
+@SETTINGS
+@given(st.floats(1e-30, 2.0**30, allow_subnormal=False), st.floats(1e-30, 2.0**30, allow_subnormal=False))
+def test_compute_requant_pair_matches_oracle(ra, rb):
+    try:
+        want = ref.compute_requant_pair(ra, rb)
+    except ref.RequantRejected:
+        with pytest.raises(HbirError):
+            _core.compute_requant_pair(ra, rb)
+        return
+    assert _core.compute_requant_pair(ra, rb) == want
+
+
+def test_requant_rounding_ties():
+    m, s = _core.compute_requant(0.5)
+    assert [_core.apply_requant(x, m, s) for x in (-5, -3, -1, 1, 3, 5)] == [-2, -1, 0, 1, 2, 3]
+
+
+# ---- accumulating ops ------------------------------------------------------------------------------
+
+
+@st.composite
+def conv_case(draw, transpose=False):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin, cout = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    stride = [draw(st.integers(1, 3)), draw(st.integers(1, 2))]
+    dil = [draw(st.integers(1, 2)), draw(st.integers(1, 2))]
+    pad = [draw(st.integers(0, 2)) for _ in range(4)]
+    dtype = draw(act_dtypes())
+    x = draw(int_arrays((draw(st.integers(1, 2)), cin, h, w), dtype))
+    wshape = (cin, cout // groups, kh, kw) if transpose else (cout, cin // groups, kh, kw)
+    wt = draw(int_arrays(wshape, "si8"))
+    big = draw(st.booleans())
+    b = draw(int_arrays((cout,), "si32", *((None, None) if big else (-1000, 1000)))) if draw(st.booleans()) else None
+    attrs = {"stride": stride, "padding": pad, "dilation": dil, "groups": groups}
+    if transpose:
+        attrs["output_padding"] = [draw(st.integers(0, max(stride[0], dil[0]) - 1)),
+                                   draw(st.integers(0, max(stride[1], dil[1]) - 1))]
+        oh = (h - 1) * stride[0] - pad[0] - pad[2] + dil[0] * (kh - 1) + attrs["output_padding"][0] + 1
+        ow = (w - 1) * stride[1] - pad[1] - pad[3] + dil[1] * (kw - 1) + attrs["output_padding"][1] + 1
+    else:
+        oh = (h + pad[0] + pad[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (w + pad[1] + pad[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    assume(oh >= 1 and ow >= 1)
+    return x, wt, b, attrs, dtype
+
+
+def conv_args(x, wt, b, dtype, cout_axis):
+    sx = 0.05
+    sw = [0.01 * (i + 1) for i in range(wt.shape[cout_axis])]
+    args = [Arg(x, dtype, sx), Arg(wt, "si8", sw if cout_axis == 0 else 0.01, 0 if cout_axis == 0 else -1,
+                                   const=True)]
+    if b is not None:
+        args.append(Arg(b, "si32", const=True))
+    return args
+
+
+@SETTINGS
+@given(conv_case())
+def test_conv2d(case):
+    x, wt, b, attrs, dtype = case
+    want = ref.conv2d(x, wt, b, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"])
+    got = run_op("conv2d", conv_args(x, wt, b, dtype, 0), attrs, [T(want.shape, "si32")])
+    assert_same(got, want)
+
+
+@SETTINGS
+@given(conv_case(transpose=True))
+def test_conv_transpose2d(case):
+    x, wt, b, attrs, dtype = case
+    want = ref.conv_transpose2d(x, wt, b, attrs["stride"], attrs["padding"], attrs["output_padding"],
+                                attrs["dilation"], attrs["groups"])
+    args = [Arg(x, dtype, 0.05), Arg(wt, "si8", 0.01, const=True)]
+    if b is not None:
+        args.append(Arg(b, "si32", const=True))
+    got = run_op("conv_transpose2d", args, attrs, [T(want.shape, "si32")])
+    assert_same(got, want)
+
+
+@SETTINGS
+@given(st.data())
+def test_linear(data):
+    dtype = data.draw(act_dtypes())
+    lead = data.draw(st.lists(st.integers(1, 3), max_size=2))
+    k, n = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 5))
+    x = data.draw(int_arrays((*lead, k), dtype))
+    wt = data.draw(int_arrays((n, k), "si8"))
+    b = data.draw(int_arrays((n,), "si32"))
+    got = run_op("linear", [Arg(x, dtype, 0.1), Arg(wt, "si8", [0.01] * n, 0, const=True),
+                            Arg(b, "si32", const=True)], {}, [T((*lead, n), "si32")])
+    assert_same(got, ref.linear(x, wt, b))
+
+
+@SETTINGS
+@given(st.data())
+def test_matmul_broadcast(data):
+    da, db = data.draw(act_dtypes()), data.draw(act_dtypes())
+    m, k, n = (data.draw(st.integers(1, 4)) for _ in range(3))
+    batch = data.draw(st.lists(st.integers(1, 3), max_size=2))
+    ba = [d if data.draw(st.booleans()) else 1 for d in batch]
+    bb = [d if data.draw(st.booleans()) else 1 for d in batch][data.draw(st.integers(0, len(batch))):]
+    a = data.draw(int_arrays((*ba, m, k), da))
+    b = data.draw(int_arrays((*bb, k, n), db))
+    want = ref.matmul(a, b)
+    got = run_op("matmul", [Arg(a, da, 0.1), Arg(b, db, 0.2)], {}, [T(want.shape, "si32")])
+    assert_same(got, want)
+
+
+# ---- requantize ------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.data())
+def test_requantize_from_scales(data):
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 4)), data.draw(st.integers(1, 3)))
+    out_dtype = data.draw(act_dtypes())
+    x = data.draw(int_arrays(shape, "si32"))
+    per_axis = data.draw(st.booleans())
+    in_scales = [data.draw(scales(-30, -5)) for _ in range(shape[1] if per_axis else 1)]
+    s_out = data.draw(scales(-10, 2))
+    assume(all(s / s_out < 2.0**31 for s in in_scales))
+    in_type = Arg(x, "si32", in_scales if per_axis else in_scales[0], 1 if per_axis else -1)
+    got = run_op("requantize", [in_type], {}, [T(shape, out_dtype, s_out)])
+    want = ref.requantize(x, out_dtype, in_scales=in_scales, in_axis=1 if per_axis else None, out_scales=[s_out])
+    assert_same(got, want)
+
+
+@SETTINGS
+@given(st.data())
+def test_requantize_explicit(data):
+    shape = (2, data.draw(st.integers(1, 4)), 3)
+    axis = data.draw(st.sampled_from([1, -2, 0, 2]))
+    count = data.draw(st.sampled_from([1, shape[axis]]))
+    mult = [data.draw(st.integers(0, 2**31 - 1)) for _ in range(count)]
+    shift = [data.draw(st.integers(0, 62)) for _ in range(count)]
+    out_dtype = data.draw(act_dtypes())
+    x = data.draw(int_arrays(shape, "si32"))
+    got = run_op("requantize", [Arg(x, "si32", 0.001)], {"multiplier": mult, "shift": shift, "axis": axis},
+                 [T(shape, out_dtype, 0.1)])
+    assert_same(got, ref.requantize(x, out_dtype, multiplier=mult, shift=shift, axis=axis))
+
+
+# ---- clamps and tables -----------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.data())
+def test_relu_relu6_clip(data):
+    dtype = data.draw(act_dtypes())
+    x = data.draw(int_arrays((data.draw(st.integers(1, 20)),), dtype))
+    s = data.draw(scales(-12, 0))
+    assert_same(run_op("relu", [Arg(x, dtype, s)], {}, [T(x.shape, dtype, s)]), ref.relu(x, dtype))
+    assert_same(run_op("relu6", [Arg(x, dtype, s)], {}, [T(x.shape, dtype, s)]), ref.relu6(x, s, dtype))
+    # Bounds on exact half steps (ties) as well as arbitrary ones, infinite ones included.
+    lo = data.draw(st.one_of(st.floats(-1e4, 1e4), st.integers(-300, 300).map(lambda k: (k + 0.5) * s),
+                             st.just(-math.inf)))
+    hi = data.draw(st.one_of(st.floats(lo if math.isfinite(lo) else -1e4, 1e4),
+                             st.integers(-300, 300).map(lambda k: (k + 0.5) * s), st.just(math.inf)))
+    assume(lo <= hi)
+    got = run_op("clip", [Arg(x, dtype, s)], {"min": lo, "max": hi}, [T(x.shape, dtype, s)])
+    assert_same(got, ref.clip(x, s, lo, hi, dtype))
+
+
+LUT_KINDS = ["leaky_relu", "sigmoid", "tanh", "exp"]
+
+
+@SETTINGS
+@given(st.sampled_from(LUT_KINDS), act_dtypes(), act_dtypes(), scales(-14, 0), scales(-15, 2),
+       st.floats(0.0, 0.5))
+def test_build_lut_matches_oracle(kind, in_dtype, out_dtype, s_in, s_out, alpha):
+    got = _core.build_lut(kind, in_dtype, s_in, out_dtype, s_out, alpha)
+    assert got.dtype == NP[out_dtype]
+    assert_same(got, ref.build_lut(kind, in_dtype, s_in, out_dtype, s_out, alpha))
+
+
+@SETTINGS
+@given(st.data())
+def test_lut_op(data):
+    in_dtype, out_dtype = data.draw(act_dtypes()), data.draw(act_dtypes())
+    kind = data.draw(st.sampled_from(LUT_KINDS))
+    s_in, s_out = data.draw(scales(-14, 0)), data.draw(scales(-15, 1))
+    if data.draw(st.booleans()):
+        table = ref.build_lut(kind, in_dtype, s_in, out_dtype, s_out)
+    else:  # any table: wider entries saturate into the result type
+        table = data.draw(int_arrays((256 if in_dtype == "si8" else 257,), "si16"))
+    x = data.draw(int_arrays((data.draw(st.integers(1, 64)),), in_dtype))
+    got = run_op("lut", [Arg(x, in_dtype, s_in), Arg(table, "si16", const=True)], {}, [T(x.shape, out_dtype, s_out)])
+    assert_same(got, ref.lut(x, table, in_dtype, out_dtype))
+
+
+def test_lut_rejects_wrong_table_length():
+    x = np.zeros(4, np.int16)
+    with pytest.raises(HbirError, match="257 entries"):
+        run_op("lut", [Arg(x, "si16", 0.1), Arg(np.zeros(256), "si16", const=True)], {}, [T((4,), "si16", 0.1)])
+
+
+# ---- binary elementwise ----------------------------------------------------------------------------
+
+
+@st.composite
+def broadcast_pair(draw):
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    a = [d if draw(st.booleans()) else 1 for d in shape]
+    b = [d if draw(st.booleans()) else 1 for d in shape][draw(st.integers(0, len(shape) - 1)):]
+    return a, b
+
+
+@SETTINGS
+@given(st.data())
+def test_add_sub_mul(data):
+    sa_shape, sb_shape = data.draw(broadcast_pair())
+    da, db, dy = data.draw(act_dtypes()), data.draw(act_dtypes()), data.draw(act_dtypes())
+    a, b = data.draw(int_arrays(sa_shape, da)), data.draw(int_arrays(sb_shape, db))
+    sa, sb, sy = data.draw(scales()), data.draw(scales()), data.draw(scales())
+    out_shape = np.broadcast_shapes(a.shape, b.shape)
+    args = [Arg(a, da, sa), Arg(b, db, sb)]
+    for op, fn in (("add", ref.add), ("sub", ref.sub), ("mul", ref.mul)):
+        check(lambda: fn(a, b, sa, sb, sy, dy), op, args, {}, [T(out_shape, dy, sy)])
+
+
+def test_add_rounding_ties_and_missing_scale():
+    a = np.array([1, -1, 3, -3, 1, -1], np.int8)
+    b = np.zeros(6, np.int8)
+    got = run_op("add", [Arg(a, "si8", 0.5), Arg(b, "si8", 0.5)], {}, [T((6,), "si8", 1.0)])
+    assert list(got) == [1, 0, 2, -1, 1, 0]  # half toward +infinity
+    with pytest.raises(HbirError, match="operand #1 has no scale; quantize the graph first"):
+        run_op("add", [Arg(a, "si8", 0.5), Arg(b, "si8")], {}, [T((6,), "si8", 1.0)])
+
+
+# ---- data movement ---------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.data())
+def test_concat(data):
+    dtype = data.draw(act_dtypes())
+    base = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    axis = data.draw(st.integers(-len(base), len(base) - 1))
+    parts, args, ss = [], [], []
+    for _ in range(data.draw(st.integers(1, 3))):
+        shape = list(base)
+        shape[axis] = data.draw(st.integers(1, 3))
+        x = data.draw(int_arrays(shape, dtype))
+        s = data.draw(scales(-8, 0))
+        parts.append(x)
+        ss.append(s)
+        args.append(Arg(x, dtype, s))
+    sy = data.draw(st.one_of(st.sampled_from(ss), scales(-8, 0)))
+    shape = np.concatenate(parts, axis).shape
+    check(lambda: ref.concat(parts, ss, sy, axis, dtype), "concat", args, {"axis": axis}, [T(shape, dtype, sy)])
+
+
+@SETTINGS
+@given(st.data())
+def test_shape_ops(data):
+    dtype = data.draw(act_dtypes())
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=2, max_size=4))
+    x = data.draw(int_arrays(shape, dtype))
+    a = Arg(x, dtype, 0.1)
+    r = len(shape)
+    # split
+    axis = data.draw(st.integers(0, r - 1))
+    cuts = sorted(data.draw(st.sets(st.integers(1, shape[axis] - 1), max_size=2))) if shape[axis] > 1 else []
+    pieces = np.split(x, cuts, axis=axis)
+    sizes = [p.shape[axis] for p in pieces]
+    got = run_op("split", [a], {"axis": axis, "sizes": sizes}, [T(p.shape, dtype, 0.1) for p in pieces])
+    for g, p in zip(got if len(pieces) > 1 else [got], pieces):
+        assert_same(g, p)
+    # slice (numpy semantics, steps >= 1)
+    start = data.draw(st.integers(-shape[axis] - 2, shape[axis] - 1))
+    end = data.draw(st.integers(-shape[axis], shape[axis] + 2))
+    step = data.draw(st.integers(1, 3))
+    idx = [slice(None)] * r
+    idx[axis] = slice(start, end, step)
+    want = x[tuple(idx)]
+    if want.size:
+        got = run_op("slice", [a], {"axes": [axis], "starts": [start], "ends": [end], "steps": [step]},
+                     [T(want.shape, dtype, 0.1)])
+        assert_same(got, want)
+    # transpose, reshape, flatten
+    perm = list(data.draw(st.permutations(range(r))))
+    assert_same(run_op("transpose", [a], {"perm": perm}, [T(x.transpose(perm).shape, dtype, 0.1)]), x.transpose(perm))
+    assert_same(run_op("reshape", [a], {"shape": [-1]}, [T((x.size,), dtype, 0.1)]), x.reshape(-1))
+    flat = x.reshape(*shape[:1], -1)
+    assert_same(run_op("flatten", [a], {"start_dim": 1}, [T(flat.shape, dtype, 0.1)]), flat)
+
+
+@SETTINGS
+@given(st.data())
+def test_gather(data):
+    dtype = data.draw(st.sampled_from(["si8", "si16", "f32"]))
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    if dtype == "f32":
+        x = np.array(data.draw(st.lists(st.floats(-10, 10, width=32), min_size=int(np.prod(shape)),
+                                        max_size=int(np.prod(shape)))), np.float32).reshape(shape)
+    else:
+        x = data.draw(int_arrays(shape, dtype))
+    idx_shape = data.draw(st.lists(st.integers(1, 3), max_size=2))
+    idx = data.draw(int_arrays(idx_shape, "si32", -shape[axis], shape[axis] - 1))
+    want = ref.gather(x, idx, axis)
+    got = run_op("gather", [Arg(x, dtype, None if dtype == "f32" else 0.1), Arg(idx, "si32")], {"axis": axis},
+                 [T(want.shape, dtype, None if dtype == "f32" else 0.1)])
+    assert_same(got, want)
+
+
+@SETTINGS
+@given(st.data())
+def test_point_pillar_scatter(data):
+    p, c = data.draw(st.integers(1, 10)), data.draw(st.integers(1, 3))
+    grid, batch = [data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))], data.draw(st.integers(1, 2))
+    feats = data.draw(int_arrays((p, c), "si8"))
+    coords = np.array([[data.draw(st.integers(-1, batch)), 0, data.draw(st.integers(-1, grid[0])),
+                        data.draw(st.integers(-1, grid[1]))] for _ in range(p)], np.int32)
+    got = run_op("point_pillar_scatter", [Arg(feats, "si8", 0.1), Arg(coords, "si32")], {"grid": grid, "batch": batch},
+                 [T((batch, c, *grid), "si8", 0.1)])
+    assert_same(got, ref.point_pillar_scatter(feats, coords, grid, batch))
+
+
+@SETTINGS
+@given(st.data())
+def test_pad(data):
+    dtype = data.draw(act_dtypes())
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    x = data.draw(int_arrays(shape, dtype))
+    mode = data.draw(st.sampled_from(["constant", "edge", "reflect"]))
+    r = len(shape)
+    limit = [d - 1 if mode == "reflect" else 2 for d in shape]
+    pads = [data.draw(st.integers(0, limit[d % r])) for d in range(2 * r)]
+    s = data.draw(scales(-8, 0))
+    value = data.draw(st.one_of(st.floats(-1e3, 1e3), st.integers(-50, 50).map(lambda k: (k + 0.5) * s)))
+    want = ref.pad(x, pads, mode, value, s, dtype)
+    got = run_op("pad", [Arg(x, dtype, s)], {"pads": pads, "mode": mode, "value": value}, [T(want.shape, dtype, s)])
+    assert_same(got, want)
+
+
+# ---- pooling ---------------------------------------------------------------------------------------
+
+
+@st.composite
+def pool_case(draw, dilated):
+    dtype = draw(act_dtypes())
+    n, c, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    kernel = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    dil = [draw(st.integers(1, 2)), draw(st.integers(1, 2))] if dilated else [1, 1]
+    pad = [draw(st.integers(0, (dil[i % 2] * (kernel[i % 2] - 1) + 1) // 2)) for i in range(4)]
+    stride = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    ceil = draw(st.booleans())
+    assume(dil[0] * (kernel[0] - 1) + 1 <= h + pad[0] + pad[2] and dil[1] * (kernel[1] - 1) + 1 <= w + pad[1] + pad[3])
+    x = draw(int_arrays((n, c, h, w), dtype))
+    return x, dtype, kernel, stride, pad, dil, ceil
+
+
+@SETTINGS
+@given(pool_case(True))
+def test_max_pool2d(case):
+    x, dtype, kernel, stride, pad, dil, ceil = case
+    oh, ow = ref._windows(x.shape[2], x.shape[3], kernel, stride, pad, dil, ceil)
+    assume(oh > 0 and ow > 0)
+    want = ref.max_pool2d(x, kernel, stride, pad, dil, ceil)
+    got = run_op("max_pool2d", [Arg(x, dtype, 0.1)], {"kernel": kernel, "stride": stride, "padding": pad,
+                                                       "dilation": dil, "ceil_mode": ceil}, [T(want.shape, dtype, 0.1)])
+    assert_same(got, want)
+
+
+@SETTINGS
+@given(pool_case(False), st.booleans(), scales(-8, 0), scales(-8, 0))
+def test_avg_pool2d(case, include_pad, s_in, s_out):
+    x, dtype, kernel, stride, pad, _, ceil = case
+    oh, ow = ref._windows(x.shape[2], x.shape[3], kernel, stride, pad, (1, 1), ceil)
+    assume(oh > 0 and ow > 0)
+    check(lambda: ref.avg_pool2d(x, s_in, s_out, dtype, kernel, stride, pad, ceil, include_pad), "avg_pool2d",
+          [Arg(x, dtype, s_in)], {"kernel": kernel, "stride": stride, "padding": pad, "ceil_mode": ceil,
+                                  "count_include_pad": include_pad}, [T((*x.shape[:2], oh, ow), dtype, s_out)])
+
+
+@SETTINGS
+@given(st.data())
+def test_global_avg_pool2d(data):
+    dtype = data.draw(act_dtypes())
+    x = data.draw(int_arrays((1, data.draw(st.integers(1, 3)), data.draw(st.integers(1, 5)),
+                              data.draw(st.integers(1, 5))), dtype))
+    s_in, s_out = data.draw(scales()), data.draw(scales())
+    check(lambda: ref.global_avg_pool2d(x, s_in, s_out, dtype), "global_avg_pool2d", [Arg(x, dtype, s_in)], {},
+          [T((*x.shape[:2], 1, 1), dtype, s_out)])
+
+
+# ---- resize ----------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.data())
+def test_resize2d(data):
+    dtype = data.draw(act_dtypes())
+    x = data.draw(int_arrays((1, data.draw(st.integers(1, 2)), data.draw(st.integers(1, 5)),
+                              data.draw(st.integers(1, 5))), dtype))
+    size = [data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))]
+    mode = data.draw(st.sampled_from(["nearest", "bilinear"]))
+    cmode = data.draw(st.sampled_from(["half_pixel", "align_corners", "asymmetric"]))
+    s_in = data.draw(scales(-8, 0))
+    s_out = s_in if mode == "nearest" else data.draw(st.one_of(st.just(s_in), scales(-8, 0)))
+    check(lambda: ref.resize2d(x, size, mode, cmode, s_in, s_out, dtype), "resize2d", [Arg(x, dtype, s_in)],
+          {"size": size, "mode": mode, "coordinate_mode": cmode}, [T((*x.shape[:2], *size), dtype, s_out)])
+
+
+# ---- softmax and selection -------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.data())
+def test_softmax(data):
+    in_dtype, out_dtype = data.draw(act_dtypes()), data.draw(act_dtypes())
+    shape = data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = data.draw(int_arrays(shape, in_dtype))
+    s_in = data.draw(scales(-14, -2))
+    s_out = ref.f32(1.0 / (128 if out_dtype == "si8" else 32768)) if data.draw(st.booleans()) else data.draw(
+        scales(-15, -3))
+    check(lambda: ref.softmax(x, s_in, s_out, in_dtype, out_dtype, axis), "softmax", [Arg(x, in_dtype, s_in)],
+          {"axis": axis}, [T(shape, out_dtype, s_out)])
+
+
+@SETTINGS
+@given(st.data())
+def test_argmax_topk(data):
+    dtype = data.draw(act_dtypes())
+    shape = data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = data.draw(int_arrays(shape, dtype, -3, 3))  # narrow range: many ties
+    keep = data.draw(st.booleans())
+    want = ref.argmax(x, axis, keep)
+    got = run_op("argmax", [Arg(x, dtype, 0.1)], {"axis": axis, "keepdim": keep}, [T(want.shape, "si32")])
+    assert_same(got, want)
+    k = data.draw(st.integers(1, shape[axis]))
+    largest = data.draw(st.booleans())
+    values, indices = ref.topk(x, k, axis, largest)
+    got_v, got_i = run_op("topk", [Arg(x, dtype, 0.1)], {"k": k, "axis": axis, "largest": largest},
+                          [T(values.shape, dtype, 0.1), T(indices.shape, "si32")])
+    assert_same(got_v, values)
+    assert_same(got_i, indices)
+
+
+# ---- float boundary --------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.data())
+def test_quantize_dequantize(data):
+    dtype = data.draw(act_dtypes())
+    n = data.draw(st.integers(1, 30))
+    s = data.draw(scales(-12, 2))
+    specials = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, 1e30, -1e30])
+    ties = st.integers(-200, 200).map(lambda k: float(np.float32((k + 0.5) * s)))
+    x = np.array(data.draw(st.lists(st.one_of(st.floats(-1e3, 1e3, width=32), specials, ties), min_size=n,
+                                    max_size=n)), np.float32)
+    q = run_op("quantize", [Arg(x, "f32")], {}, [T(x.shape, dtype, s)])
+    assert_same(q, ref.quantize(x, s, dtype))
+    assert_same(run_op("dequantize", [Arg(q, dtype, s)], {}, [T(x.shape, "f32")]), ref.dequantize(q, s))
+
+
+def test_quantize_per_axis_and_dequantize_per_axis():
+    x = np.array([[0.25, 0.75], [-0.25, 1.0]], np.float32)
+    s = [0.5, 0.25]
+    got = run_op("quantize", [Arg(x, "f32")], {}, [T(x.shape, "si8", s, 0)])
+    want = ref.quantize(x, ref.channel_scales(s, x.shape, 0), "si8")
+    assert_same(got, want)
+    assert_same(run_op("dequantize", [Arg(got, "si8", s, 0)], {}, [T(x.shape, "f32")]),
+                ref.dequantize(want, ref.channel_scales(s, x.shape, 0)))
