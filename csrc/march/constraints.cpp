@@ -71,8 +71,8 @@ std::vector<int64_t> kernelOf(const Op& op) {
 
 Check supportedOp(const Op& op, const March& march) {
   if (limitsOf(op, march)) return ok();
-  return violated("'" + std::string(op.name()) + "'", "one of the " + str(static_cast<int64_t>(march.ops.size())) +
-                                                          " ops march '" + march.name + "' runs");
+  return violated("'" + std::string(op.name()) + "'",
+                  "one of the " + str(static_cast<int64_t>(march.ops.size())) + " ops march '" + march.name + "' runs");
 }
 
 Check quantized(const Op& op, const March&) {
@@ -83,8 +83,8 @@ Check quantized(const Op& op, const March&) {
   }
   if (op.is("dequantize")) {
     for (const auto& [user, index] : op.parent->uses(op.result()))
-      if (user) return violated("a dequantize feeding '" + std::string(user->name()) + "'",
-                                "dequantize only on graph outputs");
+      if (user)
+        return violated("a dequantize feeding '" + std::string(user->name()) + "'", "dequantize only on graph outputs");
     return ok();
   }
   for (size_t i = 0; i < op.numOperands(); ++i)
@@ -114,7 +114,8 @@ Check tensorRank(const Op& op, const March& march) {
 Check tensorDim(const Op& op, const March& march) {
   for (const ir::Value* v : ownedTensors(op))
     for (int64_t d : v->type.shape)
-      if (d > march.maxDim) return violated("dim " + str(d) + " in " + v->type.str(), "dims of at most " + str(march.maxDim));
+      if (d > march.maxDim)
+        return violated("dim " + str(d) + " in " + v->type.str(), "dims of at most " + str(march.maxDim));
   return ok();
 }
 
@@ -123,7 +124,8 @@ Check kernelSize(const Op& op, const March& march) {
   std::vector<int64_t> k = kernelOf(op);
   if (!c || !c->kernelMax || k.empty()) return ok();
   if (*std::max_element(k.begin(), k.end()) <= *c->kernelMax) return ok();
-  return violated("a " + joined(k, "x") + " kernel", "a kernel of at most " + str(*c->kernelMax) + "x" + str(*c->kernelMax));
+  return violated("a " + joined(k, "x") + " kernel",
+                  "a kernel of at most " + str(*c->kernelMax) + "x" + str(*c->kernelMax));
 }
 
 Check stride(const Op& op, const March& march) {
@@ -131,7 +133,8 @@ Check stride(const Op& op, const March& march) {
   if (!c || c->strides.empty() || !op.hasAttr("stride")) return ok();
   const std::vector<int64_t>& s = op.getInts("stride");
   for (int64_t v : s)
-    if (!contains(c->strides, v)) return violated("stride " + joined(s, "x"), "strides from {" + joined(c->strides) + "}");
+    if (!contains(c->strides, v))
+      return violated("stride " + joined(s, "x"), "strides from {" + joined(c->strides) + "}");
   return ok();
 }
 
@@ -140,7 +143,8 @@ Check dilation(const Op& op, const March& march) {
   if (!c || !c->dilationMax || !op.hasAttr("dilation")) return ok();
   const std::vector<int64_t>& d = op.getInts("dilation");
   for (int64_t v : d)
-    if (v > *c->dilationMax) return violated("dilation " + joined(d, "x"), "dilation of at most " + str(*c->dilationMax));
+    if (v > *c->dilationMax)
+      return violated("dilation " + joined(d, "x"), "dilation of at most " + str(*c->dilationMax));
   return ok();
 }
 
@@ -217,54 +221,113 @@ bool Rule::appliesTo(const std::string& opName) const { return ops.empty() || co
 
 const std::vector<Rule>& constraintRules() {
   static const std::vector<Rule> rules = {
-      {"supported-op", "The march must run the op: it is listed under `ops` in the march file.",
-       "rewrite it with ops the march runs (docs/marches.md lists them per march) or choose another --march", "", {},
-       {}, supportedOp},
+      {"supported-op",
+       "The march must run the op: it is listed under `ops` in the march file.",
+       "rewrite it with ops the march runs (docs/marches.md lists them per march) or choose another --march",
+       "",
+       {},
+       {},
+       supportedOp},
       {"quantized",
        "The model must be quantized: only `quantize` on graph inputs and `dequantize` on graph outputs touch f32.",
        "quantize the model (calibrate, then convert) before compiling; keep float pre- and post-processing outside "
        "the model",
-       "", {}, {}, quantized},
-      {"dtype", "The op's activation element type must be one the march lists in `dtypes` for it.",
-       "quantize this op to a listed type (its qconfig decides between int8 and int16)", "dtypes", {}, {}, dtype},
-      {"tensor-rank", "No tensor has more dims than `tensor.max_rank`.",
-       "merge dims with reshape or flatten so that every tensor stays within the rank limit", "", {}, {}, tensorRank},
-      {"tensor-dim", "No tensor dim is larger than `tensor.max_dim`.",
-       "split the tensor along that dim (split ... concat) or reshape it into more, smaller dims", "", {}, {},
+       "",
+       {},
+       {},
+       quantized},
+      {"dtype",
+       "The op's activation element type must be one the march lists in `dtypes` for it.",
+       "quantize this op to a listed type (its qconfig decides between int8 and int16)",
+       "dtypes",
+       {},
+       {},
+       dtype},
+      {"tensor-rank",
+       "No tensor has more dims than `tensor.max_rank`.",
+       "merge dims with reshape or flatten so that every tensor stays within the rank limit",
+       "",
+       {},
+       {},
+       tensorRank},
+      {"tensor-dim",
+       "No tensor dim is larger than `tensor.max_dim`.",
+       "split the tensor along that dim (split ... concat) or reshape it into more, smaller dims",
+       "",
+       {},
+       {},
        tensorDim},
-      {"kernel-size", "Convolution and pooling kernels are at most `kernel_max` high and wide.",
-       "replace the large kernel by a stack of smaller ones (two 3x3 see as far as one 5x5)", "kernel_max",
-       {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"}, {}, kernelSize},
-      {"stride", "Convolution and pooling strides (height and width) are values listed in `strides`.",
-       "use a listed stride, or downsample in steps (e.g. two stride-2 layers instead of one stride-4)", "strides",
-       {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"}, {}, stride},
-      {"dilation", "Convolution and max-pooling dilations are at most `dilation_max`.",
-       "use a smaller dilation, or a larger kernel or an extra layer for the same receptive field", "dilation_max",
-       {"conv2d", "conv_transpose2d", "max_pool2d"}, {}, dilation},
+      {"kernel-size",
+       "Convolution and pooling kernels are at most `kernel_max` high and wide.",
+       "replace the large kernel by a stack of smaller ones (two 3x3 see as far as one 5x5)",
+       "kernel_max",
+       {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"},
+       {},
+       kernelSize},
+      {"stride",
+       "Convolution and pooling strides (height and width) are values listed in `strides`.",
+       "use a listed stride, or downsample in steps (e.g. two stride-2 layers instead of one stride-4)",
+       "strides",
+       {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"},
+       {},
+       stride},
+      {"dilation",
+       "Convolution and max-pooling dilations are at most `dilation_max`.",
+       "use a smaller dilation, or a larger kernel or an extra layer for the same receptive field",
+       "dilation_max",
+       {"conv2d", "conv_transpose2d", "max_pool2d"},
+       {},
+       dilation},
       {"channels",
        "Input and output channels (C of NCHW; in and out features of linear) are at most `channels_max`.",
-       "use fewer channels, or split the op along channels (split, one op per part, concat)", "channels_max",
-       {"conv2d", "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "global_avg_pool2d"}, {}, channels},
+       "use fewer channels, or split the op along channels (split, one op per part, concat)",
+       "channels_max",
+       {"conv2d", "conv_transpose2d", "linear", "max_pool2d", "avg_pool2d", "global_avg_pool2d"},
+       {},
+       channels},
       {"groups",
        "Channel groups follow `groups`: \"1\" dense only, \"depthwise_or_1\" dense or depthwise (groups = input "
        "channels = output channels), \"any\" every grouping.",
-       "use a dense or depthwise convolution (e.g. a depthwise conv followed by a 1x1 conv)", "groups",
-       {"conv2d", "conv_transpose2d"}, {}, groups},
+       "use a dense or depthwise convolution (e.g. a depthwise conv followed by a 1x1 conv)",
+       "groups",
+       {"conv2d", "conv_transpose2d"},
+       {},
+       groups},
       {"resize-factor",
        "resize2d scales H and W by whole factors listed in `resize_factors`, up or down (an unchanged dim always "
        "passes).",
        "resize by a listed factor (several steps if needed), or use a conv_transpose2d for learned upsampling",
-       "resize_factors", {"resize2d"}, {}, resizeFactor},
-      {"resize-mode", "resize2d's `mode` is one listed in `modes`.",
-       "use a listed interpolation mode (nearest is the cheapest and always exact)", "modes", {"resize2d"},
-       {"nearest", "bilinear"}, modeIn},
-      {"pad-mode", "pad's `mode` is one listed in `modes`.",
-       "use constant padding (or pad inside the convolution through its `padding` attribute)", "modes", {"pad"},
-       {"constant", "edge", "reflect"}, modeIn},
-      {"topk-k", "topk's k is at most `k_max`.", "lower k, or take the top k of smaller chunks and then of their union",
-       "k_max", {"topk"}, {}, topkK},
-      {"reduction-size", "The reduction length K of linear and matmul (last dim of the input) is at most `k_max`.",
-       "split K into chunks, multiply each, and add the partial results", "k_max", {"linear", "matmul"}, {},
+       "resize_factors",
+       {"resize2d"},
+       {},
+       resizeFactor},
+      {"resize-mode",
+       "resize2d's `mode` is one listed in `modes`.",
+       "use a listed interpolation mode (nearest is the cheapest and always exact)",
+       "modes",
+       {"resize2d"},
+       {"nearest", "bilinear"},
+       modeIn},
+      {"pad-mode",
+       "pad's `mode` is one listed in `modes`.",
+       "use constant padding (or pad inside the convolution through its `padding` attribute)",
+       "modes",
+       {"pad"},
+       {"constant", "edge", "reflect"},
+       modeIn},
+      {"topk-k",
+       "topk's k is at most `k_max`.",
+       "lower k, or take the top k of smaller chunks and then of their union",
+       "k_max",
+       {"topk"},
+       {},
+       topkK},
+      {"reduction-size",
+       "The reduction length K of linear and matmul (last dim of the input) is at most `k_max`.",
+       "split K into chunks, multiply each, and add the partial results",
+       "k_max",
+       {"linear", "matmul"},
+       {},
        reductionSize},
   };
   return rules;

@@ -49,8 +49,7 @@ class Parser {
 
   Value document() {
     if (s_.size() > limits_.maxBytes)
-      fail("input is " + std::to_string(s_.size()) + " bytes, over the limit of " +
-           std::to_string(limits_.maxBytes));
+      fail("input is " + std::to_string(s_.size()) + " bytes, over the limit of " + std::to_string(limits_.maxBytes));
     // An editor's byte-order mark is not content.
     if (s_.compare(0, 3, "\xEF\xBB\xBF") == 0) pos_ = 3;
     skipSpace();
@@ -302,8 +301,7 @@ class Parser {
     } else {
       fail("invalid UTF-8 byte 0x" + hex2(c));
     }
-    if (pos_ + static_cast<size_t>(extra) >= s_.size())
-      fail("truncated UTF-8 sequence");
+    if (pos_ + static_cast<size_t>(extra) >= s_.size()) fail("truncated UTF-8 sequence");
     for (int i = 1; i <= extra; ++i) {
       unsigned char k = static_cast<unsigned char>(s_[pos_ + static_cast<size_t>(i)]);
       if ((k & 0xC0) != 0x80) fail("invalid UTF-8 sequence");

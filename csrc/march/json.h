@@ -22,9 +22,9 @@ struct Value {
   Kind kind = Kind::Null;
   bool boolean = false;
   double number = 0;
-  bool isInteger = false;  // written without fraction or exponent and fits int64
-  int64_t integer = 0;     // valid when isInteger
-  std::string text;        // a string's decoded UTF-8, or a number's literal spelling
+  bool isInteger = false;                              // written without fraction or exponent and fits int64
+  int64_t integer = 0;                                 // valid when isInteger
+  std::string text;                                    // a string's decoded UTF-8, or a number's literal spelling
   std::vector<Value> items;                            // array elements
   std::vector<std::pair<std::string, Value>> members;  // object members in file order
   int line = 0;

@@ -79,8 +79,8 @@ struct Cursor {
   const std::string& origin;
 
   [[noreturn]] void fail(const std::string& msg) const {
-    throw MarchError(origin + ":" + std::to_string(v.line) + ":" + std::to_string(v.col) + ": error: " +
-                     (path.empty() ? "" : path + ": ") + msg);
+    throw MarchError(origin + ":" + std::to_string(v.line) + ":" + std::to_string(v.col) +
+                     ": error: " + (path.empty() ? "" : path + ": ") + msg);
   }
   [[noreturn]] void expected(const std::string& what) const { fail("expected " + what + " but got " + v.brief()); }
 
@@ -162,8 +162,7 @@ void readObject(T& out, const Cursor& c, const std::vector<Field<T>>& fields) {
   for (const auto& [key, child] : c.v.members) {
     auto f = std::find_if(fields.begin(), fields.end(), [&](const Field<T>& x) { return key == x.key; });
     Cursor cc = c.member(key, child);
-    if (f == fields.end())
-      cc.fail("unknown key" + didYouMean(key, known) + " (expected one of " + quoted(known) + ")");
+    if (f == fields.end()) cc.fail("unknown key" + didYouMean(key, known) + " (expected one of " + quoted(known) + ")");
     f->read(out, cc);
   }
   for (const auto& f : fields)
@@ -195,8 +194,7 @@ const std::vector<Field<MacArray>>& macArrayFields() {
          for (const auto& [k, v] : c.v.members) {
            Cursor cc = c.member(k, v);
            if (std::find(precisions.begin(), precisions.end(), k) == precisions.end())
-             cc.fail("unknown precision" + didYouMean(k, precisions) + " (expected one of " + quoted(precisions) +
-                     ")");
+             cc.fail("unknown precision" + didYouMean(k, precisions) + " (expected one of " + quoted(precisions) + ")");
            m.macsPerCycle[k] = cc.positiveInt();
          }
          if (!c.v.find("int8")) c.fail("missing required field \"int8\"");
@@ -378,7 +376,8 @@ const std::vector<Field<March>>& marchFields() {
        [](March& m, const Cursor& c) { readObject(m.macArray, c, macArrayFields()); }},
       {"vector_unit", "object", true, "the SIMD unit for elementwise, pooling and data-movement ops",
        [](March& m, const Cursor& c) { readObject(m.vectorUnit, c, vectorUnitFields()); }},
-      {"sram", "object", true, "on-chip memory", [](March& m, const Cursor& c) { readObject(m.sram, c, sramFields()); }},
+      {"sram", "object", true, "on-chip memory",
+       [](March& m, const Cursor& c) { readObject(m.sram, c, sramFields()); }},
       {"ddr", "object", true, "off-chip memory", [](March& m, const Cursor& c) { readObject(m.ddr, c, ddrFields()); }},
       {"dma", "object", true, "DDR <-> SRAM transfer engines",
        [](March& m, const Cursor& c) { readObject(m.dma, c, dmaFields()); }},

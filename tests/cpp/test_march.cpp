@@ -157,10 +157,17 @@ TEST(march_shipped_files_load) {
   CHECK(bpu.macArray.dataflow == march::Dataflow::OutputStationary);
   CHECK_THROWS(march::MarchError, bpu.peakTops("int4"), "no MAC throughput for 'int4'");
   // Everything the task models are built from runs on the default march.
-  for (const char* op : {"constant", "conv2d", "conv_transpose2d", "linear", "matmul", "relu", "relu6", "clip", "lut",
-                         "add", "sub", "mul", "concat", "split", "slice", "reshape", "transpose", "flatten",
-                         "max_pool2d", "avg_pool2d", "global_avg_pool2d", "resize2d", "pad", "quantize", "dequantize",
-                         "requantize", "point_pillar_scatter", "gather", "argmax", "topk", "softmax"})
+  for (const char* op : {"constant",   "conv2d",     "conv_transpose2d",
+                         "linear",     "matmul",     "relu",
+                         "relu6",      "clip",       "lut",
+                         "add",        "sub",        "mul",
+                         "concat",     "split",      "slice",
+                         "reshape",    "transpose",  "flatten",
+                         "max_pool2d", "avg_pool2d", "global_avg_pool2d",
+                         "resize2d",   "pad",        "quantize",
+                         "dequantize", "requantize", "point_pillar_scatter",
+                         "gather",     "argmax",     "topk",
+                         "softmax"})
     CHECK(bpu.opConstraints(op) != nullptr);
   CHECK(nano.opConstraints("point_pillar_scatter") == nullptr);
 }
@@ -182,30 +189,40 @@ TEST(march_errors_name_the_json_path) {
   auto load = [](const std::string& text) { return march::parseMarch(text, "my_npu.json"); };
   CHECK_THROWS(MarchError, load(edited("\"rows\": 4", "\"rows\": -4")),
                "my_npu.json:5:25: error: mac_array.rows: expected a positive integer but got -4");
-  CHECK_THROWS(MarchError, load(edited("\"rows\": 4", "\"rows\": 4.5")), "mac_array.rows: expected a positive integer but got 4.5");
-  CHECK_THROWS(MarchError, load(edited("\"rows\": 4", "\"rows\": \"4\"")), "mac_array.rows: expected a positive integer but got \"4\"");
+  CHECK_THROWS(MarchError, load(edited("\"rows\": 4", "\"rows\": 4.5")),
+               "mac_array.rows: expected a positive integer but got 4.5");
+  CHECK_THROWS(MarchError, load(edited("\"rows\": 4", "\"rows\": \"4\"")),
+               "mac_array.rows: expected a positive integer but got \"4\"");
   CHECK_THROWS(MarchError, load(edited("\"rows\": 4, ", "")), "mac_array: missing required field \"rows\"");
   CHECK_THROWS(MarchError, load(edited("\"rows\": 4", "\"rowz\": 4")),
                "mac_array.rowz: unknown key; did you mean \"rows\"?");
-  CHECK_THROWS(MarchError, load(edited("\"clock_mhz\": 1000", "\"clock_mhz\": 0")), "clock_mhz: expected a positive number but got 0");
+  CHECK_THROWS(MarchError, load(edited("\"clock_mhz\": 1000", "\"clock_mhz\": 0")),
+               "clock_mhz: expected a positive number but got 0");
   CHECK_THROWS(MarchError, load(edited("\"latency_cycles\": 10", "\"latency_cycles\": -1")),
                "ddr.latency_cycles: expected a non-negative integer but got -1");
-  CHECK_THROWS(MarchError, load(edited("\"output_stationary\"", "\"row_stationary\"")),
-               "mac_array.dataflow: expected one of \"output_stationary\", \"weight_stationary\", \"input_stationary\"");
+  CHECK_THROWS(
+      MarchError, load(edited("\"output_stationary\"", "\"row_stationary\"")),
+      "mac_array.dataflow: expected one of \"output_stationary\", \"weight_stationary\", \"input_stationary\"");
   CHECK_THROWS(MarchError, load(edited("\"int8\": 16", "\"int8\": 17")),
                "mac_array.macs_per_cycle.int8: expected at most rows*cols = 16 but got 17");
-  CHECK_THROWS(MarchError, load(edited("\"int16\": 4", "\"int4\": 4")), "mac_array.macs_per_cycle.int4: unknown precision");
-  CHECK_THROWS(MarchError, load(edited("\"kernel_max\": 3, \"strides\": [1, 2], \"dilation_max\"",
-                                        "\"kernal_max\": 3, \"strides\": [1, 2], \"dilation_max\"")),
+  CHECK_THROWS(MarchError, load(edited("\"int16\": 4", "\"int4\": 4")),
+               "mac_array.macs_per_cycle.int4: unknown precision");
+  CHECK_THROWS(MarchError,
+               load(edited("\"kernel_max\": 3, \"strides\": [1, 2], \"dilation_max\"",
+                           "\"kernal_max\": 3, \"strides\": [1, 2], \"dilation_max\"")),
                "ops.conv2d.kernal_max: unknown key; did you mean \"kernel_max\"?");
-  CHECK_THROWS(MarchError, load(edited("\"relu\": {", "\"relux\": {")), "ops.relux: unknown op; did you mean \"relu\"?");
-  CHECK_THROWS(MarchError, load(edited("\"relu\": {\"dtypes\": [\"si8\"]}", "\"relu\": {\"dtypes\": [\"si8\"], \"kernel_max\": 3}")),
-               "ops.relu.kernel_max: does not apply to relu");
+  CHECK_THROWS(MarchError, load(edited("\"relu\": {", "\"relux\": {")),
+               "ops.relux: unknown op; did you mean \"relu\"?");
+  CHECK_THROWS(
+      MarchError,
+      load(edited("\"relu\": {\"dtypes\": [\"si8\"]}", "\"relu\": {\"dtypes\": [\"si8\"], \"kernel_max\": 3}")),
+      "ops.relu.kernel_max: does not apply to relu");
   CHECK_THROWS(MarchError, load(edited("\"modes\": [\"constant\"]", "\"modes\": [\"wrap\"]")),
                "ops.pad.modes[0]: expected one of \"constant\", \"edge\", \"reflect\" but got \"wrap\"");
   CHECK_THROWS(MarchError, load(edited("\"strides\": [1, 2], \"dilation_max\"", "\"strides\": [], \"dilation_max\"")),
                "ops.conv2d.strides: expected a non-empty list but got []");
-  CHECK_THROWS(MarchError, load(edited("\"strides\": [1, 2], \"dilation_max\"", "\"strides\": [1, 1], \"dilation_max\"")),
+  CHECK_THROWS(MarchError,
+               load(edited("\"strides\": [1, 2], \"dilation_max\"", "\"strides\": [1, 1], \"dilation_max\"")),
                "ops.conv2d.strides[1]: duplicate value 1");
   CHECK_THROWS(MarchError, load(edited("\"dtypes\": [\"si8\"], \"k_max\": 8", "\"dtypes\": [\"int8\"], \"k_max\": 8")),
                "ops.topk.dtypes[0]: expected one of \"si8\"");
@@ -227,9 +244,9 @@ TEST(march_schema_lists_every_field) {
       if (f.path == p) return true;
     return false;
   };
-  for (const char* p : {"name", "clock_mhz", "mac_array.rows", "mac_array.macs_per_cycle", "sram.size_kib",
-                        "ddr.bandwidth_gbps", "dma.engines", "tensor.max_rank", "ops.<op>.kernel_max",
-                        "ops.<op>.groups", "fuse.conv_add"})
+  for (const char* p :
+       {"name", "clock_mhz", "mac_array.rows", "mac_array.macs_per_cycle", "sram.size_kib", "ddr.bandwidth_gbps",
+        "dma.engines", "tensor.max_rank", "ops.<op>.kernel_max", "ops.<op>.groups", "fuse.conv_add"})
     CHECK(has(p));
 }
 
@@ -247,9 +264,10 @@ TEST(rule_quantized) {
   CHECK_EQ(rulesHit(oneOp("%x: " + f, "quantize(%x)", q)), std::string(""));
   CHECK_EQ(rulesHit(oneOp("%x: " + q, "dequantize(%x)", f)), std::string(""));
   // Float in the middle: the dequantize feeds an op and the quantize reads an intermediate.
-  CHECK_EQ(rulesHit(moduleText("%x: " + q, q,
-                               "    %d = dequantize(%x) : " + f + "\n    %y = quantize(%d) : " + q + "\n    return %y\n")),
-           std::string("quantized,quantized"));
+  CHECK_EQ(
+      rulesHit(moduleText("%x: " + q, q,
+                          "    %d = dequantize(%x) : " + f + "\n    %y = quantize(%d) : " + q + "\n    return %y\n")),
+      std::string("quantized,quantized"));
 }
 
 TEST(rule_dtype) {
@@ -311,17 +329,17 @@ TEST(rule_groups) {
   CHECK_EQ(rulesHit(oneOp("%x: tensor<1x4x4x4xsi8>, %w: tensor<4x1x2x2xsi8>",
                           "conv_transpose2d(%x, %w) {stride = [2, 2], groups = 4}", "tensor<1x4x8x8xsi32>")),
            std::string("groups"));
-  CHECK_EQ(rulesHit(oneOp("%x: tensor<1x4x4x4xsi8>, %w: tensor<4x4x2x2xsi8>", "conv_transpose2d(%x, %w) {stride = [2, 2]}",
-                          "tensor<1x4x8x8xsi32>")),
+  CHECK_EQ(rulesHit(oneOp("%x: tensor<1x4x4x4xsi8>, %w: tensor<4x4x2x2xsi8>",
+                          "conv_transpose2d(%x, %w) {stride = [2, 2]}", "tensor<1x4x8x8xsi32>")),
            std::string(""));
 }
 
 TEST(rule_resize_factor_and_mode) {
   auto resize = [](int in, int out, const std::string& mode) {
-    return oneOp("%x: tensor<1x4x" + std::to_string(in) + "x" + std::to_string(in) + "xsi8>",
-                 "resize2d(%x) {size = [" + std::to_string(out) + ", " + std::to_string(out) + "], mode = \"" + mode +
-                     "\"}",
-                 "tensor<1x4x" + std::to_string(out) + "x" + std::to_string(out) + "xsi8>");
+    return oneOp(
+        "%x: tensor<1x4x" + std::to_string(in) + "x" + std::to_string(in) + "xsi8>",
+        "resize2d(%x) {size = [" + std::to_string(out) + ", " + std::to_string(out) + "], mode = \"" + mode + "\"}",
+        "tensor<1x4x" + std::to_string(out) + "x" + std::to_string(out) + "xsi8>");
   };
   CHECK_EQ(rulesHit(resize(8, 16, "nearest")), std::string(""));
   CHECK_EQ(rulesHit(resize(8, 4, "nearest")), std::string(""));
@@ -414,7 +432,8 @@ TEST(every_roundtrip_module_runs_through_every_rule) {
   for (const char* name : {"bpu_nano", "bpu", "bpu_max"}) {
     march::March m = march::loadMarchFile(shipped(name));
     size_t files = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(std::string(HBDK_SOURCE_DIR) + "/tests/ir/roundtrip")) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::string(HBDK_SOURCE_DIR) + "/tests/ir/roundtrip")) {
       std::ifstream in(entry.path());
       std::ostringstream ss;
       ss << in.rdbuf();
