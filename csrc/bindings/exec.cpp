@@ -52,8 +52,8 @@ class PyExecutor {
  public:
   PyExecutor(const PyModule& m, const std::string& function, bool optimized, int threads)
       : holder_(m.holder), generation_(m.holder->generation) {
-    if (threads < 0) throw py::value_error("threads must be >= 0 (0: one per hardware thread) but got " +
-                                           std::to_string(threads));
+    if (threads < 0)
+      throw py::value_error("threads must be >= 0 (0: one per hardware thread) but got " + std::to_string(threads));
     exec_ = std::make_unique<exec::Executor>(*holder_->module, function, exec::ExecOptions{optimized, threads});
   }
 
@@ -104,8 +104,8 @@ class PyExecutor {
     std::vector<exec::Tensor> out;
     for (size_t i = 0; i < args.size(); ++i) {
       const ir::Value& arg = *fn.args[i];
-      std::string what = "argument #" + std::to_string(i) + (arg.name.empty() ? "" : " (%" + arg.name + ")") +
-                         " of @" + fn.name;
+      std::string what =
+          "argument #" + std::to_string(i) + (arg.name.empty() ? "" : " (%" + arg.name + ")") + " of @" + fn.name;
       py::array a = py::array::ensure(args[i]);
       if (!a) throw py::type_error(what + " expects an array but got " + std::string(py::repr(args[i])));
       py::dtype want = dtypeOf(arg.type.elem);
@@ -154,10 +154,11 @@ class PyExecutor {
 }  // namespace
 
 void bindExec(py::module_& m) {
-  py::class_<PyExecutor>(m, "Executor",
-                         "Runs a function of a module: float ops on the float reference kernels, integer ops bit-exactly "
-                         "(optimized kernels where they exist). Made once, run many times; it reads the module as it was "
-                         "when made.")
+  py::class_<PyExecutor>(
+      m, "Executor",
+      "Runs a function of a module: float ops on the float reference kernels, integer ops bit-exactly "
+      "(optimized kernels where they exist). Made once, run many times; it reads the module as it was "
+      "when made.")
       .def(py::init<const PyModule&, const std::string&, bool, int>(), py::arg("module"), py::arg("function") = "main",
            py::arg("optimized") = true, py::arg("threads") = 0,
            "optimized=False runs the integer reference kernels only; threads=0 uses every hardware thread.")

@@ -27,8 +27,9 @@ struct Handle {
 
   T* get() const {
     if (generation != holder->generation)
-      throw pybind11::value_error("stale handle: the module was transformed by a pass since this object was "
-                                  "obtained; walk the module again");
+      throw pybind11::value_error(
+          "stale handle: the module was transformed by a pass since this object was "
+          "obtained; walk the module again");
     return ptr;
   }
 };

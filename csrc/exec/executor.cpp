@@ -29,8 +29,7 @@ std::vector<Tensor> evalFloat(const ir::Op& op, const std::vector<const Tensor*>
   auto out = evalOpFloat(op, in);
   if (!out) op.error("has no float reference kernel");
   std::vector<Tensor> results;
-  for (size_t i = 0; i < out->size(); ++i)
-    results.emplace_back(op.result(i)->type, blobFromFloatTensor((*out)[i]));
+  for (size_t i = 0; i < out->size(); ++i) results.emplace_back(op.result(i)->type, blobFromFloatTensor((*out)[i]));
   return results;
 }
 
@@ -55,9 +54,9 @@ struct Executor::Impl {
 
   explicit Impl(int threads) : pool(threads) {}
 
-  std::vector<const ir::Value*> values;             // slot -> value
+  std::vector<const ir::Value*> values;  // slot -> value
   std::unordered_map<const ir::Value*, size_t> slot;
-  std::vector<const Tensor*> constantOf;            // slot -> preloaded constant, or nullptr
+  std::vector<const Tensor*> constantOf;  // slot -> preloaded constant, or nullptr
   std::vector<std::unique_ptr<Tensor>> constants;
   std::vector<Step> steps;
   std::vector<size_t> returns;
@@ -209,8 +208,8 @@ void checkArguments(const ir::Function& fn, const std::vector<Tensor>& args) {
       throw ir::Error("error: " + argName(fn, i) + " expects element type " + ir::elemTypeName(want.elem) +
                       " but got " + ir::elemTypeName(got.type.elem));
     if (got.type.shape != want.shape)
-      throw ir::Error("error: " + argName(fn, i) + " expects shape [" + ir::shapeStr(want.shape) +
-                      "] but got [" + ir::shapeStr(got.type.shape) + "]");
+      throw ir::Error("error: " + argName(fn, i) + " expects shape [" + ir::shapeStr(want.shape) + "] but got [" +
+                      ir::shapeStr(got.type.shape) + "]");
     if (got.bytes.size() != want.byteSize())
       throw ir::Error("error: " + argName(fn, i) + " expects " + std::to_string(want.byteSize()) +
                       " bytes of data but got " + std::to_string(got.bytes.size()));

@@ -39,7 +39,7 @@ inline void dotBlock(const int16_t* __restrict a, int64_t lda, const int16_t* __
 // addends share a sign the result lacks. Branch-free so that the loops over it vectorize.
 inline int32_t addSaturate(int32_t a, int32_t b) {
   const int32_t r = static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
-  const int32_t overflow = ((a ^ r) & (b ^ r)) >> 31;                // all ones on overflow
+  const int32_t overflow = ((a ^ r) & (b ^ r)) >> 31;                     // all ones on overflow
   const int32_t limit = (a >> 31) ^ std::numeric_limits<int32_t>::max();  // INT32_MIN when a < 0
   return (r & ~overflow) | (limit & overflow);
 }
@@ -152,8 +152,8 @@ ConvGeometry convGeometry(const ir::Op& op) {
   const auto& s = op.getInts("stride");
   const auto& p = op.getInts("padding");
   const auto& d = op.getInts("dilation");
-  return ConvGeometry{x[0], x[1], x[2], x[3], wt[0], wt[2], wt[3], y[2], y[3], s[0], s[1],
-                      p[0], p[1],  p[2], p[3], d[0],  d[1],  op.getInt("groups")};
+  return ConvGeometry{x[0], x[1], x[2], x[3], wt[0], wt[2], wt[3], y[2], y[3],
+                      s[0], s[1], p[0], p[1], p[2],  p[3],  d[0],  d[1], op.getInt("groups")};
 }
 
 std::vector<int32_t> biasValues(const Tensor* bias) {
@@ -171,8 +171,8 @@ class ConvGemmKernel : public OptimizedKernel {
   ConvGemmKernel(const ir::Op& op, const Tensor* weight, const Tensor* bias)
       : g_(convGeometry(op)), outType_(op.result()->type), hasBias_(op.numOperands() > 2) {
     k_ = g_.kh * g_.kw * g_.cinG();
-    direct_ = g_.kh == 1 && g_.kw == 1 && g_.groups == 1 && g_.sh == 1 && g_.sw == 1 && g_.padT == 0 &&
-              g_.padL == 0 && g_.padB == 0 && g_.padR == 0;
+    direct_ = g_.kh == 1 && g_.kw == 1 && g_.groups == 1 && g_.sh == 1 && g_.sw == 1 && g_.padT == 0 && g_.padL == 0 &&
+              g_.padB == 0 && g_.padR == 0;
     if (weight) packed_ = pack(*weight);
     if (bias) bias_ = biasValues(bias);
   }
@@ -326,7 +326,8 @@ class DepthwiseKernel : public OptimizedKernel {
       for (int64_t ky = 0; ky < g.kh; ++ky)
         for (int64_t kx = 0; kx < g.kw; ++kx) {
           int64_t offY = ky * g.dh, offX = kx * g.dw;
-          const int16_t* p = planes + ((offY % g.sh) * g.sw + offX % g.sw) * phaseSize + (offY / g.sh) * pw + offX / g.sw;
+          const int16_t* p =
+              planes + ((offY % g.sh) * g.sw + offX % g.sw) * phaseSize + (offY / g.sh) * pw + offX / g.sw;
           // |w * x| <= 2^14: the product is exact in int16 (pmullw), then widened into the sum.
           const int16_t wv = w[ky * g.kw + kx];
           for (int64_t o = 0; o < wide; ++o) acc[o] += static_cast<int16_t>(wv * p[o]);
@@ -563,8 +564,7 @@ std::unique_ptr<OptimizedKernel> makeOptimizedKernel(const ir::Op& op, const std
   auto isSmallInt = [](const ir::Value* v) {
     return isType(v, ElemType::SI8) || isType(v, ElemType::SI16) || isType(v, ElemType::SI32);
   };
-  if (op.is("requantize") && !op.getInts("multiplier").empty() && isSmallInt(op.operand(0)) &&
-      isSmallInt(op.result()))
+  if (op.is("requantize") && !op.getInts("multiplier").empty() && isSmallInt(op.operand(0)) && isSmallInt(op.result()))
     return std::make_unique<RequantizeKernel>(op);
   if (op.numResults() != 1 || !isType(op.result(), ElemType::SI32) || op.numOperands() < 2) return nullptr;
   if (!isType(op.operand(0), ElemType::SI8) || !isType(op.operand(1), ElemType::SI8)) return nullptr;

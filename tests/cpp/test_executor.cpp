@@ -81,8 +81,8 @@ void checkOptimizedMatchesReference(const ir::Module& m, const std::vector<Tenso
 }
 
 int32_t saturate32(int64_t v) {
-  return static_cast<int32_t>(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(),
-                                                  std::numeric_limits<int32_t>::max()));
+  return static_cast<int32_t>(
+      std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
 }
 
 struct ConvCase {
@@ -243,8 +243,8 @@ TEST(executor_matmul_optimized_matches_reference) {
     ir::Module m;
     ir::Function* fn = m.addFunction("main");
     ir::Value* lhs = fn->addArgument(withScale(c.lhs, ElemType::SI8, 0.5f), "a");
-    ir::Value* rhs = c.rhsConstant ? constant(m, fn, "b", b, 0.5f)
-                                   : fn->addArgument(withScale(c.rhs, ElemType::SI8, 0.5f), "b");
+    ir::Value* rhs =
+        c.rhsConstant ? constant(m, fn, "b", b, 0.5f) : fn->addArgument(withScale(c.rhs, ElemType::SI8, 0.5f), "b");
     // numpy's result shape: broadcast batch dims, then [M, N].
     Shape lb(c.lhs.begin(), c.lhs.end() - 2), rb(c.rhs.begin(), c.rhs.end() - 2), out;
     while (lb.size() < rb.size()) lb.insert(lb.begin(), 1);
@@ -310,8 +310,8 @@ std::unique_ptr<ir::Module> floatModule(std::mt19937& rng) {
   Tensor w = floatTensor({4, 3, 3, 3}, rng), b = floatTensor({4}, rng);
   ir::Value* wv = m->createConstant(fn, "w", w.type, w.bytes)->result();
   ir::Value* bv = m->createConstant(fn, "b", b.type, b.bytes)->result();
-  ir::Value* conv = m->createOp(fn, "conv2d", {x, wv, bv}, {{"padding", ir::Attribute(std::vector<int64_t>{1, 1, 1, 1})}})
-                        ->result();
+  ir::Value* conv =
+      m->createOp(fn, "conv2d", {x, wv, bv}, {{"padding", ir::Attribute(std::vector<int64_t>{1, 1, 1, 1})}})->result();
   ir::Value* relu = m->createOp(fn, "relu", {conv})->result();
   ir::Value* sum = m->createOp(fn, "add", {relu, conv})->result();
   ir::Value* pool = m->createOp(fn, "global_avg_pool2d", {sum})->result();
@@ -386,9 +386,10 @@ TEST(thread_pool_runs_every_task_once_and_rethrows) {
   for (int round = 0; round < 20; ++round) pool.parallelFor(1000, [&](int64_t i) { ++hits[static_cast<size_t>(i)]; });
   CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 20; }));
   CHECK_THROWS(std::runtime_error,
-               pool.parallelFor(50, [](int64_t i) {
-                 if (i == 17) throw std::runtime_error("task 17 failed");
-               }),
+               pool.parallelFor(50,
+                                [](int64_t i) {
+                                  if (i == 17) throw std::runtime_error("task 17 failed");
+                                }),
                "task 17 failed");
   int after = 0;
   pool.parallelFor(1, [&](int64_t) { ++after; });
