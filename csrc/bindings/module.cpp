@@ -168,7 +168,6 @@ void checkSameModule(const PyModule& m, const HolderPtr& h) {
 
 void bindNumerics(py::module_& m);
 void bindMarch(py::module_& m);
-void bindHbm(py::module_& m);
 void bindExec(py::module_& m);
 void bindHbm(py::module_& m);
 
@@ -427,7 +426,6 @@ PYBIND11_MODULE(_core, mod) {
   }, "Named pipelines and their passes.");
   bindNumerics(mod);
   bindMarch(mod);
-  bindHbm(mod);
   bindExec(mod);
   bindHbm(mod);
 }
