@@ -194,13 +194,14 @@ def requantize(x, dtype, multiplier=None, shift=None, axis=1, in_scales=None, in
     x = np.asarray(x, np.int64)
     out = np.zeros(x.shape, np.int64)
     if multiplier:
-        params = list(zip(multiplier, shift))
+        params = list(zip(multiplier, shift, strict=True))
         ax = axis % x.ndim
     else:
         ax = in_axis if in_axis is not None else out_axis
         count = max(len(in_scales), len(out_scales))
-        params = [compute_requant(in_scales[c if len(in_scales) > 1 else 0] / out_scales[c if len(out_scales) > 1 else 0])
-                  for c in range(count)]
+        s_in = [in_scales[c if len(in_scales) > 1 else 0] for c in range(count)]
+        s_out = [out_scales[c if len(out_scales) > 1 else 0] for c in range(count)]
+        params = [compute_requant(a / b) for a, b in zip(s_in, s_out, strict=True)]
     if len(params) == 1:
         return sat(requant(x, *params[0]), dtype)
     for c, (m, s) in enumerate(params):
@@ -256,7 +257,7 @@ def mul(a, b, sa, sb, sy, dtype):
 def concat(inputs, scales, sy, axis, dtype):
     if sy is None:
         return np.concatenate(inputs, axis)
-    return np.concatenate([requant_to(x, s / sy, dtype) for x, s in zip(inputs, scales)], axis)
+    return np.concatenate([requant_to(x, s / sy, dtype) for x, s in zip(inputs, scales, strict=True)], axis)
 
 
 def pad(x, pads, mode, value, s, dtype):

@@ -281,7 +281,7 @@ def test_relu_relu6_clip(data):
     # Bounds on exact half steps (ties) as well as arbitrary ones, infinite ones included.
     lo = data.draw(st.one_of(st.floats(-1e4, 1e4), st.integers(-300, 300).map(lambda k: (k + 0.5) * s),
                              st.just(-math.inf)))
-    hi = data.draw(st.one_of(st.floats(lo if math.isfinite(lo) else -1e4, 1e4),
+    hi = data.draw(st.one_of(st.floats(min(lo, 1e4) if math.isfinite(lo) else -1e4, 1e4),
                              st.integers(-300, 300).map(lambda k: (k + 0.5) * s), st.just(math.inf)))
     assume(lo <= hi)
     got = run_op("clip", [Arg(x, dtype, s)], {"min": lo, "max": hi}, [T(x.shape, dtype, s)])
@@ -342,7 +342,7 @@ def test_add_sub_mul(data):
     out_shape = np.broadcast_shapes(a.shape, b.shape)
     args = [Arg(a, da, sa), Arg(b, db, sb)]
     for op, fn in (("add", ref.add), ("sub", ref.sub), ("mul", ref.mul)):
-        check(lambda: fn(a, b, sa, sb, sy, dy), op, args, {}, [T(out_shape, dy, sy)])
+        check(lambda fn=fn: fn(a, b, sa, sb, sy, dy), op, args, {}, [T(out_shape, dy, sy)])
 
 
 def test_add_rounding_ties_and_missing_scale():
@@ -391,7 +391,7 @@ def test_shape_ops(data):
     pieces = np.split(x, cuts, axis=axis)
     sizes = [p.shape[axis] for p in pieces]
     got = run_op("split", [a], {"axis": axis, "sizes": sizes}, [T(p.shape, dtype, 0.1) for p in pieces])
-    for g, p in zip(got if len(pieces) > 1 else [got], pieces):
+    for g, p in zip(got if len(pieces) > 1 else [got], pieces, strict=True):
         assert_same(g, p)
     # slice (numpy semantics, steps >= 1)
     start = data.draw(st.integers(-shape[axis] - 2, shape[axis] - 1))
@@ -593,3 +593,42 @@ def test_quantize_per_axis_and_dequantize_per_axis():
     assert_same(got, want)
     assert_same(run_op("dequantize", [Arg(got, "si8", s, 0)], {}, [T(x.shape, "f32")]),
                 ref.dequantize(want, ref.channel_scales(s, x.shape, 0)))
+
+
+# ---- the optimized kernels state the same numerics ---------------------------------------------
+
+
+@SETTINGS
+@given(conv_case(), act_dtypes(), scales(-6, 0))
+def test_optimized_conv_then_requantize_matches_oracle(case, out_dtype, s_out):
+    x, wt, b, attrs, dtype = case
+    acc = ref.conv2d(x, wt, b, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"])
+    args = conv_args(x, wt, b, dtype, 0)
+    assert_same(run_op("conv2d", args, attrs, [T(acc.shape, "si32")], optimized=True), acc)
+    s_acc = [0.05 * s for s in args[1].scale]
+    m = Module("t")
+    fn = m.add_function("main")
+    v = fn.add_argument(TensorType(list(acc.shape), "si32", s_acc, 1))
+    o = m.create_op(fn, "requantize", [v], {}, [T(acc.shape, out_dtype, s_out)])
+    fn.returns = o.results
+    want = ref.requantize(acc, out_dtype, in_scales=[ref.f32(s) for s in s_acc], in_axis=1, out_scales=[s_out])
+    for optimized in (False, True):
+        got = _core.Executor(m, "main", optimized=optimized).run([acc.astype(np.int32)])[0]
+        assert_same(got, want)
+
+
+@SETTINGS
+@given(st.data())
+def test_optimized_linear_and_matmul_match_oracle(data):
+    dtype = data.draw(act_dtypes())
+    k, n = data.draw(st.integers(1, 70)), data.draw(st.integers(1, 9))
+    x = data.draw(int_arrays((data.draw(st.integers(1, 4)), k), dtype))
+    wt = data.draw(int_arrays((n, k), "si8"))
+    b = data.draw(int_arrays((n,), "si32"))
+    got = run_op("linear", [Arg(x, dtype, 0.1), Arg(wt, "si8", [0.01] * n, 0, const=True), Arg(b, "si32", const=True)],
+                 {}, [T((x.shape[0], n), "si32")], optimized=True)
+    assert_same(got, ref.linear(x, wt, b))
+    bm = data.draw(int_arrays((2, k, n), "si8"))
+    got = run_op("matmul", [Arg(x, dtype, 0.1), Arg(bm, "si8", 0.2)], {}, [T((2, x.shape[0], n), "si32")],
+                 optimized=True)
+    assert_same(got, ref.matmul(x, bm))
