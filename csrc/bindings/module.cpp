@@ -7,12 +7,15 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "bindings/handles.h"
 #include "ir/ir.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
+#include "isa/program.h"
+#include "march/march.h"
 #include "passes/pass.h"
 
 namespace py = pybind11;
@@ -106,9 +109,29 @@ py::object attrToPy(const Attribute& a) {
   return py::none();
 }
 
+// A discardable attribute ("bpu.group") has no declared kind: it follows the Python value.
+Attribute discardableFromPy(const std::string& name, py::handle v) {
+  if (py::isinstance<py::bool_>(v)) return Attribute(v.cast<bool>());
+  if (py::isinstance<py::int_>(v)) return Attribute(v.cast<int64_t>());
+  if (py::isinstance<py::float_>(v)) return Attribute(v.cast<double>());
+  if (py::isinstance<py::str>(v)) return Attribute(v.cast<std::string>());
+  if (py::isinstance<py::sequence>(v)) {
+    bool allInts = true;
+    for (py::handle item : v.cast<py::sequence>())
+      allInts = allInts && py::isinstance<py::int_>(item) && !py::isinstance<py::bool_>(item);
+    try {
+      return allInts ? Attribute(v.cast<std::vector<int64_t>>()) : Attribute(v.cast<std::vector<double>>());
+    } catch (const py::cast_error&) {
+    }
+  }
+  throw py::type_error("attribute '" + name + "' expects bool, int, float, str or a list of numbers but got " +
+                       std::string(py::repr(v)));
+}
+
 // Python values are converted by the kind the op table declares, so [1, 2] becomes float[] where
 // a float list is expected.
 Attribute attrFromPy(const OpDef& def, const std::string& name, py::handle v) {
+  if (isDiscardableAttr(name)) return discardableFromPy(name, v);
   const AttrDef* ad = def.findAttr(name);
   if (!ad) {
     std::string known;
@@ -376,7 +399,8 @@ PYBIND11_MODULE(_core, mod) {
       .def("__str__", [](const PyModule& m) { return printModule(m.m()); })
       .def("run_pipeline",
            [](PyModule& m, const std::vector<std::string>& names, bool verifyEach, bool printIrAfterAll,
-              const std::vector<std::string>& printIrAfter) {
+              const std::vector<std::string>& printIrAfter, const hbdk::march::March* target,
+              const std::optional<std::string>& sourceText, const std::string& sourceName) {
              passes::PassManagerOptions opts;
              opts.verifyEach = verifyEach;
              opts.printIrAfterAll = printIrAfterAll;
@@ -385,21 +409,35 @@ PYBIND11_MODULE(_core, mod) {
              opts.irStream = &dumps;
              passes::PassManager pm(opts);
              for (const auto& n : names) pm.add(n);
+             hbdk::isa::Program program;
+             std::vector<uint8_t> binary;
+             passes::PassContext ctx;
+             ctx.march = target;
+             ctx.program = &program;
+             ctx.binary = &binary;
+             ctx.sourceText = sourceText ? &*sourceText : nullptr;
+             ctx.sourceName = sourceName;
              ++m.holder->generation;  // passes may erase ops: outstanding handles go stale
              {
                py::gil_scoped_release release;
-               pm.run(m.m());
+               pm.run(m.m(), ctx);
              }
              py::list timings;
              for (const auto& t : pm.timings())
                timings.append(py::dict(py::arg("pass") = t.pass, py::arg("seconds") = t.seconds,
                                        py::arg("stats") = t.stats));
+             py::object bin = binary.empty() ? py::object(py::none())
+                                             : py::bytes(reinterpret_cast<const char*>(binary.data()), binary.size());
              return py::dict(py::arg("timings") = timings, py::arg("report") = pm.timingReport(),
-                             py::arg("ir_dumps") = dumps.str());
+                             py::arg("ir_dumps") = dumps.str(), py::arg("binary") = bin,
+                             py::arg("instructions") = program.instructions.size());
            },
            py::arg("passes"), py::arg("verify_each") = true, py::arg("print_ir_after_all") = false,
-           py::arg("print_ir_after") = std::vector<std::string>{},
-           "Run passes or named pipelines in order. Returns timings, the --time-passes report and any IR dumps.")
+           py::arg("print_ir_after") = std::vector<std::string>{}, py::arg("march") = nullptr,
+           py::arg("source_text") = py::none(), py::arg("source_name") = "",
+           "Run passes or named pipelines in order; `march` is the target for the back-end passes and "
+           "`source_text` the input hashed into an .hbm. Returns timings, the --time-passes report, IR dumps, "
+           "and the .hbm bytes (`binary`) and instruction count when the pipeline lowers and serializes.")
       .def("__repr__", [](const PyModule& m) { return "<Module @" + m.m().name + ">"; });
 
   mod.def("parse", [](const std::string& text, const std::string& filename) {

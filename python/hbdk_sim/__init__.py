@@ -5,8 +5,13 @@ file-level helpers and the ``hbdk-sim`` command line.
 """
 
 from hbdk_sim._core import (
+    ConstraintError,
     Function,
     HbirError,
+    HbmError,
+    HbmModel,
+    March,
+    MarchError,
     Module,
     Op,
     ParseError,
@@ -20,11 +25,28 @@ from hbdk_sim._core import (
     pipelines,
 )
 from hbdk_sim._core import __version__ as __version__
+from hbdk_sim.api import CheckResult, CompileResult, Executor, check, compile, load_hbm
+from hbdk_sim.calibration import calibrate
 from hbdk_sim.ir import ModuleSummary, load, save, summarize
+from hbdk_sim.march import list_marches, load_march
 
 __all__ = [
+    "CheckResult",
+    "CompileResult",
+    "ConstraintError",
+    "Executor",
     "Function",
     "HbirError",
+    "HbmError",
+    "HbmModel",
+    "March",
+    "MarchError",
+    "calibrate",
+    "check",
+    "compile",
+    "list_marches",
+    "load_hbm",
+    "load_march",
     "Module",
     "ModuleSummary",
     "Op",

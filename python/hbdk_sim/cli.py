@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from hbdk_sim import _core
+import numpy as np
+
+from hbdk_sim import _core, api
 from hbdk_sim.ir import load, save, summarize
+from hbdk_sim.march import list_marches, load_march
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -86,6 +91,7 @@ def cmd_opt(args: argparse.Namespace) -> int:
     _check_pass_names(names)
     _check_pass_names(args.print_ir_after or [])
     module = _load(args.file)
+    march = _march(args.march) if args.march else None
     before = summarize(module) if args.summary else None
     try:
         result = module.run_pipeline(
@@ -93,6 +99,7 @@ def cmd_opt(args: argparse.Namespace) -> int:
             verify_each=not args.no_verify_each,
             print_ir_after_all=args.print_ir_after_all,
             print_ir_after=args.print_ir_after or [],
+            march=march,
         )
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None
@@ -103,6 +110,161 @@ def cmd_opt(args: argparse.Namespace) -> int:
         after = summarize(module)
         print(f"before:\n{before.format()}\nafter:\n{after.format()}", file=sys.stderr)
     _write_module(module, args.output, args.force)
+    return EXIT_OK
+
+
+def _march(name: str) -> _core.March:
+    try:
+        return load_march(name)
+    except _core.HbirError as e:  # MarchError, or a JSON ParseError with line:col
+        raise CliError(str(e)) from None
+
+
+def _model_path(path: str) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{path}: error: no such file")
+    if p.is_dir():
+        raise CliError(f"{path}: error: is a directory, expected a model file")
+    return path
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    march = _march(args.march)
+    source = Path(_model_path(args.file))
+    output = Path(args.output) if args.output else source.with_suffix(".hbm")
+    if output.exists() and not args.force:
+        raise CliError(f"{output}: error: file exists; pass --force to overwrite it")
+    try:
+        result = api.compile(source, march, output, overwrite=args.force)
+    except _core.ConstraintError as e:
+        if args.json:
+            _print_json({"ok": False, "march": march.name, "violations": e.violations})
+        else:
+            print(str(e), file=sys.stderr)
+        return EXIT_REJECTED
+    except (_core.ParseError, OSError) as e:
+        raise CliError(str(e)) from None
+    except _core.HbirError as e:
+        raise CliError(str(e), EXIT_REJECTED) from None
+    if args.time_passes:
+        sys.stderr.write(result.pass_report)
+    if args.json:
+        s = result.summary
+        _print_json({"ok": True, "march": result.march, "output": str(result.output), "bytes": len(result.hbm),
+                     "ops": s.num_ops, "ops_by_kind": dict(s.ops_by_kind), "parameters": s.parameters,
+                     "macs": s.macs, "instructions": result.instructions})
+    else:
+        print(result.format())
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    march = _march(args.march)
+    try:
+        result = api.check(_model_path(args.file), march)
+    except (_core.ParseError, OSError) as e:
+        raise CliError(str(e)) from None
+    except _core.HbirError as e:
+        raise CliError(str(e), EXIT_REJECTED) from None
+    if args.json:
+        _print_json({"ok": result.ok, "march": result.march, "violations": result.violations})
+    else:
+        print(result.format(), file=sys.stdout if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_REJECTED
+
+
+def _load_hbm(path: str) -> _core.HbmModel:
+    try:
+        return api.load_hbm(_model_path(path))
+    except _core.HbirError as e:
+        raise CliError(str(e)) from None
+
+
+def _read_input(spec: str, names: list[str]) -> tuple[str, np.ndarray]:
+    name, sep, file = spec.partition("=")
+    if not sep or not name or not file:
+        raise CliError(f"error: --input expects NAME=FILE.npy but got '{spec}'")
+    if name not in names:
+        raise CliError(f"error: --input '{name}': the model has no input of that name (inputs: {', '.join(names)})")
+    try:
+        return name, np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise CliError(f"{file}: error: cannot read a .npy array: {e}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    model = _load_hbm(args.file)
+    executor = api.Executor(model, optimized=not args.reference, threads=args.threads)
+    inputs = dict(_read_input(spec, executor.input_names) for spec in args.input or [])
+    try:
+        outputs = executor.run(inputs)
+    except (ValueError, TypeError, _core.HbirError) as e:
+        raise CliError(f"{args.file}: error: {e}") from None
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CliError(f"{out}: error: file exists; pass --force to overwrite it")
+    np.savez(out, **outputs)
+    described = {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in outputs.items()}
+    if args.json:
+        _print_json({"output": str(out), "outputs": described})
+    else:
+        for n, d in described.items():
+            print(f"{n}: {d['dtype']}{d['shape']}")
+        print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    model = _load_hbm(args.file)
+    info = {
+        "file": args.file,
+        "format_version": model.format_version,
+        "compiler_version": model.compiler_version,
+        "march": model.march,
+        "inputs": model.inputs,
+        "outputs": model.outputs,
+        "instructions": len(model.program),
+        "perf_summary": model.perf_summary,
+        "metadata": model.metadata,
+        "source_hash": model.source_hash,
+    }
+    if args.json:
+        _print_json(info)
+        return EXIT_OK
+    print(f"{args.file}: .hbm v{model.format_version}, compiled by hbdk-sim {model.compiler_version} "
+          f"for march '{model.march}'")
+    for kind in ("inputs", "outputs"):
+        for io in info[kind]:
+            print(f"  {kind[:-1]:<6} {io['name']}: {io['dtype']}{io['shape']} scale={io['scales']}")
+    print(f"  instructions {info['instructions']}")
+    for k, v in model.perf_summary.items():
+        print(f"  {k}: {v:,}" if isinstance(v, int) else f"  {k}: {v}")
+    for k, v in model.metadata.items():
+        print(f"  {k}: {v}")
+    print(f"  source sha256 {model.source_hash}")
+    return EXIT_OK
+
+
+def cmd_marches(args: argparse.Namespace) -> int:
+    rows = []
+    for name in list_marches():
+        m = load_march(name)
+        rows.append({"name": m.name, "tops_int8": round(m.peak_tops, 1), "clock_mhz": m.clock_mhz,
+                     "mac_array": f"{m.mac_array['rows']}x{m.mac_array['cols']}", "dataflow": m.mac_array["dataflow"],
+                     "sram_kib": m.sram["size_bytes"] // 1024, "ddr_gbps": m.ddr["bandwidth_gbps"],
+                     "description": m.description})
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    print(f"{'march':<10} {'TOPS':>6} {'MHz':>6} {'array':>8} {'dataflow':<18} {'SRAM KiB':>8} {'DDR GB/s':>8}")
+    for r in rows:
+        print(f"{r['name']:<10} {r['tops_int8']:>6} {r['clock_mhz']:>6g} {r['mac_array']:>8} {r['dataflow']:<18} "
+              f"{r['sram_kib']:>8} {r['ddr_gbps']:>8g}")
     return EXIT_OK
 
 
@@ -157,7 +319,42 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--time-passes", action="store_true", help="report wall time per pass (stderr)")
     o.add_argument("--no-verify-each", action="store_true", help="verify only at the end, not after every pass")
     o.add_argument("--summary", action="store_true", help="print the module summary before and after (stderr)")
+    o.add_argument("--march", help="target march (name or JSON path), for fuse, check-constraints, lower")
     o.set_defaults(func=cmd_opt)
+
+    c = sub.add_parser("compile", help="compile a calibrated .hbir model to an .hbm binary")
+    c.add_argument("file", help="an .hbir file (float with calibration scales, or quantized)")
+    c.add_argument("--march", default="bpu", help="target march: a shipped name or a JSON path (default: bpu)")
+    c.add_argument("-o", "--output", help="output .hbm file (default: FILE with suffix .hbm)")
+    c.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    c.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    c.add_argument("--time-passes", action="store_true", help="report wall time per pass (stderr)")
+    c.set_defaults(func=cmd_compile)
+
+    k = sub.add_parser("check", help="check a model against a march's operator constraints (exit 1 if not)")
+    k.add_argument("file", help="an .hbir file")
+    k.add_argument("--march", default="bpu", help="target march: a shipped name or a JSON path (default: bpu)")
+    k.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    k.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("run", help="run an .hbm bit-exactly on .npy inputs")
+    r.add_argument("file", help="an .hbm file")
+    r.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input array; repeatable")
+    r.add_argument("-o", "--output", default="out.npz", help="output .npz (default: out.npz)")
+    r.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    r.add_argument("--reference", action="store_true", help="use the reference kernels only")
+    r.add_argument("--threads", type=int, default=0, help="worker threads (default: all cores)")
+    r.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("info", help="describe an .hbm file")
+    i.add_argument("file", help="an .hbm file")
+    i.add_argument("--json", action="store_true", help="machine-readable description on stdout")
+    i.set_defaults(func=cmd_info)
+
+    mh = sub.add_parser("marches", help="list the shipped marches and their key figures")
+    mh.add_argument("--json", action="store_true", help="machine-readable list on stdout")
+    mh.set_defaults(func=cmd_marches)
 
     sub.add_parser("ops", help="list the HBIR ops").set_defaults(func=cmd_ops)
     sub.add_parser("passes", help="list passes and pipelines").set_defaults(func=cmd_passes)

@@ -2,7 +2,9 @@
 
 A 3x3 stem, six depthwise-separable blocks (depthwise 3x3 + batch_norm + relu6, pointwise 1x1 +
 batch_norm + relu6), global average pooling and a linear classifier, on a 1x3x64x64 input.
-Weights are He-initialized from a fixed seed, so the output is the same on every run:
+Weights are He-initialized from a fixed seed, and every activation carries a calibration scale
+measured on 16 seeded random inputs, so the model compiles as it is and the output is the same
+on every run:
     python -m hbdk_sim.examples.mobilenet_v1_tiny [-o PATH]
 """
 
@@ -14,11 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from hbdk_sim import Module, TensorType, Value
+from hbdk_sim.calibration import calibrate
 
 # (out_channels, stride) of each depthwise-separable block, after a 16-channel stride-2 stem.
 BLOCKS = [(32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1)]
 NUM_CLASSES = 10
 INPUT_SHAPE = [1, 3, 64, 64]
+CALIBRATION_SAMPLES = 16
 
 
 class _Builder:
@@ -50,7 +54,13 @@ class _Builder:
         return self.op("relu6", [y], f"{name}.relu")
 
 
-def build(seed: int = 0) -> Module:
+def calibration_inputs(seed: int = 1, count: int = CALIBRATION_SAMPLES) -> list[list[np.ndarray]]:
+    """Seeded stand-ins for images normalized to [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    return [[rng.uniform(-1.0, 1.0, INPUT_SHAPE).astype(np.float32)] for _ in range(count)]
+
+
+def build(seed: int = 0, calibrated: bool = True) -> Module:
     b = _Builder(seed)
     x = b.fn.add_argument(TensorType(INPUT_SHAPE, "f32"), "input")
     y = b.conv_bn_relu6(x, "stem", 16, kernel=3, stride=2)
@@ -63,6 +73,8 @@ def build(seed: int = 0) -> Module:
     y = b.op("linear", [y, b.const("fc.weight", w), b.const("fc.bias", np.zeros(NUM_CLASSES))], "fc")
     b.fn.returns = [y]
     b.module.verify()
+    if calibrated:
+        calibrate(b.module, calibration_inputs())
     return b.module
 
 
