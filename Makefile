@@ -11,7 +11,7 @@ SOURCES := $(shell find csrc python -type f -not -name '*.pyc' 2>/dev/null) CMak
 .PHONY: demo test test-cpp lint fuzz bench docs clean
 
 demo: $(VENV)/.installed
-	$(PY) tools/demo.py
+	$(PY) tools/demo.py --force
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
