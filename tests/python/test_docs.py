@@ -30,3 +30,11 @@ def test_marches_md_is_generated_from_the_schema_rules_and_march_files():
         assert f"| `{rule['name']}` | {rule['doc']}" in text
     for name in list_marches():
         assert f"### {name}\n" in text
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "tiny.hbm").exists()
