@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "ir/lexer.h"
+#include "ir/strings.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
 
@@ -16,30 +17,11 @@ namespace hbdk::ir {
 
 namespace {
 
-size_t editDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 std::string closestOpHint(std::string_view name) {
-  if (name.size() > 64) return "";
-  const char* best = nullptr;
-  size_t bestDist = 3;  // suggest only close misspellings
-  for (const OpDef& d : opTable()) {
-    size_t dist = editDistance(name, d.name);
-    if (dist < bestDist) best = d.name, bestDist = dist;
-  }
-  return best ? std::string(" (did you mean '") + best + "'?)" : "";
+  std::vector<std::string> names;
+  for (const OpDef& d : opTable()) names.emplace_back(d.name);
+  auto best = closestMatch(name, names);
+  return best ? " (did you mean '" + *best + "'?)" : "";
 }
 
 class Parser {

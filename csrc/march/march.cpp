@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "ir/op_def.h"
+#include "ir/strings.h"
 #include "march/constraints.h"
 #include "march/json.h"
 
@@ -45,31 +46,10 @@ std::string quoted(const std::vector<std::string>& names) {
   return s;
 }
 
-size_t editDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // "; did you mean "rows"?" when a known name is a plausible typo of `name`.
 std::string didYouMean(const std::string& name, const std::vector<std::string>& known) {
-  const std::string* best = nullptr;
-  size_t bestDist = 0;
-  for (const auto& k : known) {
-    size_t d = editDistance(name, k);
-    if (!best || d < bestDist) best = &k, bestDist = d;
-  }
-  if (best && bestDist <= std::max<size_t>(2, name.size() / 3)) return "; did you mean \"" + *best + "\"?";
-  return "";
+  auto best = ir::closestMatch(name, known);
+  return best ? "; did you mean \"" + *best + "\"?" : "";
 }
 
 // A JSON value with its path, for reading and for messages.

@@ -2,6 +2,7 @@
 // fail loudly with the closest known names, never fall back silently.
 #include <algorithm>
 
+#include "ir/strings.h"
 #include "passes/pass.h"
 
 namespace hbdk::passes {
@@ -11,21 +12,6 @@ namespace {
 PassInfo infoOf(std::unique_ptr<Pass> (*factory)()) {
   auto probe = factory();
   return {probe->name(), probe->summary(), factory};
-}
-
-size_t editDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
 }
 
 std::string joined(const std::vector<std::string>& names) {
@@ -102,21 +88,11 @@ std::unique_ptr<Pass> createPass(const std::string& name) {
   std::vector<std::string> passes, pipelines;
   for (const PassInfo& p : passRegistry()) passes.push_back(p.name);
   for (const PipelineInfo& p : pipelineRegistry()) pipelines.push_back(p.name);
-  auto closestFirst = [&](std::vector<std::string>& v) {
-    std::stable_sort(v.begin(), v.end(), [&](const std::string& a, const std::string& b) {
-      return editDistance(name, a) < editDistance(name, b);
-    });
-  };
-  closestFirst(passes);
-  closestFirst(pipelines);
   std::vector<std::string> all = passes;
   all.insert(all.end(), pipelines.begin(), pipelines.end());
-  closestFirst(all);
 
   std::string msg = "error: unknown pass '" + name + "'";
-  // Suggest only a plausible typo: within a third of the name's length (and at least 2 edits).
-  if (!all.empty() && editDistance(name, all[0]) <= std::max<size_t>(2, name.size() / 3))
-    msg += "; did you mean '" + all[0] + "'?";
+  if (auto best = ir::closestMatch(name, all)) msg += "; did you mean '" + *best + "'?";
   msg += " (passes: " + joined(passes) + "; pipelines: " + joined(pipelines) + ")";
   throw ir::PassError(msg);
 }
