@@ -139,7 +139,10 @@ void readObject(T& out, const Cursor& c, const std::vector<Field<T>>& fields) {
   requireObject(c);
   std::vector<std::string> known;
   for (const auto& f : fields) known.push_back(f.key);
-  for (const auto& [key, child] : c.v.members) {
+  for (const auto& member : c.v.members) {
+    // A named copy, not a structured binding: lambdas may capture those only from C++20 on.
+    const auto& key = member.first;
+    const auto& child = member.second;
     auto f = std::find_if(fields.begin(), fields.end(), [&](const Field<T>& x) { return key == x.key; });
     Cursor cc = c.member(key, child);
     if (f == fields.end()) cc.fail("unknown key" + didYouMean(key, known) + " (expected one of " + quoted(known) + ")");
