@@ -134,7 +134,7 @@ std::vector<FloatTensor> transpose(const Op& op, const Inputs& in) {
   FloatTensor out(outShape(op));
   forEachIndex(out.shape, [&](int64_t o, const std::vector<int64_t>& c) {
     int64_t src = 0;
-    for (size_t d = 0; d < c.size(); ++d) src += c[d] * inStrides[perm[d]];
+    for (size_t d = 0; d < c.size(); ++d) src += c[d] * inStrides[normAxis(perm[d], perm.size())];
     out.data[o] = in[0].data[src];
   });
   return {out};
@@ -379,6 +379,62 @@ std::vector<FloatTensor> globalAvgPool2d(const Op& op, const Inputs& in) {
   return {out};
 }
 
+// docs/numerics.md §6 for one axis, the same rules as the integer kernel: the source coordinate
+// of output index o (bilinear) and the source index nearest mode reads, in float64 evaluated
+// left to right as the doc writes them.
+struct ResizeAxis {
+  int64_t in, out;
+  const std::string& mode;
+
+  double source(int64_t o) const {
+    double od = static_cast<double>(o), id = static_cast<double>(in), n = static_cast<double>(out);
+    if (mode == "asymmetric") return od * id / n;
+    if (mode == "half_pixel") return std::max((od + 0.5) * id / n - 0.5, 0.0);
+    return out == 1 ? 0.0 : od * (id - 1) / (n - 1);  // align_corners
+  }
+  int64_t nearest(int64_t o) const {
+    double od = static_cast<double>(o), id = static_cast<double>(in), n = static_cast<double>(out);
+    double f = mode == "half_pixel" ? (od + 0.5) * id / n : mode == "asymmetric" ? source(o) : source(o) + 0.5;
+    return std::min(static_cast<int64_t>(std::floor(f)), in - 1);
+  }
+  // Bilinear taps: the two neighbours and the weight of the second.
+  void taps(int64_t o, int64_t& i0, int64_t& i1, double& frac) const {
+    double s = source(o);
+    i0 = std::min(static_cast<int64_t>(std::floor(s)), in - 1);
+    i1 = std::min(i0 + 1, in - 1);
+    frac = s - static_cast<double>(i0);
+  }
+};
+
+std::vector<FloatTensor> resize2d(const Op& op, const Inputs& in) {
+  const FloatTensor& x = in[0];
+  const std::string& cmode = op.getString("coordinate_mode");
+  FloatTensor out(outShape(op));
+  int64_t planes = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3], oh = out.shape[2], ow = out.shape[3];
+  ResizeAxis ay{h, oh, cmode}, ax{w, ow, cmode};
+  bool nearest = op.getString("mode") == "nearest";
+  for (int64_t oy = 0; oy < oh; ++oy)
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      if (nearest) {
+        int64_t iy = ay.nearest(oy), ix = ax.nearest(ox);
+        for (int64_t p = 0; p < planes; ++p)
+          out.data[(p * oh + oy) * ow + ox] = x.data[(p * h + iy) * w + ix];
+        continue;
+      }
+      int64_t y0, y1, x0, x1;
+      double fy, fx;
+      ay.taps(oy, y0, y1, fy);
+      ax.taps(ox, x0, x1, fx);
+      for (int64_t p = 0; p < planes; ++p) {
+        const float* plane = x.data.data() + p * h * w;
+        double top = (1 - fx) * plane[y0 * w + x0] + fx * plane[y0 * w + x1];
+        double bottom = (1 - fx) * plane[y1 * w + x0] + fx * plane[y1 * w + x1];
+        out.data[(p * oh + oy) * ow + ox] = static_cast<float>((1 - fy) * top + fy * bottom);
+      }
+    }
+  return {out};
+}
+
 const std::unordered_map<std::string, Kernel>& kernels() {
   static const std::unordered_map<std::string, Kernel> table = {
       {"relu", relu},          {"relu6", relu6},
@@ -394,6 +450,7 @@ const std::unordered_map<std::string, Kernel>& kernels() {
       {"matmul", matmul},      {"conv2d", conv2d},
       {"conv_transpose2d", convTranspose2d}, {"max_pool2d", maxPool2d},
       {"avg_pool2d", avgPool2d}, {"global_avg_pool2d", globalAvgPool2d},
+      {"resize2d", resize2d},
   };
   return table;
 }

@@ -31,11 +31,15 @@ ir::Blob blobFromFloatTensor(const FloatTensor& t);
 FloatTensor constantValue(const ir::Module& m, const ir::Op& constantOp);
 
 // Whether `op` has a float reference kernel (constants excluded: they have no inputs to compute from).
+// Every op whose operands and results can all be f32 has one. The integer-only ops (quantize,
+// dequantize, requantize, lut) have none, nor do the ops with an si32 index operand or result
+// (gather, point_pillar_scatter, argmax, topk): the Executor runs those on f32 data through the
+// integer reference kernels, whose data movement and ordering are element-type generic.
 bool hasFloatKernel(const ir::Op& op);
 
 // Evaluates one op on float inputs, one FloatTensor per operand in operand order; returns one
-// tensor per result. nullopt when the op has no float kernel (quantize, lut, argmax, ...), which
-// callers treat as "cannot evaluate in float", not as an error.
+// tensor per result. nullopt when the op has no float kernel, which callers treat as "cannot
+// evaluate in float", not as an error.
 std::optional<std::vector<FloatTensor>> evalOpFloat(const ir::Op& op, const std::vector<FloatTensor>& inputs);
 
 // Runs a whole function in float: arguments in order, returns in order. Throws ir::PassError
