@@ -385,7 +385,7 @@ tbody tr:hover { background:#f1f5f9; }
 .badge { display:inline-block; padding:1px 7px; border-radius:999px; font-size:11px; font-weight:600; }
 .badge.compute { background:#dbeafe; color:#1e40af; }
 .badge.memory { background:#ffedd5; color:#9a3412; }
-.share { display:inline-block; height:8px; border-radius:2px; background:#2563eb; vertical-align:middle; }
+.share { display:inline-block; height:8px; border-radius:2px; background:#94a3b8; vertical-align:middle; }
 footer { color:var(--muted); font-size:12px; }
 """
 
