@@ -8,13 +8,19 @@ CONSTRAINTS := requirements/constraints.txt
 # Reinstall whenever a source of the package changes.
 SOURCES := $(shell find csrc python -type f -not -name '*.pyc' 2>/dev/null) CMakeLists.txt pyproject.toml $(CONSTRAINTS)
 
-.PHONY: demo test test-cpp lint fuzz bench docs clean
+.PHONY: demo test test-cpp lint fuzz bench docs clean chromium
 
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --force
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed chromium
 	$(PY) -m pytest -q tests
+
+# The HTML perf report is checked in headless Chromium. Installed only as root on Debian; elsewhere
+# that test skips and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && \
+	  command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq chromium) || true; }
 
 # The C++ unit tests alone, through ctest (they also run inside `make test`).
 test-cpp: $(VENV)/.installed
