@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/ir.h"
 #include "isa/program.h"
 #include "march/march.h"
 
@@ -36,6 +37,9 @@ struct LayerPerf {
   int64_t ddrReadBytes = 0;
   int64_t ddrWriteBytes = 0;
   int64_t rooflineCycles = 0;  // max(macs / peak MACs per cycle, DDR bytes / DDR bytes per cycle)
+  int64_t start = 0;           // first cycle of the layer's first event (DMA or compute)
+  int64_t end = 0;             // end of its last event; totalCycles = end - start
+  uint32_t instruction = 0;    // index of the compute instruction in the program
 };
 
 struct PerfResult {
@@ -61,5 +65,9 @@ struct PerfResult {
 
 // Throws ir::Error when the program was lowered for another march or is inconsistent.
 PerfResult estimate(const isa::Program& program, const march::March& march);
+// The same, reading per-op work the instructions do not carry (pool kernels, resize mode, reduced
+// axis lengths) from the lowered function `graph` (the program's @main); without it the model falls
+// back to the documented estimates from instruction byte counts.
+PerfResult estimate(const isa::Program& program, const march::March& march, const ir::Function* graph);
 
 }  // namespace hbdk::perf
