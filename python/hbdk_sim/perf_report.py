@@ -342,7 +342,9 @@ def _format_table(r: PerfReport, width: int) -> str:
             out.append(f"{c:{align}{w}}")
         return "  " + "  ".join(out) + "  " + bar
 
-    body = [line(row, f"{_bar(layer.total_cycles / total, bar_cells)} {100 * layer.total_cycles / total:5.1f}%")
+    # Bars are scaled to the slowest layer so a long model's bars stay readable; the number is the share.
+    longest = max([layer.total_cycles for layer in r.layers] + [1])
+    body = [line(row, f"{_bar(layer.total_cycles / longest, bar_cells)} {100 * layer.total_cycles / total:5.1f}%")
             for layer, row in zip(r.layers, rows, strict=True)]
     head = line([c[0] for c in cols], "share of cycles")
     lines += [head, "  " + "-" * (max(len(x) for x in body + [head]) - 2)]
@@ -538,6 +540,7 @@ def _timeline_chart(r: PerfReport) -> str:
 
 def _layer_table(r: PerfReport) -> str:
     total = sum(layer.total_cycles for layer in r.layers) or 1
+    longest = max([layer.total_cycles for layer in r.layers] + [1])
     heads = [("#", True), ("layer", False), ("op", False), ("output", False), ("MACs", True), ("compute", True),
              ("memory", True), ("stall", True), ("total", True), ("roofline", True), ("bound", False),
              ("util", True), ("DDR read", True), ("DDR write", True), ("share", True)]
@@ -546,6 +549,7 @@ def _layer_table(r: PerfReport) -> str:
     out.append("</tr></thead><tbody>")
     for i, layer in enumerate(r.layers):
         share = layer.total_cycles / total
+        bar_px = 48 * layer.total_cycles / longest
 
         def num(v: int, text: str | None = None) -> str:
             return f'<td class="n" data-v="{v}">{_e(text if text is not None else human(v))}</td>'
@@ -558,7 +562,7 @@ def _layer_table(r: PerfReport) -> str:
                    + f'<td class="n" data-v="{layer.utilization}">{_pct(layer.utilization) if layer.macs else "–"}</td>'
                    + num(layer.ddr_read_bytes, human_bytes(layer.ddr_read_bytes))
                    + num(layer.ddr_write_bytes, human_bytes(layer.ddr_write_bytes))
-                   + f'<td class="n" data-v="{share}"><span class="share" style="width:{60 * share:.1f}px">'
+                   + f'<td class="n" data-v="{share}"><span class="share" style="width:{bar_px:.1f}px">'
                    f'</span> {100 * share:.1f}%</td></tr>')
     out.append("</tbody></table>")
     return "".join(out)
