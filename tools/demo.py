@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import hbdk_sim
+import numpy as np
 from hbdk_sim.examples import example_path
 
 

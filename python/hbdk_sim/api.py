@@ -65,7 +65,8 @@ class CheckResult:
             return f"This model is supported on march '{self.march}'."
         lines = [f"{len(self.violations)} violation(s) of march '{self.march}':"]
         for v in self.violations:
-            lines.append(f"  {v['location']}: '{v['op']}' {v['rule']}: {v['actual']} (limit: {v['limit']}); {v['hint']}")
+            lines.append(f"  {v['location']}: '{v['op']}' {v['rule']}: {v['actual']} "
+                         f"(limit: {v['limit']}); {v['hint']}")
         return "\n".join(lines)
 
 

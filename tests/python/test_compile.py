@@ -3,10 +3,9 @@ check a model that breaks rules, and the CLI around it (compile, check, run, inf
 
 import json
 
+import hbdk_sim
 import numpy as np
 import pytest
-
-import hbdk_sim
 from hbdk_sim import api
 from hbdk_sim.examples import example_path, mobilenet_v1_tiny
 from hbdk_sim.march import list_marches
