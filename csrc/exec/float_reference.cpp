@@ -397,12 +397,15 @@ struct ResizeAxis {
     double f = mode == "half_pixel" ? (od + 0.5) * id / n : mode == "asymmetric" ? source(o) : source(o) + 0.5;
     return std::min(static_cast<int64_t>(std::floor(f)), in - 1);
   }
-  // Bilinear taps: the two neighbours and the weight of the second.
-  void taps(int64_t o, int64_t& i0, int64_t& i1, double& frac) const {
+  // Bilinear: the two neighbours and the weight of the second.
+  struct Taps {
+    int64_t i0, i1;
+    double frac;
+  };
+  Taps taps(int64_t o) const {
     double s = source(o);
-    i0 = std::min(static_cast<int64_t>(std::floor(s)), in - 1);
-    i1 = std::min(i0 + 1, in - 1);
-    frac = s - static_cast<double>(i0);
+    int64_t i0 = std::min(static_cast<int64_t>(std::floor(s)), in - 1);
+    return {i0, std::min(i0 + 1, in - 1), s - static_cast<double>(i0)};
   }
 };
 
@@ -417,19 +420,16 @@ std::vector<FloatTensor> resize2d(const Op& op, const Inputs& in) {
     for (int64_t ox = 0; ox < ow; ++ox) {
       if (nearest) {
         int64_t iy = ay.nearest(oy), ix = ax.nearest(ox);
-        for (int64_t p = 0; p < planes; ++p)
-          out.data[(p * oh + oy) * ow + ox] = x.data[(p * h + iy) * w + ix];
+        for (int64_t p = 0; p < planes; ++p) out.data[(p * oh + oy) * ow + ox] = x.data[(p * h + iy) * w + ix];
         continue;
       }
-      int64_t y0, y1, x0, x1;
-      double fy, fx;
-      ay.taps(oy, y0, y1, fy);
-      ax.taps(ox, x0, x1, fx);
+      ResizeAxis::Taps ty = ay.taps(oy), tx = ax.taps(ox);
       for (int64_t p = 0; p < planes; ++p) {
-        const float* plane = x.data.data() + p * h * w;
-        double top = (1 - fx) * plane[y0 * w + x0] + fx * plane[y0 * w + x1];
-        double bottom = (1 - fx) * plane[y1 * w + x0] + fx * plane[y1 * w + x1];
-        out.data[(p * oh + oy) * ow + ox] = static_cast<float>((1 - fy) * top + fy * bottom);
+        const float* top = x.data.data() + (p * h + ty.i0) * w;
+        const float* bottom = x.data.data() + (p * h + ty.i1) * w;
+        double t = (1 - tx.frac) * top[tx.i0] + tx.frac * top[tx.i1];
+        double b = (1 - tx.frac) * bottom[tx.i0] + tx.frac * bottom[tx.i1];
+        out.data[(p * oh + oy) * ow + ox] = static_cast<float>((1 - ty.frac) * t + ty.frac * b);
       }
     }
   return {out};
@@ -437,19 +437,32 @@ std::vector<FloatTensor> resize2d(const Op& op, const Inputs& in) {
 
 const std::unordered_map<std::string, Kernel>& kernels() {
   static const std::unordered_map<std::string, Kernel> table = {
-      {"relu", relu},          {"relu6", relu6},
-      {"clip", clip},          {"leaky_relu", leakyRelu},
-      {"sigmoid", sigmoid},    {"tanh", tanhK},
-      {"exp", expK},           {"softmax", softmax},
-      {"add", add},            {"sub", sub},
-      {"mul", mul},            {"reshape", reshape},
-      {"flatten", reshape},    {"transpose", transpose},
-      {"concat", concat},      {"split", split},
-      {"slice", slice},        {"pad", pad},
-      {"batch_norm", batchNorm}, {"linear", linear},
-      {"matmul", matmul},      {"conv2d", conv2d},
-      {"conv_transpose2d", convTranspose2d}, {"max_pool2d", maxPool2d},
-      {"avg_pool2d", avgPool2d}, {"global_avg_pool2d", globalAvgPool2d},
+      {"relu", relu},
+      {"relu6", relu6},
+      {"clip", clip},
+      {"leaky_relu", leakyRelu},
+      {"sigmoid", sigmoid},
+      {"tanh", tanhK},
+      {"exp", expK},
+      {"softmax", softmax},
+      {"add", add},
+      {"sub", sub},
+      {"mul", mul},
+      {"reshape", reshape},
+      {"flatten", reshape},
+      {"transpose", transpose},
+      {"concat", concat},
+      {"split", split},
+      {"slice", slice},
+      {"pad", pad},
+      {"batch_norm", batchNorm},
+      {"linear", linear},
+      {"matmul", matmul},
+      {"conv2d", conv2d},
+      {"conv_transpose2d", convTranspose2d},
+      {"max_pool2d", maxPool2d},
+      {"avg_pool2d", avgPool2d},
+      {"global_avg_pool2d", globalAvgPool2d},
       {"resize2d", resize2d},
   };
   return table;
