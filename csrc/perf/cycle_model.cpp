@@ -51,6 +51,12 @@ struct Machine {
     return it->second;
   }
 
+  // A unit consumes a transfer chunk by chunk as it lands: one chunk is what the DMA moves in one
+  // DDR latency (the bandwidth-delay product), so the consumer is signalled once per latency.
+  int64_t chunks(int64_t bytes) const {
+    double chunk = std::max(64.0, dmaBytesPerCycle * static_cast<double>(std::max<int64_t>(1, m.ddr.latencyCycles)));
+    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(bytes) / chunk)));
+  }
   int64_t transferCycles(int64_t bytes) const {
     if (bytes <= 0) return 0;
     return m.ddr.latencyCycles + static_cast<int64_t>(std::ceil(static_cast<double>(bytes) / dmaBytesPerCycle));
@@ -175,7 +181,9 @@ int64_t macArrayCycles(const Machine& mc, const Instruction& in) {
   Split m = split(in.gemmM, th, rows);
   Split n = groups > 1 ? Split{in.gemmN, in.gemmN, 1} : split(in.gemmN, tc, cols);
   Split g = groups > 1 ? split(groups, tc, cols) : Split{1, 1, 1};
-  int64_t cycles = 0;
+  // The tiles run back to back as one pass: SCALE-Sim's one-cycle offset (systolic.h) is counted
+  // once per GEMM as in the untiled layer, so a split on fold boundaries costs exactly the same.
+  int64_t cycles = groups * (m.parts * n.parts - 1);
   for (int mi = 0; mi < 2; ++mi)
     for (int ni = 0; ni < 2; ++ni)
       for (int gi = 0; gi < 2; ++gi) {
@@ -238,12 +246,6 @@ Costed costOf(const Machine& mc, const Instruction& in, const ir::Function* grap
   return c;
 }
 
-bool streamed(const Instruction& dma, int64_t computeTiles) {
-  if (computeTiles <= 1) return false;
-  for (const isa::SramBuffer& b : dma.sram)
-    if (b.count < 2) return false;
-  return !dma.sram.empty();
-}
 
 struct Range {
   int64_t lo, hi, end;
@@ -352,16 +354,11 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
   auto flushStores = [&]() {
     for (size_t i : pendingStores) {
       size_t c = static_cast<size_t>(layerOf[i]);
-      int64_t tiles = std::max<int64_t>(1, ins[c].tileCount);
-      if (streamed(ins[i], tiles)) {
-        // Tiles leave as they are produced; the last one after the compute ends.
-        int64_t firstReady = start[c] + ceilDiv(cost[c].cycles, tiles);
-        int64_t lastTile = march.ddr.latencyCycles +
-                           mc.dataCycles(ceilDiv(ins[i].ddrReadBytes + ins[i].ddrWriteBytes, tiles));
-        place(i, std::max(firstReady, end[c] + lastTile - cost[i].cycles));
-      } else {
-        place(i, end[c]);
-      }
+      // Chunks leave as they are produced; the last one after the compute ends.
+      int64_t bytes = ins[i].ddrReadBytes + ins[i].ddrWriteBytes, chunks = mc.chunks(bytes);
+      int64_t firstReady = start[c] + ceilDiv(cost[c].cycles, chunks);
+      int64_t lastChunk = march.ddr.latencyCycles + mc.dataCycles(ceilDiv(bytes, chunks));
+      place(i, std::max(firstReady, end[c] + lastChunk - cost[i].cycles));
     }
     pendingStores.clear();
   };
@@ -386,17 +383,14 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
       continue;
     }
     flushStores();
-    int64_t tiles = std::max<int64_t>(1, in.tileCount);
+    // Consumes its loads chunk by chunk: starts on the first chunk of each, and its last chunk
+    // of work follows the last chunk of each.
     int64_t ready = streamEnd, lastLoadEnd = 0;
     for (size_t j : preLoads[i]) {
-      if (streamed(ins[j], tiles)) {
-        int64_t firstTile = start[j] + march.ddr.latencyCycles +
-                            mc.dataCycles(ceilDiv(ins[j].ddrReadBytes, std::max<int64_t>(1, ins[j].tileCount)));
-        ready = std::max(ready, firstTile);
-        lastLoadEnd = std::max(lastLoadEnd, end[j] + ceilDiv(cost[i].cycles, tiles));
-      } else {
-        ready = std::max(ready, end[j]);
-      }
+      int64_t bytes = ins[j].ddrReadBytes, chunks = mc.chunks(bytes);
+      if (bytes <= 0) continue;
+      ready = std::max(ready, start[j] + march.ddr.latencyCycles + mc.dataCycles(ceilDiv(bytes, chunks)));
+      lastLoadEnd = std::max(lastLoadEnd, end[j] + ceilDiv(cost[i].cycles, chunks));
     }
     start[i] = ready;
     end[i] = std::max(ready + cost[i].cycles, lastLoadEnd);
