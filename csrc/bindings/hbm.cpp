@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "bindings/handles.h"
+#include "bindings/hbm_model.h"
 #include "isa/program.h"
 #include "march/march.h"
 #include "passes/pass.h"
@@ -69,11 +70,7 @@ py::list ioToPy(const std::vector<hbm::IoDesc>& ios) {
   return out;
 }
 
-// The loaded model; the graph becomes a Module object once, so `model.module is model.module`.
-struct PyHbmModel {
-  hbm::HbmModel model;
-  py::object module;
-};
+using bindings::PyHbmModel;
 
 PyHbmModel wrap(hbm::HbmModel m) {
   PyHbmModel out;

@@ -193,6 +193,7 @@ void bindNumerics(py::module_& m);
 void bindMarch(py::module_& m);
 void bindExec(py::module_& m);
 void bindHbm(py::module_& m);
+void bindPerf(py::module_& m);
 
 PYBIND11_MODULE(_core, mod) {
   mod.doc() = "hbdk-sim C++ core: HBIR, its text form, the verifier and the pass manager";
@@ -466,4 +467,5 @@ PYBIND11_MODULE(_core, mod) {
   bindMarch(mod);
   bindExec(mod);
   bindHbm(mod);
+  bindPerf(mod);
 }
