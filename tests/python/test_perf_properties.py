@@ -13,7 +13,6 @@ from hbdk_sim.march import load_march
 MARCHES = ["bpu_nano", "bpu", "bpu_max"]
 
 
-
 def _edited(name: str, edit) -> _core.March:
     from importlib.resources import files
 
