@@ -5,8 +5,9 @@
 //   order   compute instructions issue in program order (one compute stream over the MAC array
 //           and the vector unit); DMA transfers run on one queue in program order, except that a
 //           layer's stores are queued after the next layer's weight loads (prefetch first).
-//   overlap a double-buffered load streams under the compute it feeds and may start while the
-//           previous compute still runs; a single-buffered one waits for the last user of its SRAM.
+//   overlap units consume transfers in bandwidth-delay chunks as they land (compute overlaps its
+//           own loads and stores); a double-buffered load may start while the previous compute
+//           still runs, a single-buffered one waits for the last user of its SRAM.
 // Everything is closed form per instruction: no loop runs per cycle or per tile.
 #include "perf/cycle_model.h"
 
