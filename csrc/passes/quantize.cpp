@@ -25,7 +25,8 @@
 //      - data movement (split, slice, reshape, flatten, transpose, gather, point_pillar_scatter,
 //        max_pool2d, pad, nearest resize2d, topk values): the result takes the input's element
 //        type and scale; an annotation there is not needed and is dropped, since moving values
-//        cannot change their scale.
+//        cannot change their scale. Except a constant pad value that the input's scale cannot
+//        represent: the input is requantized to the annotated result scale first (widenPadInput).
 //      The target element type is si8, or si16 where the op has `quant.dtype = "si16"`.
 //      An f32 constant read as an activation (add(x, c), ...) becomes si8 at its own
 //      annotated scale, or max|c| / 127 (per tensor) when it has none.
@@ -442,7 +443,9 @@ class Quantizer {
   }
 
   void rewriteDataMovement(ir::Op* op) {
-    const ir::TensorType in = activation(op, 0)->type;
+    activation(op, 0);
+    if (op->is("pad")) widenPadInput(op);
+    const ir::TensorType in = op->operand(0)->type;
     for (size_t i = 1; i < op->numOperands(); ++i)
       if (isF32(op->operand(i))) activation(op, i);
     size_t moved = op->is("topk") ? 1 : op->numResults();  // topk's indices stay si32
@@ -451,6 +454,27 @@ class Quantizer {
       r->type = ir::TensorType(r->type.shape, in.elem, in.quant);
     }
     ++stats_["integer_ops"];
+  }
+
+  // A constant pad value beyond the input's range would saturate (pad(x, -1.0) on x in [0, 0.1]
+  // writes -0.128): when the calibrated result scale is wider, requantize the input to it first so
+  // that the pad writes the value.
+  void widenPadInput(ir::Op* op) {
+    double value = op->getFloat("value");
+    ir::Value* x = op->operand(0);
+    const ir::Value* result = op->result();
+    if (op->getString("mode") != "constant" || !result->type.quant || !result->type.quant->perTensor())
+      return;
+    float sIn = x->type.quant->scales[0], sOut = result->type.quant->scales[0];
+    double atIn = roundHalfEven(value / static_cast<double>(sIn));
+    if (!(sOut > sIn) || static_cast<double>(saturated(atIn, x->type.elem)) == atIn) return;
+    std::vector<exec::Requant> r{requantFor(*op, static_cast<double>(sIn) / sOut)};
+    ir::AttrList attrs{{"multiplier", requantAttr(r, false)}, {"shift", requantAttr(r, true)}, {"axis", int64_t{1}}};
+    ir::Op* rq = m_.createOp(&fn_, "requantize", {x}, std::move(attrs),
+                             {quantizedType(x->type.shape, x->type.elem, sOut)}, op->loc, op);
+    if (!result->name.empty()) rq->result()->name = result->name + ".in";
+    op->operands[0] = rq->result();
+    ++stats_["requantize"];
   }
 
   void rewriteRescaling(ir::Op* op) {

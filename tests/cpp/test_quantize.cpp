@@ -208,6 +208,33 @@ TEST(QuantizeIsDeterministic) {
   CHECK(first.find("tensor<256xsi16>") != std::string::npos);
 }
 
+TEST(QuantizePadsAValueBeyondTheInputRangeAtTheResultScale) {
+  // x spans 0.127; pad value -1.0 would saturate to -0.128 at x's scale, so the input moves to the
+  // calibrated result scale first. A value in range pads at the input's scale, with no requantize.
+  auto text = [](const std::string& value) {
+    return "module @m {\n  func @main(%x: tensor<1x1x1x2xf32, scale=0.001>) -> (tensor<1x1x1x3xf32, scale=0.007874016>) {\n"
+           "    %p = pad(%x) {pads = [0, 0, 0, 0, 0, 0, 0, 1], value = " + value +
+           "} : tensor<1x1x1x3xf32, scale=0.007874016>\n    return %p\n  }\n}\n";
+  };
+  auto m = quantized(text("-1.0"));
+  const ir::Function& fn = *m->functions[0];
+  const ir::Op* pad = findOp(fn, "pad");
+  CHECK(pad->operand(0)->owner && pad->operand(0)->owner->is("requantize"));
+  CHECK_EQ(pad->result()->type.str(), std::string("tensor<1x1x1x3xsi8, scale=0.007874016>"));
+  exec::Tensor input(TensorType({1, 1, 1, 2}, ElemType::F32));
+  input.setFloat(0, 0.1f);
+  input.setFloat(1, -0.05f);
+  exec::Tensor out = exec::Executor(*m).run({input})[0];
+  CHECK(std::fabs(out.getFloat(0) - 0.1f) < 0.004f);
+  CHECK(std::fabs(out.getFloat(1) + 0.05f) < 0.004f);
+  CHECK(std::fabs(out.getFloat(2) + 1.0f) < 1e-6f);
+
+  auto inRange = quantized(text("0.05"));
+  CHECK(findOp(*inRange->functions[0], "requantize") == nullptr);
+  CHECK_EQ(findOp(*inRange->functions[0], "pad")->result()->type.str(),
+           std::string("tensor<1x1x1x3xsi8, scale=0.001>"));
+}
+
 // ---- quantize: the integer graph runs and approximates the float one --------------------------
 
 TEST(QuantizedGraphTracksTheFloatModel) {
