@@ -62,7 +62,7 @@ py::dict toPy(const perf::PerfResult& r, const isa::Program& program) {
   d["macs"] = r.macs;
   d["ddr_read_bytes"] = r.ddrReadBytes;
   d["ddr_write_bytes"] = r.ddrWriteBytes;
-  d["onchip_bytes"] = r.onChipBytes;
+  d["on_chip_bytes"] = r.onChipBytes;
   d["roofline_cycles"] = r.rooflineCycles;
   d["latency_ms"] = r.latencyMs;
   d["fps"] = r.fps;

@@ -25,10 +25,11 @@ from hbdk_sim._core import (
     pipelines,
 )
 from hbdk_sim._core import __version__ as __version__
-from hbdk_sim.api import CheckResult, CompileResult, Executor, check, compile, load_hbm
+from hbdk_sim.api import CheckResult, CompileResult, Executor, check, compile, compile_perf, load_hbm
 from hbdk_sim.calibration import calibrate
 from hbdk_sim.ir import ModuleSummary, load, save, summarize
 from hbdk_sim.march import list_marches, load_march
+from hbdk_sim.perf_report import LayerPerf, PerfReport
 
 __all__ = [
     "CheckResult",
@@ -44,6 +45,7 @@ __all__ = [
     "calibrate",
     "check",
     "compile",
+    "compile_perf",
     "list_marches",
     "load_hbm",
     "load_march",
@@ -51,6 +53,8 @@ __all__ = [
     "ModuleSummary",
     "Op",
     "ParseError",
+    "PerfReport",
+    "LayerPerf",
     "PassError",
     "TensorType",
     "Value",

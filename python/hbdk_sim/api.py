@@ -1,6 +1,7 @@
 """The public Python API of the compiler back end: compile, check, load and run `.hbm` binaries.
 
-    result = hbdk_sim.compile("model.hbir", march="bpu", output="model.hbm")
+    result = hbdk_sim.compile("model.hbir", march="bpu", output="model.hbm")  # + model.perf.{json,html}
+    perf = hbdk_sim.compile_perf("model.hbm")                # cycle estimate: latency, fps, DDR, layers
     report = hbdk_sim.check("model.hbir", march="bpu")      # every violation, not just the first
     model = hbdk_sim.load_hbm("model.hbm")
     outputs = hbdk_sim.Executor(model).run({"input": x})
@@ -10,15 +11,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hbdk_sim import _core
+from hbdk_sim.calibration import calibrate
 from hbdk_sim.ir import ModuleSummary, load, summarize
 from hbdk_sim.march import load_march
+from hbdk_sim.perf_report import PerfReport
 
 COMPILE_PIPELINE = "compile"
 # The compile pipeline up to (not including) this pass prepares the integer graph that `check` judges.
@@ -90,6 +93,8 @@ class CompileResult:
     summary: ModuleSummary  # of the input graph
     pass_report: str
     instructions: int
+    perf: PerfReport | None = None  # the cycle estimate of the binary on its march
+    perf_files: list[Path] = field(default_factory=list)  # <name>.perf.json and .perf.html, when written
 
     def format(self) -> str:
         s = self.summary
@@ -100,8 +105,11 @@ class CompileResult:
             "  constraints: supported",
             f"  instructions {self.instructions}   binary {len(self.hbm):,} bytes",
         ]
+        if self.perf is not None:
+            lines.append(f"  estimate: {self.perf.summary()}")
         if self.output:
             lines.append(f"  wrote {self.output}")
+        lines += [f"  wrote {p}" for p in self.perf_files]
         return "\n".join(lines)
 
 
@@ -118,6 +126,30 @@ def _write_new(path: Path, data: bytes, overwrite: bool) -> None:
         raise
 
 
+def perf_report_paths(hbm_path: str | os.PathLike) -> tuple[Path, Path]:
+    """Where the reports of `<name>.hbm` go: `<name>.perf.json` and `<name>.perf.html` beside it."""
+    path = Path(hbm_path)
+    stem = path.stem if path.suffix == ".hbm" else path.name
+    return path.with_name(f"{stem}.perf.json"), path.with_name(f"{stem}.perf.html")
+
+
+def _refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
+    """Checked before anything is written, so a refusal leaves no half-written set of files."""
+    if overwrite:
+        return
+    for path in paths:
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass overwrite=True (or --force) to replace it")
+
+
+def estimate(model: _core.HbmModel, march: str | os.PathLike | _core.March | None = None,
+             name: str = "") -> PerfReport:
+    """The cycle model's estimate for a loaded `.hbm` (on its own march unless one is given)."""
+    target = _as_march(march if march is not None else model.march)
+    result = _core.estimate_hbm(model, target)
+    return PerfReport.from_estimate(result, model=name, program=model.program)
+
+
 def compile(  # noqa: A001 - the product's name for it
     model: ModelLike,
     march: str | os.PathLike | _core.March = "bpu",
@@ -125,22 +157,87 @@ def compile(  # noqa: A001 - the product's name for it
     *,
     overwrite: bool = False,
 ) -> CompileResult:
-    """Compile a calibrated float (or already quantized) HBIR model to `.hbm` bytes.
+    """Compile a calibrated float (or already quantized) HBIR model to `.hbm` bytes, with its cycle
+    estimate in `.perf`.
 
     Raises ConstraintError (with `.violations`) when the model does not fit the march, and
-    ParseError / VerifyError / PassError for a bad model. Writes `output` when given, refusing to
-    replace an existing file unless `overwrite`."""
+    ParseError / VerifyError / PassError for a bad model. Writes `output` when given, and
+    `<name>.perf.json` and `<name>.perf.html` beside it, refusing to replace an existing file
+    unless `overwrite`."""
     module, text, source = _as_module(model)
+    return _compile_module(module, text, source, _as_march(march), output, overwrite)
+
+
+def _model_name(source: str) -> str:
+    return source.lstrip("@") if source.startswith("@") else Path(source).stem
+
+
+def _compile_module(module: _core.Module, text: str | None, source: str, target: _core.March,
+                    output: str | os.PathLike | None, overwrite: bool) -> CompileResult:
     summary = summarize(module)
-    target = _as_march(march)
     result = module.run_pipeline([COMPILE_PIPELINE], march=target, source_text=text, source_name=source)
     hbm = result["binary"]
-    out = Path(output) if output is not None else None
-    if out is not None:
-        _write_new(out, hbm, overwrite)
     model_loaded = _core.load_hbm_bytes(hbm, source)
+    out = Path(output) if output is not None else None
+    perf = estimate(model_loaded, target, _model_name(str(out) if out is not None else source))
+    perf_files: list[Path] = []
+    if out is not None:
+        perf_files = list(perf_report_paths(out))
+        _refuse_existing([out, *perf_files], overwrite)
+        _write_new(out, hbm, overwrite=True)
+        _write_reports(perf, perf_files)
     return CompileResult(hbm=hbm, march=target.name, output=out, source=source, summary=summary,
-                         pass_report=result["report"], instructions=len(model_loaded.program))
+                         pass_report=result["report"], instructions=len(model_loaded.program), perf=perf,
+                         perf_files=perf_files)
+
+
+def _write_reports(perf: PerfReport, paths: Sequence[Path]) -> None:
+    json_path, html_path = paths
+    _write_new(json_path, perf.to_json().encode("utf-8"), overwrite=True)
+    _write_new(html_path, perf.to_html().encode("utf-8"), overwrite=True)
+
+
+def compile_perf(
+    model_or_path: ModelLike,
+    march: str | os.PathLike | _core.March = "bpu",
+    out_dir: str | os.PathLike | None = None,
+    example_inputs: Iterable[Sequence[np.ndarray]] | None = None,
+    *,
+    overwrite: bool = False,
+) -> PerfReport:
+    """Estimate how fast a model runs on a march: latency, fps, DDR traffic, per-layer cycles.
+
+    `model_or_path` is an `.hbm` file (estimated as compiled; `march` must be the one it was
+    compiled for), an `.hbir` file or a Module (compiled first). `example_inputs` calibrates a
+    float model that carries no activation scales: samples as `calibrate` takes them, each the list
+    of the model's inputs. With `out_dir`, writes `<name>.hbm`, `<name>.perf.json` and
+    `<name>.perf.html` there, refusing to replace an existing file unless `overwrite`."""
+    target = _as_march(march)
+    path = None if isinstance(model_or_path, _core.Module) else Path(model_or_path)
+    if path is not None and path.suffix == ".hbm":
+        if example_inputs is not None:
+            raise ValueError(f"{path}: example_inputs calibrate a float model; an .hbm is already compiled")
+        model = load_hbm(path)
+        if model.march != target.name:
+            raise ValueError(f"{path}: expected a binary for march '{target.name}' but it was compiled for "
+                             f"'{model.march}'; pass march='{model.march}' or recompile the .hbir")
+        report = estimate(model, target, path.stem)
+        if out_dir is not None:
+            hbm_out = Path(out_dir) / path.name
+            perf_files = list(perf_report_paths(hbm_out))
+            same_file = hbm_out.exists() and hbm_out.resolve() == path.resolve()
+            _refuse_existing(perf_files if same_file else [hbm_out, *perf_files], overwrite)
+            if not same_file:
+                _write_new(hbm_out, path.read_bytes(), overwrite=True)
+            _write_reports(report, perf_files)
+        return report
+    module, text, source = _as_module(model_or_path)
+    if example_inputs is not None:
+        calibrate(module, example_inputs)
+        text = None  # the calibrated graph, not the file, is what gets compiled
+    name = _model_name(source)
+    output = Path(out_dir) / f"{name}.hbm" if out_dir is not None else None
+    return _compile_module(module, text, source, target, output, overwrite).perf
 
 
 def load_hbm(path: str | os.PathLike) -> _core.HbmModel:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,8 +138,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     march = _march(args.march)
     source = Path(_model_path(args.file))
     output = Path(args.output) if args.output else source.with_suffix(".hbm")
-    if output.exists() and not args.force:
-        raise CliError(f"{output}: error: file exists; pass --force to overwrite it")
+    for path in (output, *api.perf_report_paths(output)):
+        if path.exists() and not args.force:
+            raise CliError(f"{path}: error: file exists; pass --force to overwrite it")
     try:
         result = api.compile(source, march, output, overwrite=args.force)
     except _core.ConstraintError as e:
@@ -157,9 +159,47 @@ def cmd_compile(args: argparse.Namespace) -> int:
         s = result.summary
         _print_json({"ok": True, "march": result.march, "output": str(result.output), "bytes": len(result.hbm),
                      "ops": s.num_ops, "ops_by_kind": dict(s.ops_by_kind), "parameters": s.parameters,
-                     "macs": s.macs, "instructions": result.instructions})
+                     "macs": s.macs, "instructions": result.instructions,
+                     "perf_files": [str(p) for p in result.perf_files],
+                     "perf": result.perf.to_dict()["totals"] if result.perf else None})
     else:
         print(result.format())
+    return EXIT_OK
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    path = Path(_model_path(args.file))
+    if path.suffix == ".hbm":
+        model = _load_hbm(args.file)
+        march = _march(args.march or model.march)
+        if model.march != march.name:
+            raise CliError(f"{path}: error: compiled for march '{model.march}', not '{march.name}'; "
+                           f"recompile the .hbir for '{march.name}' or drop --march")
+    else:
+        march = _march(args.march or "bpu")
+    html_out = Path(args.html) if args.html else None
+    if html_out is not None and html_out.exists() and not args.force:
+        raise CliError(f"{html_out}: error: file exists; pass --force to overwrite it")
+    try:
+        report = api.compile_perf(path, march)
+    except _core.ConstraintError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_REJECTED
+    except (_core.ParseError, _core.HbmError, OSError, ValueError) as e:
+        raise CliError(str(e)) from None
+    except _core.HbirError as e:
+        raise CliError(str(e), EXIT_REJECTED) from None
+    if html_out is not None:
+        try:
+            html_out.write_text(report.to_html(), encoding="utf-8")
+        except OSError as e:
+            raise CliError(f"{html_out}: error: cannot write: {e.strerror}") from None
+    if args.json:
+        sys.stdout.write(report.to_json())
+    else:
+        print(report.format(width=shutil.get_terminal_size((120, 24)).columns))
+        if html_out is not None:
+            print(f"wrote {html_out}")
     return EXIT_OK
 
 
@@ -322,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--march", help="target march (name or JSON path), for fuse, check-constraints, lower")
     o.set_defaults(func=cmd_opt)
 
-    c = sub.add_parser("compile", help="compile a calibrated .hbir model to an .hbm binary")
+    c = sub.add_parser("compile", help="compile a calibrated .hbir model to an .hbm binary "
+                                       "(and FILE.perf.json, FILE.perf.html beside it)")
     c.add_argument("file", help="an .hbir file (float with calibration scales, or quantized)")
     c.add_argument("--march", default="bpu", help="target march: a shipped name or a JSON path (default: bpu)")
     c.add_argument("-o", "--output", help="output .hbm file (default: FILE with suffix .hbm)")
@@ -330,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     c.add_argument("--time-passes", action="store_true", help="report wall time per pass (stderr)")
     c.set_defaults(func=cmd_compile)
+
+    pf = sub.add_parser("perf", help="estimate cycles, latency, fps and DDR traffic of a model on a march")
+    pf.add_argument("file", help="an .hbm file, or an .hbir file (compiled first)")
+    pf.add_argument("--march", help="target march: a shipped name or a JSON path (default: the .hbm's march, "
+                                    "bpu for an .hbir)")
+    pf.add_argument("--json", action="store_true", help="the full report as JSON on stdout instead of the table")
+    pf.add_argument("--html", metavar="OUT.html", help="also write the self-contained HTML report here")
+    pf.add_argument("--force", action="store_true", help="overwrite --html if it exists")
+    pf.set_defaults(func=cmd_perf)
 
     k = sub.add_parser("check", help="check a model against a march's operator constraints (exit 1 if not)")
     k.add_argument("file", help="an .hbir file")

@@ -212,3 +212,72 @@ def test_empty_report_renders():
     report = PerfReport.from_estimate(est)
     assert "(no layers)" in report.format()
     assert "<svg" in report.to_html()
+
+
+# ---- end to end: compile_perf, compile, the CLI ------------------------------------------------------
+
+
+def test_compile_perf_of_the_example_writes_three_files(tmp_path):
+    import hbdk_sim
+    from hbdk_sim.examples import example_path
+
+    report = hbdk_sim.compile_perf(example_path(), "bpu", out_dir=tmp_path)
+    assert isinstance(report, hbdk_sim.PerfReport)
+    assert report.model == "mobilenet_v1_tiny" and report.march == "bpu"
+    assert report.latency_ms > 0 and report.fps == pytest.approx(1e3 / report.latency_ms, rel=1e-6)
+    assert report.layers and report.timeline
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["mobilenet_v1_tiny.hbm", "mobilenet_v1_tiny.perf.html", "mobilenet_v1_tiny.perf.json"]
+    assert PerfReport.from_json((tmp_path / "mobilenet_v1_tiny.perf.json").read_text()) == report
+    assert (tmp_path / "mobilenet_v1_tiny.perf.html").read_text() == report.to_html()
+
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        hbdk_sim.compile_perf(example_path(), "bpu", out_dir=tmp_path)
+    again = hbdk_sim.compile_perf(example_path(), "bpu", out_dir=tmp_path, overwrite=True)
+    assert again == report  # deterministic
+
+    # The .hbm on its own gives the same estimate, without compiling.
+    assert hbdk_sim.compile_perf(tmp_path / "mobilenet_v1_tiny.hbm", "bpu") == report
+    with pytest.raises(ValueError, match="compiled for 'bpu'"):
+        hbdk_sim.compile_perf(tmp_path / "mobilenet_v1_tiny.hbm", "bpu_nano")
+
+
+def test_compile_writes_the_reports_beside_the_hbm(tmp_path):
+    from hbdk_sim import api
+    from hbdk_sim.examples import example_path
+
+    out = tmp_path / "net.hbm"
+    (tmp_path / "net.perf.html").write_text("mine")
+    with pytest.raises(FileExistsError, match="net.perf.html"):
+        api.compile(example_path(), "bpu", out)
+    assert not out.exists()  # refused before anything was written
+    result = api.compile(example_path(), "bpu", out, overwrite=True)
+    assert result.perf_files == [tmp_path / "net.perf.json", tmp_path / "net.perf.html"]
+    assert PerfReport.from_json((tmp_path / "net.perf.json").read_text()) == result.perf
+    text = result.format()
+    assert "estimate: " in text and f"wrote {tmp_path / 'net.perf.html'}" in text
+
+
+def test_cli_perf_table_json_and_html(tmp_path, capsys):
+    from hbdk_sim.cli import main
+    from hbdk_sim.examples import example_path
+
+    hbm = tmp_path / "m.hbm"
+    assert main(["compile", str(example_path()), "-o", str(hbm)]) == 0
+    out = capsys.readouterr().out
+    assert "m.perf.json" in out and "m.perf.html" in out and "estimate: " in out
+
+    html_path = tmp_path / "report.html"
+    assert main(["perf", str(hbm), "--march", "bpu", "--html", str(html_path)]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("hbdk-sim perf  m  on march 'bpu'") and "share of cycles" in table
+    assert html_path.read_text().startswith("<!DOCTYPE html>")
+    assert main(["perf", str(hbm), "--html", str(html_path)]) == 2  # exists, no --force
+    assert "--force" in capsys.readouterr().err
+
+    assert main(["perf", str(example_path()), "--json"]) == 0
+    report = PerfReport.from_json(capsys.readouterr().out)
+    assert report.model == "mobilenet_v1_tiny" and len(report.layers) > 3
+
+    assert main(["perf", str(hbm), "--march", "bpu_nano"]) == 2
+    assert "compiled for march 'bpu'" in capsys.readouterr().err
