@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from hbdk_sim import _core
 from hbdk_sim.calibration import calibrate
+from hbdk_sim.files import write_file
 from hbdk_sim.ir import ModuleSummary, load, summarize
 from hbdk_sim.march import load_march
 from hbdk_sim.perf_report import PerfReport
@@ -113,19 +113,6 @@ class CompileResult:
         return "\n".join(lines)
 
 
-def _write_new(path: Path, data: bytes, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (or --force) to replace it")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def perf_report_paths(hbm_path: str | os.PathLike) -> tuple[Path, Path]:
     """Where the reports of `<name>.hbm` go: `<name>.perf.json` and `<name>.perf.html` beside it."""
     path = Path(hbm_path)
@@ -184,7 +171,7 @@ def _compile_module(module: _core.Module, text: str | None, source: str, target:
     if out is not None:
         perf_files = list(perf_report_paths(out))
         _refuse_existing([out, *perf_files], overwrite)
-        _write_new(out, hbm, overwrite=True)
+        write_file(out, hbm, overwrite=True)
         _write_reports(perf, perf_files)
     return CompileResult(hbm=hbm, march=target.name, output=out, source=source, summary=summary,
                          pass_report=result["report"], instructions=len(model_loaded.program), perf=perf,
@@ -193,8 +180,8 @@ def _compile_module(module: _core.Module, text: str | None, source: str, target:
 
 def _write_reports(perf: PerfReport, paths: Sequence[Path]) -> None:
     json_path, html_path = paths
-    _write_new(json_path, perf.to_json().encode("utf-8"), overwrite=True)
-    _write_new(html_path, perf.to_html().encode("utf-8"), overwrite=True)
+    write_file(json_path, perf.to_json().encode("utf-8"), overwrite=True)
+    write_file(html_path, perf.to_html().encode("utf-8"), overwrite=True)
 
 
 def compile_perf(
@@ -228,7 +215,7 @@ def compile_perf(
             same_file = hbm_out.exists() and hbm_out.resolve() == path.resolve()
             _refuse_existing(perf_files if same_file else [hbm_out, *perf_files], overwrite)
             if not same_file:
-                _write_new(hbm_out, path.read_bytes(), overwrite=True)
+                write_file(hbm_out, path.read_bytes(), overwrite=True)
             _write_reports(report, perf_files)
         return report
     module, text, source = _as_module(model_or_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import json
 import shutil
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hbdk_sim import _core, api
+from hbdk_sim.files import write_file
 from hbdk_sim.ir import load, save, summarize
 from hbdk_sim.march import list_marches, load_march
 
@@ -246,9 +248,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, _core.HbirError) as e:
         raise CliError(f"{args.file}: error: {e}") from None
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise CliError(f"{out}: error: file exists; pass --force to overwrite it")
-    np.savez(out, **outputs)
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    try:
+        write_file(out, buffer.getvalue(), overwrite=args.force)
+    except FileExistsError:
+        raise CliError(f"{out}: error: file exists; pass --force to overwrite it") from None
+    except OSError as e:
+        raise CliError(f"{out}: error: cannot write: {e.strerror}") from None
     described = {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in outputs.items()}
     if args.json:
         _print_json({"output": str(out), "outputs": described})
@@ -279,8 +286,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"{args.file}: .hbm v{model.format_version}, compiled by hbdk-sim {model.compiler_version} "
           f"for march '{model.march}'")
     for kind in ("inputs", "outputs"):
-        for io in info[kind]:
-            print(f"  {kind[:-1]:<6} {io['name']}: {io['dtype']}{io['shape']} scale={io['scales']}")
+        for desc in info[kind]:
+            print(f"  {kind[:-1]:<6} {desc['name']}: {desc['dtype']}{desc['shape']} scale={desc['scales']}")
     print(f"  instructions {info['instructions']}")
     for k, v in model.perf_summary.items():
         print(f"  {k}: {v:,}" if isinstance(v, int) else f"  {k}: {v}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hbdk_sim._core import Module, parse
+from hbdk_sim.files import write_file
 
 
 def load(path: str | os.PathLike) -> Module:
@@ -21,22 +21,9 @@ def load(path: str | os.PathLike) -> Module:
 def save(module: Module, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write the module's canonical text. Refuses to replace an existing file unless `overwrite`.
 
-    The text goes to a temporary file in the same folder first, so a failure never leaves a
-    half-written file behind.
+    A failure never leaves a half-written file behind (see hbdk_sim.files).
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (or --force) to replace it")
-    text = module.print()
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_file(path, module.print().encode("utf-8"), overwrite=overwrite)
 
 
 @dataclass

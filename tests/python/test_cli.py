@@ -87,3 +87,9 @@ def test_ops_and_passes_listings(cli):
 
 def test_ir_cases_exist():
     assert any(IR_TESTS.glob("*/*.expected.hbir"))
+
+
+def test_written_files_get_ordinary_permissions(cli, tmp_path):
+    out = tmp_path / "o.hbir"
+    assert cli("opt", example_path(), "--passes", "canonicalize", "-o", out).returncode == 0
+    assert out.stat().st_mode & 0o644 == 0o644
