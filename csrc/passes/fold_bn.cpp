@@ -5,7 +5,8 @@
 //   1. Match: the bn input is the result of a conv2d / conv_transpose2d / linear that nobody else
 //      reads; that result and the bn's are f32 (calibration scales allowed); the weight, the bias
 //      (if any) and the four bn params are plain f32 constants. linear only when its result is
-//      [N, C]. The folded conv result takes the bn result's type, scale included.
+//      [N, C]. The folded conv result takes the bn result's type, scale included, and the bn's
+//      `quant.dtype` (the conv's own is dropped: it described a value that no longer exists).
 //   2. scale[c] = gamma[c] / sqrt(var[c] + eps), in double.
 //   3. w'[.., c, ..] = w * scale[c] along the weight's output-channel axis: axis 0 for conv2d and
 //      linear; for conv_transpose2d ([Cin, Cout/groups, kh, kw]) output channel
@@ -26,6 +27,9 @@
 namespace hbdk::passes {
 
 namespace {
+
+// The discardable attribute asking quantize for an si16 result.
+const char* const kQuantDtype = "quant.dtype";
 
 bool isPlainF32(const ir::Value* v) { return v->type.elem == ir::ElemType::F32 && !v->type.quant; }
 // Activations may carry a calibration scale; after folding, the conv produces what the bn did.
@@ -147,6 +151,11 @@ class FoldBnPass : public Pass {
     }
 
     conv->result()->type = bn->result()->type;  // the bn output's calibration scale, if any
+    // ... and the element type that scale was measured for (quant.dtype = "si16" from calibrate).
+    conv->attrs.erase(std::remove_if(conv->attrs.begin(), conv->attrs.end(),
+                                     [](const auto& kv) { return kv.first == kQuantDtype; }),
+                      conv->attrs.end());
+    if (bn->hasAttr(kQuantDtype)) conv->setAttr(kQuantDtype, bn->attr(kQuantDtype));
     fn.replaceAllUsesWith(bn->result(), conv->result());
     fn.erase(bn);
     std::vector<ir::Value*> unique;  // each once: erasing a constant frees its result
