@@ -21,7 +21,8 @@
 //        (docs/numerics.md §5) in the target element type.
 //      - add, sub, mul, concat, avg_pool2d, global_avg_pool2d, softmax, bilinear resize2d: the
 //        op stays; its result takes the target type and annotated scale (the op's integer
-//        semantics rescale).
+//        semantics rescale). A concat input of another element type than the target is
+//        requantized to the target type and the result's scale first.
 //      - data movement (split, slice, reshape, flatten, transpose, gather, point_pillar_scatter,
 //        max_pool2d, pad, nearest resize2d, topk values): the result takes the input's element
 //        type and scale; an annotation there is not needed and is dropped, since moving values
@@ -468,18 +469,29 @@ class Quantizer {
     float sIn = x->type.quant->scales[0], sOut = result->type.quant->scales[0];
     double atIn = roundHalfEven(value / static_cast<double>(sIn));
     if (!(sOut > sIn) || static_cast<double>(saturated(atIn, x->type.elem)) == atIn) return;
-    std::vector<exec::Requant> r{requantFor(*op, static_cast<double>(sIn) / sOut)};
+    requantizeOperand(op, 0, x->type.elem, sOut);
+  }
+
+  // Inserts `requantize` of operand `i` to (elem, scale) right before `op`, for `op` alone.
+  void requantizeOperand(ir::Op* op, size_t i, ElemType elem, float scale) {
+    ir::Value* x = op->operand(i);
+    std::vector<exec::Requant> r{requantFor(*op, static_cast<double>(x->type.quant->scales[0]) / scale)};
     ir::AttrList attrs{{"multiplier", requantAttr(r, false)}, {"shift", requantAttr(r, true)}, {"axis", int64_t{1}}};
-    ir::Op* rq = m_.createOp(&fn_, "requantize", {x}, std::move(attrs),
-                             {quantizedType(x->type.shape, x->type.elem, sOut)}, op->loc, op);
-    if (!result->name.empty()) rq->result()->name = result->name + ".in";
-    op->operands[0] = rq->result();
+    ir::Op* rq = m_.createOp(&fn_, "requantize", {x}, std::move(attrs), {quantizedType(x->type.shape, elem, scale)},
+                             op->loc, op);
+    if (!op->result()->name.empty()) rq->result()->name = op->result()->name + ".in" + std::to_string(i);
+    op->operands[i] = rq->result();
     ++stats_["requantize"];
   }
 
   void rewriteRescaling(ir::Op* op) {
     for (size_t i = 0; i < op->numOperands(); ++i) activation(op, i);
     ElemType target = targetElem(*op);
+    // concat's inputs share the result's element type: one of another width (an si16 input of an
+    // si8 concat) moves to the result's type and scale first.
+    if (op->is("concat"))
+      for (size_t i = 0; i < op->numOperands(); ++i)
+        if (op->operand(i)->type.elem != target) requantizeOperand(op, i, target, scaleOf(*op, op->result()));
     for (auto& r : op->results) {
       float s = scaleOf(*op, r.get());
       r->type = quantizedType(r->type.shape, target, s);

@@ -235,6 +235,33 @@ TEST(QuantizePadsAValueBeyondTheInputRangeAtTheResultScale) {
            std::string("tensor<1x1x1x3xsi8, scale=0.001>"));
 }
 
+TEST(QuantizeConcatOfMixedWidthsRequantizesToTheResultType) {
+  // %a is si16 and %x si8: concat's inputs must share its element type, so %a moves to the si8
+  // result at the result's scale; the other way round (an si16 concat) %x widens.
+  auto text = [](const std::string& concatDtype) {
+    return "module @m {\n  func @main(%x: tensor<1x1x1x2xf32, scale=0.01>) -> (tensor<1x2x1x2xf32, scale=0.02>) {\n"
+           "    %a = relu(%x) {quant.dtype = \"si16\"} : tensor<1x1x1x2xf32, scale=0.0001>\n"
+           "    %c = concat(%x, %a) " + concatDtype + ": tensor<1x2x1x2xf32, scale=0.02>\n    return %c\n  }\n}\n";
+  };
+  for (const std::string dtype : {"", "{quant.dtype = \"si16\"} "}) {
+    auto m = quantized(text(dtype));
+    const ir::Function& fn = *m->functions[0];
+    const ir::Op* concat = findOp(fn, "concat");
+    ElemType elem = dtype.empty() ? ElemType::SI8 : ElemType::SI16;
+    CHECK(concat->result()->type.elem == elem);
+    for (const ir::Value* v : concat->operands) CHECK(v->type.elem == elem);
+    const ir::Value* moved = concat->operand(dtype.empty() ? 1 : 0);
+    CHECK(moved->owner && moved->owner->is("requantize"));
+    CHECK(moved->type.quant->scales[0] == 0.02f);
+    exec::Tensor input(TensorType({1, 1, 1, 2}, ElemType::F32));
+    input.setFloat(0, 0.5f);
+    input.setFloat(1, -0.3f);
+    exec::Tensor out = exec::Executor(*m).run({input})[0];
+    const float expected[] = {0.5f, -0.3f, 0.5f, 0.0f};
+    for (int64_t i = 0; i < 4; ++i) CHECK(std::fabs(out.getFloat(i) - expected[i]) < 0.011f);
+  }
+}
+
 // ---- quantize: the integer graph runs and approximates the float one --------------------------
 
 TEST(QuantizedGraphTracksTheFloatModel) {
