@@ -153,6 +153,19 @@ void readObject(T& out, const Cursor& c, const std::vector<Field<T>>& fields) {
       c.fail("missing required field \"" + std::string(f.key) + "\" (" + f.type + ": " + f.doc + ")");
 }
 
+// An object {int8, int16} of positive throughputs; `int8` required.
+void readPrecisions(std::map<std::string, int64_t>& out, const Cursor& c) {
+  requireObject(c);
+  const std::vector<std::string> precisions = {"int8", "int16"};
+  for (const auto& [k, v] : c.v.members) {
+    Cursor cc = c.member(k, v);
+    if (std::find(precisions.begin(), precisions.end(), k) == precisions.end())
+      cc.fail("unknown precision" + didYouMean(k, precisions) + " (expected one of " + quoted(precisions) + ")");
+    out[k] = cc.positiveInt();
+  }
+  if (!c.v.find("int8")) c.fail("missing required field \"int8\"");
+}
+
 // ---- the schema: one table per JSON object ----------------------------------------------------
 
 const std::vector<Field<MacArray>>& macArrayFields() {
@@ -171,17 +184,11 @@ const std::vector<Field<MacArray>>& macArrayFields() {
        }},
       {"macs_per_cycle", "object {int8, int16}", true,
        "multiply-accumulates per cycle by operand precision; `int8` required, at most rows*cols",
-       [](MacArray& m, const Cursor& c) {
-         requireObject(c);
-         const std::vector<std::string> precisions = {"int8", "int16"};
-         for (const auto& [k, v] : c.v.members) {
-           Cursor cc = c.member(k, v);
-           if (std::find(precisions.begin(), precisions.end(), k) == precisions.end())
-             cc.fail("unknown precision" + didYouMean(k, precisions) + " (expected one of " + quoted(precisions) + ")");
-           m.macsPerCycle[k] = cc.positiveInt();
-         }
-         if (!c.v.find("int8")) c.fail("missing required field \"int8\"");
-       }},
+       [](MacArray& m, const Cursor& c) { readPrecisions(m.macsPerCycle, c); }},
+      {"depthwise_macs_per_cycle", "object {int8, int16}", true,
+       "multiply-accumulates per cycle of the depthwise datapath, which runs depthwise convs (groups = input = "
+       "output channels) in place of the array; the precisions of `macs_per_cycle`; cost ceil(MACs / this)",
+       [](MacArray& m, const Cursor& c) { readPrecisions(m.depthwiseMacsPerCycle, c); }},
   };
   return f;
 }
@@ -419,6 +426,17 @@ March parseMarch(const std::string& text, const std::string& origin) {
     if (macs > cells)
       macC.member(precision, *macC.v.find(precision))
           .fail("expected at most rows*cols = " + std::to_string(cells) + " but got " + std::to_string(macs));
+  // The depthwise datapath runs the precisions the array runs, no more and no fewer: a missing one
+  // would leave the cycle model without a rate, an extra one would describe a conv the array cannot load.
+  Cursor dwC = c.member("mac_array", mac).member("depthwise_macs_per_cycle", *mac.find("depthwise_macs_per_cycle"));
+  for (const auto& [precision, macs] : m.macArray.macsPerCycle)
+    if (!m.macArray.depthwiseMacsPerCycle.count(precision))
+      dwC.fail("missing \"" + precision + "\": expected the precisions of mac_array.macs_per_cycle");
+  for (const auto& [precision, macs] : m.macArray.depthwiseMacsPerCycle)
+    if (!m.macArray.macsPerCycle.count(precision))
+      dwC.member(precision, *dwC.v.find(precision))
+          .fail("expected only the precisions of mac_array.macs_per_cycle but mac_array.macs_per_cycle has no \"" +
+                precision + "\"");
   return m;
 }
 

@@ -23,6 +23,9 @@ struct MacArray {
   Dataflow dataflow = Dataflow::OutputStationary;
   // MACs per cycle for each operand precision, e.g. {"int8": rows*cols, "int16": rows*cols/4}.
   std::map<std::string, int64_t> macsPerCycle;
+  // The depthwise datapath beside the array (per-channel window MACs, groups = channels convs):
+  // MACs per cycle for the same precisions as macsPerCycle.
+  std::map<std::string, int64_t> depthwiseMacsPerCycle;
 };
 
 struct VectorUnit {

@@ -1,6 +1,7 @@
 // The cycle model (docs/perf_model.md states it; this file is its only implementation):
 //   cost    MAC array: systolic cycles of every output tile, scaled for int16, with the fused
-//           vector epilogue overlapped tile by tile; vector unit: element-ops * width / (lanes * rate);
+//           vector epilogue overlapped tile by tile; depthwise convs on the depthwise datapath at
+//           depthwise_macs_per_cycle, with the same epilogue; vector unit: element-ops * width / (lanes * rate);
 //           DMA: DDR latency + bytes / min(DDR bytes per cycle, engines * bytes per cycle).
 //   order   compute instructions issue in program order (one compute stream over the MAC array
 //           and the vector unit); DMA transfers run on one queue in program order, except that a
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "perf/systolic.h"
 
@@ -45,9 +47,15 @@ struct Machine {
   }
 
   int64_t peakMacs(const std::string& precision) const {
-    auto it = m.macArray.macsPerCycle.find(precision);
-    if (it == m.macArray.macsPerCycle.end() || it->second <= 0)
-      throw ir::Error("expected march '" + m.name + "' to give mac_array.macs_per_cycle." + precision +
+    return rateOf(m.macArray.macsPerCycle, "macs_per_cycle", precision);
+  }
+  int64_t depthwisePeakMacs(const std::string& precision) const {
+    return rateOf(m.macArray.depthwiseMacsPerCycle, "depthwise_macs_per_cycle", precision);
+  }
+  int64_t rateOf(const std::map<std::string, int64_t>& table, const char* field, const std::string& precision) const {
+    auto it = table.find(precision);
+    if (it == table.end() || it->second <= 0)
+      throw ir::Error("expected march '" + m.name + "' to give mac_array." + field + "." + precision +
                       " but it has none");
     return it->second;
   }
@@ -201,6 +209,34 @@ int64_t macArrayCycles(const Machine& mc, const Instruction& in) {
   return std::max(cycles, ceilDiv(in.macs, peak));
 }
 
+// A depthwise convolution (groups = input channels = output channels > 1, the march constraints'
+// meaning) runs on the depthwise datapath. The graph op says it exactly; without the graph the
+// GEMM dims do: one output channel per group for conv2d (its input channels per group are not in
+// the instruction, so a grouped conv with Cout = groups is taken as depthwise), one input and one
+// output channel per group for conv_transpose2d.
+bool isDepthwise(const Instruction& in, const ir::Op* g) {
+  if (in.opcode != Opcode::Conv2d && in.opcode != Opcode::ConvTranspose2d) return false;
+  if (g && g->hasAttr("groups") && g->numOperands() && g->operand(0)->type.rank() == 4 &&
+      g->result()->type.rank() == 4) {
+    int64_t groups = g->getInt("groups");
+    return groups > 1 && groups == g->operand(0)->type.shape[1] && groups == g->result()->type.shape[1];
+  }
+  if (in.outputShape.size() != 4 || in.outputShape[0] <= 0 || in.gemmBatch % in.outputShape[0] != 0) return false;
+  int64_t groups = in.gemmBatch / in.outputShape[0];
+  if (groups <= 1 || groups != in.outputShape[1]) return false;
+  return in.opcode == Opcode::Conv2d ? in.gemmN == 1 : in.gemmK == 1;
+}
+
+// The depthwise datapath's throughput: every MAC at its rate, no systolic fill or drain.
+int64_t depthwiseCycles(const Machine& mc, const Instruction& in) {
+  return ceilDiv(in.macs, mc.depthwisePeakMacs(precisionOf(in)));
+}
+
+// The MAC-array unit's peak for this instruction: the depthwise datapath's or the array's.
+int64_t peakFor(const Machine& mc, const Instruction& in, const ir::Op* g) {
+  return isDepthwise(in, g) ? mc.depthwisePeakMacs(precisionOf(in)) : mc.peakMacs(precisionOf(in));
+}
+
 // ---- per instruction --------------------------------------------------------------------------
 
 struct Costed {
@@ -234,7 +270,7 @@ Costed costOf(const Machine& mc, const Instruction& in, const ir::Function* grap
     post += vectorCycles(mc, op, i < postGraphOps.size() ? postGraphOps[i] : nullptr, postOpWork(op, in.elements), w);
   }
   if (in.unit == Unit::MacArray) {
-    c.macCycles = macArrayCycles(mc, in);
+    c.macCycles = isDepthwise(in, anchor) ? depthwiseCycles(mc, in) : macArrayCycles(mc, in);
     c.vecCycles = post;
     // A two-stage pipeline over the tiles: the slower stage runs throughout, the faster one adds
     // its last tile.
@@ -405,6 +441,9 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
   for (size_t i = 0; i < n; ++i) r.timeline[i] = {static_cast<uint32_t>(i), ins[i].unit, start[i], end[i]};
 
   // Layers.
+  auto opOf = [&](const Instruction& in) -> const ir::Op* {
+    return graph && in.opIndex < graph->ops.size() ? graph->ops[in.opIndex].get() : nullptr;
+  };
   std::vector<long> layerIndex(n, -1);
   int64_t prevEnd = 0;
   for (size_t c : computes) {
@@ -421,7 +460,7 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
     l.end = end[c];
     l.instruction = static_cast<uint32_t>(c);
     if (in.unit == Unit::MacArray) {
-      int64_t peak = mc.peakMacs(precisionOf(in));
+      int64_t peak = peakFor(mc, in, opOf(in));
       l.utilization = static_cast<double>(in.macs) / (static_cast<double>(cost[c].cycles) * static_cast<double>(peak));
     }
     layerIndex[c] = static_cast<long>(r.layers.size());
@@ -448,7 +487,7 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
     const Instruction& in = ins[l.instruction];
     l.totalCycles = l.end - l.start;
     l.memoryBound = l.memoryCycles > l.computeCycles;
-    int64_t peak = in.unit == Unit::MacArray ? mc.peakMacs(precisionOf(in)) : mc.peakInt8;
+    int64_t peak = in.unit == Unit::MacArray ? peakFor(mc, in, opOf(in)) : mc.peakInt8;
     int64_t computeBound = ceilDiv(l.macs, peak);
     int64_t memoryBound = static_cast<int64_t>(
         std::ceil(static_cast<double>(l.ddrReadBytes + l.ddrWriteBytes) / mc.ddrBytesPerCycle));

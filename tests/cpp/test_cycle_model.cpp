@@ -163,6 +163,96 @@ TEST(CycleModelPinnedStreamedGemm) {
   checkBounds(r);
 }
 
+// A depthwise 3x3 conv of 32 channels on 16x16 (groups = 32): 32 x 256 x 9 = 73728 MACs on the
+// depthwise datapath, not 32 single-filter passes through the systolic array.
+TEST(CycleModelPinnedDepthwise) {
+  Instruction dw;
+  dw.unit = Unit::MacArray;
+  dw.opcode = Opcode::Conv2d;
+  dw.ops = {0, 1, 2};
+  dw.layer = "dw";
+  dw.postOps = {Opcode::Requantize, Opcode::Clamp};
+  dw.outputShape = {1, 32, 16, 16};
+  dw.tileShape = {1, 32, 16, 16};
+  dw.gemmBatch = 32, dw.gemmM = 256, dw.gemmN = 1, dw.gemmK = 9;
+  dw.macs = 32 * 256 * 9;
+  dw.elements = 32 * 256;
+  auto march = shippedMarch("bpu");
+  auto r = perf::estimate(programOf({dw}, 3), march);
+  // MAC: ceil(73728 / 1152) = 64. Epilogue: requantize ceil(8192 x 4 / 128) = 256 + clamp
+  // ceil(8192 / 128) = 64 -> 320. One tile: 320 + 64 = 384.
+  CHECK_EQ(r.layers[0].computeCycles, 384);
+  CHECK_EQ(r.totalCycles, 384);
+  // The roofline and the utilization use the depthwise datapath's peak.
+  CHECK_EQ(r.layers[0].rooflineCycles, 64);
+  CHECK_EQ(r.rooflineCycles, 64);
+  CHECK(r.layers[0].utilization > 0.1666 && r.layers[0].utilization < 0.1667);  // 73728 / (384 x 1152)
+  checkBounds(r);
+  // Four tiles: the epilogue runs throughout, the MAC work adds its last tile: 320 + ceil(64 / 4).
+  Instruction tiled = dw;
+  tiled.tileShape = {1, 32, 4, 16};
+  tiled.tileCount = 4;
+  CHECK_EQ(perf::estimate(programOf({tiled}, 3), march).computeCycles, 336);
+  // int16: ceil(73728 / 288) = 256 MAC; requantize 256 + clamp ceil(8192 x 2 / 128) = 128 -> 384;
+  // 384 + 256 = 640.
+  Instruction wide = dw;
+  wide.inputElem = ir::ElemType::SI16;
+  CHECK_EQ(perf::estimate(programOf({wide}, 3), march).computeCycles, 640);
+  // Two input channels per output channel (groups = 16 of 32) is a grouped conv: the array runs it,
+  // 16 groups of (256 x 1) . (1 x 18) = 16 x (4 folds x (18 + 190) - 1) = 13296 before the epilogue.
+  Instruction grouped = dw;
+  grouped.postOps.clear();
+  grouped.ops = {0};
+  grouped.gemmBatch = 16, grouped.gemmN = 2, grouped.gemmK = 18;
+  CHECK_EQ(perf::estimate(programOf({grouped}, 1), march).computeCycles, 16 * (4 * (18 + 190) - 1));
+}
+
+// A depthwise conv through the lower pass: the graph names it (groups = input = output channels),
+// and the estimate without the graph agrees.
+TEST(CycleModelDepthwiseLowered) {
+  const std::string text =
+      "module @dw {\n"
+      "  func @main(%x: tensor<1x8x8x8xf32>) -> (tensor<1x8x8x8xf32>) {\n"
+      "    %q = quantize(%x) : tensor<1x8x8x8xsi8, scale=0.05>\n"
+      "    %w = constant {value = dense_resource<w>} : tensor<8x1x3x3xsi8, scale=" +
+      testgraphs::scaleList(8, "0.01") +
+      ", axis=0>\n"
+      "    %acc = conv2d(%q, %w) {stride = [1, 1], padding = [1, 1, 1, 1], dilation = [1, 1], groups = 8, "
+      "bpu.group = 0, bpu.group_role = \"anchor\"} : tensor<1x8x8x8xsi32, scale=" +
+      testgraphs::scaleList(8, "0.0005") +
+      ", axis=1> loc(\"dw\")\n"
+      "    %r = requantize(%acc) {multiplier = [1073741824], shift = [35], axis = 1, bpu.group = 0, "
+      "bpu.group_role = \"requant\"} : tensor<1x8x8x8xsi8, scale=0.1>\n"
+      "    %y = relu(%r) {bpu.group = 0, bpu.group_role = \"activation\"} : tensor<1x8x8x8xsi8, scale=0.1>\n"
+      "    %o = dequantize(%y) : tensor<1x8x8x8xf32>\n"
+      "    return %o\n"
+      "  }\n"
+      "}\n\n"
+      "resources {\n"
+      "  w = " +
+      testgraphs::hexFill(72, 3) +
+      "\n"
+      "}\n";
+  for (const char* name : {"bpu_nano", "bpu", "bpu_max"}) {
+    auto march = shippedMarch(name);
+    auto m = ir::parseModule(text);
+    auto prog = lower(*m, march);
+    auto r = perf::estimate(prog, march, m->functions[0].get());
+    checkBounds(r);
+    auto conv = std::find_if(r.layers.begin(), r.layers.end(), [](const perf::LayerPerf& l) { return l.layer == "dw"; });
+    CHECK(conv != r.layers.end());
+    const Instruction& in = prog.instructions[conv->instruction];
+    int64_t dwPeak = march.macArray.depthwiseMacsPerCycle.at("int8"), lanes = march.vectorUnit.lanes;
+    int64_t mac = (4608 + dwPeak - 1) / dwPeak;                             // 8 x 64 x 9 MACs
+    int64_t epilogue = (512 * 4 + lanes - 1) / lanes + (512 + lanes - 1) / lanes;  // requantize, relu
+    int64_t tiles = std::max<int64_t>(1, in.tileCount);
+    CHECK_EQ(conv->macs, int64_t{4608});
+    CHECK_EQ(conv->computeCycles, std::max(mac, epilogue) + (std::min(mac, epilogue) + tiles - 1) / tiles);
+    CHECK_EQ(perf::estimate(prog, march).layers[static_cast<size_t>(conv - r.layers.begin())].computeCycles,
+             conv->computeCycles);
+  }
+}
+
 TEST(CycleModelTilingOnlyAtFoldBoundaries) {
   auto march = shippedMarch("bpu");
   auto cycles = [&](int64_t m, int64_t tileRows) {

@@ -21,7 +21,8 @@ const char* kTestMarch = R"({
   "name": "test_npu",
   "description": "small limits for rule tests",
   "clock_mhz": 1000,
-  "mac_array": {"rows": 4, "cols": 4, "dataflow": "output_stationary", "macs_per_cycle": {"int8": 16, "int16": 4}},
+  "mac_array": {"rows": 4, "cols": 4, "dataflow": "output_stationary", "macs_per_cycle": {"int8": 16, "int16": 4},
+                "depthwise_macs_per_cycle": {"int8": 8, "int16": 2}},
   "vector_unit": {"lanes": 4},
   "sram": {"size_kib": 64, "banks": 2, "bytes_per_cycle": 16},
   "ddr": {"bandwidth_gbps": 1.5, "latency_cycles": 10},
@@ -145,6 +146,9 @@ TEST(march_shipped_files_load) {
     CHECK_EQ(m.name, std::string(name));
     CHECK_EQ(m.macArray.macsPerCycle.at("int16") * 4, m.macArray.macsPerCycle.at("int8"));
     CHECK(m.peakTops("int16") * 4 == m.peakTops("int8"));
+    // The depthwise datapath: one 3x3 window per vector lane per cycle, int16 at a quarter.
+    CHECK_EQ(m.macArray.depthwiseMacsPerCycle.at("int8"), m.vectorUnit.lanes * 9);
+    CHECK_EQ(m.macArray.depthwiseMacsPerCycle.at("int16") * 4, m.macArray.depthwiseMacsPerCycle.at("int8"));
   }
   march::March nano = march::loadMarchFile(shipped("bpu_nano"));
   march::March bpu = march::loadMarchFile(shipped("bpu"));
@@ -207,6 +211,17 @@ TEST(march_errors_name_the_json_path) {
                "mac_array.macs_per_cycle.int8: expected at most rows*cols = 16 but got 17");
   CHECK_THROWS(MarchError, load(edited("\"int16\": 4", "\"int4\": 4")),
                "mac_array.macs_per_cycle.int4: unknown precision");
+  // The depthwise datapath: required, and exactly the array's precisions.
+  CHECK_THROWS(MarchError,
+               load(edited(",\n                \"depthwise_macs_per_cycle\": {\"int8\": 8, \"int16\": 2}", "")),
+               "mac_array: missing required field \"depthwise_macs_per_cycle\"");
+  CHECK_THROWS(MarchError, load(edited("\"int8\": 8, \"int16\": 2", "\"int8\": 8")),
+               "mac_array.depthwise_macs_per_cycle: missing \"int16\": expected the precisions of "
+               "mac_array.macs_per_cycle");
+  CHECK_THROWS(MarchError, load(edited("\"int8\": 16, \"int16\": 4", "\"int8\": 16")),
+               "mac_array.depthwise_macs_per_cycle.int16: expected only the precisions of mac_array.macs_per_cycle");
+  CHECK_THROWS(MarchError, load(edited("\"int8\": 8, \"int16\": 2", "\"int8\": 0, \"int16\": 2")),
+               "mac_array.depthwise_macs_per_cycle.int8: expected a positive integer but got 0");
   CHECK_THROWS(MarchError,
                load(edited("\"kernel_max\": 3, \"strides\": [1, 2], \"dilation_max\"",
                            "\"kernal_max\": 3, \"strides\": [1, 2], \"dilation_max\"")),
@@ -233,7 +248,7 @@ TEST(march_errors_name_the_json_path) {
                "vector_unit: expected an object but got an array");
   CHECK_THROWS(MarchError, load("[]"), "expected a JSON object at the top level");
   CHECK_THROWS(ir::ParseError, load(edited("\"lanes\": 4}", "\"lanes\" 4}")),
-               "my_npu.json:6:27: error: expected ':' after the key but got '4'");
+               "my_npu.json:7:27: error: expected ':' after the key but got '4'");
   CHECK_THROWS(MarchError, march::loadMarchFile("/nonexistent/npu.json"), "cannot open the march file");
 }
 
@@ -245,7 +260,8 @@ TEST(march_schema_lists_every_field) {
     return false;
   };
   for (const char* p :
-       {"name", "clock_mhz", "mac_array.rows", "mac_array.macs_per_cycle", "sram.size_kib", "ddr.bandwidth_gbps",
+       {"name", "clock_mhz", "mac_array.rows", "mac_array.macs_per_cycle", "mac_array.depthwise_macs_per_cycle",
+        "sram.size_kib", "ddr.bandwidth_gbps",
         "dma.engines", "tensor.max_rank", "ops.<op>.kernel_max", "ops.<op>.groups", "fuse.conv_add"})
     CHECK(has(p));
 }

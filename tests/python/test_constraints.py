@@ -7,7 +7,8 @@ from hbdk_sim.march import load_march
 
 TEST_MARCH = """{
   "name": "test_npu", "description": "small limits", "clock_mhz": 500,
-  "mac_array": {"rows": 4, "cols": 4, "dataflow": "weight_stationary", "macs_per_cycle": {"int8": 16}},
+  "mac_array": {"rows": 4, "cols": 4, "dataflow": "weight_stationary", "macs_per_cycle": {"int8": 16},
+                "depthwise_macs_per_cycle": {"int8": 8}},
   "vector_unit": {"lanes": 4},
   "sram": {"size_kib": 64, "banks": 2, "bytes_per_cycle": 16},
   "ddr": {"bandwidth_gbps": 1.5, "latency_cycles": 10},
