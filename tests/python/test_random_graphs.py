@@ -10,13 +10,12 @@ pad modes constant/edge, resize factor 2.
 
 from __future__ import annotations
 
+import hbdk_sim
 import numpy as np
 import pytest
+from hbdk_sim import Module, TensorType, Value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import hbdk_sim
-from hbdk_sim import Module, TensorType, Value
 
 CALIBRATION_SAMPLES = 4
 # The worst cosine seen over many more examples than the test draws is ~0.98 (an si8 softmax over
@@ -34,67 +33,83 @@ MAX_RELATIVE_ERROR = 0.1
 
 # ---- recipes ---------------------------------------------------------------------------------
 
-conv_recipe = st.fixed_dictionaries({
-    "kind": st.just("conv"),
-    "kernel": st.sampled_from([1, 3, 5]),
-    "stride": st.sampled_from([1, 2]),
-    "depthwise": st.booleans(),
-    "cout": st.integers(1, 16),
-    "dilation": st.sampled_from([1, 1, 2]),
-    "bias": st.booleans(),
-    "bn": st.booleans(),
-})
-act_recipe = st.fixed_dictionaries({
-    "kind": st.just("act"),
-    "fn": st.sampled_from(["relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh"]),
-    "lo": st.sampled_from([-1.0, -0.5, 0.0]),
-    "hi": st.sampled_from([0.5, 1.0, 3.0]),
-    "alpha": st.sampled_from([0.01, 0.1, 0.3]),
-})
-branch_recipe = st.fixed_dictionaries({
-    "kind": st.sampled_from(["add", "mul", "concat"]),
-    "kernel": st.sampled_from([1, 3]),
-    "identity": st.booleans(),  # one branch is the input itself
-    "relu": st.booleans(),
-    "cout": st.integers(1, 16),  # concat only: channels of the conv branch
-})
-pool_recipe = st.fixed_dictionaries({
-    "kind": st.just("pool"),
-    "max": st.booleans(),
-    "kernel": st.sampled_from([2, 3]),
-    "stride": st.sampled_from([1, 2]),
-    "pad": st.booleans(),
-    "ceil_mode": st.booleans(),
-    "count_include_pad": st.booleans(),
-})
-pad_recipe = st.fixed_dictionaries({
-    "kind": st.just("pad"),
-    "pads": st.tuples(*[st.integers(0, 2)] * 4),
-    "mode": st.sampled_from(["constant", "edge"]),
-    "value": st.sampled_from([0.0, 0.25, -1.0]),
-})
-resize_recipe = st.fixed_dictionaries({
-    "kind": st.just("resize"),
-    "mode": st.sampled_from(["nearest", "bilinear"]),
-    "coordinate_mode": st.sampled_from(["half_pixel", "align_corners", "asymmetric"]),
-})
-simple_recipe = st.fixed_dictionaries({
-    "kind": st.sampled_from(["transpose", "reshape", "softmax", "head"]),
-    "n": st.integers(1, 16),  # head only: classes
-})
-layer_recipe = st.one_of(conv_recipe, act_recipe, branch_recipe, pool_recipe, pad_recipe, resize_recipe,
-                         simple_recipe)
+conv_recipe = st.fixed_dictionaries(
+    {
+        "kind": st.just("conv"),
+        "kernel": st.sampled_from([1, 3, 5]),
+        "stride": st.sampled_from([1, 2]),
+        "depthwise": st.booleans(),
+        "cout": st.integers(1, 16),
+        "dilation": st.sampled_from([1, 1, 2]),
+        "bias": st.booleans(),
+        "bn": st.booleans(),
+    }
+)
+act_recipe = st.fixed_dictionaries(
+    {
+        "kind": st.just("act"),
+        "fn": st.sampled_from(["relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh"]),
+        "lo": st.sampled_from([-1.0, -0.5, 0.0]),
+        "hi": st.sampled_from([0.5, 1.0, 3.0]),
+        "alpha": st.sampled_from([0.01, 0.1, 0.3]),
+    }
+)
+branch_recipe = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["add", "mul", "concat"]),
+        "kernel": st.sampled_from([1, 3]),
+        "identity": st.booleans(),  # one branch is the input itself
+        "relu": st.booleans(),
+        "cout": st.integers(1, 16),  # concat only: channels of the conv branch
+    }
+)
+pool_recipe = st.fixed_dictionaries(
+    {
+        "kind": st.just("pool"),
+        "max": st.booleans(),
+        "kernel": st.sampled_from([2, 3]),
+        "stride": st.sampled_from([1, 2]),
+        "pad": st.booleans(),
+        "ceil_mode": st.booleans(),
+        "count_include_pad": st.booleans(),
+    }
+)
+pad_recipe = st.fixed_dictionaries(
+    {
+        "kind": st.just("pad"),
+        "pads": st.tuples(*[st.integers(0, 2)] * 4),
+        "mode": st.sampled_from(["constant", "edge"]),
+        "value": st.sampled_from([0.0, 0.25, -1.0]),
+    }
+)
+resize_recipe = st.fixed_dictionaries(
+    {
+        "kind": st.just("resize"),
+        "mode": st.sampled_from(["nearest", "bilinear"]),
+        "coordinate_mode": st.sampled_from(["half_pixel", "align_corners", "asymmetric"]),
+    }
+)
+simple_recipe = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["transpose", "reshape", "softmax", "head"]),
+        "n": st.integers(1, 16),  # head only: classes
+    }
+)
+layer_recipe = st.one_of(conv_recipe, act_recipe, branch_recipe, pool_recipe, pad_recipe, resize_recipe, simple_recipe)
 
-graph_recipe = st.fixed_dictionaries({
-    "shape": st.tuples(st.integers(1, 16), st.integers(4, 24), st.integers(4, 24)),
-    "layers": st.lists(layer_recipe, min_size=2, max_size=8),
-    "seed": st.integers(0, 2**16),
-    # Op results (by index, modulo their count) calibrated for si16 instead of si8.
-    "si16": st.lists(st.integers(0, 63), max_size=3),
-})
+graph_recipe = st.fixed_dictionaries(
+    {
+        "shape": st.tuples(st.integers(1, 16), st.integers(4, 24), st.integers(4, 24)),
+        "layers": st.lists(layer_recipe, min_size=2, max_size=8),
+        "seed": st.integers(0, 2**16),
+        # Op results (by index, modulo their count) calibrated for si16 instead of si8.
+        "si16": st.lists(st.integers(0, 63), max_size=3),
+    }
+)
 
 
 # ---- building --------------------------------------------------------------------------------
+
 
 class _Builder:
     def __init__(self, seed: int, shape):
@@ -118,8 +133,17 @@ class _Builder:
         self.results.append(y.name)
         return y
 
-    def conv(self, x: Value, cout: int, kernel: int, stride: int = 1, depthwise: bool = False,
-             bias: bool = True, bn: bool = False, dilation: int = 1) -> Value:
+    def conv(
+        self,
+        x: Value,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        depthwise: bool = False,
+        bias: bool = True,
+        bn: bool = False,
+        dilation: int = 1,
+    ) -> Value:
         cin = x.shape[1]
         groups = cin if depthwise else 1
         if depthwise:
@@ -130,11 +154,16 @@ class _Builder:
         if bias:
             operands.append(self.const(self.rng.normal(0.0, 0.1, cout)))
         pad = dilation * (kernel // 2)
-        y = self.op("conv2d", operands, stride=[stride, stride], padding=[pad] * 4, dilation=[dilation] * 2,
-                    groups=groups)
+        y = self.op(
+            "conv2d", operands, stride=[stride, stride], padding=[pad] * 4, dilation=[dilation] * 2, groups=groups
+        )
         if bn:
-            params = [self.rng.normal(0.0, 0.1, cout), self.rng.uniform(0.5, 1.5, cout),
-                      self.rng.uniform(0.8, 1.2, cout), self.rng.normal(0.0, 0.1, cout)]
+            params = [
+                self.rng.normal(0.0, 0.1, cout),
+                self.rng.uniform(0.5, 1.5, cout),
+                self.rng.uniform(0.8, 1.2, cout),
+                self.rng.normal(0.0, 0.1, cout),
+            ]
             y = self.op("batch_norm", [y, *[self.const(p) for p in params]], eps=1e-5)
         return y
 
@@ -144,8 +173,9 @@ class _Builder:
         _, c, h, w = x.shape
         if kind == "conv":
             stride = r["stride"] if min(h, w) >= 4 else 1
-            return self.conv(x, r["cout"], r["kernel"], stride, r["depthwise"], r["bias"], r["bn"],
-                             r["dilation"]), False
+            return self.conv(
+                x, r["cout"], r["kernel"], stride, r["depthwise"], r["bias"], r["bn"], r["dilation"]
+            ), False
         if kind == "act":
             fn = r["fn"]
             if fn == "clip":
@@ -171,13 +201,13 @@ class _Builder:
             return self.op("avg_pool2d", [x], count_include_pad=r["count_include_pad"], **attrs), False
         if kind == "pad":
             t, left, b, right = r["pads"]
-            return self.op("pad", [x], pads=[0, 0, t, left, 0, 0, b, right], mode=r["mode"],
-                           value=r["value"]), False
+            return self.op("pad", [x], pads=[0, 0, t, left, 0, 0, b, right], mode=r["mode"], value=r["value"]), False
         if kind == "resize":
             if max(h, w) > 24:
                 return x, False
-            return self.op("resize2d", [x], size=[2 * h, 2 * w], mode=r["mode"],
-                           coordinate_mode=r["coordinate_mode"]), False
+            return self.op(
+                "resize2d", [x], size=[2 * h, 2 * w], mode=r["mode"], coordinate_mode=r["coordinate_mode"]
+            ), False
         if kind == "transpose":
             y = self.op("transpose", [x], perm=[0, 2, 3, 1])
             return self.op("transpose", [y], perm=[0, 3, 1, 2]), False
@@ -209,6 +239,7 @@ def build(recipe: dict) -> tuple[Module, list[str]]:
 
 
 # ---- the property ----------------------------------------------------------------------------
+
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
@@ -246,8 +277,12 @@ def compile_and_compare(recipe: dict, tmp_path) -> None:
         assert error <= MAX_RELATIVE_ERROR * float(np.linalg.norm(expected)) + 1e-4, (error, reference, expected)
 
 
-@settings(max_examples=40, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(recipe=graph_recipe)
 def test_random_graph_compiles_and_runs(recipe, tmp_path):
     compile_and_compare(recipe, tmp_path)
@@ -255,17 +290,28 @@ def test_random_graph_compiles_and_runs(recipe, tmp_path):
 
 def _layers_of_every_kind() -> list[dict]:
     """One recipe per layer kind and variant, with every field given."""
-    conv = {"kind": "conv", "kernel": 3, "stride": 1, "depthwise": False, "cout": 4, "dilation": 1, "bias": True,
-            "bn": True}
+    conv = {
+        "kind": "conv",
+        "kernel": 3,
+        "stride": 1,
+        "depthwise": False,
+        "cout": 4,
+        "dilation": 1,
+        "bias": True,
+        "bn": True,
+    }
     act = {"kind": "act", "lo": -0.5, "hi": 1.0, "alpha": 0.1}
     branch = {"kernel": 3, "identity": True, "relu": True, "cout": 3}
     pool = {"kind": "pool", "kernel": 3, "stride": 2, "pad": True, "ceil_mode": True, "count_include_pad": False}
     return [
-        conv, {**conv, "depthwise": True, "stride": 2, "bn": False}, {**conv, "kernel": 5, "dilation": 2},
+        conv,
+        {**conv, "depthwise": True, "stride": 2, "bn": False},
+        {**conv, "kernel": 5, "dilation": 2},
         *[{**act, "fn": fn} for fn in ["relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh"]],
         *[{**branch, "kind": kind} for kind in ["add", "mul", "concat"]],
         {**branch, "kind": "concat", "identity": False},
-        {**pool, "max": True}, {**pool, "max": False},
+        {**pool, "max": True},
+        {**pool, "max": False},
         {"kind": "pad", "pads": (1, 0, 2, 1), "mode": "constant", "value": -1.0},
         {"kind": "pad", "pads": (0, 2, 1, 0), "mode": "edge", "value": 0.0},
         {"kind": "resize", "mode": "nearest", "coordinate_mode": "asymmetric"},
@@ -275,12 +321,23 @@ def _layers_of_every_kind() -> list[dict]:
 
 
 @pytest.mark.parametrize("si16", [[], [1]], ids=["si8", "si16"])
-@pytest.mark.parametrize("layer", _layers_of_every_kind(), ids=lambda r: "-".join(
-    str(r[k]) for k in ("kind", "fn", "mode", "kernel", "max", "identity") if k in r))
+@pytest.mark.parametrize(
+    "layer",
+    _layers_of_every_kind(),
+    ids=lambda r: "-".join(str(r[k]) for k in ("kind", "fn", "mode", "kernel", "max", "identity") if k in r),
+)
 def test_every_layer_kind_compiles_and_runs(layer, si16, tmp_path):
     """Each layer kind at least once after a conv, whatever the random draw covers; with the second
     op result (the layer's first) calibrated for si16 or not."""
-    first = {"kind": "conv", "kernel": 3, "stride": 1, "depthwise": False, "cout": 4, "dilation": 1, "bias": True,
-             "bn": False}
+    first = {
+        "kind": "conv",
+        "kernel": 3,
+        "stride": 1,
+        "depthwise": False,
+        "cout": 4,
+        "dilation": 1,
+        "bias": True,
+        "bn": False,
+    }
     recipe = {"shape": (3, 6, 5), "seed": 5, "layers": [first, layer], "si16": si16}
     compile_and_compare(recipe, tmp_path)
