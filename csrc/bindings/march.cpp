@@ -85,7 +85,8 @@ void bindMarch(py::module_& m) {
                              [](const march::March& a) {
                                return py::dict(py::arg("rows") = a.macArray.rows, py::arg("cols") = a.macArray.cols,
                                                py::arg("dataflow") = march::dataflowName(a.macArray.dataflow),
-                                               py::arg("macs_per_cycle") = a.macArray.macsPerCycle);
+                                               py::arg("macs_per_cycle") = a.macArray.macsPerCycle,
+                                               py::arg("depthwise_macs_per_cycle") = a.macArray.depthwiseMacsPerCycle);
                              })
       .def_property_readonly("vector_unit",
                              [](const march::March& a) {
