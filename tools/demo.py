@@ -3,7 +3,8 @@
     python tools/demo.py [MODEL.hbir] [--out-dir out/demo] [--force]
 
 1. summarize the calibrated float model and run the `default` cleanup pipeline (pass timings);
-2. compile it for every shipped march (`.hbm` files in --out-dir);
+2. compile it for every shipped march (`.hbm` files and their perf reports in --out-dir) and
+   compare the cycle estimates;
 3. run the `bpu` binary on seeded inputs with the optimized and the reference integer kernels
    (they must agree bit for bit) and compare with the float model.
 """
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     print(f"== compile ({args.out_dir}/)")
-    print(f"  {'march':<10} {'TOPS':>6} {'instructions':>12} {'binary bytes':>12}  file")
+    print(f"  {'march':<10} {'TOPS':>6} {'latency ms':>10} {'FPS':>8} {'DDR KB':>7} {'MAC util':>8} "
+          f"{'instructions':>12} {'binary bytes':>12}  file")
     binaries = {}
     for name in hbdk_sim.list_marches():
         march = hbdk_sim.load_march(name)
@@ -61,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<10} rejected:\n{e}")
             continue
         binaries[name] = out
-        print(f"  {name:<10} {march.peak_tops:>6.1f} {compiled.instructions:>12} {len(compiled.hbm):>12,}  {out.name}")
+        perf = compiled.perf
+        print(f"  {name:<10} {march.peak_tops:>6.1f} {perf.latency_ms:>10.3f} {perf.fps:>8,.0f} "
+              f"{perf.ddr_bytes_per_frame / 1e3:>7.1f} {perf.mac_utilization:>8.1%} {compiled.instructions:>12} "
+              f"{len(compiled.hbm):>12,}  {out.name}")
 
     if "bpu" not in binaries:
         print("the model does not compile for 'bpu'", file=sys.stderr)
