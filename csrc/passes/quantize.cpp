@@ -26,8 +26,9 @@
 //      - data movement (split, slice, reshape, flatten, transpose, gather, point_pillar_scatter,
 //        max_pool2d, pad, nearest resize2d, topk values): the result takes the input's element
 //        type and scale; an annotation there is not needed and is dropped, since moving values
-//        cannot change their scale. Except a constant pad value that the input's scale cannot
-//        represent: the input is requantized to the annotated result scale first (widenPadInput).
+//        cannot change their scale. Except a constant pad value that the input's type cannot
+//        represent: the input is requantized to the annotated result scale (and the target
+//        element type) first when that holds the value (widenPadInput).
 //      The target element type is si8, or si16 where the op has `quant.dtype = "si16"`.
 //      An f32 constant read as an activation (add(x, c), ...) becomes si8 at its own
 //      annotated scale, or max|c| / 127 (per tensor) when it has none.
@@ -458,18 +459,19 @@ class Quantizer {
   }
 
   // A constant pad value beyond the input's range would saturate (pad(x, -1.0) on x in [0, 0.1]
-  // writes -0.128): when the calibrated result scale is wider, requantize the input to it first so
-  // that the pad writes the value.
+  // writes -0.128): when the calibrated result type (its scale, and si16 if the pad asks for it)
+  // holds the value, requantize the input to it first so that the pad writes the value.
   void widenPadInput(ir::Op* op) {
-    double value = op->getFloat("value");
     ir::Value* x = op->operand(0);
     const ir::Value* result = op->result();
-    if (op->getString("mode") != "constant" || !result->type.quant || !result->type.quant->perTensor())
-      return;
-    float sIn = x->type.quant->scales[0], sOut = result->type.quant->scales[0];
-    double atIn = roundHalfEven(value / static_cast<double>(sIn));
-    if (!(sOut > sIn) || static_cast<double>(saturated(atIn, x->type.elem)) == atIn) return;
-    requantizeOperand(op, 0, x->type.elem, sOut);
+    if (op->getString("mode") != "constant" || !result->type.quant || !result->type.quant->perTensor()) return;
+    auto fits = [&](ElemType elem, float scale) {
+      double q = roundHalfEven(op->getFloat("value") / static_cast<double>(scale));
+      return static_cast<double>(saturated(q, elem)) == q;
+    };
+    ElemType target = targetElem(*op);
+    float sOut = result->type.quant->scales[0];
+    if (!fits(x->type.elem, x->type.quant->scales[0]) && fits(target, sOut)) requantizeOperand(op, 0, target, sOut);
   }
 
   // Inserts `requantize` of operand `i` to (elem, scale) right before `op`, for `op` alone.

@@ -229,6 +229,16 @@ TEST(QuantizePadsAValueBeyondTheInputRangeAtTheResultScale) {
   CHECK(std::fabs(out.getFloat(1) + 0.05f) < 0.004f);
   CHECK(std::fabs(out.getFloat(2) + 1.0f) < 1e-6f);
 
+  // The same at si16: an si16 scale (1/32767) reaches the value only with the si16 the pad asks for.
+  auto wide = quantized(
+      "module @m {\n  func @main(%x: tensor<1x1x1x2xf32, scale=0.001>) -> (tensor<1x1x1x3xf32, scale=3.0518e-05>) {\n"
+      "    %p = pad(%x) {pads = [0, 0, 0, 0, 0, 0, 0, 1], value = -1.0, quant.dtype = \"si16\"} : "
+      "tensor<1x1x1x3xf32, scale=3.0518e-05>\n    return %p\n  }\n}\n");
+  CHECK_EQ(findOp(*wide->functions[0], "pad")->result()->type.str(),
+           std::string("tensor<1x1x1x3xsi16, scale=3.0518e-05>"));
+  exec::Tensor wideOut = exec::Executor(*wide).run({input})[0];
+  CHECK(std::fabs(wideOut.getFloat(2) + 1.0f) < 1e-4f);
+
   auto inRange = quantized(text("0.05"));
   CHECK(findOp(*inRange->functions[0], "requantize") == nullptr);
   CHECK_EQ(findOp(*inRange->functions[0], "pad")->result()->type.str(),
