@@ -239,11 +239,12 @@ TEST(CycleModelDepthwiseLowered) {
     auto prog = lower(*m, march);
     auto r = perf::estimate(prog, march, m->functions[0].get());
     checkBounds(r);
-    auto conv = std::find_if(r.layers.begin(), r.layers.end(), [](const perf::LayerPerf& l) { return l.layer == "dw"; });
+    auto conv =
+        std::find_if(r.layers.begin(), r.layers.end(), [](const perf::LayerPerf& l) { return l.layer == "dw"; });
     CHECK(conv != r.layers.end());
     const Instruction& in = prog.instructions[conv->instruction];
     int64_t dwPeak = march.macArray.depthwiseMacsPerCycle.at("int8"), lanes = march.vectorUnit.lanes;
-    int64_t mac = (4608 + dwPeak - 1) / dwPeak;                             // 8 x 64 x 9 MACs
+    int64_t mac = (4608 + dwPeak - 1) / dwPeak;                                    // 8 x 64 x 9 MACs
     int64_t epilogue = (512 * 4 + lanes - 1) / lanes + (512 + lanes - 1) / lanes;  // requantize, relu
     int64_t tiles = std::max<int64_t>(1, in.tileCount);
     CHECK_EQ(conv->macs, int64_t{4608});

@@ -259,10 +259,9 @@ TEST(march_schema_lists_every_field) {
       if (f.path == p) return true;
     return false;
   };
-  for (const char* p :
-       {"name", "clock_mhz", "mac_array.rows", "mac_array.macs_per_cycle", "mac_array.depthwise_macs_per_cycle",
-        "sram.size_kib", "ddr.bandwidth_gbps",
-        "dma.engines", "tensor.max_rank", "ops.<op>.kernel_max", "ops.<op>.groups", "fuse.conv_add"})
+  for (const char* p : {"name", "clock_mhz", "mac_array.rows", "mac_array.macs_per_cycle",
+                        "mac_array.depthwise_macs_per_cycle", "sram.size_kib", "ddr.bandwidth_gbps", "dma.engines",
+                        "tensor.max_rank", "ops.<op>.kernel_max", "ops.<op>.groups", "fuse.conv_add"})
     CHECK(has(p));
 }
 
