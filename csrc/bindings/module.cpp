@@ -193,6 +193,7 @@ void bindNumerics(py::module_& m);
 void bindMarch(py::module_& m);
 void bindExec(py::module_& m);
 void bindHbm(py::module_& m);
+void bindSystolic(py::module_& m);
 void bindPerf(py::module_& m);
 
 PYBIND11_MODULE(_core, mod) {
@@ -468,4 +469,5 @@ PYBIND11_MODULE(_core, mod) {
   bindExec(mod);
   bindHbm(mod);
   bindPerf(mod);
+  bindSystolic(mod);
 }
