@@ -32,41 +32,55 @@ py::array toArray(const std::vector<int64_t>& v) {
 }  // namespace
 
 void bindNumerics(py::module_& m) {
-  m.def("compute_requant", [](double ratio) {
-    exec::Requant r = exec::computeRequant(ratio);
-    return py::make_tuple(r.multiplier, r.shift);
-  }, py::arg("ratio"), "(multiplier, shift) for a real ratio (docs/numerics.md §2); raises HbirError for "
-                       "ratios that are not finite and positive or are >= 2^31.");
-  m.def("apply_requant", [](int64_t x, int64_t multiplier, int32_t shift) {
-    return exec::applyRequant(x, {multiplier, shift});
-  }, py::arg("x"), py::arg("multiplier"), py::arg("shift"),
-        "(x * multiplier + 2^(shift-1)) >> shift exactly, before saturation.");
-  m.def("apply_requant", [](py::array_t<int64_t, py::array::c_style | py::array::forcecast> x, int64_t multiplier,
-                            int32_t shift) {
-    py::array_t<int64_t> out(x.request().shape);
-    const int64_t* src = x.data();
-    int64_t* dst = out.mutable_data();
-    for (py::ssize_t i = 0; i < x.size(); ++i) dst[i] = exec::applyRequant(src[i], {multiplier, shift});
-    return out;
-  }, py::arg("x"), py::arg("multiplier"), py::arg("shift"), "Elementwise over an integer array (int64 result).");
-  m.def("compute_requant_pair", [](double ratioA, double ratioB) {
-    exec::RequantPair p = exec::computeRequantPair(ratioA, ratioB);
-    return py::make_tuple(p.multiplierA, p.multiplierB, p.shift);
-  }, py::arg("ratio_a"), py::arg("ratio_b"), "(multiplier_a, multiplier_b, shift) sharing one shift, for add/sub.");
-  m.def("build_lut", [](const std::string& kind, const std::string& inDtype, double inScale,
-                        const std::string& outDtype, double outScale, double alpha) {
-    auto f = exec::parseLutFunction(kind);
-    if (!f) throw py::value_error("unknown LUT function '" + kind + "' (expected leaky_relu, sigmoid, tanh or exp)");
-    ir::ElemType outType = elemFromName(outDtype);
-    std::vector<int64_t> table = exec::buildLut(*f, elemFromName(inDtype), inScale, outType, outScale, alpha);
-    switch (outType) {
-      case ir::ElemType::SI8: return toArray<int8_t>(table);
-      case ir::ElemType::SI16: return toArray<int16_t>(table);
-      case ir::ElemType::UI8: return toArray<uint8_t>(table);
-      default: return toArray<int32_t>(table);
-    }
-  }, py::arg("kind"), py::arg("in_dtype"), py::arg("in_scale"), py::arg("out_dtype"), py::arg("out_scale"),
-        py::arg("alpha") = 0.01,
-        "Table for `lut` (docs/numerics.md §5): 256 entries for an si8 input, 257 knots for si16, as a numpy "
-        "array of the output type.");
+  m.def(
+      "compute_requant",
+      [](double ratio) {
+        exec::Requant r = exec::computeRequant(ratio);
+        return py::make_tuple(r.multiplier, r.shift);
+      },
+      py::arg("ratio"),
+      "(multiplier, shift) for a real ratio (docs/numerics.md §2); raises HbirError for "
+      "ratios that are not finite and positive or are >= 2^31.");
+  m.def(
+      "apply_requant",
+      [](int64_t x, int64_t multiplier, int32_t shift) { return exec::applyRequant(x, {multiplier, shift}); },
+      py::arg("x"), py::arg("multiplier"), py::arg("shift"),
+      "(x * multiplier + 2^(shift-1)) >> shift exactly, before saturation.");
+  m.def(
+      "apply_requant",
+      [](py::array_t<int64_t, py::array::c_style | py::array::forcecast> x, int64_t multiplier, int32_t shift) {
+        py::array_t<int64_t> out(x.request().shape);
+        const int64_t* src = x.data();
+        int64_t* dst = out.mutable_data();
+        for (py::ssize_t i = 0; i < x.size(); ++i) dst[i] = exec::applyRequant(src[i], {multiplier, shift});
+        return out;
+      },
+      py::arg("x"), py::arg("multiplier"), py::arg("shift"), "Elementwise over an integer array (int64 result).");
+  m.def(
+      "compute_requant_pair",
+      [](double ratioA, double ratioB) {
+        exec::RequantPair p = exec::computeRequantPair(ratioA, ratioB);
+        return py::make_tuple(p.multiplierA, p.multiplierB, p.shift);
+      },
+      py::arg("ratio_a"), py::arg("ratio_b"), "(multiplier_a, multiplier_b, shift) sharing one shift, for add/sub.");
+  m.def(
+      "build_lut",
+      [](const std::string& kind, const std::string& inDtype, double inScale, const std::string& outDtype,
+         double outScale, double alpha) {
+        auto f = exec::parseLutFunction(kind);
+        if (!f)
+          throw py::value_error("unknown LUT function '" + kind + "' (expected leaky_relu, sigmoid, tanh or exp)");
+        ir::ElemType outType = elemFromName(outDtype);
+        std::vector<int64_t> table = exec::buildLut(*f, elemFromName(inDtype), inScale, outType, outScale, alpha);
+        switch (outType) {
+          case ir::ElemType::SI8: return toArray<int8_t>(table);
+          case ir::ElemType::SI16: return toArray<int16_t>(table);
+          case ir::ElemType::UI8: return toArray<uint8_t>(table);
+          default: return toArray<int32_t>(table);
+        }
+      },
+      py::arg("kind"), py::arg("in_dtype"), py::arg("in_scale"), py::arg("out_dtype"), py::arg("out_scale"),
+      py::arg("alpha") = 0.01,
+      "Table for `lut` (docs/numerics.md §5): 256 entries for an si8 input, 257 knots for si16, as a numpy "
+      "array of the output type.");
 }

@@ -100,5 +100,6 @@ void bindPerf(py::module_& m) {
         return toPy(perf::estimate(program, march, graphOf(module.m(), program)), program);
       },
       py::arg("module"), py::arg("march"),
-      "Lower a quantized, fused module for `march` and estimate its cycles (as estimate_hbm). The module is unchanged.");
+      "Lower a quantized, fused module for `march` and estimate its cycles (as estimate_hbm). The module is "
+      "unchanged.");
 }

@@ -124,8 +124,7 @@ const ir::Quant& quantOf(const Op& op, const TensorType& t, const std::string& l
 // The one scale of a per-tensor quantized type, widened to float64.
 double scaleOf(const Op& op, const TensorType& t, const std::string& label) {
   const ir::Quant& q = quantOf(op, t, label);
-  if (!q.perTensor() || q.scales.size() != 1)
-    op.error(label + ": expected a per-tensor scale but got " + t.str());
+  if (!q.perTensor() || q.scales.size() != 1) op.error(label + ": expected a per-tensor scale but got " + t.str());
   return static_cast<double>(q.scales[0]);
 }
 double operandScale(const Op& op, size_t i) { return scaleOf(op, op.operand(i)->type, operandLabel(i)); }
@@ -166,8 +165,7 @@ Requant requantFor(const Op& op, double ratio) {
 
 void checkInputs(const Op& op, const Inputs& in) {
   if (in.size() != op.numOperands())
-    op.error("expected " + std::to_string(op.numOperands()) + " input tensor(s) but got " +
-             std::to_string(in.size()));
+    op.error("expected " + std::to_string(op.numOperands()) + " input tensor(s) but got " + std::to_string(in.size()));
   for (size_t i = 0; i < in.size(); ++i) {
     const TensorType& want = op.operand(i)->type;
     const TensorType& got = in[i]->type;
@@ -322,8 +320,8 @@ ChannelRequant scaleRequant(const Op& op) {
   ChannelRequant cr;
   size_t channels = std::max(in.scales.size(), out.scales.size());
   for (size_t c = 0; c < channels; ++c)
-    cr.params.push_back(requantFor(op, in.scales[in.scales.size() == 1 ? 0 : c] /
-                                           out.scales[out.scales.size() == 1 ? 0 : c]));
+    cr.params.push_back(
+        requantFor(op, in.scales[in.scales.size() == 1 ? 0 : c] / out.scales[out.scales.size() == 1 ? 0 : c]));
   const ScaleMap& axisSide = in.scales.size() > 1 ? in : out;
   cr.inner = axisSide.inner;
   cr.dim = axisSide.dim;
@@ -375,8 +373,8 @@ std::vector<Tensor> lut(const Op& op, const Inputs& in) {
   const Tensor& table = *in[1];
   size_t entries = lutEntries(inType);
   if (static_cast<size_t>(table.numel()) != entries)
-    op.error(operandLabel(1) + ": expected " + std::to_string(entries) + " entries for an " +
-             ir::elemTypeName(inType) + " input but got " + table.type.str());
+    op.error(operandLabel(1) + ": expected " + std::to_string(entries) + " entries for an " + ir::elemTypeName(inType) +
+             " input but got " + table.type.str());
   std::vector<int64_t> values(entries);
   for (size_t i = 0; i < entries; ++i) values[i] = table.getInt(i);
   return elementwise(op, {in[0]}, [&](int64_t q) { return applyLut(values, inType, q); });
@@ -408,9 +406,8 @@ std::vector<Tensor> addOrSub(const Op& op, const Inputs& in, int64_t sign) {
   }
   int64_t half = p.shift >= 1 ? int64_t{1} << (p.shift - 1) : 0;
   // |a|, |b| < 2^16 and Ma, Mb < 2^31: the sum stays far inside int64.
-  return broadcastBinary(op, in, [&](int64_t a, int64_t b) {
-    return (a * p.multiplierA + sign * b * p.multiplierB + half) >> p.shift;
-  });
+  return broadcastBinary(
+      op, in, [&](int64_t a, int64_t b) { return (a * p.multiplierA + sign * b * p.multiplierB + half) >> p.shift; });
 }
 std::vector<Tensor> add(const Op& op, const Inputs& in) { return addOrSub(op, in, 1); }
 std::vector<Tensor> sub(const Op& op, const Inputs& in) { return addOrSub(op, in, -1); }
@@ -479,9 +476,8 @@ std::vector<Tensor> split(const Op& op, const Inputs& in) {
   std::vector<Tensor> outs;
   int64_t start = 0;
   for (size_t r = 0; r < op.numResults(); ++r) {
-    outs.push_back(gatherInto(op, x, r, [&](const std::vector<int64_t>& c) {
-      return dot(c, st) + static_cast<size_t>(start * st[axis]);
-    }));
+    outs.push_back(gatherInto(
+        op, x, r, [&](const std::vector<int64_t>& c) { return dot(c, st) + static_cast<size_t>(start * st[axis]); }));
     start += op.result(r)->type.shape[axis];
   }
   return outs;

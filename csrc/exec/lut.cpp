@@ -63,8 +63,7 @@ std::vector<int64_t> buildLut(const std::function<double(double)>& f, ir::ElemTy
                               ir::ElemType outType, double outScale) {
   size_t n = lutEntries(inType);
   if (!ir::isInteger(outType))
-    throw ir::Error(std::string("lookup table: expected an integer output type but got ") +
-                    ir::elemTypeName(outType));
+    throw ir::Error(std::string("lookup table: expected an integer output type but got ") + ir::elemTypeName(outType));
   checkScale(inScale, "input");
   checkScale(outScale, "output");
   std::vector<int64_t> table(n);
@@ -75,10 +74,9 @@ std::vector<int64_t> buildLut(const std::function<double(double)>& f, ir::ElemTy
   return table;
 }
 
-std::vector<int64_t> buildLut(LutFunction f, ir::ElemType inType, double inScale, ir::ElemType outType,
-                              double outScale, double alpha) {
-  return buildLut([f, alpha](double x) { return evalLutFunction(f, x, alpha); }, inType, inScale, outType,
-                  outScale);
+std::vector<int64_t> buildLut(LutFunction f, ir::ElemType inType, double inScale, ir::ElemType outType, double outScale,
+                              double alpha) {
+  return buildLut([f, alpha](double x) { return evalLutFunction(f, x, alpha); }, inType, inScale, outType, outScale);
 }
 
 int64_t applyLut(const std::vector<int64_t>& table, ir::ElemType inType, int64_t q) {

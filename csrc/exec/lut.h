@@ -30,8 +30,8 @@ size_t lutEntries(ir::ElemType inType);
 // is not finite and positive.
 std::vector<int64_t> buildLut(const std::function<double(double)>& f, ir::ElemType inType, double inScale,
                               ir::ElemType outType, double outScale);
-std::vector<int64_t> buildLut(LutFunction f, ir::ElemType inType, double inScale, ir::ElemType outType,
-                              double outScale, double alpha = 0.01);
+std::vector<int64_t> buildLut(LutFunction f, ir::ElemType inType, double inScale, ir::ElemType outType, double outScale,
+                              double alpha = 0.01);
 
 // The table's value at input `q` of type `inType` (the table has lutEntries(inType) entries),
 // before saturation to the output type.

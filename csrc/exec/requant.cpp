@@ -19,11 +19,9 @@ int64_t roundHalfEven(double v) { return static_cast<int64_t>(std::nearbyint(v))
 
 void checkRatio(double ratio, const char* what) {
   if (!std::isfinite(ratio) || !(ratio > 0))
-    throw ir::Error(std::string(what) + ": expected a finite positive ratio but got " +
-                    ir::formatDouble(ratio));
+    throw ir::Error(std::string(what) + ": expected a finite positive ratio but got " + ir::formatDouble(ratio));
   if (ratio >= 2147483648.0)
-    throw ir::Error(std::string(what) + ": expected a ratio below 2^31 but got " +
-                    ir::formatDouble(ratio));
+    throw ir::Error(std::string(what) + ": expected a ratio below 2^31 but got " + ir::formatDouble(ratio));
 }
 
 }  // namespace
@@ -43,8 +41,7 @@ Requant computeRequant(double ratio) {
     shift = 62;
   }
   // A ratio just below 2^31 can round M up to 2^31 and push e to 32: still too large.
-  if (shift < 0)
-    throw ir::Error("requantization: expected a ratio below 2^31 but got " + ir::formatDouble(ratio));
+  if (shift < 0) throw ir::Error("requantization: expected a ratio below 2^31 but got " + ir::formatDouble(ratio));
   return {mult, shift};
 }
 
@@ -74,8 +71,8 @@ RequantPair computeRequantPair(double ratioA, double ratioB) {
   p.shift = s;
   // Only ratios near 2^31 (where S is clamped to 0) can round a multiplier up to 2^31.
   if (p.multiplierA >= (int64_t{1} << 31) || p.multiplierB >= (int64_t{1} << 31))
-    throw ir::Error("requantization pair: expected ratios below 2^30 but got " +
-                    ir::formatDouble(ratioA) + " and " + ir::formatDouble(ratioB));
+    throw ir::Error("requantization pair: expected ratios below 2^30 but got " + ir::formatDouble(ratioA) + " and " +
+                    ir::formatDouble(ratioB));
   return p;
 }
 

@@ -21,9 +21,13 @@ struct Tensor {
 
   int64_t numel() const { return type.numel(); }
   template <typename T>
-  T* data() { return reinterpret_cast<T*>(bytes.data()); }
+  T* data() {
+    return reinterpret_cast<T*>(bytes.data());
+  }
   template <typename T>
-  const T* data() const { return reinterpret_cast<const T*>(bytes.data()); }
+  const T* data() const {
+    return reinterpret_cast<const T*>(bytes.data());
+  }
 
   // Element i as an integer (any integer or bool element type) or as a float (f32 only).
   int64_t getInt(size_t i) const;

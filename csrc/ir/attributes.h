@@ -20,8 +20,8 @@ struct ResourceRef {
 
 class Attribute {
  public:
-  using Storage = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>,
-                               std::vector<double>, ResourceRef>;
+  using Storage =
+      std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>, ResourceRef>;
 
   Attribute() : v_(int64_t{0}) {}
   Attribute(bool b) : v_(b) {}

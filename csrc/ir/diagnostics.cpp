@@ -9,8 +9,6 @@ std::string Location::str() const {
 }
 
 ParseError::ParseError(const std::string& file, int line, int col, const std::string& msg)
-    : Error(file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": error: " + msg),
-      line(line),
-      col(col) {}
+    : Error(file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": error: " + msg), line(line), col(col) {}
 
 }  // namespace hbdk::ir

@@ -115,8 +115,7 @@ size_t Function::indexOf(const Op* op) const {
 
 void Function::erase(Op* op) {
   for (const auto& r : op->results)
-    if (hasUses(r.get()))
-      throw PassError(op->diag("cannot erase an op whose result '%" + r->name + "' is still used"));
+    if (hasUses(r.get())) throw PassError(op->diag("cannot erase an op whose result '%" + r->name + "' is still used"));
   ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(indexOf(op)));
 }
 
@@ -285,7 +284,7 @@ Op* Module::createOp(Function* fn, std::string_view opName, std::vector<Value*> 
   int n = static_cast<int>(op->operands.size());
   if (n < def->minOperands() || (def->maxOperands() >= 0 && n > def->maxOperands()))
     op->error("expected " + std::to_string(def->minOperands()) +
-              (def->maxOperands() < 0 ? " or more"
+              (def->maxOperands() < 0                     ? " or more"
                : def->maxOperands() != def->minOperands() ? " to " + std::to_string(def->maxOperands())
                                                           : std::string()) +
               " operand(s) but got " + std::to_string(n));
@@ -302,8 +301,7 @@ Op* Module::createConstant(Function* fn, const std::string& keyHint, TensorType 
                       std::to_string(t.byteSize()) + " bytes but got " + std::to_string(data.size()));
   std::string key = uniqueResourceKey(keyHint);
   setResource(key, std::move(data));
-  return createOp(fn, "constant", {}, {{"value", Attribute(ResourceRef{key})}}, {std::move(t)}, std::move(loc),
-                  before);
+  return createOp(fn, "constant", {}, {{"value", Attribute(ResourceRef{key})}}, {std::move(t)}, std::move(loc), before);
 }
 
 }  // namespace hbdk::ir

@@ -23,7 +23,7 @@ class Function;
 class Value {
  public:
   TensorType type;
-  std::string name;  // name hint without '%'; the printer keeps it when unique
+  std::string name;     // name hint without '%'; the printer keeps it when unique
   Op* owner = nullptr;  // defining op, or nullptr for a function argument
   unsigned index = 0;   // result index in `owner`, or argument index
 
@@ -123,12 +123,11 @@ class Module {
   // Builds an op from the table: fills attribute defaults, checks operand arity, and infers the
   // result types (explicit `resultTypes` win; they are required where inference leaves the
   // element type open). Appends it to `fn` (or before `before`). Throws VerifyError.
-  Op* createOp(Function* fn, std::string_view opName, std::vector<Value*> operands,
-               AttrList attrs = {}, std::vector<TensorType> resultTypes = {},
-               Location loc = {}, const Op* before = nullptr);
+  Op* createOp(Function* fn, std::string_view opName, std::vector<Value*> operands, AttrList attrs = {},
+               std::vector<TensorType> resultTypes = {}, Location loc = {}, const Op* before = nullptr);
   // A `constant` op holding `data` (raw bytes of type `t`) under a new resource key.
-  Op* createConstant(Function* fn, const std::string& keyHint, TensorType t, Blob data,
-                     Location loc = {}, const Op* before = nullptr);
+  Op* createConstant(Function* fn, const std::string& keyHint, TensorType t, Blob data, Location loc = {},
+                     const Op* before = nullptr);
 
  private:
   std::vector<std::pair<std::string, Blob>> resources_;

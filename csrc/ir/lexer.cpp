@@ -168,8 +168,7 @@ Token Lexer::lex(size_t start) {
   }
   if (c == '%' || c == '@') {
     size_t end = pos + 1;
-    if (c == '@' && (end >= src_.size() || !isIdentStart(src_[end])))
-      fail(end, "expected identifier after '@'");
+    if (c == '@' && (end >= src_.size() || !isIdentStart(src_[end]))) fail(end, "expected identifier after '@'");
     while (end < src_.size() && isNameChar(src_[end])) ++end;
     if (end == pos + 1) fail(end, "expected value name after '%'");
     t.kind = c == '%' ? TokenKind::ValueId : TokenKind::AtIdent;

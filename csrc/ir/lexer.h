@@ -17,8 +17,8 @@ enum class TokenKind : uint8_t {
   ValueId,  // %name; text excludes the '%'
   AtIdent,  // @name; text excludes the '@'
   Int,
-  Float,    // also -inf; a bare inf / nan lexes as an Ident
-  String,   // "..." with \" and \\ escapes; `str` holds the decoded bytes
+  Float,   // also -inf; a bare inf / nan lexes as an Ident
+  String,  // "..." with \" and \\ escapes; `str` holds the decoded bytes
   LBrace,
   RBrace,
   LParen,
@@ -48,9 +48,7 @@ struct Token {
   std::string describe() const;
 };
 
-inline bool isIdentStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+inline bool isIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 inline bool isDigit(char c) { return c >= '0' && c <= '9'; }
 // Characters of value names and resource keys; identifiers use the same set after their first.
 inline bool isNameChar(char c) { return isIdentStart(c) || isDigit(c) || c == '.' || c == '$' || c == '-'; }

@@ -119,8 +119,8 @@ Results inferMatmul(const Op& op) {
   checkSameFloatness(op, 1, 0);
   int64_t m = a.shape[a.shape.size() - 2], k = a.shape.back(), n = b.shape.back();
   checkDim(op, 1, b.shape.size() - 2, k, "lhs last dim");
-  Shape out = broadcastShapes(op, Shape(a.shape.begin(), a.shape.end() - 2), Shape(b.shape.begin(), b.shape.end() - 2),
-                              0, 1);
+  Shape out =
+      broadcastShapes(op, Shape(a.shape.begin(), a.shape.end() - 2), Shape(b.shape.begin(), b.shape.end() - 2), 0, 1);
   out.push_back(m);
   out.push_back(n);
   return {computeResult(out, a)};
@@ -189,8 +189,9 @@ Results inferConcat(const Op& op) {
     if (t.rank() != first.rank()) operandError(op, i, "rank " + std::to_string(first.rank()) + " like operand #0");
     for (size_t d = 0; d < t.shape.size(); ++d)
       if (static_cast<int64_t>(d) != axis && t.shape[d] != first.shape[d])
-        operandError(op, i, "dim " + std::to_string(d) + " = " + std::to_string(first.shape[d]) +
-                                " like operand #0 (all dims but axis " + std::to_string(axis) + " must match)");
+        operandError(op, i,
+                     "dim " + std::to_string(d) + " = " + std::to_string(first.shape[d]) +
+                         " like operand #0 (all dims but axis " + std::to_string(axis) + " must match)");
     out[static_cast<size_t>(axis)] += t.shape[static_cast<size_t>(axis)];  // each <= 2^40: no overflow
   }
   return {sameElem(out, first)};
@@ -309,8 +310,9 @@ Results inferPad(const Op& op) {
   for (size_t d = 0; d < r; ++d) {
     // Reflection mirrors around the edge element, so it can add at most dim - 1 per side.
     if (mode == "reflect" && (pads[d] >= x.shape[d] || pads[d + r] >= x.shape[d]))
-      attrError(op, "pads", "values below each padded dim for mode \"reflect\" (dim " + std::to_string(d) +
-                                " is " + std::to_string(x.shape[d]) + ")");
+      attrError(op, "pads",
+                "values below each padded dim for mode \"reflect\" (dim " + std::to_string(d) + " is " +
+                    std::to_string(x.shape[d]) + ")");
     out[d] += pads[d] + pads[d + r];
   }
   return {sameElem(out, x)};
@@ -426,8 +428,7 @@ void verifyRequantize(const Op& op) {
   // per index of `axis`; both empty means "computed from the scales".
   const Ints& mult = op.getInts("multiplier");
   const Ints& shift = op.getInts("shift");
-  if (shift.size() != mult.size())
-    attrError(op, "shift", std::to_string(mult.size()) + " values (one per multiplier)");
+  if (shift.size() != mult.size()) attrError(op, "shift", std::to_string(mult.size()) + " values (one per multiplier)");
   for (int64_t m : mult)
     if (m < 0 || m >= (int64_t{1} << 31)) attrError(op, "multiplier", "values in [0, 2^31)");
   for (int64_t s : shift)
@@ -436,8 +437,9 @@ void verifyRequantize(const Op& op) {
     const TensorType& x = operandType(op, 0);
     int64_t axis = normalizeAxis(op, "axis", op.getInt("axis"), x.rank());
     if (static_cast<int64_t>(mult.size()) != x.shape[static_cast<size_t>(axis)])
-      attrError(op, "multiplier", "1 or " + std::to_string(x.shape[static_cast<size_t>(axis)]) +
-                                      " values (dim " + std::to_string(axis) + " of the input)");
+      attrError(op, "multiplier",
+                "1 or " + std::to_string(x.shape[static_cast<size_t>(axis)]) + " values (dim " + std::to_string(axis) +
+                    " of the input)");
   }
 }
 
@@ -517,15 +519,9 @@ OpDef unaryOp(const char* name, const char* summary, const char* example) {
 }
 
 OpDef binaryOp(const char* name, const char* summary, const char* example) {
-  return OpDef{name,
-               summary,
-               {{"lhs", Arity::One, "left operand"}, {"rhs", Arity::One, "right operand"}},
-               {kOutput},
-               {},
-               checked<inferBinary>,
-               nullptr,
-               nullptr,
-               example};
+  return OpDef{name,      summary, {{"lhs", Arity::One, "left operand"}, {"rhs", Arity::One, "right operand"}},
+               {kOutput}, {},      checked<inferBinary>,
+               nullptr,   nullptr, example};
 }
 
 std::vector<OpDef> buildTable() {
@@ -544,55 +540,54 @@ std::vector<OpDef> buildTable() {
                     "%w = constant {value = dense_resource<w>} : tensor<16x8x3x3xf32>"});
 
   // ---- Convolution and dense ----
-  t.push_back(OpDef{
-      "conv2d",
-      "2-D cross-correlation of NCHW input with weight [Cout, Cin/groups, KH, KW], plus optional bias [Cout].",
-      {{"input", Arity::One, "[N, Cin, H, W]"},
-       {"weight", Arity::One, "[Cout, Cin/groups, KH, KW]"},
-       {"bias", Arity::Optional, "[Cout], added to every output position"}},
-      {{"output", Arity::One,
-        "[N, Cout, OH, OW] with OH = (H + pad_top + pad_bottom - dilation_h*(KH-1) - 1) / stride_h + 1"}},
-      {intsAttr("stride", {1, 1}, "[stride_h, stride_w]"),
-       intsAttr("padding", {0, 0, 0, 0}, "zero padding [top, left, bottom, right]"),
-       intsAttr("dilation", {1, 1}, "[dilation_h, dilation_w]"),
-       withDefault("groups", AttrKind::Int, 1, "channel groups; divides Cin and Cout")},
-      checked<inferConv2d>,
-      nullptr,
-      macsConv2d,
-      "%y = conv2d(%x, %w, %b) {stride = [1, 1], padding = [1, 1, 1, 1], dilation = [1, 1], groups = 1} : "
-      "tensor<1x16x32x32xf32>"});
-  t.push_back(OpDef{
-      "conv_transpose2d",
-      "2-D transposed convolution (gradient of conv2d) of NCHW input with weight [Cin, Cout/groups, KH, KW], "
-      "plus optional bias [Cout].",
-      {{"input", Arity::One, "[N, Cin, H, W]"},
-       {"weight", Arity::One, "[Cin, Cout/groups, KH, KW]"},
-       {"bias", Arity::Optional, "[Cout]"}},
-      {{"output", Arity::One,
-        "[N, Cout, OH, OW] with OH = (H-1)*stride_h - pad_top - pad_bottom + dilation_h*(KH-1) + "
-        "output_padding_h + 1"}},
-      {intsAttr("stride", {1, 1}, "[stride_h, stride_w]"),
-       intsAttr("padding", {0, 0, 0, 0}, "[top, left, bottom, right], removed from the full output"),
-       intsAttr("output_padding", {0, 0}, "[h, w] added at the bottom/right; smaller than stride or dilation"),
-       intsAttr("dilation", {1, 1}, "[dilation_h, dilation_w]"),
-       withDefault("groups", AttrKind::Int, 1, "channel groups; divides Cin")},
-      checked<inferConvTranspose2d>,
-      nullptr,
-      macsConvTranspose2d,
-      "%y = conv_transpose2d(%x, %w, %b) {stride = [2, 2], padding = [1, 1, 1, 1], output_padding = [1, 1], "
-      "dilation = [1, 1], groups = 1} : tensor<1x8x16x16xf32>"});
-  t.push_back(OpDef{"linear",
-                    "Fully connected layer over the last dim: input [..., K] times weight [N, K] transposed, plus "
-                    "optional bias [N].",
-                    {{"input", Arity::One, "[..., K]"},
-                     {"weight", Arity::One, "[N, K]"},
-                     {"bias", Arity::Optional, "[N]"}},
-                    {{"output", Arity::One, "[..., N]"}},
-                    {},
-                    checked<inferLinear>,
-                    nullptr,
-                    macsLinear,
-                    "%y = linear(%x, %w, %b) : tensor<1x10xf32>"});
+  t.push_back(
+      OpDef{"conv2d",
+            "2-D cross-correlation of NCHW input with weight [Cout, Cin/groups, KH, KW], plus optional bias [Cout].",
+            {{"input", Arity::One, "[N, Cin, H, W]"},
+             {"weight", Arity::One, "[Cout, Cin/groups, KH, KW]"},
+             {"bias", Arity::Optional, "[Cout], added to every output position"}},
+            {{"output", Arity::One,
+              "[N, Cout, OH, OW] with OH = (H + pad_top + pad_bottom - dilation_h*(KH-1) - 1) / stride_h + 1"}},
+            {intsAttr("stride", {1, 1}, "[stride_h, stride_w]"),
+             intsAttr("padding", {0, 0, 0, 0}, "zero padding [top, left, bottom, right]"),
+             intsAttr("dilation", {1, 1}, "[dilation_h, dilation_w]"),
+             withDefault("groups", AttrKind::Int, 1, "channel groups; divides Cin and Cout")},
+            checked<inferConv2d>,
+            nullptr,
+            macsConv2d,
+            "%y = conv2d(%x, %w, %b) {stride = [1, 1], padding = [1, 1, 1, 1], dilation = [1, 1], groups = 1} : "
+            "tensor<1x16x32x32xf32>"});
+  t.push_back(
+      OpDef{"conv_transpose2d",
+            "2-D transposed convolution (gradient of conv2d) of NCHW input with weight [Cin, Cout/groups, KH, KW], "
+            "plus optional bias [Cout].",
+            {{"input", Arity::One, "[N, Cin, H, W]"},
+             {"weight", Arity::One, "[Cin, Cout/groups, KH, KW]"},
+             {"bias", Arity::Optional, "[Cout]"}},
+            {{"output", Arity::One,
+              "[N, Cout, OH, OW] with OH = (H-1)*stride_h - pad_top - pad_bottom + dilation_h*(KH-1) + "
+              "output_padding_h + 1"}},
+            {intsAttr("stride", {1, 1}, "[stride_h, stride_w]"),
+             intsAttr("padding", {0, 0, 0, 0}, "[top, left, bottom, right], removed from the full output"),
+             intsAttr("output_padding", {0, 0}, "[h, w] added at the bottom/right; smaller than stride or dilation"),
+             intsAttr("dilation", {1, 1}, "[dilation_h, dilation_w]"),
+             withDefault("groups", AttrKind::Int, 1, "channel groups; divides Cin")},
+            checked<inferConvTranspose2d>,
+            nullptr,
+            macsConvTranspose2d,
+            "%y = conv_transpose2d(%x, %w, %b) {stride = [2, 2], padding = [1, 1, 1, 1], output_padding = [1, 1], "
+            "dilation = [1, 1], groups = 1} : tensor<1x8x16x16xf32>"});
+  t.push_back(
+      OpDef{"linear",
+            "Fully connected layer over the last dim: input [..., K] times weight [N, K] transposed, plus "
+            "optional bias [N].",
+            {{"input", Arity::One, "[..., K]"}, {"weight", Arity::One, "[N, K]"}, {"bias", Arity::Optional, "[N]"}},
+            {{"output", Arity::One, "[..., N]"}},
+            {},
+            checked<inferLinear>,
+            nullptr,
+            macsLinear,
+            "%y = linear(%x, %w, %b) : tensor<1x10xf32>"});
   t.push_back(OpDef{"matmul",
                     "Batched matrix product [..., M, K] x [..., K, N] -> [..., M, N]; batch dims broadcast like "
                     "numpy.",
@@ -625,16 +620,16 @@ std::vector<OpDef> buildTable() {
   t.push_back(unaryOp("sigmoid", "Elementwise 1 / (1 + exp(-x)).", "%y = sigmoid(%x) : tensor<1x8x4x4xf32>"));
   t.push_back(unaryOp("tanh", "Elementwise hyperbolic tangent.", "%y = tanh(%x) : tensor<1x8x4x4xf32>"));
   t.push_back(unaryOp("exp", "Elementwise e^x.", "%y = exp(%x) : tensor<1x8x4x4xf32>"));
-  t.push_back(OpDef{"clip",
-                    "Elementwise min(max(x, min), max).",
-                    {kInput},
-                    {kOutput},
-                    {required("min", AttrKind::Float, "lower bound"),
-                     required("max", AttrKind::Float, "upper bound, >= min")},
-                    checked<inferClip>,
-                    nullptr,
-                    nullptr,
-                    "%y = clip(%x) {min = 0.0, max = 6.0} : tensor<1x8x4x4xf32>"});
+  t.push_back(
+      OpDef{"clip",
+            "Elementwise min(max(x, min), max).",
+            {kInput},
+            {kOutput},
+            {required("min", AttrKind::Float, "lower bound"), required("max", AttrKind::Float, "upper bound, >= min")},
+            checked<inferClip>,
+            nullptr,
+            nullptr,
+            "%y = clip(%x) {min = 0.0, max = 6.0} : tensor<1x8x4x4xf32>"});
   t.push_back(OpDef{"leaky_relu",
                     "Elementwise x if x >= 0 else alpha * x.",
                     {kInput},
@@ -655,12 +650,12 @@ std::vector<OpDef> buildTable() {
                     "%y = softmax(%x) {axis = -1} : tensor<1x1000xf32>"});
 
   // ---- Elementwise binary ----
-  t.push_back(binaryOp("add", "Elementwise lhs + rhs with numpy broadcasting.",
-                       "%z = add(%x, %y) : tensor<1x8x4x4xf32>"));
-  t.push_back(binaryOp("sub", "Elementwise lhs - rhs with numpy broadcasting.",
-                       "%z = sub(%x, %y) : tensor<1x8x4x4xf32>"));
-  t.push_back(binaryOp("mul", "Elementwise lhs * rhs with numpy broadcasting.",
-                       "%z = mul(%x, %y) : tensor<1x8x4x4xf32>"));
+  t.push_back(
+      binaryOp("add", "Elementwise lhs + rhs with numpy broadcasting.", "%z = add(%x, %y) : tensor<1x8x4x4xf32>"));
+  t.push_back(
+      binaryOp("sub", "Elementwise lhs - rhs with numpy broadcasting.", "%z = sub(%x, %y) : tensor<1x8x4x4xf32>"));
+  t.push_back(
+      binaryOp("mul", "Elementwise lhs * rhs with numpy broadcasting.", "%z = mul(%x, %y) : tensor<1x8x4x4xf32>"));
 
   // ---- Data movement ----
   t.push_back(OpDef{"concat",
@@ -682,20 +677,20 @@ std::vector<OpDef> buildTable() {
                     nullptr,
                     nullptr,
                     "%a, %b = split(%x) {axis = 1, sizes = [8, 8]} : tensor<1x8x4x4xf32>, tensor<1x8x4x4xf32>"});
-  t.push_back(OpDef{
-      "slice",
-      "Takes [start, end) with step along each listed axis; negative positions count from the end, then clamp "
-      "to the dim like numpy.",
-      {kInput},
-      {kOutput},
-      {required("axes", AttrKind::IntList, "sliced axes, distinct; negative counts from the end"),
-       required("starts", AttrKind::IntList, "first position per axis"),
-       required("ends", AttrKind::IntList, "one past the last position per axis"),
-       intsAttr("steps", {}, "step per axis, >= 1; [] means all 1")},
-      checked<inferSlice>,
-      nullptr,
-      nullptr,
-      "%y = slice(%x) {axes = [2, 3], starts = [0, 0], ends = [4, -1], steps = [1, 2]} : tensor<1x8x4x2xf32>"});
+  t.push_back(
+      OpDef{"slice",
+            "Takes [start, end) with step along each listed axis; negative positions count from the end, then clamp "
+            "to the dim like numpy.",
+            {kInput},
+            {kOutput},
+            {required("axes", AttrKind::IntList, "sliced axes, distinct; negative counts from the end"),
+             required("starts", AttrKind::IntList, "first position per axis"),
+             required("ends", AttrKind::IntList, "one past the last position per axis"),
+             intsAttr("steps", {}, "step per axis, >= 1; [] means all 1")},
+            checked<inferSlice>,
+            nullptr,
+            nullptr,
+            "%y = slice(%x) {axes = [2, 3], starts = [0, 0], ends = [4, -1], steps = [1, 2]} : tensor<1x8x4x2xf32>"});
   t.push_back(OpDef{"reshape",
                     "Row-major reshape to `shape`; one dim may be -1 and is inferred from the element count.",
                     {kInput},
@@ -714,31 +709,31 @@ std::vector<OpDef> buildTable() {
                     nullptr,
                     nullptr,
                     "%y = transpose(%x) {perm = [0, 2, 3, 1]} : tensor<1x4x4x8xf32>"});
-  t.push_back(OpDef{"flatten",
-                    "Merges dims start_dim..end_dim (inclusive) into one, row-major.",
-                    {kInput},
-                    {kOutput},
-                    {withDefault("start_dim", AttrKind::Int, 1, "first merged dim; negative counts from the end"),
-                     withDefault("end_dim", AttrKind::Int, -1,
-                                 "last merged dim (inclusive); negative counts from the end")},
-                    checked<inferFlatten>,
-                    nullptr,
-                    nullptr,
-                    "%y = flatten(%x) {start_dim = 1, end_dim = -1} : tensor<1x128xf32>"});
-  t.push_back(OpDef{"pad",
-                    "Pads every dim with pads[d] before and pads[rank + d] after, using a constant, the edge value "
-                    "or a reflection.",
-                    {kInput},
-                    {kOutput},
-                    {required("pads", AttrKind::IntList,
-                              "[d0_begin, d1_begin, ..., d0_end, d1_end, ...], all >= 0 (ONNX layout)"),
-                     withDefault("mode", AttrKind::String, "constant", "\"constant\", \"edge\" or \"reflect\""),
-                     withDefault("value", AttrKind::Float, 0.0, "fill value for mode \"constant\"")},
-                    checked<inferPad>,
-                    nullptr,
-                    nullptr,
-                    "%y = pad(%x) {pads = [0, 0, 1, 1, 0, 0, 1, 1], mode = \"constant\", value = 0.0} : "
-                    "tensor<1x8x6x6xf32>"});
+  t.push_back(
+      OpDef{"flatten",
+            "Merges dims start_dim..end_dim (inclusive) into one, row-major.",
+            {kInput},
+            {kOutput},
+            {withDefault("start_dim", AttrKind::Int, 1, "first merged dim; negative counts from the end"),
+             withDefault("end_dim", AttrKind::Int, -1, "last merged dim (inclusive); negative counts from the end")},
+            checked<inferFlatten>,
+            nullptr,
+            nullptr,
+            "%y = flatten(%x) {start_dim = 1, end_dim = -1} : tensor<1x128xf32>"});
+  t.push_back(OpDef{
+      "pad",
+      "Pads every dim with pads[d] before and pads[rank + d] after, using a constant, the edge value "
+      "or a reflection.",
+      {kInput},
+      {kOutput},
+      {required("pads", AttrKind::IntList, "[d0_begin, d1_begin, ..., d0_end, d1_end, ...], all >= 0 (ONNX layout)"),
+       withDefault("mode", AttrKind::String, "constant", "\"constant\", \"edge\" or \"reflect\""),
+       withDefault("value", AttrKind::Float, 0.0, "fill value for mode \"constant\"")},
+      checked<inferPad>,
+      nullptr,
+      nullptr,
+      "%y = pad(%x) {pads = [0, 0, 1, 1, 0, 0, 1, 1], mode = \"constant\", value = 0.0} : "
+      "tensor<1x8x6x6xf32>"});
   t.push_back(OpDef{"gather",
                     "Picks entries of `input` along `axis` at si32 `indices`: output shape is input.shape[:axis] + "
                     "indices.shape + input.shape[axis+1:].",
@@ -751,35 +746,34 @@ std::vector<OpDef> buildTable() {
                     "%y = gather(%x, %idx) {axis = 0} : tensor<5x64xf32>"});
 
   // ---- Pooling and resizing ----
-  t.push_back(OpDef{"max_pool2d",
-                    "Maximum over KH x KW windows of NCHW input; padding never wins.",
-                    {{"input", Arity::One, "[N, C, H, W]"}},
-                    {{"output", Arity::One, "[N, C, OH, OW]"}},
-                    {required("kernel", AttrKind::IntList, "[KH, KW]"),
-                     required("stride", AttrKind::IntList, "[stride_h, stride_w]"),
-                     intsAttr("padding", {0, 0, 0, 0}, "[top, left, bottom, right], at most half the kernel"),
-                     intsAttr("dilation", {1, 1}, "[dilation_h, dilation_w]"),
-                     withDefault("ceil_mode", AttrKind::Bool, false, "round the output size up instead of down")},
-                    checked<inferMaxPool2d>,
-                    nullptr,
-                    nullptr,
-                    "%y = max_pool2d(%x) {kernel = [3, 3], stride = [2, 2], padding = [1, 1, 1, 1], dilation = [1, 1], "
-                    "ceil_mode = false} : tensor<1x8x16x16xf32>"});
-  t.push_back(OpDef{"avg_pool2d",
-                    "Mean over KH x KW windows of NCHW input.",
-                    {{"input", Arity::One, "[N, C, H, W]"}},
-                    {{"output", Arity::One, "[N, C, OH, OW]"}},
-                    {required("kernel", AttrKind::IntList, "[KH, KW]"),
-                     required("stride", AttrKind::IntList, "[stride_h, stride_w]"),
-                     intsAttr("padding", {0, 0, 0, 0}, "[top, left, bottom, right], at most half the kernel"),
-                     withDefault("ceil_mode", AttrKind::Bool, false, "round the output size up instead of down"),
-                     withDefault("count_include_pad", AttrKind::Bool, true,
-                                 "divide by the full window, padding included")},
-                    checked<inferAvgPool2d>,
-                    nullptr,
-                    nullptr,
-                    "%y = avg_pool2d(%x) {kernel = [2, 2], stride = [2, 2], padding = [0, 0, 0, 0], ceil_mode = false, "
-                    "count_include_pad = true} : tensor<1x8x16x16xf32>"});
+  t.push_back(OpDef{
+      "max_pool2d",
+      "Maximum over KH x KW windows of NCHW input; padding never wins.",
+      {{"input", Arity::One, "[N, C, H, W]"}},
+      {{"output", Arity::One, "[N, C, OH, OW]"}},
+      {required("kernel", AttrKind::IntList, "[KH, KW]"), required("stride", AttrKind::IntList, "[stride_h, stride_w]"),
+       intsAttr("padding", {0, 0, 0, 0}, "[top, left, bottom, right], at most half the kernel"),
+       intsAttr("dilation", {1, 1}, "[dilation_h, dilation_w]"),
+       withDefault("ceil_mode", AttrKind::Bool, false, "round the output size up instead of down")},
+      checked<inferMaxPool2d>,
+      nullptr,
+      nullptr,
+      "%y = max_pool2d(%x) {kernel = [3, 3], stride = [2, 2], padding = [1, 1, 1, 1], dilation = [1, 1], "
+      "ceil_mode = false} : tensor<1x8x16x16xf32>"});
+  t.push_back(OpDef{
+      "avg_pool2d",
+      "Mean over KH x KW windows of NCHW input.",
+      {{"input", Arity::One, "[N, C, H, W]"}},
+      {{"output", Arity::One, "[N, C, OH, OW]"}},
+      {required("kernel", AttrKind::IntList, "[KH, KW]"), required("stride", AttrKind::IntList, "[stride_h, stride_w]"),
+       intsAttr("padding", {0, 0, 0, 0}, "[top, left, bottom, right], at most half the kernel"),
+       withDefault("ceil_mode", AttrKind::Bool, false, "round the output size up instead of down"),
+       withDefault("count_include_pad", AttrKind::Bool, true, "divide by the full window, padding included")},
+      checked<inferAvgPool2d>,
+      nullptr,
+      nullptr,
+      "%y = avg_pool2d(%x) {kernel = [2, 2], stride = [2, 2], padding = [0, 0, 0, 0], ceil_mode = false, "
+      "count_include_pad = true} : tensor<1x8x16x16xf32>"});
   t.push_back(OpDef{"global_avg_pool2d",
                     "Mean over H and W of NCHW input, giving [N, C, 1, 1].",
                     {{"input", Arity::One, "[N, C, H, W]"}},
@@ -796,8 +790,8 @@ std::vector<OpDef> buildTable() {
                     {required("size", AttrKind::IntList, "output [H, W]"),
                      withDefault("mode", AttrKind::String, "nearest", "\"nearest\" or \"bilinear\""),
                      withDefault("coordinate_mode", AttrKind::String, "half_pixel",
-                              "how output positions map to input ones: \"half_pixel\", \"align_corners\" or "
-                              "\"asymmetric\"")},
+                                 "how output positions map to input ones: \"half_pixel\", \"align_corners\" or "
+                                 "\"asymmetric\"")},
                     checked<inferResize2d>,
                     nullptr,
                     nullptr,
@@ -832,8 +826,9 @@ std::vector<OpDef> buildTable() {
                               "per-tensor [M] or one per index of `axis`, each in [0, 2^31); [] computes them "
                               "from the scales"),
                      intsAttr("shift", {}, "right shifts in [0, 62], one per multiplier"),
-                     withDefault("axis", AttrKind::Int, 1, "axis of per-channel multipliers; negative counts "
-                                                           "from the end")},
+                     withDefault("axis", AttrKind::Int, 1,
+                                 "axis of per-channel multipliers; negative counts "
+                                 "from the end")},
                     checked<inferSameShapeOpen>,
                     verifyRequantize,
                     nullptr,

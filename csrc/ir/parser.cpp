@@ -146,8 +146,9 @@ class Parser {
       }
     }
     if (fn->returns.size() != resultTypes.size())
-      verifyFail(ret.pos, fn, "returns " + std::to_string(fn->returns.size()) + " value(s) but its signature declares " +
-                                  std::to_string(resultTypes.size()));
+      verifyFail(ret.pos, fn,
+                 "returns " + std::to_string(fn->returns.size()) + " value(s) but its signature declares " +
+                     std::to_string(resultTypes.size()));
     for (size_t i = 0; i < resultTypes.size(); ++i)
       if (fn->returns[i]->type != resultTypes[i])
         verifyFail(retTokens[i].pos, fn,
@@ -205,8 +206,8 @@ class Parser {
         if (!isDiscardableAttr(n) && !def->findAttr(n)) {
           std::string known;
           for (const AttrDef& a : def->attrs) known += (known.empty() ? "" : ", ") + std::string(a.name);
-          failAt(name.pos, "unknown attribute '" + n + "' for op '" + def->name + "' (expected one of: " +
-                               (known.empty() ? "none" : known) + ")");
+          failAt(name.pos, "unknown attribute '" + n + "' for op '" + def->name +
+                               "' (expected one of: " + (known.empty() ? "none" : known) + ")");
         }
         for (const auto& [k, v] : attrs)
           if (k == n) failAt(name.pos, "attribute '" + n + "' given more than once");
@@ -348,8 +349,7 @@ class Parser {
         ++p;
         continue;
       }
-      if (p + 1 < src.size() && src[p] == '-' && isDigit(src[p + 1]))
-        failAt(p, "dimensions must be non-negative");
+      if (p + 1 < src.size() && src[p] == '-' && isDigit(src[p + 1])) failAt(p, "dimensions must be non-negative");
       if (p < src.size() && isIdentStart(src[p])) {
         size_t e = p;
         while (e < src.size() && (isIdentStart(src[e]) || isDigit(src[e]))) ++e;

@@ -157,8 +157,8 @@ Shape broadcastShapes(const Op& op, const Shape& a, const Shape& b, size_t i, si
   return out;
 }
 
-int64_t windowOutput(const Op& op, const char* axisName, int64_t in, int64_t kernel, int64_t stride,
-                     int64_t padBegin, int64_t padEnd, int64_t dilation, bool ceilMode) {
+int64_t windowOutput(const Op& op, const char* axisName, int64_t in, int64_t kernel, int64_t stride, int64_t padBegin,
+                     int64_t padEnd, int64_t dilation, bool ceilMode) {
   int64_t effective = mulChecked(op, dilation, kernel - 1) + 1;
   int64_t padded = in + padBegin + padEnd;
   if (padded < effective)

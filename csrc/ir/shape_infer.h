@@ -67,8 +67,8 @@ Shape broadcastShapes(const Op& op, const Shape& a, const Shape& b, size_t i, si
 // Output length of one spatial axis ("height"/"width") of a conv or pool window; fails when the
 // dilated kernel does not fit the padded input. ceilMode follows PyTorch: a window may not
 // start in the end padding.
-int64_t windowOutput(const Op& op, const char* axisName, int64_t in, int64_t kernel, int64_t stride,
-                     int64_t padBegin, int64_t padEnd, int64_t dilation, bool ceilMode = false);
+int64_t windowOutput(const Op& op, const char* axisName, int64_t in, int64_t kernel, int64_t stride, int64_t padBegin,
+                     int64_t padEnd, int64_t dilation, bool ceilMode = false);
 
 // ---- Element types ----
 

@@ -13,7 +13,7 @@ struct ElemInfo {
   size_t bytes;
 };
 constexpr ElemInfo kElems[] = {
-    {ElemType::F32, "f32", 4},  {ElemType::SI8, "si8", 1}, {ElemType::SI16, "si16", 2},
+    {ElemType::F32, "f32", 4},   {ElemType::SI8, "si8", 1}, {ElemType::SI16, "si16", 2},
     {ElemType::SI32, "si32", 4}, {ElemType::UI8, "ui8", 1}, {ElemType::Bool, "bool", 1},
 };
 

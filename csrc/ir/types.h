@@ -47,9 +47,7 @@ struct TensorType {
   int64_t rank() const { return static_cast<int64_t>(shape.size()); }
   int64_t numel() const { return numElements(shape); }
   size_t byteSize() const { return static_cast<size_t>(numel()) * elemTypeBytes(elem); }
-  bool operator==(const TensorType& o) const {
-    return shape == o.shape && elem == o.elem && quant == o.quant;
-  }
+  bool operator==(const TensorType& o) const { return shape == o.shape && elem == o.elem && quant == o.quant; }
   bool operator!=(const TensorType& o) const { return !(*this == o); }
   // Text form, e.g. "tensor<1x16xsi8, scale=0.5>".
   std::string str() const;

@@ -14,8 +14,7 @@ std::string tensorTypeProblem(const TensorType& t) {
   for (int64_t d : t.shape) {
     if (d < 0) return "negative dimension " + std::to_string(d) + " in tensor<" + shapeStr(t.shape) + "x...>";
     if (d == 0) continue;
-    if (d > kMaxTensorElements / elems)
-      return "tensor<" + shapeStr(t.shape) + "x...> has more than 2^40 elements";
+    if (d > kMaxTensorElements / elems) return "tensor<" + shapeStr(t.shape) + "x...> has more than 2^40 elements";
     elems *= d;
   }
   if (!t.quant) return "";
@@ -28,8 +27,7 @@ std::string tensorTypeProblem(const TensorType& t) {
            " (only integer types carry a scale, and f32 a calibration scale)";
   if (q.perTensor()) {
     if (q.axis != -1) return "quantization axis must be >= 0 but got " + std::to_string(q.axis);
-    if (q.scales.size() != 1)
-      return "per-tensor quantization needs 1 scale but got " + std::to_string(q.scales.size());
+    if (q.scales.size() != 1) return "per-tensor quantization needs 1 scale but got " + std::to_string(q.scales.size());
   } else {
     if (q.axis >= t.rank())
       return "quantization axis " + std::to_string(q.axis) + " is out of range for rank " + std::to_string(t.rank());
@@ -45,7 +43,9 @@ std::string tensorTypeProblem(const TensorType& t) {
 
 namespace {
 
-std::string valueLabel(const Value* v) { return v->name.empty() ? std::string("an unnamed value") : "'%" + v->name + "'"; }
+std::string valueLabel(const Value* v) {
+  return v->name.empty() ? std::string("an unnamed value") : "'%" + v->name + "'";
+}
 
 void checkArity(const Op& op) {
   const OpDef& def = op.def();
@@ -73,8 +73,8 @@ void checkAttrs(const Op& op) {
     const AttrDef* ad = def.findAttr(name);
     if (!ad) op.error("unknown attribute '" + name + "'");
     if (value.kind() != ad->kind)
-      op.error("attribute '" + name + "' expects " + attrKindName(ad->kind) + " but got " +
-               attrKindName(value.kind()) + " " + value.str());
+      op.error("attribute '" + name + "' expects " + attrKindName(ad->kind) + " but got " + attrKindName(value.kind()) +
+               " " + value.str());
   }
   // Complete and in table order, then the discardable ones: what completeAttrs and Op::setAttr produce.
   size_t next = 0;
@@ -159,8 +159,8 @@ void verifyModule(const Module& m) {
       for (size_t i = 0; i < op.numOperands(); ++i) {
         const Value* v = op.operand(i);
         if (v && !defined.count(v))
-          op.error("operand #" + std::to_string(i) + " (" + valueLabel(v) + ") is not defined before this op in function @" +
-                   fn.name);
+          op.error("operand #" + std::to_string(i) + " (" + valueLabel(v) +
+                   ") is not defined before this op in function @" + fn.name);
       }
       verifyOp(op, m);
       for (const auto& r : op.results) defined.insert(r.get());

@@ -29,7 +29,7 @@ struct MacArray {
 };
 
 struct VectorUnit {
-  int64_t lanes = 0;  // int8 elements per cycle for elementwise ops
+  int64_t lanes = 0;                                  // int8 elements per cycle for elementwise ops
   std::map<std::string, int64_t> opsPerCyclePerLane;  // optional per-op cost overrides ("lut": 1, ...)
 };
 
@@ -51,15 +51,15 @@ struct Dma {
 
 // Operator constraints for one op kind. Absent limits are unlimited; absent lists allow anything.
 struct OpConstraints {
-  std::vector<std::string> dtypes;          // accepted activation element types ("si8", "si16")
-  std::optional<int64_t> kernelMax;         // max kernel height and width
-  std::vector<int64_t> strides;             // allowed stride values
+  std::vector<std::string> dtypes;   // accepted activation element types ("si8", "si16")
+  std::optional<int64_t> kernelMax;  // max kernel height and width
+  std::vector<int64_t> strides;      // allowed stride values
   std::optional<int64_t> dilationMax;
-  std::optional<int64_t> channelsMax;       // input and output channels
-  std::string groupsMode;                   // "any", "depthwise_or_1" or "1" ("" = any)
-  std::vector<int64_t> resizeFactors;       // allowed integer up/down-scale factors
-  std::vector<std::string> modes;           // allowed `mode` attribute values (resize2d, pad)
-  std::optional<int64_t> kMax;              // topk k, linear/matmul reduction size
+  std::optional<int64_t> channelsMax;  // input and output channels
+  std::string groupsMode;              // "any", "depthwise_or_1" or "1" ("" = any)
+  std::vector<int64_t> resizeFactors;  // allowed integer up/down-scale factors
+  std::vector<std::string> modes;      // allowed `mode` attribute values (resize2d, pad)
+  std::optional<int64_t> kMax;         // topk k, linear/matmul reduction size
 };
 
 struct FuseRules {
@@ -78,8 +78,8 @@ struct March {
   Ddr ddr;
   Dma dma;
   int64_t maxRank = 4;
-  int64_t maxDim = 0;                              // any single dimension
-  std::map<std::string, OpConstraints> ops;        // op name -> constraints; absent op = unsupported
+  int64_t maxDim = 0;                        // any single dimension
+  std::map<std::string, OpConstraints> ops;  // op name -> constraints; absent op = unsupported
   FuseRules fuse;
 
   // Peak int8 tera-operations per second (2 ops per MAC). Throws MarchError for a precision the
@@ -109,6 +109,5 @@ struct SchemaField {
   std::string doc;
 };
 std::vector<SchemaField> marchSchema();
-
 
 }  // namespace hbdk::march

@@ -80,8 +80,8 @@ class CanonicalizePass : public Pass {
   }
 
   PassStatistics run(ir::Module& m, PassContext&) override {
-    PassStatistics stats{{"forwarded-identities", 0}, {"merged-constants", 0}, {"erased-dead-ops", 0},
-                         {"dropped-resources", 0}};
+    PassStatistics stats{
+        {"forwarded-identities", 0}, {"merged-constants", 0}, {"erased-dead-ops", 0}, {"dropped-resources", 0}};
     for (auto& fn : m.functions) {
       for (auto& op : fn->ops)
         if (isIdentity(*op) && fn->hasUses(op->result())) {

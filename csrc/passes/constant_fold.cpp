@@ -69,13 +69,13 @@ class ConstantFoldPass : public Pass {
     std::optional<std::vector<exec::FloatTensor>> outputs = exec::evalOpFloat(*op, inputs);
     if (!outputs) return false;
 
-    std::string base = !op->loc.name.empty()            ? op->loc.name
+    std::string base = !op->loc.name.empty()         ? op->loc.name
                        : !op->result()->name.empty() ? op->result()->name
                                                      : "const";
     for (size_t i = 0; i < op->numResults(); ++i) {
       ir::Value* old = op->result(i);
-      ir::Op* c = m.createConstant(&fn, base + ".folded", old->type, exec::blobFromFloatTensor((*outputs)[i]),
-                                   op->loc, op);
+      ir::Op* c =
+          m.createConstant(&fn, base + ".folded", old->type, exec::blobFromFloatTensor((*outputs)[i]), op->loc, op);
       c->result()->name = old->name;
       fn.replaceAllUsesWith(old, c->result());
     }

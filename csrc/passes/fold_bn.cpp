@@ -103,8 +103,8 @@ class FoldBnPass : public Pass {
       m.setResource(key, exec::blobFromFloatTensor(data));
       return nullptr;
     }
-    ir::Op* c = m.createConstant(&fn, key + ".folded", old->type, exec::blobFromFloatTensor(data),
-                                 old->owner->loc, conv);
+    ir::Op* c =
+        m.createConstant(&fn, key + ".folded", old->type, exec::blobFromFloatTensor(data), old->owner->loc, conv);
     c->result()->name = c->attr("value").asResource().key;
     conv->operands[index] = c->result();
     return old;
@@ -152,9 +152,9 @@ class FoldBnPass : public Pass {
 
     conv->result()->type = bn->result()->type;  // the bn output's calibration scale, if any
     // ... and the element type that scale was measured for (quant.dtype = "si16" from calibrate).
-    conv->attrs.erase(std::remove_if(conv->attrs.begin(), conv->attrs.end(),
-                                     [](const auto& kv) { return kv.first == kQuantDtype; }),
-                      conv->attrs.end());
+    conv->attrs.erase(
+        std::remove_if(conv->attrs.begin(), conv->attrs.end(), [](const auto& kv) { return kv.first == kQuantDtype; }),
+        conv->attrs.end());
     if (bn->hasAttr(kQuantDtype)) conv->setAttr(kQuantDtype, bn->attr(kQuantDtype));
     fn.replaceAllUsesWith(bn->result(), conv->result());
     fn.erase(bn);

@@ -41,8 +41,8 @@ class FusePass : public Pass {
   PassStatistics run(ir::Module& m, PassContext& ctx) override {
     if (!ctx.march) throw ir::PassError("error: fuse needs a march for its fuse rules (give --march NAME)");
     const march::FuseRules& rules = ctx.march->fuse;
-    PassStatistics stats{{"groups", 0}, {"conv_requant", 0}, {"conv_activation", 0}, {"conv_add", 0},
-                         {"conv_add_activation", 0}};
+    PassStatistics stats{
+        {"groups", 0}, {"conv_requant", 0}, {"conv_activation", 0}, {"conv_add", 0}, {"conv_add_activation", 0}};
     for (auto& fn : m.functions) {
       for (auto& op : fn->ops)
         op->attrs.erase(std::remove_if(op->attrs.begin(), op->attrs.end(),

@@ -25,9 +25,9 @@ namespace hbdk::passes {
 // What the back-end passes read and produce besides the module. Owned by the caller (the compile
 // driver); a pass that needs a member that is not set fails with a PassError saying so.
 struct PassContext {
-  const march::March* march = nullptr;      // the target, for check-constraints and lower
-  isa::Program* program = nullptr;          // filled by lower
-  std::vector<uint8_t>* binary = nullptr;   // filled by serialize
+  const march::March* march = nullptr;     // the target, for check-constraints and lower
+  isa::Program* program = nullptr;         // filled by lower
+  std::vector<uint8_t>* binary = nullptr;  // filled by serialize
   // Provenance serialize records in the .hbm: the input .hbir text (its SHA-256 is the source
   // hash; when null, the hash is that of the serialized graph) and the input file's name.
   const std::string* sourceText = nullptr;
@@ -75,10 +75,10 @@ struct PassTiming {
 };
 
 struct PassManagerOptions {
-  bool verifyEach = true;             // run the verifier after every pass
-  bool printIrAfterAll = false;       // print the module after every pass
+  bool verifyEach = true;                 // run the verifier after every pass
+  bool printIrAfterAll = false;           // print the module after every pass
   std::vector<std::string> printIrAfter;  // ... or after the named passes only
-  std::ostream* irStream = nullptr;   // where IR dumps go (default std::cerr)
+  std::ostream* irStream = nullptr;       // where IR dumps go (default std::cerr)
 };
 
 class PassManager {

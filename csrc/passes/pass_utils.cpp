@@ -5,9 +5,7 @@
 
 namespace hbdk::passes {
 
-ir::Op* definingConstant(const ir::Value* v) {
-  return v && v->owner && v->owner->is("constant") ? v->owner : nullptr;
-}
+ir::Op* definingConstant(const ir::Value* v) { return v && v->owner && v->owner->is("constant") ? v->owner : nullptr; }
 
 bool resourceReferenced(const ir::Module& m, std::string_view key) {
   for (const auto& fn : m.functions)

@@ -104,8 +104,9 @@ class Quantizer {
   void run() {
     for (auto& op : fn_.ops)
       if (isOneOf(*op, {"quantize", "dequantize", "requantize", "lut"}))
-        throw ir::PassError(op->diag("expected a float graph but found an integer op; quantize runs once, on the "
-                                     "calibrated float model"));
+        throw ir::PassError(
+            op->diag("expected a float graph but found an integer op; quantize runs once, on the "
+                     "calibrated float model"));
     quantizeArguments();
     std::vector<ir::Op*> snapshot;
     for (auto& op : fn_.ops) snapshot.push_back(op.get());
@@ -123,8 +124,8 @@ class Quantizer {
 
   float scaleOf(const ir::Op& op, const ir::Value* v) const {
     if (!v->type.quant || !v->type.quant->perTensor())
-      throw ir::PassError(op.diag("result " + valueLabel(v) + " (" + v->type.str() + ") has no calibration scale" +
-                                  kCalibrate));
+      throw ir::PassError(
+          op.diag("result " + valueLabel(v) + " (" + v->type.str() + ") has no calibration scale" + kCalibrate));
     return v->type.quant->scales[0];
   }
 
@@ -338,8 +339,8 @@ class Quantizer {
     if (op->numOperands() > 2) {
       ir::Value* b = op->operand(2);
       if (!definingConstant(b) || !isF32(b))
-        throw ir::PassError(op->diag("the bias must be an f32 constant but got " + valueLabel(b) + " (" +
-                                     b->type.str() + ")"));
+        throw ir::PassError(
+            op->diag("the bias must be an f32 constant but got " + valueLabel(b) + " (" + b->type.str() + ")"));
       exec::FloatTensor bias = exec::constantValue(m_, *b->owner);
       Ints bq(bias.data.size());
       for (size_t c = 0; c < bias.data.size(); ++c)
@@ -363,8 +364,8 @@ class Quantizer {
     if (auto it = weights_.find(old); it != weights_.end()) return op->operands[1] = it->second;
     ir::Op* weightOp = definingConstant(old);
     if (!weightOp || !isF32(old))
-      throw ir::PassError(op->diag("the weight must be an f32 constant but got " + valueLabel(old) + " (" +
-                                   old->type.str() + ")"));
+      throw ir::PassError(
+          op->diag("the weight must be an f32 constant but got " + valueLabel(old) + " (" + old->type.str() + ")"));
     exec::FloatTensor w = exec::constantValue(m_, *weightOp);
     const ir::Shape& ws = w.shape;
     int64_t wAxis = weightAxis(*op);
@@ -397,8 +398,8 @@ class Quantizer {
     float sOut = scaleOf(*op, result);
     float sAcc = static_cast<float>(static_cast<double>(sa) * sb);
     if (!(sAcc >= std::numeric_limits<float>::min()))
-      throw ir::PassError(op->diag("accumulator scale underflows in f32 (" + ir::formatFloat(sa) + " * " +
-                                   ir::formatFloat(sb) + ")"));
+      throw ir::PassError(
+          op->diag("accumulator scale underflows in f32 (" + ir::formatFloat(sa) + " * " + ir::formatFloat(sb) + ")"));
     result->type = quantizedType(result->type.shape, ElemType::SI32, sAcc);
     requantizeAfter(op, result, targetElem(*op), sOut, {requantFor(*op, static_cast<double>(sAcc) / sOut)},
                     result->type.rank() - 1, ".acc");
@@ -519,8 +520,8 @@ class QuantizePass : public Pass {
   }
 
   PassStatistics run(ir::Module& m, PassContext&) override {
-    PassStatistics stats{{"inputs", 0}, {"outputs", 0}, {"weights", 0}, {"biases", 0}, {"constants", 0},
-                         {"requantize", 0}, {"lut", 0}, {"integer_ops", 0}};
+    PassStatistics stats{{"inputs", 0},    {"outputs", 0},    {"weights", 0}, {"biases", 0},
+                         {"constants", 0}, {"requantize", 0}, {"lut", 0},     {"integer_ops", 0}};
     for (auto& fn : m.functions) Quantizer(m, *fn, stats).run();
     return stats;
   }

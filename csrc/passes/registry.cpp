@@ -25,14 +25,10 @@ std::string joined(const std::vector<std::string>& names) {
 const std::vector<PassInfo>& passRegistry() {
   static const std::vector<PassInfo> passes = [] {
     std::vector<PassInfo> v = {
-        infoOf(createCanonicalizePass),
-        infoOf(createCheckConstraintsPass),
-        infoOf(createConstantFoldPass),
-        infoOf(createFoldBnPass),
-        infoOf(createFusePass),
-        infoOf(createLowerPass),
-        infoOf(createQuantizePass),
-        infoOf(createSerializePass),
+        infoOf(createCanonicalizePass), infoOf(createCheckConstraintsPass),
+        infoOf(createConstantFoldPass), infoOf(createFoldBnPass),
+        infoOf(createFusePass),         infoOf(createLowerPass),
+        infoOf(createQuantizePass),     infoOf(createSerializePass),
     };
     std::sort(v.begin(), v.end(), [](const PassInfo& a, const PassInfo& b) { return a.name < b.name; });
     return v;

@@ -40,8 +40,8 @@ struct Machine {
   explicit Machine(const march::March& march) : m(march) {
     if (march.clockMHz <= 0) throw ir::Error("march '" + march.name + "' has no clock");
     ddrBytesPerCycle = march.ddr.bandwidthGBps * 1e9 / (march.clockMHz * 1e6);
-    dmaBytesPerCycle =
-        std::min(ddrBytesPerCycle, static_cast<double>(march.dma.engines) * static_cast<double>(march.dma.bytesPerCycle));
+    dmaBytesPerCycle = std::min(ddrBytesPerCycle,
+                                static_cast<double>(march.dma.engines) * static_cast<double>(march.dma.bytesPerCycle));
     if (!(dmaBytesPerCycle > 0)) throw ir::Error("march '" + march.name + "' has no DDR/DMA bandwidth");
     peakInt8 = peakMacs("int8");
   }
@@ -164,8 +164,8 @@ int64_t macArrayCycles(const Machine& mc, const Instruction& in) {
   const auto& mac = mc.m.macArray;
   if (in.gemmM <= 0 || in.gemmN <= 0 || in.gemmK <= 0 || in.gemmBatch <= 0)
     throw ir::Error("expected a MAC-array instruction (" + in.layer + ") with positive GEMM dims but got batch=" +
-                    std::to_string(in.gemmBatch) + " m=" + std::to_string(in.gemmM) + " n=" +
-                    std::to_string(in.gemmN) + " k=" + std::to_string(in.gemmK));
+                    std::to_string(in.gemmBatch) + " m=" + std::to_string(in.gemmM) + " n=" + std::to_string(in.gemmN) +
+                    " k=" + std::to_string(in.gemmK));
   int64_t rows = in.gemmM, cols = in.gemmN, th = rows, tc = cols;
   if (in.tileShape.size() == 4 && in.outputShape.size() == 4) {
     rows = in.outputShape[2];
@@ -240,9 +240,9 @@ int64_t peakFor(const Machine& mc, const Instruction& in, const ir::Op* g) {
 // ---- per instruction --------------------------------------------------------------------------
 
 struct Costed {
-  int64_t cycles = 0;      // compute: the instruction's span with no stalls; DMA: the transfer
-  int64_t macCycles = 0;   // MAC array only
-  int64_t vecCycles = 0;   // vector unit (fused epilogue for a MAC-array instruction)
+  int64_t cycles = 0;     // compute: the instruction's span with no stalls; DMA: the transfer
+  int64_t macCycles = 0;  // MAC array only
+  int64_t vecCycles = 0;  // vector unit (fused epilogue for a MAC-array instruction)
 };
 
 Costed costOf(const Machine& mc, const Instruction& in, const ir::Function* graph) {
@@ -282,7 +282,6 @@ Costed costOf(const Machine& mc, const Instruction& in, const ir::Function* grap
   }
   return c;
 }
-
 
 struct Range {
   int64_t lo, hi, end;
@@ -432,7 +431,8 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
     start[i] = ready;
     end[i] = std::max(ready + cost[i].cycles, lastLoadEnd);
     streamEnd = end[i];
-    for (const isa::SramBuffer& b : in.sram) ranges.push_back({b.offset, b.offset + b.bytes * b.count, end[i], ordinal});
+    for (const isa::SramBuffer& b : in.sram)
+      ranges.push_back({b.offset, b.offset + b.bytes * b.count, end[i], ordinal});
     for (const auto& [lo, hi] : regionsAt[i]) ranges.push_back({lo, hi, end[i], ordinal});
     ++ordinal;
   }
@@ -489,8 +489,8 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
     l.memoryBound = l.memoryCycles > l.computeCycles;
     int64_t peak = in.unit == Unit::MacArray ? peakFor(mc, in, opOf(in)) : mc.peakInt8;
     int64_t computeBound = ceilDiv(l.macs, peak);
-    int64_t memoryBound = static_cast<int64_t>(
-        std::ceil(static_cast<double>(l.ddrReadBytes + l.ddrWriteBytes) / mc.ddrBytesPerCycle));
+    int64_t memoryBound =
+        static_cast<int64_t>(std::ceil(static_cast<double>(l.ddrReadBytes + l.ddrWriteBytes) / mc.ddrBytesPerCycle));
     l.rooflineCycles = std::max(computeBound, memoryBound);
     macTerm += static_cast<double>(l.macs) / static_cast<double>(peak);
     r.computeCycles += l.computeCycles;
@@ -499,10 +499,9 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
   }
   for (size_t i = 0; i < n; ++i) r.totalCycles = std::max(r.totalCycles, end[i]);
   r.onChipBytes = program.sram.onChipBytes;
-  r.rooflineCycles =
-      std::max(static_cast<int64_t>(std::ceil(macTerm)),
-               static_cast<int64_t>(std::ceil(static_cast<double>(r.ddrReadBytes + r.ddrWriteBytes) /
-                                              mc.ddrBytesPerCycle)));
+  r.rooflineCycles = std::max(
+      static_cast<int64_t>(std::ceil(macTerm)),
+      static_cast<int64_t>(std::ceil(static_cast<double>(r.ddrReadBytes + r.ddrWriteBytes) / mc.ddrBytesPerCycle)));
   r.latencyMs = static_cast<double>(r.totalCycles) / (march.clockMHz * 1e3);
   r.fps = r.latencyMs > 0 ? 1e3 / r.latencyMs : 0;
   r.peakTops = march.peakTops("int8");

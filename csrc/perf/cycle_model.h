@@ -52,8 +52,8 @@ struct PerfResult {
   int64_t macs = 0;
   int64_t ddrReadBytes = 0;
   int64_t ddrWriteBytes = 0;
-  int64_t onChipBytes = 0;    // intermediate bytes kept in SRAM instead of DDR (saved traffic)
-  int64_t rooflineCycles = 0; // whole-model lower bound
+  int64_t onChipBytes = 0;     // intermediate bytes kept in SRAM instead of DDR (saved traffic)
+  int64_t rooflineCycles = 0;  // whole-model lower bound
   double latencyMs = 0;
   double fps = 0;
   double achievedTops = 0;

@@ -101,7 +101,8 @@ TEST(CycleModelPinnedConvLayer) {
   conv.gemmBatch = 1, conv.gemmM = 64, conv.gemmN = 32, conv.gemmK = 72;
   conv.macs = 64 * 32 * 72;
   conv.elements = 2048;
-  conv.sram = {{BufferRole::Input, 0, 1024, 1}, {BufferRole::Weights, 1024, 2048, 1}, {BufferRole::Output, 3072, 2048, 1}};
+  conv.sram = {
+      {BufferRole::Input, 0, 1024, 1}, {BufferRole::Weights, 1024, 2048, 1}, {BufferRole::Output, 3072, 2048, 1}};
   auto prog = programOf({dma(Opcode::LoadActivation, 2, 1024, BufferRole::Input, 0, 1024, 1, 1),
                          dma(Opcode::LoadWeights, 2, 2048, BufferRole::Weights, 1024, 2048, 1, 1), conv,
                          dma(Opcode::StoreActivation, 4, 2048, BufferRole::Output, 3072, 2048, 1, 1)},
@@ -139,7 +140,8 @@ TEST(CycleModelPinnedStreamedGemm) {
   Instruction fc = gemm(100, 256, 64, 50);  // two row tiles of 50
   fc.postOps = {Opcode::Requantize};
   fc.ops = {0, 1};
-  fc.sram = {{BufferRole::Input, 4096, 3200, 2}, {BufferRole::Weights, 0, 2048, 2}, {BufferRole::Output, 10496, 12800, 2}};
+  fc.sram = {
+      {BufferRole::Input, 4096, 3200, 2}, {BufferRole::Weights, 0, 2048, 2}, {BufferRole::Output, 10496, 12800, 2}};
   auto prog = programOf({dma(Opcode::LoadWeights, 0, 4096, BufferRole::Weights, 0, 2048, 2, 2),
                          dma(Opcode::LoadActivation, 0, 6400, BufferRole::Input, 4096, 3200, 2, 2), fc,
                          dma(Opcode::StoreActivation, 1, 25600, BufferRole::Output, 10496, 12800, 2, 2)},

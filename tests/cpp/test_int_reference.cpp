@@ -112,7 +112,8 @@ TEST(int_conv_transpose2d) {
   Tensor y = run1("conv_transpose2d", {x, w, b}, {{"stride", ints({2, 2})}}, TensorType({1, 1, 4, 4}, ElemType::SI32));
   CHECK_VALUES(y, 6, 6, 7, 7, 6, 6, 7, 7, 8, 8, 9, 9, 8, 8, 9, 9);
   // stride 1: overlapping windows add up; padding 1 crops the border.
-  Tensor z = run1("conv_transpose2d", {x, w}, {{"padding", ints({1, 1, 1, 1})}}, TensorType({1, 1, 1, 1}, ElemType::SI32));
+  Tensor z =
+      run1("conv_transpose2d", {x, w}, {{"padding", ints({1, 1, 1, 1})}}, TensorType({1, 1, 1, 1}, ElemType::SI32));
   CHECK_VALUES(z, 10);
 }
 
@@ -120,8 +121,7 @@ TEST(int_linear_and_matmul_broadcast) {
   Tensor x = ints({2, 3}, ElemType::SI8, {1, 2, 3, -1, -2, -3});
   Tensor w = ints({2, 3}, ElemType::SI8, {1, 1, 1, 127, -128, 0});
   Tensor b = ints({2}, ElemType::SI32, {0, 1});
-  CHECK_VALUES(run1("linear", {x, w, b}, {}, TensorType({2, 2}, ElemType::SI32)), 6, 127 - 256 + 1, -6,
-               -127 + 256 + 1);
+  CHECK_VALUES(run1("linear", {x, w, b}, {}, TensorType({2, 2}, ElemType::SI32)), 6, 127 - 256 + 1, -6, -127 + 256 + 1);
   Tensor a = ints({2, 1, 2}, ElemType::SI8, {1, 2, 3, 4});
   Tensor m = ints({2, 1}, ElemType::SI8, {10, -1});  // broadcast over the batch
   CHECK_VALUES(run1("matmul", {a, m}, {}, TensorType({2, 1, 1}, ElemType::SI32)), 8, 26);
@@ -138,9 +138,9 @@ TEST(int_requantize_from_scales_per_axis) {
 
 TEST(int_requantize_explicit_attributes) {
   Tensor acc = ints({1, 2, 1, 1}, ElemType::SI32, {7, 7}, perTensor(1.0f));
-  Tensor y = run1("requantize", {acc},
-                  {{"multiplier", ints({int64_t{1} << 30, int64_t{3} << 29})}, {"shift", ints({31, 30})}},
-                  TensorType({1, 2, 1, 1}, ElemType::SI16, perTensor(1.0f)));
+  Tensor y =
+      run1("requantize", {acc}, {{"multiplier", ints({int64_t{1} << 30, int64_t{3} << 29})}, {"shift", ints({31, 30})}},
+           TensorType({1, 2, 1, 1}, ElemType::SI16, perTensor(1.0f)));
   CHECK_VALUES(y, 4, 11);  // 3.5 -> 4 and 10.5 -> 11
   Tensor one = run1("requantize", {acc}, {{"multiplier", ints({int64_t{1} << 30})}, {"shift", ints({32})}},
                     TensorType({1, 2, 1, 1}, ElemType::SI8, perTensor(1.0f)));
@@ -190,7 +190,8 @@ TEST(lut_build_si8_and_lookup) {
   CHECK_EQ(lr[128 - 25], -2);  // -2.5 -> -2 (half to even)
   CHECK_EQ(lr[128 - 35], -4);  // -3.5 -> -4
   CHECK_EQ(lr[128 + 100], 100);
-  CHECK_THROWS(ir::Error, exec::buildLut(exec::LutFunction::Exp, ElemType::SI32, 1.0, ElemType::SI8, 1.0), "si8 or si16");
+  CHECK_THROWS(ir::Error, exec::buildLut(exec::LutFunction::Exp, ElemType::SI32, 1.0, ElemType::SI8, 1.0),
+               "si8 or si16");
   CHECK_THROWS(ir::Error, exec::buildLut(exec::LutFunction::Exp, ElemType::SI8, 0.0, ElemType::SI8, 1.0), "positive");
   CHECK(exec::parseLutFunction("sigmoid") == exec::LutFunction::Sigmoid);
   CHECK(!exec::parseLutFunction("relu"));
@@ -265,25 +266,27 @@ TEST(int_concat_requantizes_inputs) {
 
 TEST(int_data_movement) {
   Tensor x = ints({2, 3}, ElemType::SI16, {1, 2, 3, 4, 5, 6}, perTensor(0.1f));
-  auto parts = run("split", {x}, {{"sizes", ints({1, 2})}},
-                   {TensorType({2, 1}, ElemType::SI16, perTensor(0.1f)), TensorType({2, 2}, ElemType::SI16, perTensor(0.1f))});
+  auto parts =
+      run("split", {x}, {{"sizes", ints({1, 2})}},
+          {TensorType({2, 1}, ElemType::SI16, perTensor(0.1f)), TensorType({2, 2}, ElemType::SI16, perTensor(0.1f))});
   CHECK_VALUES(parts[0], 1, 4);
   CHECK_VALUES(parts[1], 2, 3, 5, 6);
-  CHECK_VALUES(run1("transpose", {x}, {{"perm", ints({1, 0})}}, TensorType({3, 2}, ElemType::SI16, perTensor(0.1f))),
-               1, 4, 2, 5, 3, 6);
+  CHECK_VALUES(run1("transpose", {x}, {{"perm", ints({1, 0})}}, TensorType({3, 2}, ElemType::SI16, perTensor(0.1f))), 1,
+               4, 2, 5, 3, 6);
   CHECK_VALUES(run1("slice", {x}, {{"axes", ints({1})}, {"starts", ints({-1})}, {"ends", ints({100})}},
                     TensorType({2, 1}, ElemType::SI16, perTensor(0.1f))),
                3, 6);
-  CHECK_VALUES(run1("reshape", {x}, {{"shape", ints({3, -1})}}, TensorType({3, 2}, ElemType::SI16, perTensor(0.1f))),
-               1, 2, 3, 4, 5, 6);
+  CHECK_VALUES(run1("reshape", {x}, {{"shape", ints({3, -1})}}, TensorType({3, 2}, ElemType::SI16, perTensor(0.1f))), 1,
+               2, 3, 4, 5, 6);
   Tensor idx = ints({3}, ElemType::SI32, {2, -3, 0});
-  CHECK_VALUES(run1("gather", {x, idx}, {{"axis", ir::Attribute(1)}},
-                    TensorType({2, 3}, ElemType::SI16, perTensor(0.1f))),
-               3, 1, 1, 6, 4, 4);
+  CHECK_VALUES(
+      run1("gather", {x, idx}, {{"axis", ir::Attribute(1)}}, TensorType({2, 3}, ElemType::SI16, perTensor(0.1f))), 3, 1,
+      1, 6, 4, 4);
   Tensor bad = ints({1}, ElemType::SI32, {3});
-  CHECK_THROWS(ir::VerifyError,
-               run1("gather", {x, bad}, {{"axis", ir::Attribute(1)}}, TensorType({2, 1}, ElemType::SI16, perTensor(0.1f))),
-               "expected gather indices in [-3, 3) but got 3");
+  CHECK_THROWS(
+      ir::VerifyError,
+      run1("gather", {x, bad}, {{"axis", ir::Attribute(1)}}, TensorType({2, 1}, ElemType::SI16, perTensor(0.1f))),
+      "expected gather indices in [-3, 3) but got 3");
   // f32 data moves too when an index operand makes the op an integer one.
   Tensor f = floats({3}, {0.5f, 1.5f, 2.5f});
   Tensor fi = ints({1}, ElemType::SI32, {1});
@@ -348,11 +351,13 @@ TEST(int_resize_nearest_modes) {
 TEST(int_resize_bilinear) {
   Tensor x = ints({1, 1, 1, 2}, ElemType::SI8, {0, 101}, perTensor(1.0f));
   auto attrs = [](const char* cm, int64_t w) {
-    return ir::AttrList{{"size", ints({1, w})}, {"mode", ir::Attribute("bilinear")}, {"coordinate_mode", ir::Attribute(cm)}};
+    return ir::AttrList{
+        {"size", ints({1, w})}, {"mode", ir::Attribute("bilinear")}, {"coordinate_mode", ir::Attribute(cm)}};
   };
   // align_corners 2 -> 3: src 0, 0.5, 1; 101 * 512 * 1024 / 2^20 = 50.5 -> 51 (half up)
-  CHECK_VALUES(run1("resize2d", {x}, attrs("align_corners", 3), TensorType({1, 1, 1, 3}, ElemType::SI8, perTensor(1.0f))),
-               0, 51, 101);
+  CHECK_VALUES(
+      run1("resize2d", {x}, attrs("align_corners", 3), TensorType({1, 1, 1, 3}, ElemType::SI8, perTensor(1.0f))), 0, 51,
+      101);
   // half_pixel 2 -> 4: src max(0, -0.25) = 0, 0.25, 0.75, 1.25 (i1 clamps): 0, 25.25 -> 25, 75.75 -> 76, 101
   CHECK_VALUES(run1("resize2d", {x}, attrs("half_pixel", 4), TensorType({1, 1, 1, 4}, ElemType::SI8, perTensor(1.0f))),
                0, 25, 76, 101);
@@ -421,10 +426,21 @@ TEST(int_quantize_dequantize) {
 TEST(int_kernel_coverage) {
   // Every op of docs/numerics.md §4 except batch_norm (folded away) and the float activations
   // (rewritten to lut) has an integer kernel; float-only graphs do not use them.
-  for (const char* name : {"conv2d", "conv_transpose2d", "linear", "matmul", "requantize", "relu", "relu6", "clip",
-                           "lut", "add", "sub", "mul", "concat", "split", "slice", "reshape", "flatten", "transpose",
-                           "gather", "point_pillar_scatter", "max_pool2d", "pad", "avg_pool2d", "global_avg_pool2d",
-                           "resize2d", "softmax", "argmax", "topk", "quantize", "dequantize"}) {
+  for (const char* name : {"conv2d",     "conv_transpose2d",
+                           "linear",     "matmul",
+                           "requantize", "relu",
+                           "relu6",      "clip",
+                           "lut",        "add",
+                           "sub",        "mul",
+                           "concat",     "split",
+                           "slice",      "reshape",
+                           "flatten",    "transpose",
+                           "gather",     "point_pillar_scatter",
+                           "max_pool2d", "pad",
+                           "avg_pool2d", "global_avg_pool2d",
+                           "resize2d",   "softmax",
+                           "argmax",     "topk",
+                           "quantize",   "dequantize"}) {
     CHECK(ir::lookupOp(name) != nullptr);
   }
   ir::Module m;

@@ -34,8 +34,7 @@ struct Graph {
   Value* arg(Shape s, ElemType e = F32, std::optional<Quant> q = std::nullopt) {
     return fn->addArgument(TensorType(std::move(s), e, std::move(q)));
   }
-  Op* op(std::string_view name, std::vector<Value*> operands, AttrList attrs = {},
-         std::vector<TensorType> types = {}) {
+  Op* op(std::string_view name, std::vector<Value*> operands, AttrList attrs = {}, std::vector<TensorType> types = {}) {
     return m.createOp(fn, name, std::move(operands), std::move(attrs), std::move(types));
   }
   // The shape of the first result.
@@ -90,11 +89,42 @@ TEST(ops_table_is_well_formed) {
 }
 
 TEST(ops_every_spec_op_is_declared) {
-  for (const char* n : {"constant", "conv2d", "conv_transpose2d", "linear", "matmul", "batch_norm", "relu", "relu6",
-                        "sigmoid", "tanh", "exp", "clip", "leaky_relu", "softmax", "add", "sub", "mul", "concat",
-                        "split", "slice", "reshape", "transpose", "flatten", "max_pool2d", "avg_pool2d",
-                        "global_avg_pool2d", "resize2d", "pad", "quantize", "dequantize", "requantize", "lut",
-                        "point_pillar_scatter", "gather", "argmax", "topk"})
+  for (const char* n : {"constant",
+                        "conv2d",
+                        "conv_transpose2d",
+                        "linear",
+                        "matmul",
+                        "batch_norm",
+                        "relu",
+                        "relu6",
+                        "sigmoid",
+                        "tanh",
+                        "exp",
+                        "clip",
+                        "leaky_relu",
+                        "softmax",
+                        "add",
+                        "sub",
+                        "mul",
+                        "concat",
+                        "split",
+                        "slice",
+                        "reshape",
+                        "transpose",
+                        "flatten",
+                        "max_pool2d",
+                        "avg_pool2d",
+                        "global_avg_pool2d",
+                        "resize2d",
+                        "pad",
+                        "quantize",
+                        "dequantize",
+                        "requantize",
+                        "lut",
+                        "point_pillar_scatter",
+                        "gather",
+                        "argmax",
+                        "topk"})
     CHECK(lookupOp(n) != nullptr);
   CHECK(lookupOp("conv2d")->findAttr("groups")->defaultValue == Attribute(1));
   CHECK(lookupOp("batch_norm")->findAttr("eps")->defaultValue == Attribute(1e-05));
@@ -121,9 +151,9 @@ TEST(ops_conv2d_shapes) {
   CHECK_EQ(str(g.shape("conv2d", {x, w, b}, {{"padding", Ints{1, 1, 1, 1}}})), "1x16x32x32");
   CHECK_EQ(str(g.shape("conv2d", {x, w})), "1x16x30x30");
   // Stride 2, dilation 2 (effective kernel 5): (32 + 2 - 5) / 2 + 1 = 15.
-  CHECK_EQ(str(g.shape("conv2d", {x, w}, {{"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}},
-                                          {"dilation", Ints{2, 2}}})),
-           "1x16x15x15");
+  CHECK_EQ(
+      str(g.shape("conv2d", {x, w}, {{"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}, {"dilation", Ints{2, 2}}})),
+      "1x16x15x15");
   // Asymmetric padding [top, left, bottom, right] and per-axis stride.
   Value* x10 = g.arg({2, 3, 10, 10});
   CHECK_EQ(str(g.shape("conv2d", {x10, w}, {{"padding", Ints{0, 1, 2, 3}}, {"stride", Ints{1, 2}}})), "2x16x10x6");
@@ -250,12 +280,12 @@ TEST(ops_slice) {
   Value* x = g.arg({1, 8, 10, 10});
   const int64_t kEnd = std::numeric_limits<int64_t>::max();
   // H: [-3, end) -> [7, 10); W: [0, -1) step 2 -> 0, 2, 4, 6, 8.
-  CHECK_EQ(str(g.shape("slice", {x}, {{"axes", Ints{2, 3}}, {"starts", Ints{-3, 0}}, {"ends", Ints{kEnd, -1}},
-                                      {"steps", Ints{1, 2}}})),
-           "1x8x3x5");
+  CHECK_EQ(
+      str(g.shape("slice", {x},
+                  {{"axes", Ints{2, 3}}, {"starts", Ints{-3, 0}}, {"ends", Ints{kEnd, -1}}, {"steps", Ints{1, 2}}})),
+      "1x8x3x5");
   // Out-of-range positions clamp; negative axes normalize; steps default to 1.
-  CHECK_EQ(str(g.shape("slice", {x}, {{"axes", Ints{-3}}, {"starts", Ints{-100}}, {"ends", Ints{100}}})),
-           "1x8x10x10");
+  CHECK_EQ(str(g.shape("slice", {x}, {{"axes", Ints{-3}}, {"starts", Ints{-100}}, {"ends", Ints{100}}})), "1x8x10x10");
   CHECK_EQ(str(g.shape("slice", {x}, {{"axes", Ints{1}}, {"starts", Ints{1}}, {"ends", Ints{8}}, {"steps", Ints{3}}})),
            "1x3x10x10");
   CHECK_THROWS(VerifyError, g.op("slice", {x}, {{"axes", Ints{1}}, {"starts", Ints{5}}, {"ends", Ints{3}}}),
@@ -322,9 +352,9 @@ TEST(ops_pad_and_gather) {
 TEST(ops_pooling) {
   Graph g;
   Value* x = g.arg({1, 8, 32, 32});
-  CHECK_EQ(str(g.shape("max_pool2d", {x}, {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}},
-                                           {"padding", Ints{1, 1, 1, 1}}})),
-           "1x8x16x16");
+  CHECK_EQ(
+      str(g.shape("max_pool2d", {x}, {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1, 1, 1}}})),
+      "1x8x16x16");
   Value* x5 = g.arg({1, 1, 5, 5});
   AttrList k2s2{{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}};
   CHECK_EQ(str(g.shape("max_pool2d", {x5}, k2s2)), "1x1x2x2");
@@ -335,8 +365,9 @@ TEST(ops_pooling) {
   // ceil_mode never starts a window in the end padding: (4 + 1 - 2) / 2 rounds up to 2, +1 = 3,
   // but the third window would start at 4 >= 4 + 0.
   Value* x4 = g.arg({1, 1, 4, 4});
-  CHECK_EQ(str(g.shape("max_pool2d", {x4}, {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}},
-                                            {"padding", Ints{0, 0, 1, 1}}, {"ceil_mode", true}})),
+  CHECK_EQ(str(g.shape(
+               "max_pool2d", {x4},
+               {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{0, 0, 1, 1}}, {"ceil_mode", true}})),
            "1x1x2x2");
   CHECK_EQ(str(g.shape("max_pool2d", {x}, {{"kernel", Ints{3, 3}}, {"stride", Ints{1, 1}}, {"dilation", Ints{2, 2}}})),
            "1x8x28x28");
@@ -352,9 +383,9 @@ TEST(ops_resize2d) {
   Graph g;
   Value* x = g.arg({1, 8, 4, 4});
   CHECK_EQ(str(g.shape("resize2d", {x}, {{"size", Ints{16, 8}}})), "1x8x16x8");
-  CHECK_EQ(str(g.shape("resize2d", {x},
-                       {{"size", Ints{3, 3}}, {"mode", "bilinear"}, {"coordinate_mode", "align_corners"}})),
-           "1x8x3x3");
+  CHECK_EQ(
+      str(g.shape("resize2d", {x}, {{"size", Ints{3, 3}}, {"mode", "bilinear"}, {"coordinate_mode", "align_corners"}})),
+      "1x8x3x3");
   // Nearest only moves data, so it keeps an integer type; bilinear leaves it to the declaration.
   Value* q = g.arg({1, 8, 4, 4}, SI8, scale(0.5f));
   CHECK_EQ(g.op("resize2d", {q}, {{"size", Ints{8, 8}}})->result(0)->type.elem, SI8);
@@ -439,8 +470,8 @@ TEST(ops_argmax_topk) {
   CHECK_EQ(str(t0->result(1)->type.shape), "3x3");
   CHECK_THROWS(VerifyError, g.op("topk", {g.arg({2, 4})}, {{"k", 5}}),
                "attribute 'k': expected a value in [1, 4] (dim 1) but got 5");
-  Op* scaled = g.op("topk", {g.arg({2, 4})}, {{"k", 2}},
-                    {TensorType({2, 2}, F32), TensorType({2, 2}, SI32, scale(1.0f))});
+  Op* scaled =
+      g.op("topk", {g.arg({2, 4})}, {{"k", 2}}, {TensorType({2, 2}, F32), TensorType({2, 2}, SI32, scale(1.0f))});
   CHECK_THROWS(VerifyError, scaled->def().verify(*scaled), "result #1 (indices): expected si32 without a scale");
 }
 
@@ -479,8 +510,8 @@ TEST(ops_conv_errors) {
   Value* tw = g.arg({16, 8, 3, 3});
   CHECK_THROWS(VerifyError, g.op("conv_transpose2d", {tx, tw}, {{"output_padding", Ints{1, 1}}}),
                "attribute 'output_padding': expected values smaller than stride or dilation but got [1, 1]");
-  CHECK_THROWS(VerifyError, g.op("conv_transpose2d", {g.arg({1, 1, 1, 1}), g.arg({1, 1, 1, 1})},
-                                 {{"padding", Ints{1, 0, 0, 0}}}),
+  CHECK_THROWS(VerifyError,
+               g.op("conv_transpose2d", {g.arg({1, 1, 1, 1}), g.arg({1, 1, 1, 1})}, {{"padding", Ints{1, 0, 0, 0}}}),
                "expected a positive output height but got 0");
   CHECK_THROWS(VerifyError, g.op("conv_transpose2d", {tx, g.arg({8, 8, 3, 3})}),
                "operand #1 (weight): expected dim 0 = 16 (input channels)");
@@ -518,8 +549,9 @@ const std::map<std::string, std::string>& exampleArgs() {
       {"conv_transpose2d", "%x: tensor<1x16x8x8xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<8xf32>"},
       {"linear", "%x: tensor<1x64xf32>, %w: tensor<10x64xf32>, %b: tensor<10xf32>"},
       {"matmul", "%a: tensor<2x4x16x32xf32>, %b: tensor<2x4x32x16xf32>"},
-      {"batch_norm", "%x: tensor<1x16x8x8xf32>, %mean: tensor<16xf32>, %var: tensor<16xf32>, "
-                     "%gamma: tensor<16xf32>, %beta: tensor<16xf32>"},
+      {"batch_norm",
+       "%x: tensor<1x16x8x8xf32>, %mean: tensor<16xf32>, %var: tensor<16xf32>, "
+       "%gamma: tensor<16xf32>, %beta: tensor<16xf32>"},
       {"softmax", "%x: tensor<1x1000xf32>"},
       {"concat", "%a: tensor<1x8x8x8xf32>, %b: tensor<1x8x8x8xf32>"},
       {"split", "%x: tensor<1x16x4x4xf32>"},
@@ -571,8 +603,8 @@ std::string exampleModule(const OpDef& d) {
   if (eq == std::string::npos || colon == std::string::npos) return "";
   std::vector<std::string> results = splitTopLevel(example.substr(0, eq));
   std::string types = example.substr(colon + 3);
-  std::string text = "module @m {\n  func @main(" + args + ") -> (" + types + ") {\n    " + example +
-                     "\n    return " + join(results) + "\n  }\n}\n";
+  std::string text = "module @m {\n  func @main(" + args + ") -> (" + types + ") {\n    " + example + "\n    return " +
+                     join(results) + "\n  }\n}\n";
   if (d.operands.empty()) text += "\nresources {\n  w = \"0x" + std::string(16 * 8 * 3 * 3 * 4 * 2, '0') + "\"\n}\n";
   return text;
 }
@@ -607,12 +639,21 @@ TEST(ops_mutated_examples_never_crash) {
     state ^= state << 13, state ^= state >> 7, state ^= state << 17;
     return static_cast<size_t>(state % n);
   };
-  const int64_t extremes[] = {-5, -1, 0, 1, 2, 3, 7, int64_t{1} << 31, int64_t{1} << 40,
-                              std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()};
-  const double floats[] = {0.0, -1.0, 0.5, 6.0, std::numeric_limits<double>::infinity(),
-                           std::numeric_limits<double>::quiet_NaN()};
-  const char* strings[] = {"nearest", "bilinear", "half_pixel", "align_corners", "asymmetric",
-                           "constant", "edge", "reflect", "bogus"};
+  const int64_t extremes[] = {-5,
+                              -1,
+                              0,
+                              1,
+                              2,
+                              3,
+                              7,
+                              int64_t{1} << 31,
+                              int64_t{1} << 40,
+                              std::numeric_limits<int64_t>::max(),
+                              std::numeric_limits<int64_t>::min()};
+  const double floats[] = {
+      0.0, -1.0, 0.5, 6.0, std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()};
+  const char* strings[] = {"nearest",  "bilinear", "half_pixel", "align_corners", "asymmetric",
+                           "constant", "edge",     "reflect",    "bogus"};
   const ElemType elems[] = {F32, SI8, ElemType::SI16, SI32, ElemType::UI8, ElemType::Bool};
   auto mutateInt = [&](int64_t v) { return next(2) ? v + static_cast<int64_t>(next(5)) - 2 : extremes[next(11)]; };
   for (const OpDef& d : opTable()) {

@@ -111,12 +111,16 @@ TEST(FloatRefDataMovement) {
   FloatTensor x({2, 3}, {0, 1, 2, 3, 4, 5});
   FloatTensor t = evalOne("transpose", {x}, {{"perm", std::vector<int64_t>{1, 0}}});
   CHECK(t.data == (std::vector<float>{0, 3, 1, 4, 2, 5}));
-  FloatTensor s = evalOne("slice", {x}, {{"axes", std::vector<int64_t>{1}}, {"starts", std::vector<int64_t>{-2}},
-                                         {"ends", std::vector<int64_t>{100}}});
+  FloatTensor s = evalOne(
+      "slice", {x},
+      {{"axes", std::vector<int64_t>{1}}, {"starts", std::vector<int64_t>{-2}}, {"ends", std::vector<int64_t>{100}}});
   CHECK(s.shape == (Shape{2, 2}));
   CHECK(s.data == (std::vector<float>{1, 2, 4, 5}));
-  FloatTensor st = evalOne("slice", {x}, {{"axes", std::vector<int64_t>{1}}, {"starts", std::vector<int64_t>{0}},
-                                          {"ends", std::vector<int64_t>{3}}, {"steps", std::vector<int64_t>{2}}});
+  FloatTensor st = evalOne("slice", {x},
+                           {{"axes", std::vector<int64_t>{1}},
+                            {"starts", std::vector<int64_t>{0}},
+                            {"ends", std::vector<int64_t>{3}},
+                            {"steps", std::vector<int64_t>{2}}});
   CHECK(st.data == (std::vector<float>{0, 2, 3, 5}));
   CHECK(evalOne("concat", {x, x}, {{"axis", 1}}).data == (std::vector<float>{0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5}));
   FloatTensor r({1, 3}, {1, 2, 3});
@@ -151,7 +155,8 @@ TEST(FloatRefLinearAndMatmul) {
 
 TEST(FloatRefPooling) {
   FloatTensor x({1, 1, 2, 2}, {1, 2, 3, 4});
-  ir::AttrList k3{{"kernel", std::vector<int64_t>{3, 3}}, {"stride", std::vector<int64_t>{1, 1}},
+  ir::AttrList k3{{"kernel", std::vector<int64_t>{3, 3}},
+                  {"stride", std::vector<int64_t>{1, 1}},
                   {"padding", std::vector<int64_t>{1, 1, 1, 1}}};
   CHECK(evalOne("max_pool2d", {x}, k3).data == (std::vector<float>{4, 4, 4, 4}));
   CHECK(evalOne("avg_pool2d", {x}, k3).data == (std::vector<float>{10.0f / 9, 10.0f / 9, 10.0f / 9, 10.0f / 9}));
@@ -442,8 +447,8 @@ TEST(PassTextCases) {
       march::March target;
       passes::PassContext ctx;
       if (!marchName.empty()) {
-        target = march::loadMarchFile((fs::path(HBDK_SOURCE_DIR) / "python" / "hbdk_sim" / "marches" /
-                                       (marchName + ".json")).string());
+        target = march::loadMarchFile(
+            (fs::path(HBDK_SOURCE_DIR) / "python" / "hbdk_sim" / "marches" / (marchName + ".json")).string());
         ctx.march = &target;
       }
       pm.run(*m, ctx);

@@ -58,8 +58,10 @@ TEST(DiscardableAttrsFollowTheTableInGivenOrder) {
   ir::Function* fn = m.addFunction("main");
   ir::Value* x = fn->addArgument(TensorType({1, 4}, ElemType::F32));
   ir::Op* op = m.createOp(fn, "softmax", {x},
-                          {{"bpu.z", Attribute(int64_t{3})}, {"axis", Attribute(int64_t{1})},
-                           {"quant.dtype", Attribute("si16")}, {"a.list", Attribute(std::vector<double>{0.5})}});
+                          {{"bpu.z", Attribute(int64_t{3})},
+                           {"axis", Attribute(int64_t{1})},
+                           {"quant.dtype", Attribute("si16")},
+                           {"a.list", Attribute(std::vector<double>{0.5})}});
   CHECK_EQ(op->attrs.size(), size_t{4});
   CHECK_EQ(op->attrs[0].first, std::string("axis"));
   CHECK_EQ(op->attrs[1].first, std::string("bpu.z"));
@@ -147,8 +149,8 @@ TEST(QuantizeRejectsWhatHasNoIntegerForm) {
       "    %y = batch_norm(%x, %p, %p, %p, %p) : tensor<1x2xf32, scale=0.1>\n    return %y\n  }\n}\n";
   CHECK_THROWS(ir::PassError, quantized(bn), "run fold-bn before quantize");
   // The pass runs once: its own output is not a float graph.
-  auto once = quantized(wrap("    %y = relu(%x) : tensor<1x2x2x2xf32, scale=0.1>\n    return %y\n",
-                             "tensor<1x2x2x2xf32, scale=0.1>"));
+  auto once = quantized(
+      wrap("    %y = relu(%x) : tensor<1x2x2x2xf32, scale=0.1>\n    return %y\n", "tensor<1x2x2x2xf32, scale=0.1>"));
   passes::PassContext ctx;
   CHECK_THROWS(ir::PassError, passes::createPass("quantize")->run(*once, ctx),
                "expected a float graph but found an integer op");
@@ -168,7 +170,8 @@ TEST(QuantizeWeightsBiasAndRequantParameters) {
       "    %w = constant {value = dense_resource<w>} : tensor<2x2x1x1xf32>\n"
       "    %b = constant {value = dense_resource<b>} : tensor<2xf32>\n"
       "    %y = conv2d(%x, %w, %b) : tensor<1x2x1x1xf32, scale=0.5>\n    return %y\n  }\n}\n\n"
-      "resources {\n  w = " + hexOf({0, 0, 3, -1.5}) + "\n  b = " + hexOf({0.3f, 1e9f}) + "\n}\n";
+      "resources {\n  w = " +
+      hexOf({0, 0, 3, -1.5}) + "\n  b = " + hexOf({0.3f, 1e9f}) + "\n}\n";
   auto m = quantized(text);
   const ir::Function& fn = *m->functions[0];
   const ir::Op* conv = findOp(fn, "conv2d");
@@ -212,9 +215,10 @@ TEST(QuantizePadsAValueBeyondTheInputRangeAtTheResultScale) {
   // x spans 0.127; pad value -1.0 would saturate to -0.128 at x's scale, so the input moves to the
   // calibrated result scale first. A value in range pads at the input's scale, with no requantize.
   auto text = [](const std::string& value) {
-    return "module @m {\n  func @main(%x: tensor<1x1x1x2xf32, scale=0.001>) -> (tensor<1x1x1x3xf32, scale=0.007874016>) {\n"
-           "    %p = pad(%x) {pads = [0, 0, 0, 0, 0, 0, 0, 1], value = " + value +
-           "} : tensor<1x1x1x3xf32, scale=0.007874016>\n    return %p\n  }\n}\n";
+    return "module @m {\n  func @main(%x: tensor<1x1x1x2xf32, scale=0.001>) -> (tensor<1x1x1x3xf32, "
+           "scale=0.007874016>) {\n"
+           "    %p = pad(%x) {pads = [0, 0, 0, 0, 0, 0, 0, 1], value = " +
+           value + "} : tensor<1x1x1x3xf32, scale=0.007874016>\n    return %p\n  }\n}\n";
   };
   auto m = quantized(text("-1.0"));
   const ir::Function& fn = *m->functions[0];
@@ -251,7 +255,8 @@ TEST(QuantizeConcatOfMixedWidthsRequantizesToTheResultType) {
   auto text = [](const std::string& concatDtype) {
     return "module @m {\n  func @main(%x: tensor<1x1x1x2xf32, scale=0.01>) -> (tensor<1x2x1x2xf32, scale=0.02>) {\n"
            "    %a = relu(%x) {quant.dtype = \"si16\"} : tensor<1x1x1x2xf32, scale=0.0001>\n"
-           "    %c = concat(%x, %a) " + concatDtype + ": tensor<1x2x1x2xf32, scale=0.02>\n    return %c\n  }\n}\n";
+           "    %c = concat(%x, %a) " +
+           concatDtype + ": tensor<1x2x1x2xf32, scale=0.02>\n    return %c\n  }\n}\n";
   };
   for (const std::string dtype : {"", "{quant.dtype = \"si16\"} "}) {
     auto m = quantized(text(dtype));
@@ -300,9 +305,9 @@ TEST(QuantizedGraphTracksTheFloatModel) {
       "    %l = linear(%f, %wl, %bl) : tensor<1x4xf32>\n"
       "    %sm = softmax(%l) : tensor<1x4xf32>\n"
       "    return %sm, %p\n  }\n}\n\nresources {\n"
-      "  w1 = " + hexOf(randoms(108, 0.5f)) + "\n  b1 = " + hexOf(randoms(4, 0.2f)) +
-      "\n  w2 = " + hexOf(randoms(16, 0.8f)) + "\n  wl = " + hexOf(randoms(16, 4.0f)) +
-      "\n  bl = " + hexOf(randoms(4, 0.5f)) + "\n}\n";
+      "  w1 = " +
+      hexOf(randoms(108, 0.5f)) + "\n  b1 = " + hexOf(randoms(4, 0.2f)) + "\n  w2 = " + hexOf(randoms(16, 0.8f)) +
+      "\n  wl = " + hexOf(randoms(16, 4.0f)) + "\n  bl = " + hexOf(randoms(4, 0.5f)) + "\n}\n";
   auto m = ir::parseModule(text);
   exec::Tensor input(TensorType({1, 3, 8, 8}, ElemType::F32));
   std::vector<float> xs = randoms(192, 1.0f);
@@ -384,9 +389,9 @@ TEST(FuseFollowsTheMarchRules) {
   };
 
   auto [all, stats] = runFuse(bpu);
-  CHECK(all == (std::vector<std::string>{"conv2d:0:anchor", "requantize:0:requant", "relu:0:activation",
-                                         "conv2d:1:anchor", "requantize:1:requant", "add:1:residual_add",
-                                         "relu:1:activation"}));
+  CHECK(all ==
+        (std::vector<std::string>{"conv2d:0:anchor", "requantize:0:requant", "relu:0:activation", "conv2d:1:anchor",
+                                  "requantize:1:requant", "add:1:residual_add", "relu:1:activation"}));
   CHECK_EQ(stats["groups"], int64_t{2});
   CHECK_EQ(stats["conv_activation"], int64_t{1});
   CHECK_EQ(stats["conv_add_activation"], int64_t{1});
@@ -394,9 +399,9 @@ TEST(FuseFollowsTheMarchRules) {
 
   march::March noAdd = bpu;
   noAdd.fuse.convAdd = false;
-  CHECK(runFuse(noAdd).first == (std::vector<std::string>{"conv2d:0:anchor", "requantize:0:requant",
-                                                          "relu:0:activation", "conv2d:1:anchor",
-                                                          "requantize:1:requant"}));
+  CHECK(runFuse(noAdd).first ==
+        (std::vector<std::string>{"conv2d:0:anchor", "requantize:0:requant", "relu:0:activation", "conv2d:1:anchor",
+                                  "requantize:1:requant"}));
   march::March nothing = bpu;
   nothing.fuse = march::FuseRules{};
   auto [bare, bareStats] = runFuse(nothing);

@@ -45,7 +45,8 @@ std::string firstDifference(const std::string& a, const std::string& b) {
     bool ha = static_cast<bool>(std::getline(sa, la)), hb = static_cast<bool>(std::getline(sb, lb));
     if (!ha && !hb) return "texts differ only in their final newline";
     if (la != lb || ha != hb)
-      return "line " + std::to_string(line) + ":\n  got:      " + (ha ? la : "<end>") + "\n  expected: " + (hb ? lb : "<end>");
+      return "line " + std::to_string(line) + ":\n  got:      " + (ha ? la : "<end>") +
+             "\n  expected: " + (hb ? lb : "<end>");
   }
 }
 
@@ -117,8 +118,8 @@ TEST(TextRoundTripOfPrintedModuleIsStable) {
   Value* x = fn->addArgument(TensorType({1, 3, 8, 8}, ElemType::F32), "x");
   Op* w = m.createConstant(fn, "conv.weight", TensorType({4, 3, 3, 3}, ElemType::F32), Blob(4 * 27 * 4, 0));
   w->result()->name = "conv.weight";
-  Op* conv = m.createOp(fn, "conv2d", {x, w->result()}, {{"padding", Attribute(std::vector<int64_t>{1, 1, 1, 1})}},
-                        {}, Location{"conv", "", 0, 0});
+  Op* conv = m.createOp(fn, "conv2d", {x, w->result()}, {{"padding", Attribute(std::vector<int64_t>{1, 1, 1, 1})}}, {},
+                        Location{"conv", "", 0, 0});
   Op* r = m.createOp(fn, "relu", {conv->result()});
   fn->returns.push_back(r->result());
   verifyModule(m);
@@ -165,12 +166,19 @@ TEST(TextMalformedFiles) {
 TEST(TextEmptyAndBinaryInput) {
   CHECK_THROWS(ParseError, parseModule("", "e.hbir"), "e.hbir:1:1: error: expected 'module' but got end of file");
   CHECK_THROWS(ParseError, parseModule("\n  // nothing\n", "c.hbir"), "c.hbir:3:1: error: expected 'module'");
-  CHECK_THROWS(ParseError, parseModule(std::string("module\0@m", 9), "n.hbir"), "n.hbir:1:7: error: unexpected NUL byte");
-  CHECK_THROWS(ParseError, parseModule("\x7F" "ELF\x02\x01", "elf.hbir"), "elf.hbir:1:1: error: unexpected control character 0x7F");
-  CHECK_THROWS(ParseError, parseModule("module @m {\xFF}", "ff.hbir"), "ff.hbir:1:12: error: unexpected byte 0xFF (not UTF-8)");
+  CHECK_THROWS(ParseError, parseModule(std::string("module\0@m", 9), "n.hbir"),
+               "n.hbir:1:7: error: unexpected NUL byte");
+  CHECK_THROWS(ParseError,
+               parseModule("\x7F"
+                           "ELF\x02\x01",
+                           "elf.hbir"),
+               "elf.hbir:1:1: error: unexpected control character 0x7F");
+  CHECK_THROWS(ParseError, parseModule("module @m {\xFF}", "ff.hbir"),
+               "ff.hbir:1:12: error: unexpected byte 0xFF (not UTF-8)");
   CHECK_THROWS(ParseError, parseModule("// \xC0\xAF overlong\n", "o.hbir"), "o.hbir:1:4: error: unexpected byte 0xC0");
   // Columns count characters, not bytes.
-  CHECK_THROWS(ParseError, parseModule("// é\nmodule @m { é", "u.hbir"), "u.hbir:2:13: error: unexpected non-ASCII character");
+  CHECK_THROWS(ParseError, parseModule("// é\nmodule @m { é", "u.hbir"),
+               "u.hbir:2:13: error: unexpected non-ASCII character");
   // Random bytes: always exactly one ParseError/VerifyError, never anything else.
   std::mt19937 rng(1234);
   for (int i = 0; i < 2000; ++i) {
@@ -201,8 +209,10 @@ TEST(TextParserLimits) {
   for (int i = 0; i < 200000; ++i) big += (i ? ", 1" : "1");
   big += "]";
   std::string op = "module @m {\n  func @f(%a: tensor<2xf32>) -> (tensor<2xf32>) {\n    %b = reshape(%a) {shape = ";
-  CHECK_THROWS(VerifyError, parseModule(op + big + "} : tensor<2xf32>\n    return %b\n  }\n}\n"), "3:5: error: 'reshape' op");
-  CHECK_THROWS(ParseError, parseModule(op + std::string(100000, '[')), "3:32: error: expected integer or float in list but got '['");
+  CHECK_THROWS(VerifyError, parseModule(op + big + "} : tensor<2xf32>\n    return %b\n  }\n}\n"),
+               "3:5: error: 'reshape' op");
+  CHECK_THROWS(ParseError, parseModule(op + std::string(100000, '[')),
+               "3:32: error: expected integer or float in list but got '['");
   CHECK_THROWS(ParseError, parseModule(op + "[9223372036854775808]"), "does not fit in 64 bits");
   CHECK_THROWS(ParseError, parseModule(op + "[1e999]"), "float literal '1e999' is out of range");
   CHECK_THROWS(VerifyError, parseModule(op + "[-9223372036854775808, 2]} : tensor<2xf32>\n    return %b\n  }\n}\n"),
@@ -212,8 +222,8 @@ TEST(TextParserLimits) {
 // ---- printing rules -----------------------------------------------------------------------------
 
 TEST(TextFloatFormatting) {
-  const std::vector<double> values = {1.0, 0.1, 1e-05, -2.5, 1e+20, 3.4028234663852886e+38, 5e-324, 0.0, -0.0,
-                                      1.0 / 3.0, 123456789.125};
+  const std::vector<double> values = {1.0,    0.1, 1e-05, -2.5,      1e+20,        3.4028234663852886e+38,
+                                      5e-324, 0.0, -0.0,  1.0 / 3.0, 123456789.125};
   const std::vector<float> scales = {1.0f, 0.1f, 1e-05f, 0.0078125f, 1.0f / 3.0f, 3.4028235e+38f, 1e-45f, 7e-39f};
   Module m("floats");
   Function* fn = m.addFunction("main");
@@ -243,17 +253,17 @@ TEST(TextFloatFormatting) {
 TEST(TextValueNaming) {
   Module m("names");
   Function* fn = m.addFunction("main");
-  Value* a = fn->addArgument(TensorType({2}, ElemType::F32));        // unnamed -> %1 (%0 is taken)
-  Value* b = fn->addArgument(TensorType({2}, ElemType::F32), "0");   // keeps %0
-  Value* r1 = m.createOp(fn, "add", {a, b})->result();               // unnamed -> %2
+  Value* a = fn->addArgument(TensorType({2}, ElemType::F32));       // unnamed -> %1 (%0 is taken)
+  Value* b = fn->addArgument(TensorType({2}, ElemType::F32), "0");  // keeps %0
+  Value* r1 = m.createOp(fn, "add", {a, b})->result();              // unnamed -> %2
   Value* r2 = m.createOp(fn, "relu", {r1})->result();
-  r2->name = "x";                                                    // keeps %x
+  r2->name = "x";  // keeps %x
   Value* r3 = m.createOp(fn, "relu", {r2})->result();
-  r3->name = "x";                                                    // duplicate -> %x_1
+  r3->name = "x";  // duplicate -> %x_1
   Value* r4 = m.createOp(fn, "relu", {r3})->result();
-  r4->name = "conv/out 1";                                           // invalid chars -> %conv_out_1
+  r4->name = "conv/out 1";  // invalid chars -> %conv_out_1
   Value* r5 = m.createOp(fn, "relu", {r4})->result();
-  r5->name = "x_1";                                                  // explicit, so the duplicate above skips it
+  r5->name = "x_1";  // explicit, so the duplicate above skips it
   fn->returns = {r5};
   std::string text = printModule(m);
   CHECK_EQ(text,
@@ -273,8 +283,9 @@ TEST(TextValueNaming) {
       "module @m {\n  func @a(%x: tensor<2xf32>) -> (tensor<2xf32>) {\n    return %x\n  }\n\n"
       "  func @b(%x: tensor<2xf32>) -> (tensor<2xf32>) {\n    return %x\n  }\n}\n";
   CHECK_EQ(roundTrip(two), two);
-  CHECK_THROWS(ParseError, parseModule("module @m {\n  func @a(%x: tensor<2xf32>) -> () {\n    return\n  }\n"
-                                       "  func @b() -> (tensor<2xf32>) {\n    return %x\n  }\n}\n"),
+  CHECK_THROWS(ParseError,
+               parseModule("module @m {\n  func @a(%x: tensor<2xf32>) -> () {\n    return\n  }\n"
+                           "  func @b() -> (tensor<2xf32>) {\n    return %x\n  }\n}\n"),
                "6:12: error: use of undefined value '%x'");
 }
 
@@ -322,7 +333,8 @@ TEST(TextVerifierRejectsInvalidModules) {
     Value* x = f1->addArgument(TensorType({2}, ElemType::F32), "x");
     Function* f2 = m.addFunction("b");
     m.createOp(f2, "relu", {x});
-    CHECK_THROWS(VerifyError, verifyModule(m), "'relu' op: operand #0 ('%x') is not defined before this op in function @b");
+    CHECK_THROWS(VerifyError, verifyModule(m),
+                 "'relu' op: operand #0 ('%x') is not defined before this op in function @b");
   }
   {  // use before definition after a bad reordering
     Module m;
@@ -337,7 +349,8 @@ TEST(TextVerifierRejectsInvalidModules) {
     Function* fn = m.addFunction("main");
     Value stray;
     fn->returns.push_back(&stray);
-    CHECK_THROWS(VerifyError, verifyModule(m), "error: function @main: return value #0 (an unnamed value) is not defined");
+    CHECK_THROWS(VerifyError, verifyModule(m),
+                 "error: function @main: return value #0 (an unnamed value) is not defined");
   }
   {  // constants against resources
     Module m;
@@ -379,7 +392,8 @@ TEST(TextVerifierRejectsInvalidModules) {
     CHECK_THROWS(VerifyError, verifyModule(m), "'add' op: expected 2 operand(s) but got 1");
     op->operands.push_back(x);
     op->result()->type = TensorType({3}, ElemType::F32);
-    CHECK_THROWS(VerifyError, verifyModule(m), "result #0: expected shape tensor<2xf32> but the declared type is tensor<3xf32>");
+    CHECK_THROWS(VerifyError, verifyModule(m),
+                 "result #0: expected shape tensor<2xf32> but the declared type is tensor<3xf32>");
   }
   {  // quantization annotations
     auto withArg = [](TensorType t) {

@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   if (reprinted != printed) {
-    std::fprintf(stderr, "print is not stable\n--- first ---\n%s--- second ---\n%s", printed.c_str(), reprinted.c_str());
+    std::fprintf(stderr, "print is not stable\n--- first ---\n%s--- second ---\n%s", printed.c_str(),
+                 reprinted.c_str());
     std::abort();
   }
   return 0;
