@@ -7,10 +7,9 @@ fused layer after lowering), calibrated and compiled for `bpu`; only the estimat
 
 from __future__ import annotations
 
+import hbdk_sim
 import numpy as np
 import pytest
-
-import hbdk_sim
 from hbdk_sim import _core
 
 BLOCKS = 52
