@@ -10,6 +10,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "exec/resize_coords.h"
+
 namespace hbdk::exec {
 
 using ir::Op;
@@ -378,36 +380,6 @@ std::vector<FloatTensor> globalAvgPool2d(const Op& op, const Inputs& in) {
   }
   return {out};
 }
-
-// docs/numerics.md §6 for one axis, the same rules as the integer kernel: the source coordinate
-// of output index o (bilinear) and the source index nearest mode reads, in float64 evaluated
-// left to right as the doc writes them.
-struct ResizeAxis {
-  int64_t in, out;
-  const std::string& mode;
-
-  double source(int64_t o) const {
-    double od = static_cast<double>(o), id = static_cast<double>(in), n = static_cast<double>(out);
-    if (mode == "asymmetric") return od * id / n;
-    if (mode == "half_pixel") return std::max((od + 0.5) * id / n - 0.5, 0.0);
-    return out == 1 ? 0.0 : od * (id - 1) / (n - 1);  // align_corners
-  }
-  int64_t nearest(int64_t o) const {
-    double od = static_cast<double>(o), id = static_cast<double>(in), n = static_cast<double>(out);
-    double f = mode == "half_pixel" ? (od + 0.5) * id / n : mode == "asymmetric" ? source(o) : source(o) + 0.5;
-    return std::min(static_cast<int64_t>(std::floor(f)), in - 1);
-  }
-  // Bilinear: the two neighbours and the weight of the second.
-  struct Taps {
-    int64_t i0, i1;
-    double frac;
-  };
-  Taps taps(int64_t o) const {
-    double s = source(o);
-    int64_t i0 = std::min(static_cast<int64_t>(std::floor(s)), in - 1);
-    return {i0, std::min(i0 + 1, in - 1), s - static_cast<double>(i0)};
-  }
-};
 
 std::vector<FloatTensor> resize2d(const Op& op, const Inputs& in) {
   const FloatTensor& x = in[0];

@@ -13,6 +13,7 @@
 
 #include "exec/lut.h"
 #include "exec/requant.h"
+#include "exec/resize_coords.h"
 
 namespace hbdk::exec {
 
@@ -648,25 +649,6 @@ std::vector<Tensor> globalAvgPool2d(const Op& op, const Inputs& in) {
 
 // ---- resize2d ---------------------------------------------------------------------------------
 
-// docs/numerics.md §6 for one axis: the source coordinate of output index o, and the nearest
-// source index.
-struct ResizeAxis {
-  int64_t in, out;
-  std::string mode;
-
-  double src(int64_t o) const {
-    double od = static_cast<double>(o), id = static_cast<double>(in), n = static_cast<double>(out);
-    if (mode == "asymmetric") return od * id / n;
-    if (mode == "half_pixel") return std::max((od + 0.5) * id / n - 0.5, 0.0);
-    return out == 1 ? 0.0 : od * (id - 1) / (n - 1);  // align_corners
-  }
-  int64_t nearest(int64_t o) const {
-    double od = static_cast<double>(o), id = static_cast<double>(in), n = static_cast<double>(out);
-    double f = mode == "half_pixel" ? (od + 0.5) * id / n : mode == "asymmetric" ? src(o) : src(o) + 0.5;
-    return std::min(static_cast<int64_t>(std::floor(f)), in - 1);
-  }
-};
-
 std::vector<Tensor> resize2d(const Op& op, const Inputs& in) {
   const Tensor& x = *in[0];
   requireInteger(op, x.type, operandLabel(0));
@@ -685,13 +667,11 @@ std::vector<Tensor> resize2d(const Op& op, const Inputs& in) {
   }
   Requant r = requantFor(op, operandScale(op, 0) / (resultScale(op) * 1048576.0));
   for (int64_t oy = 0; oy < oh; ++oy) {
-    double sy = ay.src(oy);
-    int64_t y0 = static_cast<int64_t>(std::floor(sy)), y1 = std::min(y0 + 1, h - 1);
-    int64_t wy = roundHalfEven((sy - static_cast<double>(y0)) * 1024.0);
+    ResizeAxis::Taps ty = ay.taps(oy);
+    int64_t y0 = ty.i0, y1 = ty.i1, wy = roundHalfEven(ty.frac * 1024.0);
     for (int64_t ox = 0; ox < ow; ++ox) {
-      double sx = ax.src(ox);
-      int64_t x0 = static_cast<int64_t>(std::floor(sx)), x1 = std::min(x0 + 1, w - 1);
-      int64_t wx = roundHalfEven((sx - static_cast<double>(x0)) * 1024.0);
+      ResizeAxis::Taps tx = ax.taps(ox);
+      int64_t x0 = tx.i0, x1 = tx.i1, wx = roundHalfEven(tx.frac * 1024.0);
       for (int64_t p = 0; p < planes; ++p) {
         auto q = [&](int64_t iy, int64_t ix) { return x.getInt(static_cast<size_t>((p * h + iy) * w + ix)); };
         int64_t acc = (1024 - wy) * (1024 - wx) * q(y0, x0) + (1024 - wy) * wx * q(y0, x1) +
