@@ -181,7 +181,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
         march = _march(args.march or "bpu")
     html_out = Path(args.html) if args.html else None
     if html_out is not None and html_out.exists() and not args.force:
-        raise CliError(f"{html_out}: error: file exists; pass --force to overwrite it")
+        raise CliError(f"{html_out}: error: file exists; pass --force to overwrite it")  # before the work
     try:
         report = api.compile_perf(path, march)
     except _core.ConstraintError as e:
@@ -193,7 +193,9 @@ def cmd_perf(args: argparse.Namespace) -> int:
         raise CliError(str(e), EXIT_REJECTED) from None
     if html_out is not None:
         try:
-            html_out.write_text(report.to_html(), encoding="utf-8")
+            write_file(html_out, report.to_html().encode("utf-8"), overwrite=args.force)
+        except FileExistsError:
+            raise CliError(f"{html_out}: error: file exists; pass --force to overwrite it") from None
         except OSError as e:
             raise CliError(f"{html_out}: error: cannot write: {e.strerror}") from None
     if args.json:
