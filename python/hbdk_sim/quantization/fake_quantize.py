@@ -1,0 +1,155 @@
+"""FakeQuantize: an observer plus the float simulation of quantize-then-dequantize.
+
+The simulated value is `sat(round_half_even(x / s)) * s` computed in float32, exactly the
+`quantize` / `dequantize` pair of docs/numerics.md §3 (NaN becomes 0, infinities saturate), so a
+fake-quantized tensor holds the very values the integer model will represent. The gradient is the
+straight-through estimator: passed unchanged where `round(x / s)` lies inside the type's range,
+zero where the value was saturated.
+
+Three states, set on a whole model by `set_fake_quant_state`:
+
+- "calibration": observers record, fake quantization is off (outputs are the float values).
+- "qat": observers record and fake quantization is on with the scale from the statistics so
+  far (it follows them as training goes).
+- "validation": observers are frozen and fake quantization is on with the last scale, i.e. the
+  model computes what the quantized model will.
+
+The state does not touch `module.training`; train()/eval() stay the caller's choice.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hbdk_sim.quantization.observers import QMAX, QMIN, ObserverBase
+
+STATES = ("calibration", "qat", "validation")
+
+
+class _FakeQuantFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+        r = torch.round(x / scale)
+        ctx.save_for_backward((r >= qmin) & (r <= qmax))
+        q = torch.clamp(r, qmin, qmax)
+        q = torch.where(torch.isnan(q), torch.zeros_like(q), q)
+        return q * scale
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None
+
+
+def fake_quantize(x: torch.Tensor, scale: torch.Tensor, dtype: str = "si8", ch_axis: int | None = None) -> torch.Tensor:
+    """`sat(round_half_even(x / s)) * s` in float32; `scale` is per tensor or one per index of
+    `ch_axis`. The gradient with respect to `x` is straight-through inside the range."""
+    x = x.to(torch.float32)
+    scale = scale.to(device=x.device, dtype=torch.float32)
+    if ch_axis is not None and x.dim() > 0:
+        axis = ch_axis % x.dim()
+        shape = [1] * x.dim()
+        shape[axis] = -1
+        scale = scale.reshape(shape)
+    return _FakeQuantFn.apply(x, scale, QMIN[dtype], QMAX[dtype])
+
+
+class FakeQuantize(nn.Module):
+    """Wraps `observer`; the dtype and channel axis are the observer's.
+
+    `scale` is a buffer holding the scale last computed from the observer. It is recomputed
+    lazily (before fake quantization, on `calculate_qparams()` and when saving), so calibration
+    with a histogram observer does not redo its search on every batch.
+    """
+
+    _version = 1
+
+    def __init__(self, observer: ObserverBase) -> None:
+        super().__init__()
+        if not isinstance(observer, ObserverBase):
+            raise TypeError(f"expected an observer module but got {type(observer).__name__}")
+        self.observer = observer
+        self.register_buffer("observer_enabled", torch.tensor(1, dtype=torch.uint8))
+        self.register_buffer("fake_quant_enabled", torch.tensor(0, dtype=torch.uint8))
+        self.register_buffer("scale", torch.empty(0))
+        self._stale = False
+
+    @property
+    def dtype(self) -> str:
+        return self.observer.dtype
+
+    @property
+    def ch_axis(self) -> int | None:
+        return self.observer.ch_axis
+
+    def enable_observer(self, enabled: bool = True) -> FakeQuantize:
+        self.observer_enabled.fill_(int(enabled))
+        return self
+
+    def enable_fake_quant(self, enabled: bool = True) -> FakeQuantize:
+        self.fake_quant_enabled.fill_(int(enabled))
+        return self
+
+    def set_state(self, state: str) -> FakeQuantize:
+        if state not in STATES:
+            raise ValueError(f"expected a state in {STATES} but got {state!r}")
+        self.enable_observer(state != "validation")
+        self.enable_fake_quant(state != "calibration")
+        if state == "validation":
+            self._refresh()
+        return self
+
+    @property
+    def state(self) -> str:
+        observe, fq = bool(self.observer_enabled), bool(self.fake_quant_enabled)
+        if observe and not fq:
+            return "calibration"
+        if observe and fq:
+            return "qat"
+        if fq:
+            return "validation"
+        return "off"
+
+    def _refresh(self) -> None:
+        if self._stale:
+            self.scale = self.observer.calculate_qparams().detach().to(self.scale.device)
+            self._stale = False
+
+    def calculate_qparams(self) -> torch.Tensor:
+        self._refresh()
+        if self.scale.numel() == 0:
+            return self.observer.calculate_qparams()
+        return self.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observer_enabled:
+            self.observer(x.detach())
+            self._stale = True
+        if self.fake_quant_enabled:
+            return fake_quantize(x, self.calculate_qparams(), self.dtype, self.ch_axis)
+        return x
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self._refresh()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        saved = state_dict.get(prefix + "scale")
+        if isinstance(saved, torch.Tensor) and saved.shape != self.scale.shape:
+            self.scale = torch.empty_like(saved, dtype=torch.float32, device=self.scale.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        self._stale = False
+
+    def extra_repr(self) -> str:
+        return f"state={self.state}"
+
+
+def set_fake_quant_state(model: nn.Module, state: str) -> nn.Module:
+    """Put every FakeQuantize in `model` into `state` ("calibration", "qat" or "validation")."""
+    if state not in STATES:
+        raise ValueError(f"expected a state in {STATES} but got {state!r}")
+    for m in model.modules():
+        if isinstance(m, FakeQuantize):
+            m.set_state(state)
+    return model
