@@ -134,11 +134,15 @@ class FakeQuantize(nn.Module):
         self._refresh()
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         saved = state_dict.get(prefix + "scale")
         if isinstance(saved, torch.Tensor) and saved.shape != self.scale.shape:
             self.scale = torch.empty_like(saved, dtype=torch.float32, device=self.scale.device)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         self._stale = False
 
     def extra_repr(self) -> str:

@@ -66,14 +66,18 @@ class ObserverBase(nn.Module, abc.ABC):
     def _no_data(self) -> RuntimeError:
         return RuntimeError(f"{type(self).__name__} has observed no data; run calibration before asking for a scale")
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # Per-channel statistics are sized by the data; take the saved shape instead of
         # refusing the load because a fresh observer has not seen a batch yet.
         for name, buf in self._buffers.items():
             saved = state_dict.get(prefix + name)
             if buf is not None and isinstance(saved, torch.Tensor) and saved.shape != buf.shape:
                 self._buffers[name] = torch.empty_like(saved, dtype=buf.dtype, device=buf.device)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def extra_repr(self) -> str:
         ch = "" if self.ch_axis is None else f", ch_axis={self.ch_axis}"
@@ -111,8 +115,7 @@ class _MinMaxBase(ObserverBase):
         else:
             if lo.shape != self.min_val.shape:
                 raise ValueError(
-                    f"expected {tuple(self.min_val.shape)} channels along axis {self.ch_axis} "
-                    f"but got {tuple(lo.shape)}"
+                    f"expected {tuple(self.min_val.shape)} channels along axis {self.ch_axis} but got {tuple(lo.shape)}"
                 )
             self._update(lo, hi)
         return x

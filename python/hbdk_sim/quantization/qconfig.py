@@ -29,7 +29,9 @@ def fake_quant_factory(observer_cls: type[ObserverBase], **kwargs) -> FakeQuantF
 
 
 def activation_fake_quant(dtype: str = "si8", averaging_constant: float = 0.01) -> FakeQuantFactory:
-    return fake_quant_factory(MovingAverageMinMaxObserver, averaging_constant=averaging_constant, dtype=check_dtype(dtype))
+    return fake_quant_factory(
+        MovingAverageMinMaxObserver, averaging_constant=averaging_constant, dtype=check_dtype(dtype)
+    )
 
 
 def weight_fake_quant(ch_axis: int = 0) -> FakeQuantFactory:
@@ -49,4 +51,6 @@ def default_qconfig() -> QConfig:
 
 def qconfig_int16() -> QConfig:
     """si16 activations (input and output), si8 per-channel weights."""
-    return QConfig(input=activation_fake_quant("si16"), weight=weight_fake_quant(), output=activation_fake_quant("si16"))
+    return QConfig(
+        input=activation_fake_quant("si16"), weight=weight_fake_quant(), output=activation_fake_quant("si16")
+    )
