@@ -189,7 +189,7 @@ def test_state_dict_round_trip(make):
     torch.save(obs.state_dict(), buf)
     buf.seek(0)
     fresh = make()
-    fresh.load_state_dict(torch.load(buf))
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
     torch.testing.assert_close(fresh.calculate_qparams(), obs.calculate_qparams(), rtol=0, atol=0)
     assert obs.state_dict()._metadata[""]["version"] == 1
 
