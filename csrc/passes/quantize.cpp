@@ -15,8 +15,12 @@
 //        and a `requantize` to the annotated scale follows with multiplier/shift per channel
 //        from exec::computeRequant(s_acc[c] / s_out).
 //      - matmul: si32 at s_a * s_b, then `requantize` (one pair).
-//      - relu / relu6 / clip: integer clamps at the input's type; a `requantize` follows when
-//        the annotated scale or the target element type differs from the input's.
+//      - relu / relu6 / clip reading the requantized result of a conv2d / conv_transpose2d /
+//        linear as its only reader: that requantize is retargeted to the clamp's annotated scale
+//        and target element type (computeRequant(s_acc[c] / s_clamp)), and the clamp works at
+//        that type. One rounding, and fuse makes conv + requantize + clamp one instruction.
+//      - other relu / relu6 / clip: integer clamps at the input's type; a `requantize` follows
+//        when the annotated scale or the target element type differs from the input's.
 //      - leaky_relu / sigmoid / tanh / exp: `lut(x, table)` with the table of exec::buildLut
 //        (docs/numerics.md §5) in the target element type.
 //      - add, sub, mul, concat, avg_pool2d, global_avg_pool2d, softmax, bilinear resize2d: the
@@ -352,9 +356,36 @@ class Quantizer {
     }
 
     result->type = ir::TensorType(result->type.shape, ElemType::SI32, ir::Quant{sAcc, accAxis});
+    accRequants_[requantizeAfter(op, result, target, sOut, accumulatorRequants(*op, sAcc, sOut), accAxis, ".acc")] = op;
+  }
+
+  std::vector<exec::Requant> accumulatorRequants(const ir::Op& op, const std::vector<float>& sAcc, float sOut) {
     std::vector<exec::Requant> r;
-    for (float s : sAcc) r.push_back(requantFor(*op, static_cast<double>(s) / sOut));
-    requantizeAfter(op, result, target, sOut, r, accAxis, ".acc");
+    for (float s : sAcc) r.push_back(requantFor(op, static_cast<double>(s) / sOut));
+    return r;
+  }
+
+  // A clamp that alone reads a conv/linear accumulator's requantize: that requantize goes straight
+  // to the clamp's scale and element type, and the clamp works there. One rounding instead of two,
+  // and the conv's own calibrated scale, which nothing else observes, is never materialized.
+  bool clampAtAccumulatorRequant(ir::Op* op) {
+    ir::Value* x = op->operand(0);
+    auto it = accRequants_.find(x);
+    auto uses = fn_.uses(x);
+    if (it == accRequants_.end() || uses.size() != 1 || uses[0].first != op) return false;
+    ir::Op* anchor = it->second;
+    ir::Op* rq = x->owner;
+    ir::Value* result = op->result();
+    float sOut = scaleOf(*op, result);
+    const ir::Quant& acc = *rq->operand(0)->type.quant;
+    std::vector<exec::Requant> r = accumulatorRequants(*anchor, acc.scales, sOut);
+    rq->setAttr("multiplier", ir::Attribute(requantAttr(r, false)));
+    rq->setAttr("shift", ir::Attribute(requantAttr(r, true)));
+    x->type = quantizedType(x->type.shape, targetElem(*op), sOut);
+    result->type = x->type;
+    accRequants_.erase(it);
+    ++stats_["integer_ops"];
+    return true;
   }
 
   // Quantizes operand 1 of a conv/linear per output channel, once per constant: readers that share
@@ -406,6 +437,7 @@ class Quantizer {
   }
 
   void rewriteClamp(ir::Op* op) {
+    if (clampAtAccumulatorRequant(op)) return;
     const ir::TensorType& in = activation(op, 0)->type;
     ir::Value* result = op->result();
     float sOut = scaleOf(*op, result);
@@ -508,6 +540,8 @@ class Quantizer {
   std::set<const ir::Op*> startOps_;
   std::map<const ir::Value*, ir::Value*> activationConstants_;
   std::map<const ir::Value*, ir::Value*> weights_;
+  // The requantized result of each conv/linear accumulator, with its conv/linear.
+  std::map<const ir::Value*, ir::Op*> accRequants_;
   std::vector<ir::Value*> oldConstants_;
 };
 

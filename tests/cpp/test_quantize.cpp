@@ -1,6 +1,7 @@
 // Discardable attributes, the quantize pass (errors, numbers, determinism, execution of its output
 // against the float model) and the fuse pass (march rules, roles, re-runs). Exact text outputs
 // live in tests/ir/quantize and tests/ir/fuse.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -370,6 +371,56 @@ std::vector<std::string> groupsOf(const ir::Function& fn) {
 }
 
 }  // namespace
+
+TEST(QuantizeClampTakesOverItsConvRequantize) {
+  // conv -> relu6 with two calibrated scales (as from a float model): the conv's requantize goes
+  // straight to the relu6's scale, nothing is rounded twice, and fuse makes one instruction of it.
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::vector<float> w(4 * 3 * 3 * 3), x(3 * 6 * 6);
+  for (float& v : w) v = uni(rng);
+  for (float& v : x) v = uni(rng) * 4.0f;
+  std::string text =
+      "module @m {\n  func @main(%x: tensor<1x3x6x6xf32, scale=0.03125>) -> (tensor<1x4x6x6xf32, scale=0.0472>) {\n"
+      "    %w = constant {value = dense_resource<w>} : tensor<4x3x3x3xf32>\n"
+      "    %y = conv2d(%x, %w) {padding = [1, 1, 1, 1]} : tensor<1x4x6x6xf32, scale=0.0913>\n"
+      "    %r = relu6(%y) : tensor<1x4x6x6xf32, scale=0.0472>\n    return %r\n  }\n}\n\n"
+      "resources {\n  w = " +
+      hexOf(w) + "\n}\n";
+  auto m = quantized(text);
+  ir::verifyModule(*m);
+  const ir::Function& fn = *m->functions[0];
+  CHECK(findOp(fn, "requantize", 1) == nullptr);
+  const ir::Op* conv = findOp(fn, "conv2d");
+  const ir::Op* rq = findOp(fn, "requantize");
+  const ir::Op* relu6 = findOp(fn, "relu6");
+  CHECK(rq->operand(0) == conv->result() && relu6->operand(0) == rq->result());
+  CHECK_EQ(relu6->result()->type.str(), std::string("tensor<1x4x6x6xsi8, scale=0.0472>"));
+  const std::vector<float>& sAcc = conv->result()->type.quant->scales;
+  for (size_t c = 0; c < sAcc.size(); ++c)
+    CHECK_EQ(rq->getInts("multiplier")[c], exec::computeRequant(static_cast<double>(sAcc[c]) / 0.0472f).multiplier);
+
+  // One rounding: every output is within half a step of relu6 of the exact accumulator.
+  exec::Tensor input(TensorType({1, 3, 6, 6}, ElemType::F32));
+  for (size_t i = 0; i < x.size(); ++i) input.setFloat(i, x[i]);
+  exec::Executor run(*m);
+  std::map<const ir::Value*, exec::Tensor> all = run.runAll({input});
+  const exec::Tensor& acc = all.at(conv->result());
+  const exec::Tensor& out = all.at(relu6->result());
+  double worst = 0;
+  for (int64_t i = 0; i < acc.numel(); ++i) {
+    size_t c = static_cast<size_t>(i / 36 % 4);
+    double exact = std::clamp(double(acc.getInt(i)) * sAcc[c] / double(0.0472f), 0.0, 6.0 / double(0.0472f));
+    worst = std::max(worst, std::fabs(double(out.getInt(i)) - exact));
+  }
+  CHECK(worst <= 0.5 + 1e-6);
+
+  passes::PassContext ctx;
+  march::March bpu = shippedMarch("bpu");
+  ctx.march = &bpu;
+  passes::createPass("fuse")->run(*m, ctx);
+  CHECK(groupsOf(fn) == (std::vector<std::string>{"conv2d:0:anchor", "requantize:0:requant", "relu6:0:activation"}));
+}
 
 TEST(FuseNeedsAMarch) {
   auto m = quantized(kResidualBlock);
