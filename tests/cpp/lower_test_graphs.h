@@ -1,11 +1,30 @@
 // Small quantized, fused HBIR graphs (the lower pass's input) written out as text, shared by the
-// lowering and .hbm tests. Weights are deterministic filler bytes of the right size.
+// lowering, cycle-model and .hbm tests, with the helpers that load a shipped march and lower a
+// module for it. Weights are deterministic filler bytes of the right size.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "isa/program.h"
+#include "march/march.h"
+#include "passes/pass.h"
+
 namespace testgraphs {
+
+inline hbdk::march::March shippedMarch(const std::string& name) {
+  return hbdk::march::loadMarchFile(std::string(HBDK_SOURCE_DIR) + "/python/hbdk_sim/marches/" + name + ".json");
+}
+
+// Runs the lower pass alone on an already quantized, fused module.
+inline hbdk::isa::Program lower(hbdk::ir::Module& m, const hbdk::march::March& march) {
+  hbdk::isa::Program prog;
+  hbdk::passes::PassContext ctx;
+  ctx.march = &march;
+  ctx.program = &prog;
+  hbdk::passes::createPass("lower")->run(m, ctx);
+  return prog;
+}
 
 inline std::string hexFill(size_t bytes, uint32_t seed) {
   static const char kHex[] = "0123456789ABCDEF";

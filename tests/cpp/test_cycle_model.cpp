@@ -20,18 +20,8 @@ using isa::Unit;
 
 namespace {
 
-march::March shippedMarch(const std::string& name) {
-  return march::loadMarchFile(std::string(HBDK_SOURCE_DIR) + "/python/hbdk_sim/marches/" + name + ".json");
-}
-
-isa::Program lower(ir::Module& m, const march::March& march) {
-  isa::Program prog;
-  passes::PassContext ctx;
-  ctx.march = &march;
-  ctx.program = &prog;
-  passes::createPass("lower")->run(m, ctx);
-  return prog;
-}
+using testgraphs::lower;
+using testgraphs::shippedMarch;
 
 Instruction dma(Opcode op, uint32_t opIndex, int64_t bytes, BufferRole role, int64_t offset, int64_t bufBytes,
                 int64_t count, int64_t tiles) {

@@ -16,18 +16,8 @@ using isa::Unit;
 
 namespace {
 
-march::March shippedMarch(const std::string& name) {
-  return march::loadMarchFile(std::string(HBDK_SOURCE_DIR) + "/python/hbdk_sim/marches/" + name + ".json");
-}
-
-isa::Program lower(ir::Module& m, const march::March& march) {
-  isa::Program prog;
-  passes::PassContext ctx;
-  ctx.march = &march;
-  ctx.program = &prog;
-  passes::createPass("lower")->run(m, ctx);
-  return prog;
-}
+using testgraphs::lower;
+using testgraphs::shippedMarch;
 
 isa::Program lowerText(const std::string& text, const march::March& march) {
   auto m = ir::parseModule(text);
