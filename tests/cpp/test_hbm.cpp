@@ -20,9 +20,7 @@ namespace {
 
 const std::string kOrigin = "model.hbm";
 
-march::March nanoMarch() {
-  return march::loadMarchFile(std::string(HBDK_SOURCE_DIR) + "/python/hbdk_sim/marches/bpu_nano.json");
-}
+march::March nanoMarch() { return testgraphs::shippedMarch("bpu_nano"); }
 
 struct Compiled {
   std::unique_ptr<ir::Module> module;
