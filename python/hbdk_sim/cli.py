@@ -236,9 +236,13 @@ def _read_input(spec: str, names: list[str]) -> tuple[str, np.ndarray]:
     if name not in names:
         raise CliError(f"error: --input '{name}': the model has no input of that name (inputs: {', '.join(names)})")
     try:
-        return name, np.load(file, allow_pickle=False)
+        with open(file, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise CliError(f"{file}: error: not a .npy file (save arrays with numpy.save)")
+        array = np.load(file, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise CliError(f"{file}: error: cannot read a .npy array: {e}") from None
+    return name, array
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -144,3 +144,11 @@ def test_corrupt_hbm_is_refused_by_cli(cli, tmp_path):
     for command in ("info", "run"):
         r = cli(command, out)
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_run_rejects_a_file_that_is_not_npy(cli, tmp_path):
+    out = _compiled(tmp_path)
+    bad = tmp_path / "x.npy"
+    bad.write_text("garbage")
+    r = cli("run", out, "--input", f"input={bad}", "-o", tmp_path / "o.npz")
+    assert r.returncode == 2 and "not a .npy file" in r.stderr
