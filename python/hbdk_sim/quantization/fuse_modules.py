@@ -1,0 +1,307 @@
+"""Module fusion for quantization: conv+bn(+relu), conv(+bn)+add(+relu), conv+relu, and
+`prepare_qat`, which attaches the qconfig's fake-quantizers to conv, linear, fused and activation
+modules.
+
+A fused group is quantized as one unit: the weight fake-quantizer sees the weight the NPU will hold
+(BN folded in) and only the group's final output is fake-quantized. Fusion puts the fused module in
+one slot of the parent and nn.Identity in the others, so the parent's forward runs unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from hbdk_sim.quantization.fake_quantize import FakeQuantize
+from hbdk_sim.quantization.qconfig import QConfig
+
+MODES = ("fuse_bn", "with_bn")
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
+
+
+class Add(nn.Module):
+    """`lhs + rhs` as a module, so that an addition can be named, fused and given a qconfig."""
+
+    def forward(self, lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+        return lhs + rhs
+
+
+def _bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gamma, beta) of `bn`, ones and zeros when it is not affine."""
+    c = bn.num_features
+    gamma = bn.weight if bn.weight is not None else torch.ones(c, device=bn.running_var.device)
+    beta = bn.bias if bn.bias is not None else torch.zeros(c, device=bn.running_var.device)
+    return gamma.to(dtype), beta.to(dtype)
+
+
+def _check_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    if not bn.track_running_stats or bn.running_var is None:
+        raise ValueError("expected a BatchNorm2d that tracks running statistics but got track_running_stats=False")
+    if bn.num_features != conv.out_channels:
+        raise ValueError(
+            f"expected BatchNorm2d over the conv's {conv.out_channels} output channels but got {bn.num_features}"
+        )
+
+
+def _fold_params(conv: nn.Conv2d, bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of conv followed by bn (eval statistics), computed in `dtype`; differentiable."""
+    gamma, beta = _bn_affine(bn, dtype)
+    inv_std = gamma / torch.sqrt(bn.running_var.to(dtype) + bn.eps)
+    weight = conv.weight.to(dtype) * inv_std.reshape(-1, 1, 1, 1)
+    bias = conv.bias.to(dtype) if conv.bias is not None else torch.zeros_like(inv_std)
+    return weight, (bias - bn.running_mean.to(dtype)) * inv_std + beta
+
+
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new Conv2d equal to `bn(conv(x))` with bn's running statistics; folded in float64, stored
+    in the conv's dtype."""
+    _check_bn(conv, bn)
+    with torch.no_grad():
+        weight, bias = _fold_params(conv, bn, torch.float64)
+    folded = copy.deepcopy(conv)
+    folded.weight = nn.Parameter(weight.to(conv.weight.dtype))
+    folded.bias = nn.Parameter(bias.to(conv.weight.dtype))
+    return folded
+
+
+class _ConvFusion(nn.Module):
+    """A conv, an optional BN kept live for QAT ("with_bn"), an optional activation, and the
+    fake-quantizers `prepare_qat` attaches: `weight_fake_quant` and `activation_post_process`."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, act: nn.Module | None) -> None:
+        super().__init__()
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f"expected nn.Conv2d but got {type(conv).__name__}")
+        if bn is not None:
+            _check_bn(conv, bn)
+        if act is not None and not isinstance(act, _ACTIVATIONS):
+            raise TypeError(f"expected nn.ReLU or nn.ReLU6 but got {type(act).__name__}")
+        self.conv = conv
+        self.bn = bn
+        self.act = act
+        self.weight_fake_quant: FakeQuantize | None = None
+        self.activation_post_process: FakeQuantize | None = None
+
+    def _weight(self, weight: torch.Tensor) -> torch.Tensor:
+        return self.weight_fake_quant(weight) if self.weight_fake_quant is not None else weight
+
+    def _conv_out(self, x: torch.Tensor) -> torch.Tensor:
+        conv, bn = self.conv, self.bn
+        if bn is None:
+            return conv._conv_forward(x, self._weight(conv.weight), conv.bias)
+        if not self.training:
+            weight, bias = _fold_params(conv, bn, conv.weight.dtype)
+            return conv._conv_forward(x, self._weight(weight), bias)
+        # Training: quantize the folded weight, then divide the fold back out so that BN sees
+        # the plain conv output and updates its running statistics from batch statistics.
+        gamma, _ = _bn_affine(bn, conv.weight.dtype)
+        inv_std = gamma / torch.sqrt(bn.running_var + bn.eps)
+        y = conv._conv_forward(x, self._weight(conv.weight * inv_std.reshape(-1, 1, 1, 1)), None)
+        y = y / inv_std.reshape(1, -1, 1, 1)
+        if conv.bias is not None:
+            y = y + conv.bias.reshape(1, -1, 1, 1)
+        return bn(y)
+
+    def _finish(self, y: torch.Tensor) -> torch.Tensor:
+        if self.act is not None:
+            y = self.act(y)
+        if self.activation_post_process is not None:
+            y = self.activation_post_process(y)
+        return y
+
+    def _folded_copy(self, cls, *args):
+        if self.bn is None:
+            fused = cls(copy.deepcopy(self.conv), *args)
+        else:
+            fused = cls(fold_conv_bn(self.conv, self.bn), *args)
+        fused.weight_fake_quant = copy.deepcopy(self.weight_fake_quant)
+        fused.activation_post_process = copy.deepcopy(self.activation_post_process)
+        if hasattr(self, "qconfig"):
+            fused.qconfig = self.qconfig
+        return fused.train(self.training)
+
+
+class FusedConv2d(_ConvFusion):
+    """`act(conv(x))` (act optional) with the BN, if any, already folded into the conv."""
+
+    def __init__(self, conv: nn.Conv2d, act: nn.Module | None = None) -> None:
+        super().__init__(conv, None, act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._finish(self._conv_out(x))
+
+
+class ConvBn2d(_ConvFusion):
+    """`act(bn(conv(x)))` for QAT with BN: in training BN uses batch statistics and updates its
+    running ones while the weight fake-quantizer sees the weight folded with the running
+    statistics; in eval it is exactly the folded conv."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: nn.Module | None = None) -> None:
+        if not isinstance(bn, nn.BatchNorm2d):
+            raise TypeError(f"expected nn.BatchNorm2d but got {type(bn).__name__}")
+        super().__init__(conv, bn, act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._finish(self._conv_out(x))
+
+    def to_fused(self) -> FusedConv2d:
+        """The equivalent FusedConv2d with BN folded (float64 fold), keeping the fake-quantizers."""
+        return self._folded_copy(FusedConv2d, copy.deepcopy(self.act))
+
+
+class ConvAdd2d(_ConvFusion):
+    """`act(conv(x) + residual)`; `bn` (with_bn mode) is kept live as in ConvBn2d."""
+
+    def __init__(self, conv: nn.Conv2d, relu: nn.Module | None = None, bn: nn.BatchNorm2d | None = None) -> None:
+        super().__init__(conv, bn, relu)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self._finish(self._conv_out(x) + residual)
+
+    def to_fused(self) -> ConvAdd2d:
+        """The same with BN folded into the conv (float64 fold)."""
+        return self._folded_copy(ConvAdd2d, copy.deepcopy(self.act))
+
+
+def _lookup(model: nn.Module, name: str) -> nn.Module:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"expected a submodule named {name!r} but the model has none") from None
+
+
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def _fuse_group(mods: list[nn.Module], mode: str) -> tuple[nn.Module, int]:
+    """The fused module and the index of the slot it takes."""
+    kinds = [type(m).__name__ for m in mods]
+    conv, rest = mods[0], list(mods[1:])
+    if not isinstance(conv, nn.Conv2d) or not rest:
+        raise ValueError(f"expected Conv2d followed by BatchNorm2d, Add or ReLU/ReLU6 but got {kinds}")
+    bn = rest.pop(0) if isinstance(rest[0], nn.BatchNorm2d) else None
+    add = rest.pop(0) if rest and isinstance(rest[0], Add) else None
+    act = rest.pop(0) if rest and isinstance(rest[0], _ACTIVATIONS) else None
+    if rest:
+        raise ValueError(f"expected Conv2d, [BatchNorm2d], [Add], [ReLU|ReLU6] but got {kinds}")
+    if bn is not None and mode == "fuse_bn":
+        conv, bn = fold_conv_bn(conv, bn), None
+    if add is not None:
+        # The addition's slot: the parent calls add(conv_out, residual), which becomes
+        # ConvAdd2d(x, residual) once the conv slot is an Identity.
+        return ConvAdd2d(conv, act, bn), mods.index(add)
+    if bn is not None:
+        return ConvBn2d(conv, bn, act), 0
+    return FusedConv2d(conv, act), 0
+
+
+def fuse_modules(
+    model: nn.Module, groups: Sequence[Sequence[str]], mode: str = "fuse_bn", inplace: bool = False
+) -> nn.Module:
+    """Fuse each group of submodule names, e.g. `[["conv", "bn", "relu"], ["conv2", "add"]]`.
+
+    Groups are Conv2d, then optionally BatchNorm2d, Add and ReLU/ReLU6, in that order. In
+    "fuse_bn" mode BN is folded into the conv now (eval statistics); in "with_bn" mode it stays a
+    live BN for QAT (ConvBn2d / ConvAdd2d, `.to_fused()` folds it later). A group with an Add
+    becomes a ConvAdd2d in the Add's slot and requires the parent to pass the conv output as the
+    Add's first operand. The other slots become nn.Identity.
+    """
+    if mode not in MODES:
+        raise ValueError(f"expected mode in {MODES} but got {mode!r}")
+    if not inplace:
+        model = copy.deepcopy(model)
+    for names in groups:
+        mods = [_lookup(model, n) for n in names]
+        fused, slot = _fuse_group(mods, mode)
+        if hasattr(mods[0], "qconfig"):
+            fused.qconfig = mods[0].qconfig
+        fused.train(mods[0].training)
+        for i, name in enumerate(names):
+            _replace(model, name, fused if i == slot else nn.Identity())
+    return model
+
+
+class QATConv2d(nn.Conv2d):
+    """nn.Conv2d with a weight and an output fake-quantizer; same parameter names as nn.Conv2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight_fake_quant(self.weight) if self.weight_fake_quant is not None else self.weight
+        y = self._conv_forward(x, w, self.bias)
+        return self.activation_post_process(y) if self.activation_post_process is not None else y
+
+
+class QATLinear(nn.Linear):
+    """nn.Linear with a weight and an output fake-quantizer; same parameter names as nn.Linear."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight_fake_quant(self.weight) if self.weight_fake_quant is not None else self.weight
+        y = nn.functional.linear(x, w, self.bias)
+        return self.activation_post_process(y) if self.activation_post_process is not None else y
+
+
+def _to_qat(module: nn.Module) -> nn.Module:
+    """The QAT subclass instance sharing `module`'s parameters and buffers."""
+    cls = QATConv2d if isinstance(module, nn.Conv2d) else QATLinear
+    qat = cls.__new__(cls)
+    qat.__dict__.update(module.__dict__)
+    # Fresh containers: the QAT module must not register its fake-quantizers into the original.
+    qat._modules = dict(module._modules)
+    qat._parameters = dict(module._parameters)
+    qat._buffers = dict(module._buffers)
+    qat.weight_fake_quant = None
+    qat.activation_post_process = None
+    return qat
+
+
+def _post_process_hook(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+    return module.activation_post_process(output)
+
+
+def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool = False) -> nn.Module:
+    """Attach fake-quantizers: a module's own `qconfig` attribute (see `set_qconfig`) wins over
+    `qconfig`; a module whose qconfig is None is left in float.
+
+    Plain nn.Conv2d / nn.Linear become QATConv2d / QATLinear (weight and output fake-quant),
+    fused modules get both, standalone ReLU/ReLU6/Add get an output fake-quantizer. Modules
+    inside a fused module are quantized by it and left alone. The fake-quantizers start in the
+    "calibration" state; switch with `set_fake_quant_state`.
+    """
+    if not inplace:
+        model = copy.deepcopy(model)
+
+    def visit(parent: nn.Module) -> None:
+        for name, child in list(parent.named_children()):
+            qc = getattr(child, "qconfig", qconfig)
+            if isinstance(child, (FakeQuantize, nn.Identity)) or qc is None:
+                if not isinstance(child, FakeQuantize):
+                    visit(child)
+                continue
+            if isinstance(child, _ConvFusion):
+                if child.weight_fake_quant is None and qc.weight is not None:
+                    child.weight_fake_quant = qc.weight()
+                if child.activation_post_process is None and qc.output is not None:
+                    child.activation_post_process = qc.output()
+                continue
+            if type(child) in (nn.Conv2d, nn.Linear):
+                child = _to_qat(child)
+                if qc.weight is not None:
+                    child.weight_fake_quant = qc.weight()
+                if qc.output is not None:
+                    child.activation_post_process = qc.output()
+                setattr(parent, name, child)
+                continue
+            if isinstance(child, (*_ACTIVATIONS, Add)) and qc.output is not None:
+                if getattr(child, "activation_post_process", None) is None:
+                    child.activation_post_process = qc.output()
+                    child.register_forward_hook(_post_process_hook)
+                continue
+            visit(child)
+
+    visit(model)
+    return model

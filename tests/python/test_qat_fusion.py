@@ -1,0 +1,246 @@
+"""hbdk_sim.quantization fusion (fuse_bn / with_bn, conv+add), prepare_qat and the qconfig
+setters, against the unfused float computation."""
+
+import pytest
+import torch
+from hbdk_sim.quantization import (
+    Add,
+    ConvAdd2d,
+    ConvBn2d,
+    FakeQuantize,
+    FusedConv2d,
+    QATConv2d,
+    QATLinear,
+    QConfig,
+    fuse_modules,
+    prepare_qat,
+    qconfig_int16,
+    set_fake_quant_state,
+    set_qconfig,
+)
+from torch import nn
+
+
+def randomize_bn(bn: nn.BatchNorm2d, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    c = bn.num_features
+    with torch.no_grad():
+        bn.weight.copy_(torch.rand(c, generator=g) + 0.5)
+        bn.bias.copy_(torch.randn(c, generator=g))
+        bn.running_mean.copy_(torch.randn(c, generator=g))
+        bn.running_var.copy_(torch.rand(c, generator=g) + 0.25)
+
+
+class Block(nn.Module):
+    def __init__(self, act: type[nn.Module] = nn.ReLU, bias: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=bias)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = act()
+        randomize_bn(self.bn, 1)
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x)))
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.add = Add()
+        self.relu = nn.ReLU()
+        randomize_bn(self.bn, 2)
+
+    def forward(self, x):
+        return self.relu(self.add(self.bn(self.conv(x)), x))
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential()
+        self.backbone.add_module("conv1", nn.Conv2d(3, 4, 3, padding=1))
+        self.backbone.add_module("relu1", nn.ReLU())
+        self.backbone.add_module("conv2", nn.Conv2d(4, 4, 1))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.pool(self.backbone(x)).flatten(1))
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.ReLU6])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fuse_bn_matches_eval_conv_bn_relu(act, bias):
+    torch.manual_seed(0)
+    model = Block(act, bias).eval()
+    x = torch.randn(2, 3, 10, 10) * 3
+    fused = fuse_modules(model, [["conv", "bn", "relu"]], mode="fuse_bn")
+    assert isinstance(fused.conv, FusedConv2d) and isinstance(fused.conv.act, act)
+    assert isinstance(fused.bn, nn.Identity) and isinstance(fused.relu, nn.Identity)
+    torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=0)
+    assert isinstance(model.bn, nn.BatchNorm2d)  # not in place by default
+
+
+def test_fuse_conv_bn_without_activation():
+    model = Block().eval()
+    model.relu = nn.Identity()
+    x = torch.randn(1, 3, 6, 6)
+    fused = fuse_modules(model, [["conv", "bn"]])
+    assert fused.conv.act is None
+    torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=0)
+
+
+def test_with_bn_eval_equals_fuse_bn_and_to_fused():
+    model = Block().eval()
+    x = torch.randn(2, 3, 8, 8)
+    with_bn = fuse_modules(model, [["conv", "bn", "relu"]], mode="with_bn")
+    assert isinstance(with_bn.conv, ConvBn2d)
+    fold = fuse_modules(model, [["conv", "bn", "relu"]], mode="fuse_bn")
+    torch.testing.assert_close(with_bn(x), fold(x), atol=1e-5, rtol=0)
+    folded = with_bn.conv.to_fused()
+    assert isinstance(folded, FusedConv2d)
+    torch.testing.assert_close(folded.conv.weight, fold.conv.conv.weight)
+    torch.testing.assert_close(folded.conv.bias, fold.conv.conv.bias)
+
+
+def test_with_bn_training_updates_stats_and_trains():
+    torch.manual_seed(0)
+    model = fuse_modules(Block().train(), [["conv", "bn", "relu"]], mode="with_bn")
+    model = prepare_qat(model, QConfig())
+    set_fake_quant_state(model, "qat")
+    fused = model.conv
+    mean0, var0 = fused.bn.running_mean.clone(), fused.bn.running_var.clone()
+    x = torch.randn(4, 3, 8, 8) * 2 + 1
+    out = model(x)
+    assert not torch.equal(fused.bn.running_mean, mean0)
+    assert not torch.equal(fused.bn.running_var, var0)
+    out.square().mean().backward()
+    for p in (fused.conv.weight, fused.conv.bias, fused.bn.weight, fused.bn.bias):
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+
+
+def test_with_bn_training_without_fake_quant_is_conv_then_batch_bn():
+    torch.manual_seed(0)
+    model = Block().train()
+    x = torch.randn(4, 3, 8, 8)
+    fused = fuse_modules(model, [["conv", "bn", "relu"]], mode="with_bn")
+    torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused.conv.bn.running_mean, model.bn.running_mean)
+    torch.testing.assert_close(fused.conv.bn.running_var, model.bn.running_var)
+
+
+@pytest.mark.parametrize("mode", ["fuse_bn", "with_bn"])
+def test_conv_bn_add_relu(mode):
+    model = Residual().eval()
+    x = torch.randn(2, 4, 6, 6)
+    fused = fuse_modules(model, [["conv", "bn", "add", "relu"]], mode=mode)
+    assert isinstance(fused.add, ConvAdd2d)
+    assert isinstance(fused.conv, nn.Identity) and isinstance(fused.bn, nn.Identity)
+    torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=0)
+    if mode == "with_bn":
+        torch.testing.assert_close(fused.add.to_fused()(x, x), model(x), atol=1e-5, rtol=0)
+
+
+def test_conv_add_module_equals_unfused():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 4, 3, padding=1)
+    x, r = torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5)
+    torch.testing.assert_close(ConvAdd2d(conv)(x, r), conv(x) + r)
+    torch.testing.assert_close(ConvAdd2d(conv, nn.ReLU())(x, r), torch.relu(conv(x) + r))
+
+
+def test_fuse_errors():
+    model = Block()
+    with pytest.raises(ValueError, match="mode"):
+        fuse_modules(model, [["conv", "bn"]], mode="bogus")
+    with pytest.raises(ValueError, match="Conv2d followed by"):
+        fuse_modules(model, [["bn", "relu"]])
+    with pytest.raises(ValueError, match="BatchNorm2d"):
+        fuse_modules(model, [["conv", "relu", "bn"]])
+    with pytest.raises(ValueError, match="'nope'"):
+        fuse_modules(model, [["conv", "nope"]])
+
+
+def test_set_qconfig_precedence():
+    model = Net()
+    default, q16, lin = QConfig(), qconfig_int16(), QConfig(output=None)
+    set_qconfig(
+        model,
+        default,
+        by_name={"backbone.conv1": q16, "head": None},
+        by_type={nn.Linear: lin, nn.Conv2d: lin},
+    )
+    assert model.backbone.conv1.qconfig is q16  # name beats type
+    assert model.backbone.conv2.qconfig is lin  # type beats default
+    assert model.head.qconfig is None  # name beats type, None allowed
+    assert model.backbone.relu1.qconfig is default
+    assert model.pool.qconfig is default
+
+
+def test_set_qconfig_name_covers_submodules():
+    model = Net()
+    q16 = qconfig_int16()
+    set_qconfig(model, QConfig(), by_name={"backbone": q16}, by_type={nn.Conv2d: QConfig()})
+    assert model.backbone.conv2.qconfig is q16 and model.backbone.relu1.qconfig is q16
+
+
+def test_set_qconfig_unknown_name_lists_close_matches():
+    with pytest.raises(ValueError, match=r"'backbone\.conv3'.*backbone\.conv1") as e:
+        set_qconfig(Net(), QConfig(), by_name={"backbone.conv3": None})
+    assert "backbone.conv2" in str(e.value)
+    with pytest.raises(ValueError, match="'zzz'$"):
+        set_qconfig(Net(), QConfig(), by_name={"zzz": None})
+
+
+def test_prepare_qat_attaches_and_switches():
+    torch.manual_seed(0)
+    model = Net()
+    set_qconfig(model, QConfig(), by_name={"backbone.conv1": qconfig_int16()})
+    qat = prepare_qat(model)
+    assert type(model.backbone.conv1) is nn.Conv2d  # not in place by default
+    c1, c2, head = qat.backbone.conv1, qat.backbone.conv2, qat.head
+    assert isinstance(c1, QATConv2d) and isinstance(head, QATLinear)
+    assert c1.weight_fake_quant.dtype == "si8" and c1.weight_fake_quant.ch_axis == 0
+    assert c1.activation_post_process.dtype == "si16"
+    assert c2.activation_post_process.dtype == "si8"
+    assert isinstance(qat.backbone.relu1.activation_post_process, FakeQuantize)
+    x = torch.randn(2, 3, 6, 6)
+    # Calibration: outputs are the float ones, the observers record.
+    set_fake_quant_state(qat, "calibration")
+    torch.testing.assert_close(qat(x), model(x))
+    fqs = [m for m in qat.modules() if isinstance(m, FakeQuantize)]
+    assert len(fqs) == 3 * 2 + 1
+    assert all(m.state == "calibration" for m in fqs)
+    set_fake_quant_state(qat, "validation")
+    assert all(m.state == "validation" for m in fqs)
+    y = qat(x)
+    assert not torch.equal(y, model(x))
+    torch.testing.assert_close(y, model(x), atol=0.05, rtol=0.05)
+    # The si8 weight fake-quant holds what the observer saw: one scale per output channel.
+    assert c2.weight_fake_quant.calculate_qparams().shape == (4,)
+    # Parameters are shared and keep their names.
+    assert set(dict(qat.named_parameters())) == set(dict(model.named_parameters()))
+
+
+def test_prepare_qat_fused_and_none():
+    model = fuse_modules(Block().eval(), [["conv", "bn", "relu"]], mode="with_bn")
+    set_qconfig(model, QConfig(), by_name={"conv": None})
+    qat = prepare_qat(model)
+    assert qat.conv.weight_fake_quant is None and qat.conv.activation_post_process is None
+    qat = prepare_qat(model, QConfig(), inplace=False)
+    assert qat.conv.weight_fake_quant is None  # the module's own None wins over the argument
+    del model.conv.qconfig
+    qat = prepare_qat(model, QConfig())
+    assert isinstance(qat.conv.weight_fake_quant, FakeQuantize)
+    assert isinstance(qat.conv.activation_post_process, FakeQuantize)
+    set_fake_quant_state(qat, "qat")
+    x = torch.randn(1, 3, 6, 6)
+    y = qat(x)
+    s = qat.conv.activation_post_process.calculate_qparams()
+    torch.testing.assert_close(torch.round(y / s) * s, y)
+    set_fake_quant_state(qat, "validation")
+    folded = qat.conv.to_fused()
+    assert folded.weight_fake_quant is not None
+    torch.testing.assert_close(folded(x), qat(x), atol=1e-5, rtol=0)
