@@ -161,16 +161,16 @@ def _model_name(source: str) -> str:
 
 def _compile_module(module: _core.Module, text: str | None, source: str, target: _core.March,
                     output: str | os.PathLike | None, overwrite: bool) -> CompileResult:
+    out = Path(output) if output is not None else None
+    perf_files = list(perf_report_paths(out)) if out is not None else []
+    if out is not None:
+        _refuse_existing([out, *perf_files], overwrite)  # before the work, not after it
     summary = summarize(module)
     result = module.run_pipeline([COMPILE_PIPELINE], march=target, source_text=text, source_name=source)
     hbm = result["binary"]
     model_loaded = _core.load_hbm_bytes(hbm, source)
-    out = Path(output) if output is not None else None
     perf = estimate(model_loaded, target, _model_name(str(out) if out is not None else source))
-    perf_files: list[Path] = []
     if out is not None:
-        perf_files = list(perf_report_paths(out))
-        _refuse_existing([out, *perf_files], overwrite)
         write_file(out, hbm, overwrite=True)
         _write_reports(perf, perf_files)
     return CompileResult(hbm=hbm, march=target.name, output=out, source=source, summary=summary,

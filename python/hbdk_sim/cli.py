@@ -140,11 +140,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     march = _march(args.march)
     source = Path(_model_path(args.file))
     output = Path(args.output) if args.output else source.with_suffix(".hbm")
-    for path in (output, *api.perf_report_paths(output)):
-        if path.exists() and not args.force:
-            raise CliError(f"{path}: error: file exists; pass --force to overwrite it")
     try:
         result = api.compile(source, march, output, overwrite=args.force)
+    except FileExistsError as e:
+        raise CliError(f"error: {e}") from None
     except _core.ConstraintError as e:
         if args.json:
             _print_json({"ok": False, "march": march.name, "violations": e.violations})
