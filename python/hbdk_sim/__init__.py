@@ -31,6 +31,36 @@ from hbdk_sim.ir import ModuleSummary, load, save, summarize
 from hbdk_sim.march import list_marches, load_march
 from hbdk_sim.perf_report import LayerPerf, PerfReport
 
+
+# The torch-facing API imports torch on first use, so that `import hbdk_sim` stays light.
+def export_hbir(model, example_inputs, path, *, overwrite=False, name=None):
+    """Write a torch model's HBIR (float, with its scales when calibrated/QAT, or its integer
+    graph when quantized) to `path`; returns the module. See hbdk_sim.frontend.api."""
+    from hbdk_sim.frontend.api import export_hbir as impl
+
+    return impl(model, example_inputs, path, overwrite=overwrite, name=name)
+
+
+def export_onnx(model, example_inputs, path, *, overwrite=False, name=None):
+    """Write a torch model as ONNX (float, or QDQ for a calibrated/QAT/quantized model)."""
+    from hbdk_sim.frontend.api import export_onnx as impl
+
+    return impl(model, example_inputs, path, overwrite=overwrite, name=name)
+
+
+def check_model(model, example_inputs, march="bpu", name=None):
+    """Every constraint violation of a torch model on `march` (a CheckResult)."""
+    from hbdk_sim.frontend.api import check_model as impl
+
+    return impl(model, example_inputs, march, name=name)
+
+
+def calops(model, input_shape, name="model"):
+    """Per-layer MACs and parameters of a float torch model (or an HBIR module)."""
+    from hbdk_sim.calops import calops as impl
+
+    return impl(model, input_shape, name=name)
+
 __all__ = [
     "CheckResult",
     "CompileResult",
@@ -43,9 +73,13 @@ __all__ = [
     "March",
     "MarchError",
     "calibrate",
+    "calops",
     "check",
+    "check_model",
     "compile",
     "compile_perf",
+    "export_hbir",
+    "export_onnx",
     "list_marches",
     "load_hbm",
     "load_march",

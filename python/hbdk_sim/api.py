@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,21 +185,38 @@ def _write_reports(perf: PerfReport, paths: Sequence[Path]) -> None:
     write_file(html_path, perf.to_html().encode("utf-8"), overwrite=True)
 
 
+def _is_torch_module(model) -> bool:
+    torch = sys.modules.get("torch")  # a torch model implies torch is imported already
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
 def compile_perf(
-    model_or_path: ModelLike,
+    model_or_path,
+    example_inputs=None,
     march: str | os.PathLike | _core.March = "bpu",
     out_dir: str | os.PathLike | None = None,
-    example_inputs: Iterable[Sequence[np.ndarray]] | None = None,
     *,
     overwrite: bool = False,
 ) -> PerfReport:
     """Estimate how fast a model runs on a march: latency, fps, DDR traffic, per-layer cycles.
 
-    `model_or_path` is an `.hbm` file (estimated as compiled; `march` must be the one it was
-    compiled for), an `.hbir` file or a Module (compiled first). `example_inputs` calibrates a
-    float model that carries no activation scales: samples as `calibrate` takes them, each the list
-    of the model's inputs. With `out_dir`, writes `<name>.hbm`, `<name>.perf.json` and
-    `<name>.perf.html` there, refusing to replace an existing file unless `overwrite`."""
+    `model_or_path` is a torch `nn.Module` (float, calibrated, QAT or quantized; traced with
+    `example_inputs`, a tensor or tuple of tensors, and a float model calibrated on them), an
+    `.hbm` file (estimated as compiled; `march` must be the one it was compiled for), an `.hbir`
+    file or a Module (compiled first). For HBIR, `example_inputs` calibrates a float graph that
+    carries no activation scales: samples as `calibrate` takes them, each the list of the model's
+    inputs. With `out_dir`, writes `<name>.hbm`, `<name>.perf.json` and `<name>.perf.html` there,
+    refusing to replace an existing file unless `overwrite`."""
+    if isinstance(example_inputs, (str, _core.March)):
+        raise TypeError("compile_perf(model, example_inputs=None, march='bpu', ...): pass the march by keyword, "
+                        f"march={example_inputs!r}")
+    if _is_torch_module(model_or_path):
+        if example_inputs is None:
+            raise ValueError("compile_perf of a torch model needs example_inputs (a tensor or a tuple of tensors) "
+                             "to trace it")
+        from hbdk_sim.frontend.api import compile_perf_model
+
+        return compile_perf_model(model_or_path, example_inputs, march, out_dir, overwrite=overwrite)
     target = _as_march(march)
     path = None if isinstance(model_or_path, _core.Module) else Path(model_or_path)
     if path is not None and path.suffix == ".hbm":

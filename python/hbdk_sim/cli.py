@@ -182,7 +182,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     if html_out is not None and html_out.exists() and not args.force:
         raise CliError(f"{html_out}: error: file exists; pass --force to overwrite it")  # before the work
     try:
-        report = api.compile_perf(path, march)
+        report = api.compile_perf(path, march=march)
     except _core.ConstraintError as e:
         print(str(e), file=sys.stderr)
         return EXIT_REJECTED

@@ -221,7 +221,7 @@ def test_compile_perf_of_the_example_writes_three_files(tmp_path):
     import hbdk_sim
     from hbdk_sim.examples import example_path
 
-    report = hbdk_sim.compile_perf(example_path(), "bpu", out_dir=tmp_path)
+    report = hbdk_sim.compile_perf(example_path(), march="bpu", out_dir=tmp_path)
     assert isinstance(report, hbdk_sim.PerfReport)
     assert report.model == "mobilenet_v1_tiny" and report.march == "bpu"
     assert report.latency_ms > 0 and report.fps == pytest.approx(1e3 / report.latency_ms, rel=1e-6)
@@ -232,14 +232,14 @@ def test_compile_perf_of_the_example_writes_three_files(tmp_path):
     assert (tmp_path / "mobilenet_v1_tiny.perf.html").read_text() == report.to_html()
 
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        hbdk_sim.compile_perf(example_path(), "bpu", out_dir=tmp_path)
-    again = hbdk_sim.compile_perf(example_path(), "bpu", out_dir=tmp_path, overwrite=True)
+        hbdk_sim.compile_perf(example_path(), march="bpu", out_dir=tmp_path)
+    again = hbdk_sim.compile_perf(example_path(), march="bpu", out_dir=tmp_path, overwrite=True)
     assert again == report  # deterministic
 
     # The .hbm on its own gives the same estimate, without compiling.
-    assert hbdk_sim.compile_perf(tmp_path / "mobilenet_v1_tiny.hbm", "bpu") == report
+    assert hbdk_sim.compile_perf(tmp_path / "mobilenet_v1_tiny.hbm", march="bpu") == report
     with pytest.raises(ValueError, match="compiled for 'bpu'"):
-        hbdk_sim.compile_perf(tmp_path / "mobilenet_v1_tiny.hbm", "bpu_nano")
+        hbdk_sim.compile_perf(tmp_path / "mobilenet_v1_tiny.hbm", march="bpu_nano")
 
 
 def test_compile_writes_the_reports_beside_the_hbm(tmp_path):

@@ -4,6 +4,6 @@ Imported on its own (`from hbdk_sim.frontend import trace_float`) so that `impor
 pulls in torch.
 """
 
-from hbdk_sim.frontend.torch_tracer import UnsupportedOpError, trace_float
+from hbdk_sim.frontend.torch_tracer import UnsupportedOpError, trace_float, trace_quant
 
-__all__ = ["UnsupportedOpError", "trace_float"]
+__all__ = ["UnsupportedOpError", "trace_float", "trace_quant"]

@@ -1,7 +1,22 @@
-"""Float PyTorch models to HBIR: torch.fx traces the model, ShapeProp runs it once on the example
+"""PyTorch models to HBIR: torch.fx traces the model, ShapeProp runs it once on the example
 inputs for shapes (and for the values of shape arithmetic such as `x.size(0)`), and each fx node
 maps onto one HBIR op (a few onto two). Locations are fx module paths, so a compiler diagnostic
 points back at the user's `nn.Module`.
+
+`trace_float` gives the float graph. `trace_quant` traces a calibrated or QAT model (one that
+`prepare_qat` equipped with FakeQuantize modules) and records every activation scale on the f32
+types, which is what the compiler's `quantize` pass reads:
+
+- a FakeQuantize (a module's `activation_post_process`, a QuantStub's, a fused conv's) gives the
+  scale of the value it quantizes, and `quant.dtype = "si16"` on its op for an si16 quantizer;
+- weights are traced as the weight fake-quantizer returns them, so the integer model holds the
+  very weights QAT trained;
+- a value no quantizer saw takes its scale from the ops around it: data movement, pooling,
+  resize and relu keep their input's scale, a concat takes its largest input scale (no
+  saturation), and a conv, linear, add or sub whose only reader is a quantized relu/relu6/clip
+  takes that one's (the clamp then needs no second rounding: what saturates it clamps anyway).
+  Anything else without a scale is an error naming the module and the op: it needs a quantizer
+  (e.g. hbdk_sim.quantization.Add).
 """
 
 from __future__ import annotations
@@ -19,13 +34,31 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch.fx.passes.shape_prop import ShapeProp
 
 from hbdk_sim import _core
+from hbdk_sim.quantization.fake_quantize import FakeQuantize
+from hbdk_sim.quantization.fuse_modules import (
+    Add,
+    Concat,
+    ConvAdd2d,
+    QATConv2d,
+    QATLinear,
+    _ConvFusion,
+    _fold_params,
+)
+from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
 
 SUPPORTED = (
     "Conv2d, ConvTranspose2d, Linear, BatchNorm2d (eval), ReLU, ReLU6, Hardtanh, clamp, LeakyReLU, sigmoid, "
     "tanh, exp, softmax, add, sub, mul, div by a scalar, cat, flatten, reshape/view, permute/transpose, "
     "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), mean over H and W, interpolate/Upsample (nearest, bilinear), "
-    "pad, Dropout and Identity"
+    "pad, Dropout and Identity; hbdk_sim.quantization's QuantStub, DeQuantStub, FakeQuantize, fused and QAT "
+    "convs, QATLinear, Add and Concat"
 )
+# Modules the tracer maps whole instead of tracing through their forward.
+_LEAVES = (FakeQuantize, QuantStub, DeQuantStub, _ConvFusion, QATConv2d, QATLinear, Add, Concat)
+# Ops whose result, when no quantizer annotates it, keeps the (first) input's scale.
+_KEEPS_SCALE = {"relu", "reshape", "flatten", "transpose", "slice", "split", "max_pool2d", "pad", "resize2d",
+                "avg_pool2d", "global_avg_pool2d", "gather", "topk"}
+_CLAMPS = {"relu", "relu6", "clip"}
 F32_MAX = float(np.finfo(np.float32).max)
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
@@ -73,6 +106,9 @@ class _PathTracer(fx.Tracer):
         self.record_stack_traces = True
         self.failed_at: str | None = None
         self.failed_type: str | None = None
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, _LEAVES) or super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m, forward, args, kwargs):
         path = self.path_of_module(m)
@@ -127,8 +163,10 @@ def _is_tensor_like(v) -> bool:
 
 
 class _Builder:
-    def __init__(self, gm: fx.GraphModule, results: dict[fx.Node, object], name: str) -> None:
+    def __init__(self, gm: fx.GraphModule, results: dict[fx.Node, object], name: str, quant: bool = False) -> None:
         self.gm = gm
+        self.quant = quant
+        self.scales: dict[_core.Value, tuple[float, str, str]] = {}  # value -> (scale, dtype, who set it)
         self.results = results
         self.name = name
         self.module = _core.Module(name)
@@ -207,10 +245,13 @@ class _Builder:
             raise self.error(f"constant '{name}' is {t.dtype}, expected a float tensor")
         return self.const(t.detach().cpu().float().numpy(), name)
 
-    def emit(self, op: str, operands: list[_core.Value], attrs: dict | None = None) -> _core.Value:
+    def emit(self, op: str, operands: list[_core.Value], attrs: dict | None = None,
+             suffix: str = "") -> _core.Value:
+        """Create `op` for the current node; its result must have the node's shape. Ops after the
+        first of one node get a `suffix` to keep value names unique."""
         node = self.node
         result = self.module.create_op(self.fn, op, operands, attrs or {}, loc=self._loc(node),
-                                       names=[node.name]).result()
+                                       names=[node.name + suffix]).result()
         expected = self.shape(node)
         if list(result.shape) != expected:
             raise self.error(f"maps to HBIR '{op}' of shape {list(result.shape)} but torch gives {expected}")
@@ -238,6 +279,8 @@ class _Builder:
             else:
                 self.env[node] = self._convert(node)
         self.fn.returns = outputs
+        if self.quant:
+            self.complete_scales()
         self.module.verify()
         return self.module
 
@@ -252,7 +295,11 @@ class _Builder:
             for cls in type(mod).__mro__:
                 handler = _MODULE_HANDLERS.get(cls)
                 if handler is not None:
-                    return handler(self, node, mod)
+                    result = handler(self, node, mod)
+                    post = getattr(mod, "activation_post_process", None)
+                    if isinstance(post, FakeQuantize) and isinstance(result, _core.Value):
+                        self.annotate(result, post, str(node.target))
+                    return result
             raise self.error()
         key = ("method", node.target) if node.op == "call_method" else node.target
         try:
@@ -265,7 +312,7 @@ class _Builder:
 
     # -- shared emitters -----------------------------------------------------------------------------
 
-    def conv(self, x, weight, bias, stride, padding, dilation, groups, kernel) -> _core.Value:
+    def conv(self, x, weight, bias, stride, padding, dilation, groups, kernel, suffix: str = "") -> _core.Value:
         dilation = _pair(dilation)
         if isinstance(padding, str):
             if padding == "valid":
@@ -278,7 +325,7 @@ class _Builder:
             pads = [p[0], p[1], p[0], p[1]]
         operands = [x, weight] + ([bias] if bias is not None else [])
         return self.emit("conv2d", operands, {"stride": _pair(stride), "padding": pads, "dilation": dilation,
-                                              "groups": int(groups)})
+                                              "groups": int(groups)}, suffix=suffix)
 
     def binary(self, op: str, lhs, rhs) -> _core.Value:
         node = self.node
@@ -360,6 +407,90 @@ class _Builder:
         return self.module.create_op(self.fn, op, operands, attrs, loc=self._loc(node),
                                      names=[f"{node.name}.{op}"]).result()
 
+    # -- quantization scales ---------------------------------------------------------------------
+
+    def annotate(self, v: _core.Value, fq: FakeQuantize | None, owner: str) -> None:
+        """Record the scale `fq` holds for value `v` (nothing in float tracing or without `fq`)."""
+        if not self.quant or fq is None:
+            return
+        if fq.ch_axis is not None:
+            raise self.error(f"the activation quantizer of '{owner}' is per channel; activations take one scale")
+        try:
+            scale = fq.calculate_qparams()
+        except RuntimeError as e:
+            raise self.error(f"the quantizer of '{owner}' has no scale ({e})") from None
+        if scale.numel() != 1:
+            raise self.error(f"the quantizer of '{owner}' holds {scale.numel()} scales; activations take one")
+        entry = (float(scale.reshape(())), fq.dtype, owner)
+        if not (entry[0] > 0 and np.isfinite(entry[0])):
+            raise self.error(f"the quantizer of '{owner}' holds scale {entry[0]}; recalibrate")
+        if v.is_argument and entry[1] != "si8":
+            raise self.error(f"model inputs are quantized to si8 but the quantizer of '{owner}' is {entry[1]}")
+        old = self.scales.get(v)
+        if old is not None and old[:2] != entry[:2]:
+            raise self.error(f"value '{v.name}' is quantized twice: {old[1]} scale {old[0]:g} by '{old[2]}' and "
+                             f"{entry[1]} scale {entry[0]:g} by '{owner}'; keep one quantizer per tensor")
+        self.scales[v] = entry
+
+    def weight(self, t: torch.Tensor, fq: FakeQuantize | None, name: str) -> _core.Value:
+        """A weight as the model computes with it: through its fake-quantizer when it has one."""
+        if fq is not None:
+            with torch.no_grad():
+                t = fq(t.detach())
+        return self.tensor_const(t, name)
+
+    def complete_scales(self) -> None:
+        """Give a scale to every f32 activation no quantizer saw (see the module docstring), then
+        write them all onto the types."""
+        fn = self.fn
+        missing: list[tuple[_core.Op, _core.Value]] = []
+        changed = True
+        while changed:
+            changed = False
+            missing = []
+            for op in fn.ops:
+                if op.name == "constant":
+                    continue
+                for r in op.results:
+                    if r.dtype != "f32" or r in self.scales:
+                        continue
+                    found = self._inferred_scale(op, r)
+                    if found is not None:
+                        self.scales[r] = found
+                        changed = True
+                    else:
+                        missing.append((op, r))
+        if missing:
+            op, r = missing[0]
+            loc = op.loc or "<root>"
+            raise UnsupportedOpError(
+                f"{self.name}: no quantization scale for '{r.name}', the result of HBIR '{op.name}' in module "
+                f"'{loc}': no quantizer observes it and none can be inferred; compute it in a module that "
+                "prepare_qat quantizes (hbdk_sim.quantization.Add, Concat, a conv or linear) or put a "
+                f"FakeQuantize after it ({len(missing)} value(s) without a scale)")
+        for arg in fn.arguments:
+            if arg not in self.scales:
+                raise UnsupportedOpError(
+                    f"{self.name}: model input '{arg.name}' has no quantization scale; put a "
+                    "hbdk_sim.quantization.QuantStub at the start of the forward")
+        for v, (scale, dtype, _) in self.scales.items():
+            v.set_type(_core.TensorType(v.shape, "f32", scale=scale))
+            if dtype == "si16" and v.owner is not None:
+                v.owner.set_attr("quant.dtype", "si16")
+
+    def _inferred_scale(self, op: _core.Op, r: _core.Value):
+        activations = [v for v in op.operands if v.owner is None or v.owner.name != "constant"]
+        known = [self.scales.get(v) for v in activations]
+        if op.name in _KEEPS_SCALE and known and known[0] is not None:
+            return known[0]
+        if op.name == "concat" and known and all(k is not None for k in known):
+            return max(known, key=lambda k: k[0])
+        if op.name in ("conv2d", "conv_transpose2d", "linear", "matmul", "add", "sub"):
+            uses = self.fn.uses(r)
+            if len(uses) == 1 and uses[0][0] is not None and uses[0][0].name in _CLAMPS:
+                return self.scales.get(uses[0][0].result())
+        return None
+
 
 # -- module handlers ---------------------------------------------------------------------------------
 
@@ -367,9 +498,56 @@ class _Builder:
 def _m_conv(b: _Builder, node: fx.Node, m: nn.Conv2d) -> _core.Value:
     if m.padding_mode != "zeros":
         raise b.error(f"padding_mode '{m.padding_mode}'")
-    w = b.tensor_const(m.weight, f"{node.target}.weight")
+    w = b.weight(m.weight, getattr(m, "weight_fake_quant", None), f"{node.target}.weight")
     bias = b.tensor_const(m.bias, f"{node.target}.bias") if m.bias is not None else None
     return b.conv(b.value(node.args[0]), w, bias, m.stride, m.padding, m.dilation, m.groups, m.kernel_size)
+
+
+def _m_fused_conv(b: _Builder, node: fx.Node, m: _ConvFusion) -> _core.Value:
+    """FusedConv2d, ConvBn2d (BN folded as its eval forward folds it) and ConvAdd2d."""
+    conv, path = m.conv, str(node.target)
+    if conv.padding_mode != "zeros":
+        raise b.error(f"padding_mode '{conv.padding_mode}'")
+    if m.bn is not None:
+        with torch.no_grad():
+            weight, bias = _fold_params(conv, m.bn, conv.weight.dtype)
+    else:
+        weight, bias = conv.weight, conv.bias
+    w = b.weight(weight, m.weight_fake_quant, f"{path}.weight")
+    bias_v = b.tensor_const(bias, f"{path}.bias") if bias is not None else None
+    last = m.act is None and not isinstance(m, ConvAdd2d)
+    y = b.conv(b.value(node.args[0]), w, bias_v, conv.stride, conv.padding, conv.dilation, conv.groups,
+               conv.kernel_size, suffix="" if last else ".conv")
+    if isinstance(m, ConvAdd2d):
+        b.annotate(y, m.conv_post_process, path)
+        y = b.emit("add", [y, b.value(node.args[1])], suffix="" if m.act is None else ".add")
+        if m.act is not None:
+            b.annotate(y, m.activation_post_process, path)  # clamped at once: one rounding, as QAT computes
+    elif m.act is not None:
+        b.annotate(y, m.activation_post_process, path)  # the activation takes the requantize over
+    if m.act is not None:
+        y = b.emit("relu6" if isinstance(m.act, nn.ReLU6) else "relu", [y])
+    return y
+
+
+def _m_quant_stub(b: _Builder, node: fx.Node, m: QuantStub) -> _core.Value:
+    v = b.value(node.args[0])
+    b.annotate(v, m.activation_post_process, str(node.target))
+    return v
+
+
+def _m_fake_quant(b: _Builder, node: fx.Node, m: FakeQuantize) -> _core.Value:
+    v = b.value(node.args[0])
+    b.annotate(v, m, str(node.target))
+    return v
+
+
+def _m_add(b: _Builder, node: fx.Node, m: Add) -> _core.Value:
+    return b.binary("add", node.args[0], node.args[1])
+
+
+def _m_concat(b: _Builder, node: fx.Node, m: Concat) -> _core.Value:
+    return b.emit("concat", [b.value(t) for t in node.args], {"axis": b.axis(m.dim, len(b.shape(node)))})
 
 
 def _m_conv_transpose(b: _Builder, node: fx.Node, m: nn.ConvTranspose2d) -> _core.Value:
@@ -385,7 +563,8 @@ def _m_conv_transpose(b: _Builder, node: fx.Node, m: nn.ConvTranspose2d) -> _cor
 
 
 def _m_linear(b: _Builder, node: fx.Node, m: nn.Linear) -> _core.Value:
-    operands = [b.value(node.args[0]), b.tensor_const(m.weight, f"{node.target}.weight")]
+    operands = [b.value(node.args[0]), b.weight(m.weight, getattr(m, "weight_fake_quant", None),
+                                                 f"{node.target}.weight")]
     if m.bias is not None:
         operands.append(b.tensor_const(m.bias, f"{node.target}.bias"))
     return b.emit("linear", operands)
@@ -463,6 +642,12 @@ def _alias(b: _Builder, node: fx.Node, m=None) -> _core.Value:
 
 
 _MODULE_HANDLERS: dict[type, Callable] = {
+    _ConvFusion: _m_fused_conv,
+    QuantStub: _m_quant_stub,
+    DeQuantStub: _alias,
+    FakeQuantize: _m_fake_quant,
+    Add: _m_add,
+    Concat: _m_concat,
     nn.Conv2d: _m_conv,
     nn.ConvTranspose2d: _m_conv_transpose,
     nn.Linear: _m_linear,
@@ -672,17 +857,42 @@ _FUNCTION_HANDLERS: dict[object, Callable] = {
 }
 
 
+def _trace_module(model: nn.Module, example_inputs, name: str, quant: bool) -> _core.Module:
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    was_training = model.training
+    quantizers = [m for m in model.modules() if isinstance(m, FakeQuantize)]
+    observing = [bool(fq.observer_enabled) for fq in quantizers]
+    model.eval()
+    try:
+        for fq in quantizers:  # tracing must not teach the observers the example inputs
+            fq.enable_observer(False)
+        gm = _trace(model, name)
+        recorder = _Recorder(gm)
+        with torch.no_grad():
+            recorder.propagate(*example_inputs)
+        return _Builder(gm, recorder.results, name, quant=quant).build()
+    finally:
+        for fq, enabled in zip(quantizers, observing, strict=True):
+            fq.enable_observer(enabled)
+        model.train(was_training)
+
+
 def trace_float(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], name: str = "model") -> _core.Module:
-    """Trace a float model (put in eval mode) into a verified HBIR module with function `main`, one
+    """Trace a float model (run in eval mode) into a verified HBIR module with function `main`, one
     argument per example input (named after the forward's parameters) and one result per output tensor.
 
     Raises UnsupportedOpError naming the module path, the op and the source line of the first
     construct HBIR cannot express, or the module whose forward torch.fx cannot trace."""
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    model.eval()
-    gm = _trace(model, name)
-    recorder = _Recorder(gm)
-    with torch.no_grad():
-        recorder.propagate(*example_inputs)
-    return _Builder(gm, recorder.results, name).build()
+    return _trace_module(model, example_inputs, name, quant=False)
+
+
+def trace_quant(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], name: str = "model") -> _core.Module:
+    """Trace a calibrated or QAT model into a float HBIR module whose every activation carries its
+    scale (the input of the compiler's `quantize` pass). The model runs in eval mode with its
+    quantizers in their current state and their observers paused; weights are traced through their
+    fake-quantizers. Raises UnsupportedOpError as `trace_float` does, and for a value without a scale."""
+    if not any(isinstance(m, FakeQuantize) for m in model.modules()):
+        raise ValueError(f"{name}: the model has no quantizers; prepare it with hbdk_sim.quantization.prepare_qat "
+                         "and calibrate it first, or trace it with trace_float")
+    return _trace_module(model, example_inputs, name, quant=True)

@@ -2,9 +2,19 @@
 qconfigs, stubs, fusion, prepare_qat, qconfig setters). It follows docs/numerics.md: symmetric
 scales, zero point 0, si8 or si16 activations per tensor and si8 weights per output channel."""
 
+from hbdk_sim.quantization.converters import (
+    OBSERVERS,
+    Float2Calibration,
+    Float2QAT,
+    LoadCheckpoint,
+    ModelConvertPipeline,
+    QAT2Quantize,
+    qconfig_for,
+)
 from hbdk_sim.quantization.fake_quantize import STATES, FakeQuantize, fake_quantize, set_fake_quant_state
 from hbdk_sim.quantization.fuse_modules import (
     Add,
+    Concat,
     ConvAdd2d,
     ConvBn2d,
     FusedConv2d,
@@ -38,11 +48,19 @@ from hbdk_sim.quantization.qconfig_setters import set_qconfig
 from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
 
 __all__ = [
+    "OBSERVERS",
+    "Float2Calibration",
+    "Float2QAT",
+    "LoadCheckpoint",
+    "ModelConvertPipeline",
+    "QAT2Quantize",
+    "qconfig_for",
     "MIN_SCALE",
     "QMAX",
     "QMIN",
     "STATES",
     "Add",
+    "Concat",
     "ConvAdd2d",
     "ConvBn2d",
     "DeQuantStub",

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
-from hbdk_sim.quantization.qconfig import QConfig
+from hbdk_sim.quantization.qconfig import QConfig, activation_fake_quant
 
 MODES = ("fuse_bn", "with_bn")
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6)
@@ -27,6 +27,21 @@ class Add(nn.Module):
 
     def forward(self, lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
         return lhs + rhs
+
+
+class Concat(nn.Module):
+    """`torch.cat(tensors, dim)` as a module, so that a concatenation gets its own output scale
+    (otherwise the traced graph concatenates at the largest input scale)."""
+
+    def __init__(self, dim: int = 1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return torch.cat(tensors, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
 
 
 def _bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,6 +99,9 @@ class _ConvFusion(nn.Module):
         self.act = act
         self.weight_fake_quant: FakeQuantize | None = None
         self.activation_post_process: FakeQuantize | None = None
+        # ConvAdd2d only: the conv output before the residual add. The integer graph holds it as
+        # a tensor of its own, so QAT must see its rounding too; si16 keeps that rounding small.
+        self.conv_post_process: FakeQuantize | None = None
 
     def _weight(self, weight: torch.Tensor) -> torch.Tensor:
         return self.weight_fake_quant(weight) if self.weight_fake_quant is not None else weight
@@ -119,6 +137,7 @@ class _ConvFusion(nn.Module):
             fused = cls(fold_conv_bn(self.conv, self.bn), *args)
         fused.weight_fake_quant = copy.deepcopy(self.weight_fake_quant)
         fused.activation_post_process = copy.deepcopy(self.activation_post_process)
+        fused.conv_post_process = copy.deepcopy(self.conv_post_process)
         if hasattr(self, "qconfig"):
             fused.qconfig = self.qconfig
         return fused.train(self.training)
@@ -159,7 +178,10 @@ class ConvAdd2d(_ConvFusion):
         super().__init__(conv, bn, relu)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self._finish(self._conv_out(x) + residual)
+        y = self._conv_out(x)
+        if self.conv_post_process is not None:
+            y = self.conv_post_process(y)
+        return self._finish(y + residual)
 
     def to_fused(self) -> ConvAdd2d:
         """The same with BN folded into the conv (float64 fold)."""
@@ -268,7 +290,8 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
     `qconfig`; a module whose qconfig is None is left in float.
 
     Plain nn.Conv2d / nn.Linear become QATConv2d / QATLinear (weight and output fake-quant),
-    fused modules get both, standalone ReLU/ReLU6/Add get an output fake-quantizer. Modules
+    fused modules get both (a ConvAdd2d also an si16 one for its conv output), standalone
+    ReLU/ReLU6/Add/Concat get an output fake-quantizer. Modules
     inside a fused module are quantized by it and left alone. The fake-quantizers start in the
     "calibration" state; switch with `set_fake_quant_state`.
     """
@@ -287,6 +310,8 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                     child.weight_fake_quant = qc.weight()
                 if child.activation_post_process is None and qc.output is not None:
                     child.activation_post_process = qc.output()
+                if isinstance(child, ConvAdd2d) and child.conv_post_process is None and qc.output is not None:
+                    child.conv_post_process = activation_fake_quant("si16")()
                 continue
             if type(child) in (nn.Conv2d, nn.Linear):
                 child = _to_qat(child)
@@ -296,7 +321,7 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                     child.activation_post_process = qc.output()
                 setattr(parent, name, child)
                 continue
-            if isinstance(child, (*_ACTIVATIONS, Add)) and qc.output is not None:
+            if isinstance(child, (*_ACTIVATIONS, Add, Concat)) and qc.output is not None:
                 if getattr(child, "activation_post_process", None) is None:
                     child.activation_post_process = qc.output()
                     child.register_forward_hook(_post_process_hook)

@@ -1,0 +1,245 @@
+"""Model converters: the steps from a float model to the quantized one, each a callable
+`model -> model`, run in order by `ModelConvertPipeline`. Usable from configs (registered in
+hbdk_sim.registry.CONVERTERS) and from plain Python:
+
+    pipeline = ModelConvertPipeline([
+        LoadCheckpoint("work/float/best.pt"),
+        Float2QAT(),
+        LoadCheckpoint("work/calibration/best.pt"),
+    ])
+    qat_model = pipeline(build_model())
+    int_model = QAT2Quantize(input_shape=(1, 3, 128, 256))(qat_model)
+
+- `Float2Calibration`: fuse (the model's `fuse_model(mode)` when it has one), attach quantizers
+  (`prepare_qat`), observers on and fake quantization off: forward calibration data, then switch
+  to "validation" to evaluate the calibrated model.
+- `Float2QAT`: the same preparation in the "qat" state (observers follow training, fake
+  quantization on). Its default activation observer keeps the same statistics as calibration's,
+  so a calibration checkpoint loads into it and QAT starts from the calibrated scales.
+- `QAT2Quantize`: freezes the quantizers, traces the model with its scales to HBIR, runs the
+  compiler's quantize pass and returns the integer torch model (`IntModel`) built from that
+  integer graph, op for op: what `int_infer` evaluates and the compiled binary computes.
+- `LoadCheckpoint`: weights (and quantizer statistics) from a checkpoint, loaded with
+  `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hbdk_sim.quantization.fake_quantize import FakeQuantize, set_fake_quant_state
+from hbdk_sim.quantization.fuse_modules import MODES, prepare_qat
+from hbdk_sim.quantization.observers import (
+    KLObserver,
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MSEObserver,
+    PercentileObserver,
+)
+from hbdk_sim.quantization.qconfig import QConfig, fake_quant_factory, weight_fake_quant
+from hbdk_sim.quantization.qconfig_setters import set_qconfig
+from hbdk_sim.registry import CONVERTERS
+
+OBSERVERS = {
+    "min_max": MinMaxObserver,
+    "moving_average": MovingAverageMinMaxObserver,
+    "percentile": PercentileObserver,
+    "mse": MSEObserver,
+    "kl": KLObserver,
+}
+
+
+def qconfig_for(observer: str = "min_max", dtype: str = "si8", **observer_kwargs) -> QConfig:
+    """A QConfig with activation observer `observer` (one of OBSERVERS) at `dtype` and the default
+    per-channel si8 weight quantizer."""
+    if observer not in OBSERVERS:
+        raise ValueError(f"expected an observer in {sorted(OBSERVERS)} but got {observer!r}")
+    act = fake_quant_factory(OBSERVERS[observer], dtype=dtype, **observer_kwargs)
+    return QConfig(input=act, weight=weight_fake_quant(), output=act)
+
+
+def _fuse(model: nn.Module, mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"expected fuse_mode in {MODES} but got {mode!r}")
+    fuse = getattr(model, "fuse_model", None)
+    if fuse is None:
+        return
+    if "mode" in inspect.signature(fuse).parameters:
+        fuse(mode=mode)
+    elif mode == "fuse_bn":
+        fuse()
+    else:
+        raise ValueError(f"{type(model).__name__}.fuse_model() takes no mode, so it cannot fuse in {mode!r} mode")
+
+
+def _prepare(model: nn.Module, qconfig: QConfig, fuse: bool, fuse_mode: str,
+             by_name: Mapping[str, QConfig | None] | None, by_type: Mapping[type, QConfig | None] | None,
+             state: str) -> nn.Module:
+    if any(isinstance(m, FakeQuantize) for m in model.modules()):
+        raise ValueError(f"{type(model).__name__} already has quantizers; convert a float model")
+    if fuse:
+        _fuse(model, fuse_mode)
+    if by_name or by_type:
+        set_qconfig(model, qconfig, by_name=by_name, by_type=by_type)
+    model = prepare_qat(model, qconfig, inplace=True)
+    return set_fake_quant_state(model, state)
+
+
+@CONVERTERS.register
+class Float2Calibration:
+    """Fuse and attach quantizers for calibration (observers on, fake quantization off), in place.
+
+    `qconfig` defaults to min-max activation observers (`observer` picks another: "percentile",
+    "mse", "kl", "moving_average"); `by_name` / `by_type` override it per module (see
+    `set_qconfig`), e.g. `{"head": qconfig_for(dtype="si16")}`."""
+
+    def __init__(self, qconfig: QConfig | None = None, observer: str = "min_max", fuse: bool = True,
+                 fuse_mode: str = "fuse_bn", by_name: Mapping[str, QConfig | None] | None = None,
+                 by_type: Mapping[type, QConfig | None] | None = None) -> None:
+        self.qconfig = qconfig if qconfig is not None else qconfig_for(observer)
+        self.fuse, self.fuse_mode, self.by_name, self.by_type = fuse, fuse_mode, by_name, by_type
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        return _prepare(model, self.qconfig, self.fuse, self.fuse_mode, self.by_name, self.by_type, "calibration")
+
+
+@CONVERTERS.register
+class Float2QAT:
+    """Fuse and attach quantizers for quantization-aware training ("qat" state), in place.
+
+    The default activation observer is the moving-average min-max, whose statistics (min_val,
+    max_val) are those of calibration's min-max observer: a calibration checkpoint loads into the
+    QAT model and training starts from its scales."""
+
+    def __init__(self, qconfig: QConfig | None = None, observer: str = "moving_average", fuse: bool = True,
+                 fuse_mode: str = "fuse_bn", by_name: Mapping[str, QConfig | None] | None = None,
+                 by_type: Mapping[type, QConfig | None] | None = None) -> None:
+        self.qconfig = qconfig if qconfig is not None else qconfig_for(observer)
+        self.fuse, self.fuse_mode, self.by_name, self.by_type = fuse, fuse_mode, by_name, by_type
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        return _prepare(model, self.qconfig, self.fuse, self.fuse_mode, self.by_name, self.by_type, "qat")
+
+
+def _example(example_inputs, input_shape, model: nn.Module) -> tuple[torch.Tensor, ...]:
+    if example_inputs is not None:
+        return (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    if input_shape is None:
+        raise ValueError("QAT2Quantize needs example_inputs or input_shape (e.g. input_shape=(1, 3, 128, 256)) "
+                         "to trace the model")
+    shapes = [input_shape] if isinstance(input_shape[0], int) else list(input_shape)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return tuple(torch.zeros([int(d) for d in s], device=device) for s in shapes)
+
+
+@CONVERTERS.register
+class QAT2Quantize:
+    """A calibrated or QAT model -> the integer torch model (`IntModel`) of its compiled graph.
+
+    The quantizers are frozen ("validation"), the model is traced with `example_inputs` (or zeros
+    of `input_shape`) into HBIR carrying every scale, the compiler's quantize pipeline makes the
+    integer graph, and the IntModel runs that graph in torch bit for bit like the executor. The
+    result is on the model's device and in eval mode."""
+
+    def __init__(self, example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
+                 input_shape: Sequence[int] | Sequence[Sequence[int]] | None = None, name: str = "model") -> None:
+        self.example_inputs, self.input_shape, self.name = example_inputs, input_shape, name
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        from hbdk_sim.frontend.torch_tracer import trace_quant
+        from hbdk_sim.quantization.int_model import IntModel, quantize_module
+
+        inputs = _example(self.example_inputs, self.input_shape, model)
+        set_fake_quant_state(model, "validation")
+        float_graph = trace_quant(model, tuple(x.cpu() for x in inputs), self.name)
+        device = inputs[0].device
+        return IntModel.from_hbir(quantize_module(float_graph)).to(device).eval()
+
+
+def _state_dict_of(checkpoint, key: str | None, path: Path) -> Mapping[str, torch.Tensor]:
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"{path}: expected a checkpoint dict but got {type(checkpoint).__name__}")
+    if key is not None:
+        if key not in checkpoint:
+            raise ValueError(f"{path}: no '{key}' entry (entries: {', '.join(sorted(map(str, checkpoint)))})")
+        return checkpoint[key]
+    for k in ("model", "state_dict"):
+        if isinstance(checkpoint.get(k), Mapping):
+            return checkpoint[k]
+    return checkpoint
+
+
+def _strip_prefixes(state: Mapping[str, torch.Tensor], prefixes: Iterable[str]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in state.items():
+        for p in prefixes:
+            if k.startswith(p):
+                k = k[len(p):]
+                break
+        out[k] = v
+    return out
+
+
+@CONVERTERS.register
+class LoadCheckpoint:
+    """Load a checkpoint's weights into the model (`weights_only=True`: no code runs).
+
+    The state dict is `checkpoint[state_dict_key]`, by default the "model" or "state_dict" entry
+    or the whole file. DistributedDataParallel's "module." prefix is stripped. With `strict`, a
+    missing or unexpected key is an error that names a few of each."""
+
+    def __init__(self, path: str | os.PathLike, state_dict_key: str | None = None, strict: bool = True,
+                 map_location: str | torch.device = "cpu") -> None:
+        self.path, self.state_dict_key = Path(path), state_dict_key
+        self.strict, self.map_location = strict, map_location
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: checkpoint not found; train the previous stage first or fix the "
+                                    "path")
+        try:
+            checkpoint = torch.load(self.path, map_location=self.map_location, weights_only=True)
+        except Exception as e:  # an unpickling error names the offending global; keep it to one line
+            raise ValueError(f"{self.path}: not a loadable checkpoint ({str(e).splitlines()[0]})") from None
+        state = _strip_prefixes(_state_dict_of(checkpoint, self.state_dict_key, self.path), ["module."])
+        result = model.load_state_dict(state, strict=False)
+        if self.strict and (result.missing_keys or result.unexpected_keys):
+            def few(keys: list[str]) -> str:
+                return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+            parts = []
+            if result.missing_keys:
+                parts.append(f"missing {few(result.missing_keys)}")
+            if result.unexpected_keys:
+                parts.append(f"unexpected {few(result.unexpected_keys)}")
+            raise ValueError(f"{self.path}: checkpoint does not fit {type(model).__name__}: {'; '.join(parts)}; "
+                             "convert the model to the checkpoint's stage first (e.g. Float2QAT before loading a "
+                             "calibration checkpoint) or pass strict=False")
+        return model
+
+
+@CONVERTERS.register
+class ModelConvertPipeline:
+    """Run converters in order; each is a callable `model -> model` or a config dict built from
+    the CONVERTERS registry."""
+
+    def __init__(self, converters: Sequence) -> None:
+        from hbdk_sim.registry import build_from_cfg
+
+        self.converters = [build_from_cfg(c, CONVERTERS) for c in converters]
+        for c in self.converters:
+            if not callable(c):
+                raise TypeError(f"expected a converter (callable model -> model) but got {type(c).__name__}")
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        for c in self.converters:
+            model = c(model)
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"converter {type(c).__name__} returned {type(model).__name__}, not an nn.Module")
+        return model
