@@ -142,7 +142,7 @@ def test_single_op_matches_torch(name):
         model.running_mean.uniform_(-1, 1)
         model.running_var.uniform_(0.5, 2)
     if not isinstance(model, Fn):
-        model = nn.Sequential(model)  # fx traces the root's own forward; a torch.nn layer is a leaf inside one
+        model = nn.Sequential(model).eval()  # fx traces the root's own forward; a torch.nn layer is a leaf inside one
     _check(model, *((X, Y) if isinstance(model, Fn2) else (X,)))
 
 
