@@ -1,0 +1,293 @@
+"""Packing a dataset into LMDB: one msgpack record per sample, written by a pool of worker processes,
+committed by a metadata record that is written last.
+
+Database layout (an LMDB directory holding data.mdb and lock.mdb):
+
+    b"00000000", b"00000001", ...  one record per sample; the key is the zero-padded sample index
+                                   (`KEY_FORMAT`), the value a msgpack map made by the caller's encoder
+    b"__plan__"                    written first: what is being packed (name, split, count, a digest of
+                                   the source names); lets `resume=True` check it continues the same pack
+    b"__meta__"                    written last, in the same transaction that drops `__plan__`: the
+                                   commit marker (`FORMAT`, version, name, split, num_samples, key_format,
+                                   created_by). A database without it is an interrupted pack.
+
+Nothing is pickled: the worker encodes a sample to msgpack bytes and the parent only stores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+
+FORMAT = "hbdk-sim-lmdb"
+FORMAT_VERSION = 1
+META_KEY = b"__meta__"
+PLAN_KEY = b"__plan__"
+KEY_FORMAT = "{:08d}"
+# Records per write transaction: an interruption loses at most this many encoded samples.
+COMMIT_EVERY = 64
+_DEFAULT_MAP_SIZE = 1 << 28
+_LMDB_FILES = ("data.mdb", "lock.mdb")
+
+
+def sample_key(index: int) -> bytes:
+    return KEY_FORMAT.format(index).encode()
+
+
+def pack_record(record: dict[str, Any]) -> bytes:
+    return msgpack.packb(record, use_bin_type=True)
+
+
+def unpack_record(data: bytes) -> dict[str, Any]:
+    return msgpack.unpackb(data, raw=False)
+
+
+@dataclass(frozen=True)
+class PackResult:
+    path: Path
+    num_samples: int
+    written: int  # records encoded in this run (fewer than num_samples after a resume)
+    skipped: int  # records already present from an interrupted run
+    seconds: float
+    bytes_written: int
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _sources_digest(names: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for n in names:
+        h.update(n.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _open_env(path: Path, map_size: int) -> lmdb.Environment:
+    # One writer (this process); workers never touch the database.
+    return lmdb.open(str(path), map_size=map_size, subdir=True, readonly=False, lock=True, max_dbs=0,
+                     meminit=False, map_async=False)
+
+
+def _is_lmdb_dir(path: Path) -> bool:
+    return (path / "data.mdb").exists()
+
+
+def _encode_task(args: tuple[Callable[[Any], dict], int, Any]) -> tuple[int, bytes]:
+    encode, index, source = args
+    return index, pack_record(encode(source))
+
+
+class _Writer:
+    """Writes key/value batches, doubling the map size whenever LMDB reports it full."""
+
+    def __init__(self, env: lmdb.Environment) -> None:
+        self.env = env
+        self.bytes_written = 0
+
+    def put_many(self, items: list[tuple[bytes, bytes]], delete: Sequence[bytes] = ()) -> None:
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for k, v in items:
+                        txn.put(k, v)
+                    for k in delete:
+                        txn.delete(k)
+                break
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+        self.bytes_written += sum(len(v) for _, v in items)
+
+
+def pack_lmdb(sources: Sequence[Any], encode: Callable[[Any], dict], path: str | os.PathLike, *,
+              name: str, split: str, source_names: Sequence[str] | None = None, num_workers: int = 0,
+              overwrite: bool = False, resume: bool = False, map_size: int | None = None,
+              progress: bool = False) -> PackResult:
+    """Pack `sources` into the LMDB directory `path`, record i = msgpack(encode(sources[i])).
+
+    `encode` must be a module-level function (it runs in worker processes when `num_workers` > 0) and
+    return a dict of msgpack-able values (bytes, str, ints, lists). `source_names` (default: str of
+    each source) identify the sources for `resume`. `map_size` is the initial LMDB map size in bytes;
+    it doubles whenever the database fills up.
+
+    Refuses an existing database unless `overwrite` (start again) or `resume` (finish an interrupted
+    pack of the same sources: records already written are kept and not encoded again)."""
+    if overwrite and resume:
+        raise ValueError("pack_lmdb: overwrite=True and resume=True contradict each other; pass one")
+    path = Path(path)
+    names = [str(s) for s in sources] if source_names is None else list(source_names)
+    if len(names) != len(sources):
+        raise ValueError(f"pack_lmdb: {len(sources)} sources but {len(names)} source_names")
+    if not sources:
+        raise ValueError(f"pack_lmdb: nothing to pack into {path} (no sources)")
+    plan = {"format": FORMAT, "version": FORMAT_VERSION, "name": name, "split": split,
+            "num_samples": len(sources), "sources_sha256": _sources_digest(names)}
+
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"pack_lmdb: {path} is a file, not a database directory; choose another target")
+    if _is_lmdb_dir(path):
+        if overwrite:
+            for f in _LMDB_FILES:
+                (path / f).unlink(missing_ok=True)
+        elif not resume:
+            raise FileExistsError(f"{path} already holds an LMDB database; pass overwrite=True (--overwrite) to "
+                                  f"replace it or resume=True (--resume) to finish an interrupted pack")
+    path.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    env = _open_env(path, map_size or _DEFAULT_MAP_SIZE)
+    try:
+        writer = _Writer(env)
+        with env.begin() as txn:
+            meta_raw, plan_raw = txn.get(META_KEY), txn.get(PLAN_KEY)
+        if meta_raw is not None:
+            # resume=True on a finished pack: nothing to do but check it is the same one.
+            meta = unpack_record(meta_raw)
+            _check_same_pack(path, meta, plan)
+            verify_lmdb(path, env=env)
+            return PackResult(path, len(sources), 0, len(sources), time.perf_counter() - start, 0)
+        if plan_raw is not None:
+            _check_same_pack(path, unpack_record(plan_raw), plan)
+        else:
+            with env.begin() as txn:
+                if txn.stat()["entries"]:
+                    raise ValueError(f"{path} holds records but no packing plan: it was not written by this packer; "
+                                     f"pass overwrite=True (--overwrite) or choose another target")
+            writer.put_many([(PLAN_KEY, pack_record(plan))])
+
+        with env.begin() as txn:
+            todo = [i for i in range(len(sources)) if txn.get(sample_key(i)) is None]
+        skipped = len(sources) - len(todo)
+        for batch in _chunks(_encoded(todo, sources, encode, num_workers, progress), COMMIT_EVERY):
+            writer.put_many([(sample_key(i), data) for i, data in batch])
+
+        meta = dict(plan, key_format=KEY_FORMAT, record_encoding="msgpack", created_by="hbdk_sim.data.packer")
+        _verify_keys(env, path, len(sources))
+        writer.put_many([(META_KEY, pack_record(meta))], delete=[PLAN_KEY])
+        env.sync(True)
+        verify_lmdb(path, env=env)
+        return PackResult(path, len(sources), len(todo), skipped, time.perf_counter() - start, writer.bytes_written)
+    finally:
+        env.close()
+
+
+def _check_same_pack(path: Path, found: dict, plan: dict) -> None:
+    for key in ("format", "name", "split", "num_samples", "sources_sha256"):
+        if found.get(key) != plan[key]:
+            raise ValueError(f"{path} holds a different pack ({key}: {found.get(key)!r}, this run: {plan[key]!r}); "
+                             f"pass overwrite=True (--overwrite) to replace it or choose another target")
+
+
+def _encoded(todo: list[int], sources: Sequence[Any], encode: Callable, num_workers: int,
+             progress: bool) -> Iterator[tuple[int, bytes]]:
+    tasks = ((encode, i, sources[i]) for i in todo)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="sample", desc="packing")
+    try:
+        if num_workers <= 0:
+            for t in tasks:
+                yield _encode_task(t)
+                if bar:
+                    bar.update()
+            return
+        with multiprocessing.get_context().Pool(num_workers) as pool:
+            # Ordered results keep the written keys contiguous, so an interruption leaves a prefix.
+            for item in pool.imap(_encode_task, tasks, chunksize=4):
+                yield item
+                if bar:
+                    bar.update()
+    finally:
+        if bar:
+            bar.close()
+
+
+def _chunks(items: Iterator, n: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _verify_keys(env: lmdb.Environment, path: Path, num_samples: int) -> None:
+    with env.begin() as txn:
+        missing = [i for i in range(num_samples) if txn.get(sample_key(i)) is None]
+    if missing:
+        raise RuntimeError(f"{path}: {len(missing)} of {num_samples} records missing after packing "
+                           f"(first: {sample_key(missing[0])!r}); re-run the packer with --resume")
+
+
+def read_meta(path: str | os.PathLike, env: lmdb.Environment | None = None) -> dict[str, Any]:
+    """The metadata record of the packed database at `path`, checked: a clear error for a missing
+    directory, a directory that is no LMDB database, an interrupted pack, or a foreign database."""
+    path = Path(path)
+    if env is None:
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such LMDB database directory; run the packer "
+                                    f"(tools/datasets/cityscapes_packer.py) to create it")
+        if not _is_lmdb_dir(path):
+            raise ValueError(f"{path} is not an LMDB database (no data.mdb); point the dataset at the packer's "
+                             f"output directory")
+        env = lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
+        try:
+            return read_meta(path, env)
+        finally:
+            env.close()
+    with env.begin() as txn:
+        raw, plan, entries = txn.get(META_KEY), txn.get(PLAN_KEY), txn.stat()["entries"]
+    if raw is None:
+        if plan is not None:
+            raise ValueError(f"{path} is an interrupted pack (no {META_KEY.decode()} record); re-run the packer "
+                             f"with --resume to finish it")
+        raise ValueError(f"{path} is not a database written by the hbdk-sim packer ({entries} records, no "
+                         f"{META_KEY.decode()} record); re-pack the dataset with the packer")
+    try:
+        meta = unpack_record(raw)
+    except (msgpack.UnpackException, ValueError) as e:
+        raise ValueError(f"{path}: the {META_KEY.decode()} record is not msgpack ({e}); re-pack the dataset") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: the {META_KEY.decode()} record is not an hbdk-sim pack (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r}); re-pack it")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: pack format version {meta.get('version')} but this reader reads version "
+                         f"{FORMAT_VERSION}; re-pack the dataset with this version's packer")
+    return meta
+
+
+def verify_lmdb(path: str | os.PathLike, env: lmdb.Environment | None = None) -> dict[str, Any]:
+    """Check a packed database is complete: the metadata record is there, every sample key
+    0..num_samples-1 is present and nothing else is. Returns the metadata."""
+    path = Path(path)
+    own = env is None
+    if own:
+        read_meta(path)
+        env = lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
+    try:
+        meta = read_meta(path, env)
+        n = meta["num_samples"]
+        _verify_keys(env, path, n)
+        with env.begin() as txn:
+            entries = txn.stat()["entries"]
+        if entries != n + 1:
+            raise ValueError(f"{path}: {entries} records but the metadata says {n} samples + 1 metadata record; "
+                             f"re-pack with --overwrite")
+        return meta
+    finally:
+        if own:
+            env.close()

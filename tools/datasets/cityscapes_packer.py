@@ -1,0 +1,46 @@
+"""Pack a Cityscapes split (the real layout, or the synthetic one) into LMDB.
+
+    python tools/datasets/cityscapes_packer.py --src-data-dir DIR --target-data-dir DIR \
+        --split-name train|val --pack-type lmdb [--num-workers N] [--overwrite] [--resume]
+
+Reads leftImg8bit/<split>/<city>/*_leftImg8bit.png and gtFine/<split>/<city>/*_gtFine_labelIds.png
+and writes <target-data-dir>/<split>_lmdb. Re-run with --resume after an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import lmdb
+from hbdk_sim.data.cityscapes import pack_cityscapes
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--src-data-dir", required=True, help="the Cityscapes root (holds leftImg8bit/ and gtFine/)")
+    ap.add_argument("--target-data-dir", required=True, help="where <split>_lmdb is written")
+    ap.add_argument("--split-name", required=True, choices=["train", "val"])
+    ap.add_argument("--pack-type", default="lmdb", choices=["lmdb"])
+    ap.add_argument("--num-workers", type=int, default=min(8, os.cpu_count() or 1),
+                    help="processes reading and encoding samples (0: in this process)")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--overwrite", action="store_true", help="replace an existing database")
+    group.add_argument("--resume", action="store_true", help="finish an interrupted pack into the same target")
+    args = ap.parse_args(argv)
+    try:
+        result = pack_cityscapes(args.src_data_dir, args.target_data_dir, args.split_name,
+                                 num_workers=args.num_workers, overwrite=args.overwrite, resume=args.resume,
+                                 progress=sys.stderr.isatty())
+    except (OSError, ValueError, RuntimeError, lmdb.Error) as e:
+        print(f"cityscapes_packer: error: {e}", file=sys.stderr)
+        return 1
+    resumed = f", {result.skipped} kept from an earlier run" if result.skipped else ""
+    print(f"packed {result.num_samples} samples into {result.path} ({result.written} written{resumed}, "
+          f"{result.bytes_written / 2**20:.1f} MiB, {result.samples_per_second:.0f} samples/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

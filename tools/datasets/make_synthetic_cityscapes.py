@@ -1,0 +1,39 @@
+"""Write a synthetic Cityscapes dataset (street scenes, official label ids) in the real layout.
+
+    python tools/datasets/make_synthetic_cityscapes.py --out DIR [--train N] [--val M] \
+        [--height H] [--width W] [--seed S] [--overwrite]
+
+The same seed writes byte-identical files. Pack it with tools/datasets/cityscapes_packer.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hbdk_sim.data.synthetic_cityscapes import make_synthetic_cityscapes
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="dataset root: leftImg8bit/ and gtFine/ are written here")
+    ap.add_argument("--train", type=int, default=64, help="number of train images")
+    ap.add_argument("--val", type=int, default=16, help="number of val images")
+    ap.add_argument("--height", type=int, default=128)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--overwrite", action="store_true", help="replace files of an existing dataset at --out")
+    args = ap.parse_args(argv)
+    try:
+        counts = make_synthetic_cityscapes(args.out, train=args.train, val=args.val, height=args.height,
+                                           width=args.width, seed=args.seed, overwrite=args.overwrite)
+    except (OSError, ValueError) as e:
+        print(f"make_synthetic_cityscapes: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {counts['train']} train and {counts['val']} val images of {args.height}x{args.width} "
+          f"to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
