@@ -1,0 +1,158 @@
+"""UNet-MobileNetV1 semantic segmentation: the network (`UNetMobileNetV1`, image tensor in, logits
+per output stride out; what gets exported and compiled) and `Segmentor`, which wraps a network with
+its loss for training and with the postprocess (resize to the image, argmax) for evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional name
+from torch import nn
+
+from hbdk_sim.models.backbones.mobilenet_v1 import STRIDES, MobileNetV1
+from hbdk_sim.models.heads.seg_head import SegHead
+from hbdk_sim.models.layers import fuse_blocks
+from hbdk_sim.models.losses import MultiScaleSegLoss
+from hbdk_sim.models.necks.unet import UNetNeck
+from hbdk_sim.quantization import DeQuantStub, QuantStub
+from hbdk_sim.registry import LOSSES, MODELS, build_from_cfg
+
+
+@MODELS.register
+class UNetMobileNetV1(nn.Module):
+    """MobileNetV1 backbone, UNet neck and a per-stride SegHead between a QuantStub and DeQuantStubs.
+
+    `forward(x)` returns a tuple of (N, num_classes, H/s, W/s) logits, one per `out_strides` entry,
+    finest first; with `deploy=True` only the finest (the one a board runs). H and W must be
+    multiples of 32.
+    """
+
+    max_stride = STRIDES[-1]
+
+    def __init__(self, num_classes: int = 19, width: float = 0.25, out_strides: Sequence[int] = (4, 8, 16, 32),
+                 deploy: bool = False, upsample_mode: str = "nearest") -> None:
+        super().__init__()
+        out_strides = tuple(sorted(out_strides))
+        if not out_strides or any(s not in STRIDES for s in out_strides):
+            raise ValueError(f"UNetMobileNetV1: expected out_strides from {STRIDES} but got {out_strides}")
+        self.num_classes = num_classes
+        self.out_strides = out_strides
+        self.deploy = deploy
+        in_strides = tuple(s for s in STRIDES if s >= out_strides[0])
+        self.quant = QuantStub()
+        self.backbone = MobileNetV1(width=width, out_strides=in_strides)
+        channels = [self.backbone.channels[s] for s in in_strides]
+        self.neck = UNetNeck(channels, in_strides, out_strides, upsample_mode=upsample_mode)
+        self.head = SegHead([self.backbone.channels[s] for s in out_strides], num_classes)
+        self.dequant = DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...] | torch.Tensor:
+        features = self.neck(self.backbone(self.quant(x)))
+        if self.deploy:
+            return self.dequant(self.head.convs[0](features[0]))
+        return tuple(self.dequant(logits) for logits in self.head(features))
+
+    def fuse_model(self, mode: str = "fuse_bn") -> UNetMobileNetV1:
+        """Fuse every conv+bn(+relu) and, in the neck, conv+bn+add+relu in place: "fuse_bn" folds BN
+        into the convs (eval statistics), "with_bn" keeps it live for QAT."""
+        fuse_blocks(self, mode)
+        return self
+
+
+def _validate_image(image: object, max_stride: int) -> torch.Tensor:
+    if not isinstance(image, torch.Tensor) or image.dim() != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"Segmentor: expected an image batch tensor (N, C, H, W) but got {shape}")
+    h, w = image.shape[-2:]
+    if h % max_stride or w % max_stride:
+        raise ValueError(f"Segmentor: image size {h}x{w} is not a multiple of the network's stride {max_stride}; "
+                         "resize or pad the images to a multiple of it")
+    return image
+
+
+def downsample_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Labels (N, H, W) at an integer fraction `size` of their resolution, taking the centre pixel of
+    each block (no interpolation between class ids)."""
+    h, w = labels.shape[-2:]
+    oh, ow = int(size[0]), int(size[1])
+    if h % oh or w % ow or h // oh != w // ow:
+        raise ValueError(f"Segmentor: labels {h}x{w} are not an integer multiple of the logits' {oh}x{ow}")
+    s = h // oh
+    return labels[..., s // 2::s, s // 2::s]
+
+
+def seg_postprocess(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Class ids (N, H, W) at `size` from (N, C, h, w) logits: bilinear resize, then argmax. The same
+    step turns a compiled model's output into predictions."""
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits.float(), size=tuple(int(s) for s in size), mode="bilinear",
+                               align_corners=False)
+    return logits.argmax(1)
+
+
+@MODELS.register
+class Segmentor(nn.Module):
+    """Training and evaluation around a segmentation network.
+
+    `forward(batch)` takes a dict with the images under `image_key` (N, 3, H, W) and, in training, the
+    labels: a list with one (N, h, w) map per output stride, finest first, under `scales_key` (what
+    the MultiScaleLabels transform makes), else the (N, H, W) map under `label_key`, downsampled
+    here to each output stride (centre pixel of each block). Training returns the loss's dict of
+    per-scale losses (the training loss is their sum); eval returns `{"preds": (N, H, W) class ids
+    at image size, "logits": the finest logits}`. A bare image tensor is accepted in eval.
+    """
+
+    def __init__(self, network: nn.Module | Mapping, loss: nn.Module | Mapping | None = None,
+                 image_key: str = "img", label_key: str = "gt_seg", scales_key: str = "gt_seg_scales") -> None:
+        super().__init__()
+        self.network = build_from_cfg(network, MODELS)
+        self.loss = build_from_cfg(loss, LOSSES) if loss is not None else MultiScaleSegLoss()
+        strides = getattr(self.network, "out_strides", None)
+        weights = getattr(self.loss, "weights", None)
+        if strides is not None and weights is not None and len(weights) != len(strides):
+            raise ValueError(f"Segmentor: the loss has {len(weights)} weights for the network's "
+                             f"{len(strides)} out_strides {tuple(strides)}; give one weight per stride")
+        self.image_key = image_key
+        self.label_key = label_key
+        self.scales_key = scales_key
+
+    def _targets(self, labels, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if isinstance(labels, (list, tuple)):
+            if len(labels) != len(logits):
+                raise ValueError(f"Segmentor: got {len(labels)} label maps for {len(logits)} output scales")
+            targets = list(labels)
+            for t, x in zip(targets, logits, strict=True):
+                if tuple(t.shape[-2:]) != tuple(x.shape[-2:]):
+                    raise ValueError(f"Segmentor: a label map is {tuple(t.shape[-2:])} where its scale's logits "
+                                     f"are {tuple(x.shape[-2:])}")
+        elif isinstance(labels, torch.Tensor):
+            if labels.dim() == 4 and labels.shape[1] == 1:
+                labels = labels[:, 0]
+            targets = [downsample_labels(labels, x.shape[-2:]) for x in logits]
+        else:
+            raise ValueError(f"Segmentor: expected the labels to be a tensor or a list of them but got "
+                             f"{type(labels).__name__}")
+        return [t.to(x.device).long() for t, x in zip(targets, logits, strict=True)]
+
+    def forward(self, batch: Mapping | torch.Tensor) -> dict[str, torch.Tensor]:
+        if isinstance(batch, Mapping):
+            if self.image_key not in batch:
+                raise KeyError(f"Segmentor: the batch has no {self.image_key!r} (keys: {sorted(batch)}); "
+                               "set image_key")
+            image = batch[self.image_key]
+        else:
+            image = batch
+        image = _validate_image(image, getattr(self.network, "max_stride", 1))
+        logits = self.network(image)
+        logits = (logits,) if isinstance(logits, torch.Tensor) else tuple(logits)
+        if self.training:
+            key = next((k for k in (self.scales_key, self.label_key) if isinstance(batch, Mapping) and k in batch),
+                       None)
+            if key is None:
+                raise KeyError(f"Segmentor: training needs labels under {self.scales_key!r} or {self.label_key!r} "
+                               "in the batch")
+            targets = self._targets(batch[key], logits)
+            return self.loss(logits, targets, getattr(self.network, "out_strides", None))
+        return {"preds": seg_postprocess(logits[0], image.shape[-2:]), "logits": logits[0]}
