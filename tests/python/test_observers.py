@@ -231,7 +231,7 @@ def test_straight_through_gradient():
 class Tiny(nn.Module):
     def __init__(self, qconfig=None):
         super().__init__()
-        self.quant = QuantStub(qconfig)
+        self.quant = QuantStub(qconfig or QConfig())
         self.fc = nn.Linear(4, 4)
         self.out = (qconfig or QConfig()).output()
         self.dequant = DeQuantStub()

@@ -27,7 +27,7 @@ from hbdk_sim import _core
 from hbdk_sim.calibration import calibrate
 from hbdk_sim.files import write_file
 from hbdk_sim.frontend.torch_tracer import trace_float, trace_quant
-from hbdk_sim.quantization.fake_quantize import FakeQuantize
+from hbdk_sim.quantization.fuse_modules import is_prepared
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]
 
@@ -47,7 +47,7 @@ def model_kind(model: nn.Module) -> str:
         raise TypeError(f"expected a torch nn.Module but got {type(model).__name__}")
     if getattr(model, "hbir_text", None) is not None:
         return "quantized"
-    if any(isinstance(m, FakeQuantize) for m in model.modules()):
+    if is_prepared(model):
         return "quant"
     return "float"
 

@@ -22,6 +22,7 @@ from hbdk_sim.quantization.fuse_modules import (
     QATLinear,
     fold_conv_bn,
     fuse_modules,
+    is_prepared,
     prepare_qat,
 )
 from hbdk_sim.quantization.observers import (
@@ -83,6 +84,7 @@ __all__ = [
     "fake_quantize",
     "fold_conv_bn",
     "fuse_modules",
+    "is_prepared",
     "prepare_qat",
     "qconfig_int16",
     "set_fake_quant_state",

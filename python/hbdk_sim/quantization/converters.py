@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hbdk_sim.quantization.fake_quantize import FakeQuantize, set_fake_quant_state
-from hbdk_sim.quantization.fuse_modules import MODES, prepare_qat
+from hbdk_sim.quantization.fake_quantize import set_fake_quant_state
+from hbdk_sim.quantization.fuse_modules import MODES, is_prepared, prepare_qat
 from hbdk_sim.quantization.observers import (
     KLObserver,
     MinMaxObserver,
@@ -81,7 +81,7 @@ def _fuse(model: nn.Module, mode: str) -> None:
 def _prepare(model: nn.Module, qconfig: QConfig, fuse: bool, fuse_mode: str,
              by_name: Mapping[str, QConfig | None] | None, by_type: Mapping[type, QConfig | None] | None,
              state: str) -> nn.Module:
-    if any(isinstance(m, FakeQuantize) for m in model.modules()):
+    if is_prepared(model):
         raise ValueError(f"{type(model).__name__} already has quantizers; convert a float model")
     if fuse:
         _fuse(model, fuse_mode)

@@ -17,6 +17,7 @@ from torch import nn
 
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
 from hbdk_sim.quantization.qconfig import QConfig, activation_fake_quant
+from hbdk_sim.quantization.stubs import QuantStub
 
 MODES = ("fuse_bn", "with_bn")
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6)
@@ -285,13 +286,20 @@ def _post_process_hook(module: nn.Module, inputs, output: torch.Tensor) -> torch
     return module.activation_post_process(output)
 
 
+def is_prepared(model: nn.Module) -> bool:
+    """Whether `model` has quantizers beyond those of QuantStubs built with a qconfig, i.e. went
+    through prepare_qat."""
+    stub_owned = {id(m.activation_post_process) for m in model.modules() if isinstance(m, QuantStub)}
+    return any(isinstance(m, FakeQuantize) and id(m) not in stub_owned for m in model.modules())
+
+
 def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool = False) -> nn.Module:
     """Attach fake-quantizers: a module's own `qconfig` attribute (see `set_qconfig`) wins over
     `qconfig`; a module whose qconfig is None is left in float.
 
     Plain nn.Conv2d / nn.Linear become QATConv2d / QATLinear (weight and output fake-quant),
-    fused modules get both (a ConvAdd2d also an si16 one for its conv output), standalone
-    ReLU/ReLU6/Add/Concat get an output fake-quantizer. Modules
+    fused modules get both (a ConvAdd2d also an si16 one for its conv output), QuantStubs and
+    standalone ReLU/ReLU6/Add/Concat get an output fake-quantizer. Modules
     inside a fused module are quantized by it and left alone. The fake-quantizers start in the
     "calibration" state; switch with `set_fake_quant_state`.
     """
@@ -320,6 +328,10 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                 if qc.output is not None:
                     child.activation_post_process = qc.output()
                 setattr(parent, name, child)
+                continue
+            if isinstance(child, QuantStub):
+                if child.activation_post_process is None and qc.output is not None:
+                    child.activation_post_process = qc.output()
                 continue
             if isinstance(child, (*_ACTIVATIONS, Add, Concat)) and qc.output is not None:
                 if getattr(child, "activation_post_process", None) is None:
