@@ -1017,18 +1017,20 @@ class IntModel(nn.Module):
         return info
 
     def _module_name(self, op: _core.Op, used: set[str]) -> str:
+        """From the loc (the torch module path), made a valid, unique attribute name; a requantize
+        sharing its conv's loc becomes `<loc>_requantize`."""
         base = _IDENTIFIER.sub("_", op.loc) if op.loc else op.name
-        if base[:1].isdigit() or not base:
+        if base[:1].isdigit():
             base = f"op_{base}"
-        candidates = [base, f"{base}_{op.name}"]
-        name = next((c for c in candidates if c not in used and not hasattr(self, c)), None)
+        candidates = [base, f"{base}_{op.name}"] if op.loc else [base]
         n = 1
-        while name is None:
-            c = f"{base}_{op.name}_{n}"
-            name = c if c not in used and not hasattr(self, c) else None
+        while True:
+            for c in candidates:
+                if c not in used and not hasattr(self, c):
+                    used.add(c)
+                    return c
+            candidates = [f"{base}_{n}"]
             n += 1
-        used.add(name)
-        return name
 
     # -- running -------------------------------------------------------------------------------
 
