@@ -1,7 +1,7 @@
 """Pack a Cityscapes split (the real layout, or the synthetic one) into LMDB.
 
     python tools/datasets/cityscapes_packer.py --src-data-dir DIR --target-data-dir DIR \
-        --split-name train|val --pack-type lmdb [--num-workers N] [--overwrite] [--resume]
+        --split-name train|val --pack-type lmdb [--image-codec source|raw] [--num-workers N] [--overwrite] [--resume]
 
 Reads leftImg8bit/<split>/<city>/*_leftImg8bit.png and gtFine/<split>/<city>/*_gtFine_labelIds.png
 and writes <target-data-dir>/<split>_lmdb. Re-run with --resume after an interruption.
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-data-dir", required=True, help="where <split>_lmdb is written")
     ap.add_argument("--split-name", required=True, choices=["train", "val"])
     ap.add_argument("--pack-type", default="lmdb", choices=["lmdb"])
+    ap.add_argument("--image-codec", default="source", choices=["source", "raw"],
+                    help="store the image files' bytes (source) or decoded pixels (raw: larger, no decoding)")
     ap.add_argument("--num-workers", type=int, default=min(8, os.cpu_count() or 1),
                     help="processes reading and encoding samples (0: in this process)")
     group = ap.add_mutually_exclusive_group()
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = pack_cityscapes(args.src_data_dir, args.target_data_dir, args.split_name,
                                  num_workers=args.num_workers, overwrite=args.overwrite, resume=args.resume,
-                                 progress=sys.stderr.isatty())
+                                 image_codec=args.image_codec, progress=sys.stderr.isatty())
     except (OSError, ValueError, RuntimeError, lmdb.Error) as e:
         print(f"cityscapes_packer: error: {e}", file=sys.stderr)
         return 1

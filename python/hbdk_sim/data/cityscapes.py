@@ -3,10 +3,11 @@
 `gtFine/<split>/<city>/<stem>_gtFine_labelIds.png`) and packing a split into LMDB.
 
 A packed record (msgpack map, see `hbdk_sim.data.packer`):
-    img: bytes        the image file's bytes as read from disk (PNG), not decoded
-    img_format: str   "png" (the file's suffix)
-    gt_seg: bytes     the labelIds PNG's bytes as read from disk (official label ids, not train ids)
-    gt_format: str    "png"
+    img: bytes        image_codec "source" (default): the image file's bytes as read from disk, not decoded;
+                      image_codec "raw": the decoded HxWx3 uint8 RGB pixels, row-major
+    img_format: str   the file's suffix ("png") or "raw"
+    gt_seg: bytes     the labelIds file's bytes (or HxW uint8 raw pixels): official label ids, not train ids
+    gt_format: str    as img_format
     name: str         the stem, e.g. "aachen_000000_000019"
     city: str
     shape: [h, w]     image height and width (the label has the same)
@@ -14,10 +15,13 @@ A packed record (msgpack map, see `hbdk_sim.data.packer`):
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from hbdk_sim.data.packer import PackResult, pack_lmdb
@@ -86,8 +90,12 @@ def find_pairs(src_dir: str | os.PathLike, split: str) -> list[CityscapesPair]:
     return pairs
 
 
-def encode_pair(pair: CityscapesPair) -> dict:
-    """The packed record of one pair (runs in the packer's worker processes)."""
+IMAGE_CODECS = ("source", "raw")
+
+
+def encode_pair(pair: CityscapesPair, image_codec: str = "source") -> dict:
+    """The packed record of one pair (runs in the packer's worker processes). "raw" stores decoded
+    pixels: about 1.5x the PNG's size here, but no decompression when training reads it."""
     img_bytes = Path(pair.image).read_bytes()
     gt_bytes = Path(pair.label).read_bytes()
     with Image.open(pair.image) as im:  # reads the header only
@@ -98,9 +106,16 @@ def encode_pair(pair: CityscapesPair) -> dict:
         raise ValueError(f"{pair.label}: label is {gt_size[0]}x{gt_size[1]} but its image is {size[0]}x{size[1]}")
     if gt_mode not in ("L", "P"):
         raise ValueError(f"{pair.label}: label image mode {gt_mode!r}, expected 8-bit label ids (mode 'L')")
-    return {"img": img_bytes, "img_format": Path(pair.image).suffix[1:].lower(), "gt_seg": gt_bytes,
-            "gt_format": Path(pair.label).suffix[1:].lower(), "name": pair.name, "city": pair.city,
-            "shape": [size[1], size[0]]}
+    record = {"img": img_bytes, "img_format": Path(pair.image).suffix[1:].lower(), "gt_seg": gt_bytes,
+              "gt_format": Path(pair.label).suffix[1:].lower(), "name": pair.name, "city": pair.city,
+              "shape": [size[1], size[0]]}
+    if image_codec == "raw":
+        with Image.open(io.BytesIO(img_bytes)) as im:
+            record["img"] = np.asarray(im.convert("RGB")).tobytes()
+        with Image.open(io.BytesIO(gt_bytes)) as gt:
+            record["gt_seg"] = np.asarray(gt).tobytes()
+        record["img_format"] = record["gt_format"] = "raw"
+    return record
 
 
 def lmdb_path(target_dir: str | os.PathLike, split: str) -> Path:
@@ -109,12 +124,19 @@ def lmdb_path(target_dir: str | os.PathLike, split: str) -> Path:
 
 
 def pack_cityscapes(src_dir: str | os.PathLike, target_dir: str | os.PathLike, split: str, *, num_workers: int = 0,
-                    overwrite: bool = False, resume: bool = False, progress: bool = False) -> PackResult:
-    """Pack `split` of the Cityscapes tree at `src_dir` into `<target_dir>/<split>_lmdb`."""
+                    overwrite: bool = False, resume: bool = False, image_codec: str = "source",
+                    progress: bool = False) -> PackResult:
+    """Pack `split` of the Cityscapes tree at `src_dir` into `<target_dir>/<split>_lmdb`, images as
+    their files' bytes (`image_codec="source"`) or as decoded pixels ("raw")."""
+    if image_codec not in IMAGE_CODECS:
+        raise ValueError(f"unknown image_codec {image_codec!r}; expected one of {', '.join(IMAGE_CODECS)}")
     pairs = find_pairs(src_dir, split)
     source_bytes = sum(os.path.getsize(p.image) + os.path.getsize(p.label) for p in pairs)
+    if image_codec == "raw":
+        source_bytes *= 4
     # Records are the file bytes plus a few names: start the map with room to spare; it grows if not.
     map_size = max(1 << 24, int(source_bytes * 1.25) + (1 << 22))
-    return pack_lmdb(pairs, encode_pair, lmdb_path(target_dir, split), name="cityscapes", split=split,
+    return pack_lmdb(pairs, functools.partial(encode_pair, image_codec=image_codec), lmdb_path(target_dir, split),
+                     name="cityscapes", split=split, extra_meta={"image_codec": image_codec},
                      source_names=[f"{p.city}/{p.name}" for p in pairs], num_workers=num_workers,
                      overwrite=overwrite, resume=resume, map_size=map_size, progress=progress)

@@ -34,7 +34,7 @@ def _as_transform(transforms: Callable | Sequence | None) -> Callable | None:
 
 def _decode_image(src: Any) -> np.ndarray:
     with Image.open(src) as im:
-        return np.asarray(im.convert("RGB"))
+        return np.array(im.convert("RGB"))
 
 
 def _decode_label(src: Any, where: str) -> np.ndarray:
@@ -42,7 +42,7 @@ def _decode_label(src: Any, where: str) -> np.ndarray:
         if im.mode not in ("L", "P"):
             raise ValueError(f"{where}: label image mode {im.mode!r}, expected 8-bit label ids (mode 'L')")
         # A palette ("P") label's pixel values are the indices, which are the ids.
-        return np.asarray(im)
+        return np.array(im)
 
 
 @DATASETS.register
@@ -64,6 +64,10 @@ class LmdbDataset(Dataset):
 
     def _txn_env(self) -> lmdb.Environment:
         if self._env is None or self._pid != os.getpid():
+            if self._env is not None:
+                # Inherited through fork: this process's copy of the mapping is closed (read only, no
+                # lock file, so the parent's is unaffected) and the database opened afresh.
+                self._env.close()
             self._env = lmdb.open(str(self.path), readonly=True, lock=False, subdir=True, readahead=False,
                                   meminit=False, max_readers=256)
             self._pid = os.getpid()
@@ -82,9 +86,14 @@ class LmdbDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.read_record(index)
         where = f"{self.path}[{index}]"
-        sample = {"img": _decode_image(io.BytesIO(rec["img"])),
-                  "gt_seg": _decode_label(io.BytesIO(rec["gt_seg"]), where), "color_space": "rgb",
-                  "name": rec["name"], "city": rec["city"]}
+        if rec["img_format"] == "raw":
+            h, w = rec["shape"]
+            img = np.frombuffer(rec["img"], np.uint8).reshape(h, w, 3).copy()
+            gt = np.frombuffer(rec["gt_seg"], np.uint8).reshape(h, w).copy()
+        else:
+            img = _decode_image(io.BytesIO(rec["img"]))
+            gt = _decode_label(io.BytesIO(rec["gt_seg"]), where)
+        sample = {"img": img, "gt_seg": gt, "color_space": "rgb", "name": rec["name"], "city": rec["city"]}
         return self.transforms(sample) if self.transforms else sample
 
     def __getstate__(self) -> dict[str, Any]:

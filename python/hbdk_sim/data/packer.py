@@ -112,12 +112,13 @@ class _Writer:
 def pack_lmdb(sources: Sequence[Any], encode: Callable[[Any], dict], path: str | os.PathLike, *,
               name: str, split: str, source_names: Sequence[str] | None = None, num_workers: int = 0,
               overwrite: bool = False, resume: bool = False, map_size: int | None = None,
-              progress: bool = False) -> PackResult:
+              extra_meta: dict[str, Any] | None = None, progress: bool = False) -> PackResult:
     """Pack `sources` into the LMDB directory `path`, record i = msgpack(encode(sources[i])).
 
     `encode` must be a module-level function (it runs in worker processes when `num_workers` > 0) and
     return a dict of msgpack-able values (bytes, str, ints, lists). `source_names` (default: str of
-    each source) identify the sources for `resume`. `map_size` is the initial LMDB map size in bytes;
+    each source) identify the sources for `resume`. `extra_meta` (msgpack-able) joins the metadata
+    record and must match on resume (e.g. how images are stored). `map_size` is the initial LMDB map size in bytes;
     it doubles whenever the database fills up.
 
     Refuses an existing database unless `overwrite` (start again) or `resume` (finish an interrupted
@@ -131,7 +132,7 @@ def pack_lmdb(sources: Sequence[Any], encode: Callable[[Any], dict], path: str |
     if not sources:
         raise ValueError(f"pack_lmdb: nothing to pack into {path} (no sources)")
     plan = {"format": FORMAT, "version": FORMAT_VERSION, "name": name, "split": split,
-            "num_samples": len(sources), "sources_sha256": _sources_digest(names)}
+            "num_samples": len(sources), "sources_sha256": _sources_digest(names), **(extra_meta or {})}
 
     if path.exists() and not path.is_dir():
         raise ValueError(f"pack_lmdb: {path} is a file, not a database directory; choose another target")
@@ -182,7 +183,7 @@ def pack_lmdb(sources: Sequence[Any], encode: Callable[[Any], dict], path: str |
 
 
 def _check_same_pack(path: Path, found: dict, plan: dict) -> None:
-    for key in ("format", "name", "split", "num_samples", "sources_sha256"):
+    for key in plan:
         if found.get(key) != plan[key]:
             raise ValueError(f"{path} holds a different pack ({key}: {found.get(key)!r}, this run: {plan[key]!r}); "
                              f"pass overwrite=True (--overwrite) to replace it or choose another target")
