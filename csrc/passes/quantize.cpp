@@ -39,6 +39,9 @@
 //   3. Each returned integer value gets `dequantize` at the end; the f32 result takes the
 //      returned value's name and the integer value becomes `<name>.q`.
 //   4. f32 constants nobody reads any more, and their resources, are erased.
+// A function that is already integer (only integer ops between its quantize and dequantize
+// boundary) is left as it is, so the pass is idempotent and `compile` takes integer graphs; a mix
+// of integer ops and f32 compute is an error.
 // A constant is rewritten in place (same resource key) when it is its reader's alone, otherwise
 // copied. A missing scale is a PassError naming the value and saying to calibrate first.
 #include <algorithm>
@@ -105,12 +108,32 @@ class Quantizer {
  public:
   Quantizer(ir::Module& m, ir::Function& fn, PassStatistics& stats) : m_(m), fn_(fn), stats_(stats) {}
 
+  // Returns false when the function is already integer (quantize's own output, e.g. a graph
+  // exported from the int_infer model): there is nothing to do.
+  bool needsQuantization() const {
+    const ir::Op* integerOp = nullptr;
+    const ir::Op* floatOp = nullptr;
+    for (auto& op : fn_.ops) {
+      if (isOneOf(*op, {"quantize", "dequantize", "requantize", "lut"})) {
+        if (!integerOp) integerOp = op.get();
+      } else if (!op->is("constant") && !floatOp) {
+        for (const auto& r : op->results)
+          if (r->type.elem == ElemType::F32) floatOp = op.get();
+      }
+    }
+    if (!integerOp) return true;
+    if (floatOp)
+      throw ir::PassError(
+          floatOp->diag("expected a float graph or an integer one but found float ops beside integer ops (such as '" +
+                        std::string(integerOp->name()) + "'); quantize takes the calibrated float model"));
+    return false;
+  }
+
   void run() {
-    for (auto& op : fn_.ops)
-      if (isOneOf(*op, {"quantize", "dequantize", "requantize", "lut"}))
-        throw ir::PassError(
-            op->diag("expected a float graph but found an integer op; quantize runs once, on the "
-                     "calibrated float model"));
+    if (!needsQuantization()) {
+      stats_["already_integer"] = 1;
+      return;
+    }
     quantizeArguments();
     std::vector<ir::Op*> snapshot;
     for (auto& op : fn_.ops) snapshot.push_back(op.get());
