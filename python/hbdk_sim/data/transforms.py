@@ -106,9 +106,9 @@ class Resize:
     def __call__(self, sample: Sample) -> Sample:
         img, gt = _check_sample(sample, "Resize")
         h, w = self.size
-        out = {**sample, "img": np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))}
+        out = {**sample, "img": np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))}
         if gt is not None:
-            out["gt_seg"] = np.asarray(Image.fromarray(gt).resize((w, h), Image.NEAREST))
+            out["gt_seg"] = np.array(Image.fromarray(gt).resize((w, h), Image.NEAREST))
         return out
 
 
@@ -139,10 +139,10 @@ class SegRandomAffine:
         oy = _uniform(self.generator, min(0.0, sh - oh), max(0.0, sh - oh))
         # PIL maps each output pixel (x, y) to the input pixel (a x + b y + c, d x + e y + f).
         coeffs = (1 / s, 0.0, ox / s, 0.0, 1 / s, oy / s)
-        out = {**sample, "img": np.asarray(Image.fromarray(img).transform(
+        out = {**sample, "img": np.array(Image.fromarray(img).transform(
             (ow, oh), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=(self.img_fill,) * 3))}
         if gt is not None:
-            out["gt_seg"] = np.asarray(Image.fromarray(gt).transform(
+            out["gt_seg"] = np.array(Image.fromarray(gt).transform(
                 (ow, oh), Image.AFFINE, coeffs, resample=Image.NEAREST, fillcolor=self.label_fill))
         return out
 
@@ -242,13 +242,18 @@ class ToTensor:
         if self.to_yuv:
             sample = ImageBgrToYuv444()(sample)
         img, _ = _check_sample(sample, "ToTensor")
-        t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        t = torch.from_numpy(_writable(img.transpose(2, 0, 1)))
         out = {**sample, "img": t.float() if self.img_dtype == "float32" else t}
         if sample.get("gt_seg") is not None:
-            out["gt_seg"] = torch.from_numpy(np.ascontiguousarray(sample["gt_seg"])).long()
+            out["gt_seg"] = torch.from_numpy(_writable(sample["gt_seg"])).long()
         if "gt_seg_scales" in sample:
-            out["gt_seg_scales"] = [torch.from_numpy(np.ascontiguousarray(g)).long() for g in sample["gt_seg_scales"]]
+            out["gt_seg_scales"] = [torch.from_numpy(_writable(g)).long() for g in sample["gt_seg_scales"]]
         return out
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    # torch.from_numpy shares memory and warns on read-only arrays (e.g. views of PIL buffers).
+    return a if a.flags.writeable and a.flags.c_contiguous else np.array(a, order="C")
 
 
 def _channel_stats(value: float | Sequence[float], name: str) -> torch.Tensor:
