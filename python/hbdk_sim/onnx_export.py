@@ -395,12 +395,13 @@ def _resize2d(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> No
     a = op.attrs
     result = op.results[0]
     in_hw, out_hw = op.operands[0].shape[2:], result.shape[2:]
-    sizes = e.ints(result.shape, f"{result.name}.sizes")
     if a["mode"] == "bilinear":
+        sizes = e.ints(result.shape, f"{result.name}.sizes")
         e.node("Resize", [ins[0], "", "", sizes], outs, mode="linear",
                coordinate_transformation_mode=_LINEAR_RESIZE[a["coordinate_mode"]])
     elif all(o % i == 0 for i, o in zip(in_hw, out_hw, strict=True)):
         coordinates, nearest = _NEAREST_RESIZE[a["coordinate_mode"]]
+        sizes = e.ints(result.shape, f"{result.name}.sizes")
         e.node("Resize", [ins[0], "", "", sizes], outs, mode="nearest", coordinate_transformation_mode=coordinates,
                nearest_mode=nearest)
     else:
