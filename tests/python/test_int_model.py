@@ -14,6 +14,7 @@ import torch.nn as nn
 from hbdk_sim import Module, TensorType, _core
 from hbdk_sim.frontend.torch_tracer import trace_float
 from hbdk_sim.quantization.int_model import (
+    AFTER_QUANTIZE_PASSES,
     QUANTIZE_PASSES,
     SUPPORTED_OPS,
     IntModel,
@@ -22,6 +23,17 @@ from hbdk_sim.quantization.int_model import (
 )
 from hypothesis import HealthCheck, given, settings
 from test_random_graphs import _layers_of_every_kind, build, graph_recipe
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tensors here are tiny: on a busy machine, fanning each op out to worker threads costs
+    far more (tenths of a second per conv) than it saves."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 # ---- helpers -----------------------------------------------------------------------------------------
 
@@ -112,7 +124,7 @@ def op_names(module: _core.Module) -> set[str]:
 def test_quantize_passes_are_the_compile_prefix():
     compile_passes = next(p["passes"] for p in _core.pipelines() if p["name"] == "compile")
     assert QUANTIZE_PASSES == ["canonicalize", "fold-bn", "constant-fold", "canonicalize", "quantize", "canonicalize"]
-    assert compile_passes[: len(QUANTIZE_PASSES)] == QUANTIZE_PASSES
+    assert compile_passes == QUANTIZE_PASSES + AFTER_QUANTIZE_PASSES
 
 
 def test_quantize_module_leaves_the_float_module_alone():
@@ -284,7 +296,7 @@ def test_requantize_ties_saturation_and_per_axis_from_types():
     empty attributes (computeRequant of the types, per axis), lut and softmax at si16."""
     q = parse("""module @m {
   func @main(%x: tensor<2x32768xf32>) -> (tensor<2x32768xf32>, tensor<2x32768xf32>, tensor<2x32768xf32>,
-                                         tensor<2x32768xf32>) {
+                                         tensor<2x32768xf32>, tensor<2x32768xf32>, tensor<2x32768xf32>) {
     %q = quantize(%x) : tensor<2x32768xsi16, scale=1.0>
     %half = requantize(%q) {multiplier = [1073741824], shift = [31]} : tensor<2x32768xsi8, scale=2.0>
     %axis = requantize(%q) : tensor<2x32768xsi8, scale=[0.37, 3.1], axis=0>
@@ -295,7 +307,11 @@ def test_requantize_ties_saturation_and_per_axis_from_types():
     %d2 = dequantize(%axis) : tensor<2x32768xf32>
     %d3 = dequantize(%l) : tensor<2x32768xf32>
     %d4 = dequantize(%s) : tensor<2x32768xf32>
-    return %d1, %d2, %d3, %d4
+    %pa = quantize(%x) : tensor<2x32768xsi16, scale=[1.5, 0.75], axis=0>
+    %both = requantize(%pa) : tensor<2x32768xsi8, scale=[100.0, 0.1], axis=0>
+    %d5 = dequantize(%pa) : tensor<2x32768xf32>
+    %d6 = dequantize(%both) : tensor<2x32768xf32>
+    return %d1, %d2, %d3, %d4, %d5, %d6
   }
 }
 """ + "\nresources {\n  tab = \"0x" + np.random.default_rng(3).integers(-32768, 32768, 257).astype("<i2").tobytes()
@@ -429,6 +445,12 @@ def test_traced_mobilenet_style_model():
     assert model.input_names == ["x"] and len(model.output_names) == 1
     assert model.hbir_text == q.print()
     assert_matches_executor(q, samples[-1], model)
+    # The compiled binary of the same integer graph agrees too.
+    compiled = _core.parse(model.hbir_text, "<tiny_unet>")
+    binary = compiled.run_pipeline(AFTER_QUANTIZE_PASSES, march=hbdk_sim.load_march("bpu"),
+                                   source_text=model.hbir_text, source_name="tiny_unet")["binary"]
+    (from_hbm,) = hbdk_sim.Executor(_core.load_hbm_bytes(binary, "tiny_unet")).run({"x": samples[-1][0]}).values()
+    assert from_hbm.tobytes() == model(torch.from_numpy(samples[-1][0])).numpy().tobytes()
     x = torch.randn(3, 3, 16, 16)
     (want,) = rows_by_executor(q, x.numpy(), 2)
     got = model(x)

@@ -13,6 +13,7 @@ declared dtype (int8/int16/int32) and computed in int64, or in float64 where tha
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Sequence
@@ -26,18 +27,20 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from hbdk_sim import _core
 
 
-def _quantize_passes() -> list[str]:
-    """The `compile` pipeline up to and including the first `canonicalize` after `quantize`: the
-    integer graph that `fuse` and the back end receive."""
+def _split_compile_pipeline() -> tuple[list[str], list[str]]:
+    """The `compile` pipeline cut after the first `canonicalize` following `quantize`: the passes
+    that make the integer graph, and those that take it to a binary."""
     for p in _core.pipelines():
         if p["name"] == "compile":
             passes = list(p["passes"])
-            q = passes.index("quantize")
-            return passes[: passes.index("canonicalize", q) + 1]
+            cut = passes.index("canonicalize", passes.index("quantize")) + 1
+            return passes[:cut], passes[cut:]
     raise RuntimeError("the C++ core has no 'compile' pipeline")
 
 
-QUANTIZE_PASSES = _quantize_passes()
+# QUANTIZE_PASSES makes the integer graph IntModel runs; AFTER_QUANTIZE_PASSES compiles that graph
+# (IntModel.hbir_text) to an .hbm, since `compile` itself refuses a graph that is already integer.
+QUANTIZE_PASSES, AFTER_QUANTIZE_PASSES = _split_compile_pipeline()
 
 
 def quantize_module(module: _core.Module) -> _core.Module:
@@ -310,7 +313,7 @@ class _Accumulator(IntOp):
 def _without_cudnn(x: torch.Tensor):
     """cuDNN may pick FFT/Winograd algorithms that are not exact on integers; the native CUDA
     convolution (im2col + float64 GEMM) is."""
-    return torch.backends.cudnn.flags(enabled=False) if x.is_cuda else torch.backends.cudnn.flags()
+    return torch.backends.cudnn.flags(enabled=False) if x.is_cuda else contextlib.nullcontext()
 
 
 class QConv2d(_Accumulator):
