@@ -483,6 +483,8 @@ def test_wrong_input_shape_is_named():
     model = IntModel.from_hbir(q)
     with pytest.raises(ValueError, match=r"input 'x0' expects shape \[N, 3, 4, 4\]"):
         model(torch.zeros(2, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"input 'x0' is on meta but the model is on cpu; move the model"):
+        model(torch.zeros(2, 3, 4, 4, device="meta"))
 
 
 def test_buffers_survive_dtype_casts_and_state_dict():
