@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             loader = DataLoader(data, batch_size=args.batch_size, sampler=sampler)
         else:
             loader = DataLoader(data, batch_size=args.batch_size, shuffle=True)
-        val = DataLoader(ToyData(20, seed=1), batch_size=6, sampler=ShardSampler(range(20)))
+        val = DataLoader(ToyData(20, seed=1, noise=args.noise), batch_size=6, sampler=ShardSampler(range(20)))
         recorder = LossRecorder()
         callbacks = [Checkpoint(dir=args.work_dir, monitor="mse", mode="min", resume=args.resume),
                      Validation(val, MSEMetric()), Logger(log_file=os.path.join(args.work_dir, "log.jsonl"),

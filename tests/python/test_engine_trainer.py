@@ -309,3 +309,27 @@ def test_validation_feeds_best_checkpoint_and_predictor_metric(tmp_path):
     assert result["mse"] == validation.history[-1]["mse"]
     lines = (tmp_path / "log.jsonl").read_text().splitlines()
     assert len(lines) == 1 + 40 // 4 + 5  # start, every 4th step, each epoch
+
+
+def test_batch_transforms_run_on_the_device_batch_and_progress_bar_shows(capfd):
+    seen = []
+
+    class Standardize:
+        def __call__(self, batch):
+            seen.append(batch["x"].device)
+            return {**batch, "x": batch["x"] * 0.0}
+
+    model = ToyRegression(dropout=0.0)
+    trainer = Trainer(model, loader(), optimizer=dict(type="SGD", lr=0.1), num_epochs=2, device="cpu",
+                      batch_processor=BatchProcessor(transforms=[Standardize()]), callbacks=[Logger(interval=100)])
+    first_layer = model.net[0].weight.detach().clone()
+    trainer.fit()
+    assert len(seen) == 16 and all(d.type == "cpu" for d in seen)
+    # With every input zeroed, the first layer's weights get no gradient (only weight decay could move them).
+    assert torch.equal(model.net[0].weight, first_layer)
+    err = capfd.readouterr().err
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "loss=" in err
+    with pytest.raises(TypeError, match="transforms must be callables"):
+        BatchProcessor(transforms=["Normalize"])
+    with pytest.raises(KeyError, match="grad_clip accepts max_norm and norm_type"):
+        BatchProcessor(grad_clip=dict(max_nrom=1.0))

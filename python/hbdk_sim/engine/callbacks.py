@@ -184,8 +184,10 @@ class Checkpoint(Callback):
         if path is None and not self.overwrite:
             taken = [p for p in (self.last_path, self.best_path) if p.exists()]
             if taken:
+                fix = (f"resume from one with resume='{taken[0]}'" if self.resume else
+                       "pass resume=True to continue that run") + " or overwrite=True to start over"
                 raise FileExistsError(f"{self.dir} already holds checkpoints ({', '.join(p.name for p in taken)}); "
-                                      "pass resume=True to continue that run or overwrite=True to start over")
+                                      f"{fix}")
         if trainer.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._save_config(trainer)
@@ -331,8 +333,9 @@ def _number(value: Any) -> Any:
 
 @CALLBACKS.register
 class Logger(Callback):
-    """Loss and metric logging on rank 0: a tqdm progress bar per epoch (loss and learning rate)
-    and a JSON-lines file, appended to (a resumed run continues the same log).
+    """Loss and metric logging on rank 0: a tqdm progress bar per epoch (loss and learning rate while
+    it runs; the epoch's mean loss and the validation metrics when it ends) and a JSON-lines file,
+    appended to (a resumed run continues the same log).
 
     Records: {"event": "start", "epoch", "step"}, every `interval` steps {"event": "step", "epoch",
     "step", "lr", "loss", <each loss entry>, "grad_norm"}, and after each epoch {"event": "epoch",
@@ -371,7 +374,7 @@ class Logger(Callback):
             from tqdm import tqdm
 
             self._bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {trainer.epoch + 1}/{trainer.num_epochs}",
-                             dynamic_ncols=True, leave=False)
+                             dynamic_ncols=True, leave=True)
 
     def on_step_end(self, trainer: Any, batch: Any, output: Any) -> None:
         loss = output.get("loss") if isinstance(output, Mapping) else None
@@ -392,6 +395,10 @@ class Logger(Callback):
 
     def on_epoch_end(self, trainer: Any) -> None:
         if self._bar is not None:
+            # The bar stays on screen as the epoch's summary line: mean loss and validation metrics.
+            summary = {"loss": f"{self._loss_sum / self._steps:.4f}"} if self._steps else {}
+            summary.update({k: f"{v:.4g}" for k, v in trainer.metrics.items() if isinstance(v, int | float)})
+            self._bar.set_postfix(summary, refresh=False)
             self._bar.close()
             self._bar = None
         record = {"event": "epoch", "epoch": trainer.epoch + 1, "step": trainer.global_step}
