@@ -16,11 +16,10 @@ from hbdk_sim.frontend.torch_tracer import trace_float
 from hbdk_sim.quantization.int_model import (
     AFTER_QUANTIZE_PASSES,
     QUANTIZE_PASSES,
-    SUPPORTED_OPS,
     IntModel,
-    apply_requant,
     quantize_module,
 )
+from hbdk_sim.quantization.int_ops import SUPPORTED_OPS, apply_requant
 from hypothesis import HealthCheck, given, settings
 from test_random_graphs import _layers_of_every_kind, build, graph_recipe
 
