@@ -379,16 +379,43 @@ def _pad(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
         e.node("Pad", [ins[0], pads], outs, mode=a["mode"])
 
 
+def _pool_geometry(op: _core.Op, dilation: list[int], padding_counts: bool) -> tuple[list[int], int]:
+    """(pads, ceil_mode) for ONNX. HBIR's ceil_mode drops a last window that would start in the end
+    padding, as the ONNX spec says; onnx's shape inference and some runtimes do not. Where the
+    ceil result has an extra window, floor mode with that much more end padding gives the same
+    windows; only an average that counts padding (whose divisor that padding would change) keeps
+    ceil_mode."""
+    a = op.attrs
+    pads = list(a["padding"])
+    if not a["ceil_mode"]:
+        return pads, 0
+    in_hw, out_hw = op.operands[0].shape[2:], op.results[0].shape[2:]
+    extra = []
+    for axis in range(2):
+        effective = dilation[axis] * (a["kernel"][axis] - 1) + 1
+        span = in_hw[axis] + pads[axis] + pads[axis + 2] - effective
+        extra.append((out_hw[axis] - 1) * a["stride"][axis] - span)  # > 0 when ceil adds a window
+    if any(x > 0 for x in extra) and padding_counts:
+        return pads, 1
+    for axis in range(2):
+        pads[axis + 2] += max(extra[axis], 0)
+    if any(pads[axis + 2] >= a["kernel"][axis] for axis in range(2)):
+        return list(a["padding"]), 1  # onnxruntime refuses a pad as large as the kernel
+    return pads, 0
+
+
 def _max_pool2d(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
     a = op.attrs
-    e.node("MaxPool", ins, outs, kernel_shape=a["kernel"], strides=a["stride"], pads=a["padding"],
-           dilations=a["dilation"], ceil_mode=int(a["ceil_mode"]))
+    pads, ceil_mode = _pool_geometry(op, a["dilation"], padding_counts=False)
+    e.node("MaxPool", ins, outs, kernel_shape=a["kernel"], strides=a["stride"], pads=pads, dilations=a["dilation"],
+           ceil_mode=ceil_mode)
 
 
 def _avg_pool2d(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
     a = op.attrs
-    e.node("AveragePool", ins, outs, kernel_shape=a["kernel"], strides=a["stride"], pads=a["padding"],
-           ceil_mode=int(a["ceil_mode"]), count_include_pad=int(a["count_include_pad"]))
+    pads, ceil_mode = _pool_geometry(op, [1, 1], padding_counts=a["count_include_pad"])
+    e.node("AveragePool", ins, outs, kernel_shape=a["kernel"], strides=a["stride"], pads=pads, ceil_mode=ceil_mode,
+           count_include_pad=int(a["count_include_pad"]))
 
 
 def _resize2d(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:

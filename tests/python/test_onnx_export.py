@@ -213,6 +213,38 @@ def test_nearest_resize_picks_the_rows_of_numerics_section_6(mode):
     assert nearest_indices(3, 5, "align_corners").tolist() == [0, 1, 1, 2, 2]
 
 
+POOLS = [  # (op, kernel, stride, padding [top, left, bottom, right], ceil_mode, count_include_pad, H, W)
+    ("max_pool2d", [3, 3], [2, 2], [1, 0, 0, 1], True, None, 8, 7),
+    ("max_pool2d", [2, 3], [2, 2], [1, 1, 0, 0], True, None, 8, 8),
+    ("max_pool2d", [3, 2], [3, 2], [0, 1, 1, 0], False, None, 8, 9),
+    ("avg_pool2d", [3, 3], [2, 2], [1, 0, 0, 1], True, True, 8, 7),
+    ("avg_pool2d", [3, 3], [2, 2], [0, 1, 1, 1], True, False, 8, 8),
+    ("avg_pool2d", [2, 3], [2, 1], [1, 1, 0, 0], True, True, 7, 8),
+    ("avg_pool2d", [3, 2], [3, 2], [1, 0, 1, 1], True, False, 5, 9),
+    ("max_pool2d", [2, 2], [2, 2], [1, 1, 1, 1], True, None, 5, 5),  # ceil's last window would start in padding
+]
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=lambda p: f"{p[0]}-{p[1]}-{p[3]}-ceil{p[4]}-cip{p[5]}")
+def test_pooling_with_asymmetric_padding_matches_the_executor(pool):
+    op, kernel, stride, padding, ceil_mode, count_include_pad, h, w = pool
+    attrs = {"kernel": kernel, "stride": stride, "padding": padding, "ceil_mode": ceil_mode}
+    if count_include_pad is not None:
+        attrs["count_include_pad"] = count_include_pad
+    module = _module(lambda m, fn: [m.create_op(fn, op, [fn.add_argument(_core.TensorType([1, 2, h, w], "f32"), "x")],
+                                                attrs, names=["y"]).result()])
+    x = np.random.default_rng(4).standard_normal((1, 2, h, w)).astype(np.float32)
+    proto = _check_executor(module, [x], tol=1e-6)
+    (node,) = [n for n in proto.graph.node if n.op_type in ("MaxPool", "AveragePool")]
+    onnx_ceil = next(a.i for a in node.attribute if a.name == "ceil_mode")
+    # Where ceil mode adds a window, only an average counting padding keeps ceil_mode; the others
+    # give the same windows in floor mode with more end padding.
+    floor_hw = [(size + padding[a] + padding[a + 2] - kernel[a]) // stride[a] + 1 for a, size in enumerate((h, w))]
+    adds_window = list(module.function("main").returns[0].shape[2:]) != floor_hw
+    assert adds_window == (pool in POOLS[:2] + POOLS[3:5])
+    assert onnx_ceil == int(adds_window and bool(count_include_pad))
+
+
 def test_example_mobilenet_matches_float_executor():
     module = hbdk_sim.load(EXAMPLE)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
