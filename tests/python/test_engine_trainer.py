@@ -333,3 +333,29 @@ def test_batch_transforms_run_on_the_device_batch_and_progress_bar_shows(capfd):
         BatchProcessor(transforms=["Normalize"])
     with pytest.raises(KeyError, match="grad_clip accepts max_norm and norm_type"):
         BatchProcessor(grad_clip=dict(max_nrom=1.0))
+
+
+def test_trainers_from_a_config_file_with_overrides(tmp_path):
+    from hbdk_sim.engine import Config, apply_overrides
+
+    path = tmp_path / "toy_cfg.py"
+    path.write_text(
+        "work_dir = 'WORK'\n"
+        "float_trainer = dict(type='Trainer', num_epochs=10, device='cpu',\n"
+        "    optimizer=dict(type='SGD', lr=0.01, momentum=0.9),\n"
+        "    lr_scheduler=dict(type='StepLR', step_size=1, gamma=0.5),\n"
+        "    callbacks=[dict(type='Checkpoint', dir=work_dir + '/float'), dict(type='Logger', progress_bar=False)])\n"
+        "calibration_trainer = dict(type='Trainer', num_epochs=1, steps_per_epoch=2, device='cpu', optimizer=None)\n"
+        "predictor = dict(type='Predictor', device='cpu', progress_bar=False, max_steps=1)\n".replace("WORK", str(tmp_path)))
+    cfg = apply_overrides(Config.fromfile(path), ["float_trainer.num_epochs=2", "float_trainer.optimizer.lr=0.02"])
+    trainer = build_trainer(cfg.float_trainer, model=ToyRegression(), data_loader=loader(), config=cfg)
+    trainer.fit()
+    assert trainer.global_step == 16 and trainer.lr == 0.02 * 0.25
+    dumped = Config.fromfile(tmp_path / "float" / "config.py")
+    assert dumped.float_trainer.num_epochs == 2 and dumped.float_trainer.optimizer.lr == 0.02
+    calib = build_trainer(cfg.calibration_trainer, model=CountingObserver(), data_loader=loader())
+    calib.fit()
+    assert calib.optimizer is None and int(calib.unwrapped_model.forwards) == 2
+    predictor = build_trainer(cfg.predictor, model=trainer.unwrapped_model, data_loader=loader(shuffle=False),
+                              metric=MSEMetric())
+    assert isinstance(predictor, Predictor) and predictor.run()["count"] == 8

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hbdk_sim.engine.callbacks import Callback, build_callbacks
 from hbdk_sim.engine.distributed import default_device, get_rank, get_world_size, unwrap_model, wrap_model
 from hbdk_sim.engine.schedulers import build_optimizer, build_scheduler
 from hbdk_sim.registry import TRAINERS, build_from_cfg, registry
@@ -170,8 +171,6 @@ class Trainer:
                  lr_scheduler: Mapping | torch.optim.lr_scheduler.LRScheduler | None = None,
                  lr_interval: str = "epoch", steps_per_epoch: int | None = None, model_mode: str | None = None,
                  find_unused_parameters: bool = False, sync_bn: bool | None = None, config: Any = None) -> None:
-        from hbdk_sim.engine.callbacks import Callback, build_callbacks
-
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(num_epochs, int) or num_epochs < 1:
@@ -314,9 +313,10 @@ class Trainer:
 
 
 def build_trainer(cfg: Mapping[str, Any], **runtime: Any) -> Any:
-    """Build a `float_trainer`-like config entry (default type: Trainer). `runtime` supplies what the
-    config does not hold (model, data_loader, config, ...); the optimizer and lr_scheduler configs are
-    handed to the trainer unbuilt, since they need the model's parameters and the optimizer."""
+    """Build a `float_trainer` / `calibration_trainer` / `qat_trainer` / predictor config entry
+    (default type: Trainer). `runtime` supplies what the config does not hold (model, data_loader,
+    metric, config, ...); the optimizer and lr_scheduler configs are handed to the trainer unbuilt,
+    since they need the model's parameters and the optimizer."""
     cfg = dict(cfg)
     cfg.setdefault("type", "Trainer")
     lazy = {key: cfg.pop(key) for key in ("optimizer", "lr_scheduler") if key in cfg}
