@@ -94,6 +94,9 @@ class _Exporter:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.value_info: dict[str, onnx.ValueInfoProto] = {}
+        # HBIR names are reserved up front, so that every value keeps its own name in ONNX and
+        # the helper tensors (scales, dequantized copies) take the suffixed ones.
+        self.hbir_names = {a.name for a in self.fn.arguments} | {r.name for op in self.fn.ops for r in op.results}
         self.names: set[str] = set()
         self.node_names: set[str] = set()
         self.real: dict[str, str] = {}  # HBIR value -> ONNX float tensor of its real value
@@ -107,10 +110,15 @@ class _Exporter:
 
     def fresh(self, base: str) -> str:
         name, n = base, 1
-        while name in self.names:
+        while name in self.names or name in self.hbir_names:
             name, n = f"{base}_{n}", n + 1
         self.names.add(name)
         return name
+
+    def own_name(self, v: _core.Value) -> str:
+        """`v`'s HBIR name, for the one ONNX tensor that stands for it."""
+        self.names.add(v.name)
+        return v.name
 
     def declare(self, name: str, elem: int, shape) -> None:
         self.value_info[name] = helper.make_tensor_value_info(name, elem, list(shape))
@@ -199,7 +207,7 @@ class _Exporter:
 
     def claim(self, v: _core.Value) -> str:
         """The HBIR name for the ONNX tensor that represents `v` (real or stored, as its type says)."""
-        name = self.fresh(v.name)
+        name = self.own_name(v)
         t = v.type
         if _is_real(t):
             self.real[v.name] = name
@@ -275,7 +283,7 @@ class _Exporter:
         op = self.pending.pop(v.name, None)
         if op is None:
             return
-        name = self.fresh(v.name)
+        name = self.own_name(v)
         (self.real if v.dtype == "f32" else self.stored)[v.name] = name
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(self.module.constant_value(op)), name))
 
@@ -497,7 +505,8 @@ def _quantize(e: _Exporter, op: _core.Op) -> None:
 def _dequantize(e: _Exporter, op: _core.Op) -> None:
     x = op.operands[0]
     scale, zero, axis = e.quant_params(x.type)
-    e.node("DequantizeLinear", [e.as_stored(x), scale, zero], [e.claim(op.result())], **e.qdq_attrs(axis))
+    (real,) = e.node("DequantizeLinear", [e.as_stored(x), scale, zero], [e.claim(op.result())], **e.qdq_attrs(axis))
+    e.real.setdefault(x.name, real)  # later readers of x reuse it
 
 
 def _requantize(e: _Exporter, op: _core.Op) -> None:

@@ -145,6 +145,7 @@ PER_OP = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 @pytest.mark.parametrize("name", sorted(PER_OP))
 def test_float_op_matches_torch(name):
     torch.manual_seed(1)
@@ -298,6 +299,21 @@ def test_quantized_mixed_model_runs_as_qdq_close_to_the_executor():
         steps = np.abs(g - w) / s
         assert np.mean(steps <= 1.01) >= 0.99 and steps.max() <= 2.01
         assert _cosine(g, w) >= 0.99
+
+
+def test_quantized_example_mobilenet_runs_as_qdq_close_to_the_executor():
+    module = hbdk_sim.load(EXAMPLE)
+    rng = np.random.default_rng(1)
+    samples = [rng.uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32) for _ in range(3)]
+    hbdk_sim.calibrate(module, [[x] for x in samples])
+    module.run_pipeline(INTEGER_PASSES)
+    proto = hbir_to_onnx(module)
+    assert sum(n.op_type == "Conv" for n in proto.graph.node) == 13
+    assert sum(n.op_type == "QuantizeLinear" for n in proto.graph.node) >= 14
+    for x in [*samples, rng.uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)]:
+        (got,), (want,), (scale,) = _compare_integer(module, x)
+        steps = np.abs(got - want) / scale
+        assert np.mean(steps <= 1.01) >= 0.99 and steps.max() <= 2.01 and _cosine(got, want) >= 0.99
 
 
 def test_quantized_lut_is_exact_for_si8_and_si16():
