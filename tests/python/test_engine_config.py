@@ -125,3 +125,15 @@ def test_bad_files_get_one_message_naming_the_file(tmp_path):
     with pytest.raises(ConfigError, match=rf"{raising}:2: running the config file raised NameError: "
                                           "name 'undefined_name' is not defined"):
         Config.fromfile(raising)
+
+
+def test_top_level_overrides_apply_before_the_file_derives_from_them(tmp_path):
+    path = tmp_path / "cfg.py"
+    path.write_text("image_size = [1024, 2048]\nepochs: int = 3\n"
+                    "data = dict(size=image_size, crops=[[s // 2 for s in image_size] for _ in range(2)])\n"
+                    "trainer = dict(num_epochs=epochs)\n")
+    cfg = Config.fromfile(path, ["image_size=[64,128]", "trainer.num_epochs=7", "epochs=5"])
+    assert cfg.data.size == [64, 128] and cfg.data.crops == [[32, 64], [32, 64]]
+    assert cfg.trainer.num_epochs == 7 and cfg.epochs == 5
+    with pytest.raises(ConfigError, match="assigns no top-level 'image_sze'; closest: image_size"):
+        Config.fromfile(path, ["image_sze=[1]"])

@@ -60,19 +60,29 @@ class Config(dict):
         return _unwrap(self)
 
     @staticmethod
-    def fromfile(path: str | os.PathLike) -> Config:
+    def fromfile(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Config:
         """Run the Python config file at `path` and return its public top-level variables
         (modules, functions and names starting with '_' are left out). The config's folder is on
-        sys.path while it runs, so it can import a sibling file of shared settings."""
+        sys.path while it runs, so it can import a sibling file of shared settings.
+
+        `overrides` are `key=value` strings. One whose key is a top-level name the file assigns
+        (`image_size=[64,128]`) replaces the value of that assignment before the file runs, so
+        everything the file derives from it follows; dotted keys (`float_trainer.num_epochs=3`)
+        are applied afterwards by `apply_overrides`."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist" if not path.exists()
                               else f"config file {path} is not a file")
         source = path.read_text(encoding="utf-8")
         try:
-            code = compile(source, str(path), "exec")
+            tree = ast.parse(source, str(path))
         except SyntaxError as e:
             raise ConfigError(f"{path}:{e.lineno}: syntax error in config file: {e.msg}") from None
+        overrides = list(overrides)
+        top = [o for o in overrides if "." not in o.partition("=")[0].strip()]
+        dotted = [o for o in overrides if o not in top]
+        _override_assignments(tree, top, path)
+        code = compile(tree, str(path), "exec")
         namespace: dict[str, Any] = {"__file__": str(path.resolve()), "__name__": f"hbdk_sim_config.{path.stem}"}
         folder = str(path.resolve().parent)
         sys.path.insert(0, folder)
@@ -87,7 +97,7 @@ class Config(dict):
                 del sys.path[0]
         cfg = Config({k: v for k, v in namespace.items() if _is_setting(k, v)})
         cfg.__dict__["_source"] = str(path)
-        return cfg
+        return apply_overrides(cfg, dotted)
 
     def dump(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the config as readable text: `.json` gives JSON, anything else Python assignments
@@ -105,6 +115,31 @@ class Config(dict):
                 lines.append(f"{key} = {pprint.pformat(value, indent=1, width=110, sort_dicts=False)}")
             text = "\n".join(lines) + "\n"
         return write_file(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def _override_assignments(tree: ast.Module, overrides: list[str], path: Path) -> None:
+    """Replace the value of each top-level `name = ...` named by an override with the override's
+    value (parsed as by `parse_value`), every such assignment of the name."""
+    assigned: dict[str, list[ast.Assign | ast.AnnAssign]] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) and node.value is not None else []
+        for t in targets:
+            if isinstance(t, ast.Name):
+                assigned.setdefault(t.id, []).append(node)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. float_trainer.num_epochs=3)")
+        if key not in assigned:
+            close = difflib.get_close_matches(key, list(assigned), n=5, cutoff=0.4)
+            hint = f"closest: {', '.join(close)}" if close else f"names there: {', '.join(sorted(assigned))}"
+            raise ConfigError(f"override {key!r}: {path} assigns no top-level {key!r}; {hint}")
+        value = ast.parse(repr(parse_value(text)), mode="eval").body
+        for node in assigned[key]:
+            node.value = ast.copy_location(value, node.value)
+    ast.fix_missing_locations(tree)
 
 
 def _is_setting(name: str, value: Any) -> bool:
