@@ -310,3 +310,17 @@ def test_bad_arguments():
         MovingAverageMinMaxObserver(0.0)
     with pytest.raises(TypeError, match="expected an observer"):
         FakeQuantize(nn.Identity())
+
+
+def test_qat_state_observes_only_in_training_mode():
+    fq = FakeQuantize(MinMaxObserver()).set_state("qat")
+    fq(torch.tensor([1.0, -2.0]))
+    fq.eval()
+    fq(torch.tensor([100.0]))  # validation between QAT epochs: statistics stay
+    assert float(fq.calculate_qparams()) == pytest.approx(2.0 / 127)
+    fq.set_state("calibration")
+    fq(torch.tensor([4.0]))  # calibration runs in eval mode and records
+    assert float(fq.calculate_qparams()) == pytest.approx(4.0 / 127)
+    fq.train().set_state("qat")
+    fq(torch.tensor([8.0]))
+    assert float(fq.calculate_qparams()) == pytest.approx(8.0 / 127)

@@ -10,11 +10,14 @@ Three states, set on a whole model by `set_fake_quant_state`:
 
 - "calibration": observers record, fake quantization is off (outputs are the float values).
 - "qat": observers record and fake quantization is on with the scale from the statistics so
-  far (it follows them as training goes).
+  far (it follows them as training goes). Observers record only while the module is in training
+  mode: evaluating a QAT model in eval mode (validation between epochs) leaves its statistics
+  alone.
 - "validation": observers are frozen and fake quantization is on with the last scale, i.e. the
   model computes what the quantized model will.
 
-The state does not touch `module.training`; train()/eval() stay the caller's choice.
+The state does not touch `module.training`; train()/eval() stay the caller's choice (calibration
+runs in eval mode and still records).
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ STATES = ("calibration", "qat", "validation")
 class _FakeQuantFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
-        r = torch.round(x / scale)
-        ctx.save_for_backward((r >= qmin) & (r <= qmax))
+        # Few passes over the tensor, in place where the tensor is our own: this runs on every
+        # activation of every QAT step. `q == r` is the in-range mask (false for NaN and for
+        # saturated values, as `qmin <= r <= qmax` is); NaN is the only non-finite value left after
+        # the clamp, and it becomes 0.
+        r = torch.div(x, scale).round_()
         q = torch.clamp(r, qmin, qmax)
-        q = torch.where(torch.isnan(q), torch.zeros_like(q), q)
-        return q * scale
+        ctx.save_for_backward(q == r)
+        return q.nan_to_num_(0.0).mul_(scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -123,7 +129,7 @@ class FakeQuantize(nn.Module):
         return self.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.observer_enabled:
+        if self.observer_enabled and (self.training or not self.fake_quant_enabled):
             self.observer(x.detach())
             self._stale = True
         if self.fake_quant_enabled:
