@@ -186,8 +186,28 @@ def test_segmentor_train_and_eval_from_config():
         model({"img": torch.randn(1, 3, 60, 128)})
     with pytest.raises(ValueError, match="4 out_strides"):
         Segmentor(dict(type="UNetMobileNetV1"), dict(type="MultiScaleSegLoss", weights=[1.0]))
+    # QAT with BN trains through the fused network the same way
+    model.fuse_model("with_bn").train()
+    assert sum(isinstance(m, ConvBn2d) for m in model.modules()) == 41 - 3
+    assert set(model({"img": img, "gt_seg": labels})) == set(losses)
     assert isinstance(build_from_cfg(dict(type="FocalLoss", gamma=1.0), LOSSES), FocalLoss)
     assert isinstance(build_from_cfg(dict(type="MeanIoU", num_classes=19), METRICS), MeanIoU)
+
+
+def test_finest_loss_at_label_size():
+    torch.manual_seed(5)
+    model = Segmentor(UNetMobileNetV1(out_strides=(4, 8)), dict(type="MultiScaleSegLoss", weights=[1.0, 0.5]),
+                      finest_loss_at_label_size=True).train()
+    img = torch.randn(2, 3, 64, 64)
+    labels = torch.randint(0, 19, (2, 64, 64))
+    labels[:, :4] = 255
+    losses = model({"img": img, "gt_seg": labels})
+    fine, coarse = model.network(img)
+    focal = FocalLoss(gamma=2.0)
+    want = focal(F.interpolate(fine, size=(64, 64), mode="bilinear", align_corners=False), labels)
+    assert losses["loss_s4"].item() == pytest.approx(want.item(), rel=1e-5)
+    assert losses["loss_s8"].item() == pytest.approx(0.5 * focal(coarse, downsample_labels(labels, (8, 8))).item(),
+                                                     rel=1e-5)
 
 
 def test_downsample_labels_takes_block_centres():

@@ -102,10 +102,15 @@ class Segmentor(nn.Module):
     here to each output stride (centre pixel of each block). Training returns the loss's dict of
     per-scale losses (the training loss is their sum); eval returns `{"preds": (N, H, W) class ids
     at image size, "logits": the finest logits}`. A bare image tensor is accepted in eval.
+
+    `finest_loss_at_label_size=True` scores the finest logits after the same bilinear resize to the
+    full label map that evaluation applies (the coarser scales keep their downsampled labels), so
+    training sees the boundaries that evaluation measures.
     """
 
     def __init__(self, network: nn.Module | Mapping, loss: nn.Module | Mapping | None = None,
-                 image_key: str = "img", label_key: str = "gt_seg", scales_key: str = "gt_seg_scales") -> None:
+                 image_key: str = "img", label_key: str = "gt_seg", scales_key: str = "gt_seg_scales",
+                 finest_loss_at_label_size: bool = False) -> None:
         super().__init__()
         self.network = build_from_cfg(network, MODELS)
         self.loss = build_from_cfg(loss, LOSSES) if loss is not None else MultiScaleSegLoss()
@@ -117,6 +122,25 @@ class Segmentor(nn.Module):
         self.image_key = image_key
         self.label_key = label_key
         self.scales_key = scales_key
+        self.finest_loss_at_label_size = finest_loss_at_label_size
+
+    def fuse_model(self, mode: str = "fuse_bn") -> Segmentor:
+        """Fuse the network's conv+bn(+add)(+relu) groups in place (see UNetMobileNetV1.fuse_model)."""
+        fuse = getattr(self.network, "fuse_model", None)
+        if fuse is None:
+            raise TypeError(f"Segmentor: the network {type(self.network).__name__} has no fuse_model method")
+        fuse(mode)
+        return self
+
+    def _finest_at_label_size(self, batch: Mapping, logits: tuple[torch.Tensor, ...]):
+        labels = batch.get(self.label_key)
+        if not isinstance(labels, torch.Tensor):
+            raise KeyError(f"Segmentor: finest_loss_at_label_size needs the full-size label map under "
+                           f"{self.label_key!r} in the batch")
+        if labels.dim() == 4 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        finest = F.interpolate(logits[0], size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False)
+        return (finest, *logits[1:]), labels.to(finest.device).long()
 
     def _targets(self, labels, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if isinstance(labels, (list, tuple)):
@@ -154,5 +178,7 @@ class Segmentor(nn.Module):
                 raise KeyError(f"Segmentor: training needs labels under {self.scales_key!r} or {self.label_key!r} "
                                "in the batch")
             targets = self._targets(batch[key], logits)
+            if self.finest_loss_at_label_size:
+                logits, targets[0] = self._finest_at_label_size(batch, logits)
             return self.loss(logits, targets, getattr(self.network, "out_strides", None))
         return {"preds": seg_postprocess(logits[0], image.shape[-2:]), "logits": logits[0]}
