@@ -8,7 +8,7 @@ out of the mean, as cityscapesscripts' evaluation does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -27,13 +27,14 @@ class MeanIoU:
     """
 
     def __init__(self, num_classes: int = 19, ignore_index: int = 255,
-                 class_names: Sequence[str] | None = None) -> None:
+                 class_names: Sequence[str] | None = None, pred_key: str = "preds", label_key: str = "gt_seg") -> None:
         if num_classes < 1:
             raise ValueError(f"MeanIoU: expected num_classes >= 1 but got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"MeanIoU: expected {num_classes} class_names but got {len(class_names)}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+        self.pred_key, self.label_key = pred_key, label_key
         self.class_names = tuple(class_names) if class_names is not None else tuple(map(str, range(num_classes)))
         self.confusion_matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
@@ -49,8 +50,16 @@ class MeanIoU:
             return same[0]
         return labels
 
+    sum_states = ("confusion_matrix",)  # summed over the ranks by hbdk_sim.engine.reduce_metric
+
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, labels: torch.Tensor | Sequence[torch.Tensor]) -> None:
+    def update(self, preds: torch.Tensor | Mapping, labels: torch.Tensor | Sequence[torch.Tensor] | Mapping) -> None:
+        # The engine's Predictor passes (model outputs, batch): a Segmentor's {"preds": ...} and the
+        # batch dict with its labels under `label_key`.
+        if isinstance(preds, Mapping):
+            preds = preds[self.pred_key]
+        if isinstance(labels, Mapping):
+            labels = labels[self.label_key]
         if preds.is_floating_point():
             if preds.dim() < 2 or preds.shape[1] != self.num_classes:
                 raise ValueError(f"MeanIoU: expected logits (N, {self.num_classes}, H, W) or class indices "

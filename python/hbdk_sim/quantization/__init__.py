@@ -9,6 +9,7 @@ from hbdk_sim.quantization.converters import (
     LoadCheckpoint,
     ModelConvertPipeline,
     QAT2Quantize,
+    SetFakeQuantState,
     qconfig_for,
 )
 from hbdk_sim.quantization.fake_quantize import STATES, FakeQuantize, fake_quantize, set_fake_quant_state
@@ -25,6 +26,7 @@ from hbdk_sim.quantization.fuse_modules import (
     is_prepared,
     prepare_qat,
 )
+from hbdk_sim.quantization.int_model import AFTER_QUANTIZE_PASSES, QUANTIZE_PASSES, IntModel, quantize_module
 from hbdk_sim.quantization.observers import (
     MIN_SCALE,
     QMAX,
@@ -49,12 +51,17 @@ from hbdk_sim.quantization.qconfig_setters import set_qconfig
 from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
 
 __all__ = [
+    "AFTER_QUANTIZE_PASSES",
+    "QUANTIZE_PASSES",
+    "IntModel",
+    "quantize_module",
     "OBSERVERS",
     "Float2Calibration",
     "Float2QAT",
     "LoadCheckpoint",
     "ModelConvertPipeline",
     "QAT2Quantize",
+    "SetFakeQuantState",
     "qconfig_for",
     "MIN_SCALE",
     "QMAX",

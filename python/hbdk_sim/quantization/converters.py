@@ -21,6 +21,7 @@ hbdk_sim.registry.CONVERTERS) and from plain Python:
   integer graph, op for op: what `int_infer` evaluates and the compiled binary computes.
 - `LoadCheckpoint`: weights (and quantizer statistics) from a checkpoint, loaded with
   `weights_only=True`.
+- `SetFakeQuantState`: every quantizer into one state (e.g. "validation" for evaluation).
 """
 
 from __future__ import annotations
@@ -145,16 +146,31 @@ class QAT2Quantize:
     The quantizers are frozen ("validation"), the model is traced with `example_inputs` (or zeros
     of `input_shape`) into HBIR carrying every scale, the compiler's quantize pipeline makes the
     integer graph, and the IntModel runs that graph in torch bit for bit like the executor. The
-    result is on the model's device and in eval mode."""
+    result is on the model's device and in eval mode.
+
+    With `submodule` (e.g. "network"), only that part of the model is converted and put back in
+    its place: a task wrapper (losses, post-processing) stays in torch around the integer network."""
 
     def __init__(self, example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
-                 input_shape: Sequence[int] | Sequence[Sequence[int]] | None = None, name: str = "model") -> None:
+                 input_shape: Sequence[int] | Sequence[Sequence[int]] | None = None, name: str = "model",
+                 submodule: str | None = None) -> None:
         self.example_inputs, self.input_shape, self.name = example_inputs, input_shape, name
+        self.submodule = submodule
 
     def __call__(self, model: nn.Module) -> nn.Module:
         from hbdk_sim.frontend.torch_tracer import trace_quant
         from hbdk_sim.quantization.int_model import IntModel, quantize_module
 
+        if self.submodule:
+            try:
+                target = model.get_submodule(self.submodule)
+            except AttributeError:
+                raise ValueError(f"QAT2Quantize: {type(model).__name__} has no submodule {self.submodule!r}") from None
+            converted = QAT2Quantize(self.example_inputs, self.input_shape, self.name)(target)
+            parent, _, child = self.submodule.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, converted)
+            set_fake_quant_state(model, "validation")
+            return model.eval()
         inputs = _example(self.example_inputs, self.input_shape, model)
         set_fake_quant_state(model, "validation")
         float_graph = trace_quant(model, tuple(x.cpu() for x in inputs), self.name)
@@ -222,6 +238,22 @@ class LoadCheckpoint:
                              "convert the model to the checkpoint's stage first (e.g. Float2QAT before loading a "
                              "calibration checkpoint) or pass strict=False")
         return model
+
+
+@CONVERTERS.register
+class SetFakeQuantState:
+    """Put every quantizer of the model into `state` ("calibration", "qat" or "validation"), e.g.
+    "validation" to evaluate a calibrated or QAT model with frozen scales."""
+
+    def __init__(self, state: str = "validation") -> None:
+        from hbdk_sim.quantization.fake_quantize import STATES
+
+        if state not in STATES:
+            raise ValueError(f"expected a state in {STATES} but got {state!r}")
+        self.state = state
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        return set_fake_quant_state(model, self.state)
 
 
 @CONVERTERS.register
