@@ -171,8 +171,11 @@ class HistogramObserverBase(ObserverBase):
         self.register_buffer("amax", torch.tensor(0.0, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = x.detach().abs().flatten().to(torch.float64)
-        a = a[torch.isfinite(a)]
+        a = x.detach().abs().flatten()
+        finite = torch.isfinite(a)
+        if not bool(finite.all()):  # compacting costs a pass and a copy; most batches are all finite
+            a = a[finite]
+        a = a.to(torch.float64)
         if a.numel() == 0:
             return x
         cur = float(a.max())
