@@ -1,101 +1,149 @@
-"""The main job: take the bundled example model from HBIR to a bit-exact BPU binary.
+"""The main job: UNet-MobileNetV1 segmentation from raw images to a bit-exact BPU binary, through
+the same tools a user runs for every task.
 
-    python tools/demo.py [MODEL.hbir] [--out-dir out/demo] [--force]
+    python3 tools/demo.py [--out-dir out/demo] [--force]
 
-1. summarize the calibrated float model and run the `default` cleanup pipeline (pass timings);
-2. compile it for every shipped march (`.hbm` files and their perf reports in --out-dir) and
-   compare the cycle estimates;
-3. run the `bpu` binary on seeded inputs with the optimized and the reference integer kernels
-   (they must agree bit for bit) and compare with the float model.
+1. generate a synthetic Cityscapes dataset (the real layout) and pack it into LMDB;
+2. train float, calibrate, train QAT (tools/train.py), evaluate every stage and the integer
+   model (tools/predict.py --stage float|calibration|qat|int_infer);
+3. export the integer network to HBIR, compile it for `bpu` (tools/compile_perf.py) and run the
+   binary in the bit-exact executor over the validation set (tools/validation_hbir.py --stage
+   align_bpu);
+4. print one table: mIoU per stage, estimated latency and FPS, DDR MB per frame, and where every
+   artifact is.
+Every step is a subprocess running a tool, so its command line is the one to copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import hbdk_sim
-import numpy as np
-from hbdk_sim.examples import example_path
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "models" / "segmentation" / "unet_mobilenetv1_cityscapes.py"
+MARKER = ".hbdk-demo"  # a folder holding it was made by this demo and may be replaced with --force
+
+# The CPU-sized run: 128x256 synthetic street scenes.
+TRAIN_IMAGES, VAL_IMAGES = 240, 60
+HEIGHT, WIDTH = 128, 256
+SETTINGS = {
+    "image_size": f"[{HEIGHT},{WIDTH}]",
+    "batch_size": 8,
+    "val_batch_size": 10,
+    "num_workers": 2,
+    "float_epochs": 30,
+    "float_lr": 4e-3,
+    "warmup_steps": 30,
+    "calibration_batches": 4,
+    "qat_epochs": 2,
+    "qat_lr": 1e-4,
+}
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+class Step:
+    """Runs the tools and times them."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.times: list[tuple[str, float]] = []
+
+    def run(self, title: str, *args: object, json_result: bool = False):
+        cmd = [sys.executable, *map(str, args)]
+        shown = " ".join(str(a) for a in args)
+        print(f"\n== {title}\n$ python3 {shown}", flush=True)
+        start = time.perf_counter()
+        with open(self.log, "a", encoding="utf-8") as log:
+            log.write(f"\n$ {' '.join(cmd)}\n")
+            proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    bufsize=1)
+            lines = []
+            for line in proc.stdout:
+                log.write(line)
+                lines.append(line.rstrip("\n"))
+                if not line.startswith(("epoch", "predict", "\r")) and "it/s" not in line and "s/it" not in line:
+                    print("   " + line.rstrip("\n"), flush=True)
+            code = proc.wait()
+        elapsed = time.perf_counter() - start
+        self.times.append((title, elapsed))
+        if code != 0:
+            raise SystemExit(f"demo: step '{title}' failed (exit {code}); see {self.log}")
+        print(f"   ({elapsed:.0f} s)", flush=True)
+        if json_result:
+            for line in reversed(lines):
+                if line.startswith("{"):
+                    return json.loads(line)
+            raise SystemExit(f"demo: step '{title}' printed no JSON result; see {self.log}")
+        return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def prepare_out_dir(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise SystemExit(f"demo: {out} exists and was not made by this demo; choose another --out-dir")
+        if not force:
+            raise SystemExit(f"demo: {out} holds an earlier demo run; pass --force to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by tools/demo.py; --force replaces this folder\n")
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", nargs="?", default=None, help="a calibrated .hbir file (default: the bundled example)")
-    ap.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where the .hbm files go")
-    ap.add_argument("--force", action="store_true", help="replace .hbm files left by an earlier run")
-    ap.add_argument("--samples", type=int, default=4, help="seeded inputs to run through the binary")
-    args = ap.parse_args(argv)
+    ap.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where everything goes")
+    ap.add_argument("--force", action="store_true", help="replace an earlier demo run in --out-dir")
+    args = ap.parse_args()
+    out = args.out_dir.resolve()
+    prepare_out_dir(out, args.force)
+    raw, packed, work = out / "data" / "cityscapes_synthetic", out / "data" / "lmdb", out / "work"
+    opts = ["--opts", f"data_root={packed}", f"work_dir={work}", *(f"{k}={v}" for k, v in SETTINGS.items())]
+    cfg = ["--config", CONFIG]
+    step = Step(out / "demo.log")
+    total = time.perf_counter()
 
-    path = Path(args.model) if args.model else example_path()
-    try:
-        module = hbdk_sim.load(path)
-    except (OSError, hbdk_sim.HbirError) as e:
-        print(f"{path}: {e}", file=sys.stderr)
-        return 2
-    before = hbdk_sim.summarize(module)
-    print(f"== {path.name}\n{before.format()}\n")
-    cleaned = hbdk_sim.parse(module.print(), str(path))
-    result = cleaned.run_pipeline(["default"])
-    print(f"== pipeline 'default'\n{result['report']}")
+    step.run("generate a synthetic Cityscapes dataset", "tools/datasets/make_synthetic_cityscapes.py", "--out", raw,
+             "--train", TRAIN_IMAGES, "--val", VAL_IMAGES, "--height", HEIGHT, "--width", WIDTH, "--seed", 0)
+    for split in ("train", "val"):
+        step.run(f"pack {split} into LMDB", "tools/datasets/cityscapes_packer.py", "--src-data-dir", raw,
+                 "--target-data-dir", packed, "--split-name", split, "--pack-type", "lmdb", "--image-codec", "raw",
+                 "--num-workers", 2)
+    miou = {}
+    for stage in ("float", "calibration", "qat"):
+        step.run(f"train: {stage}", "tools/train.py", "--stage", stage, *cfg, *opts)
+        miou[stage] = step.run(f"predict: {stage}", "tools/predict.py", "--stage", stage, *cfg, *opts,
+                               json_result=True)["mIoU"]
+    miou["int_infer"] = step.run("predict: int_infer", "tools/predict.py", "--stage", "int_infer", *cfg, *opts,
+                                 json_result=True)["mIoU"]
+    deploy = work / "deploy"
+    hbir = deploy / "unet_mobilenetv1_cityscapes_int_infer.hbir"
+    step.run("export the integer network to HBIR", "tools/export_hbir.py", "--stage", "int_infer", "--out", hbir,
+             *cfg, *opts)
+    perf = step.run("compile for bpu and estimate", "tools/compile_perf.py", "--stage", "int_infer", "--march", "bpu",
+                    "--out-dir", deploy, *cfg, *opts, json_result=True)
+    miou["align_bpu"] = step.run("align_bpu: the .hbm in the bit-exact executor", "tools/validation_hbir.py",
+                                 "--stage", "align_bpu", "--hbm", perf["hbm"], *cfg, *opts, json_result=True)["mIoU"]
+    elapsed = time.perf_counter() - total
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"== compile ({args.out_dir}/)")
-    print(f"  {'march':<10} {'TOPS':>6} {'latency ms':>10} {'FPS':>8} {'DDR KB':>7} {'MAC util':>8} "
-          f"{'instructions':>12} {'binary bytes':>12}  file")
-    binaries = {}
-    for name in hbdk_sim.list_marches():
-        march = hbdk_sim.load_march(name)
-        out = args.out_dir / f"{path.stem}.{name}.hbm"
-        try:
-            compiled = hbdk_sim.compile(path, march, out, overwrite=args.force)
-        except FileExistsError as e:
-            print(f"{e}", file=sys.stderr)
-            return 2
-        except hbdk_sim.ConstraintError as e:
-            print(f"  {name:<10} rejected:\n{e}")
-            continue
-        binaries[name] = out
-        perf = compiled.perf
-        print(f"  {name:<10} {march.peak_tops:>6.1f} {perf.latency_ms:>10.3f} {perf.fps:>8,.0f} "
-              f"{perf.ddr_bytes_per_frame / 1e3:>7.1f} {perf.mac_utilization:>8.1%} {compiled.instructions:>12} "
-              f"{len(compiled.hbm):>12,}  {out.name}")
-
-    if "bpu" not in binaries:
-        print("the model does not compile for 'bpu'", file=sys.stderr)
-        return 1
-    model = hbdk_sim.load_hbm(binaries["bpu"])
-    board = hbdk_sim.Executor(model)
-    reference = hbdk_sim.Executor(model, optimized=False)
-    float_model = hbdk_sim.Executor(module)
-    rng = np.random.default_rng(2024)
-    shape = module.function("main").arguments[0].shape
-    print(f"\n== run {binaries['bpu'].name} on {args.samples} seeded inputs")
-    print(f"  {'sample':>6} {'bit-exact':>9} {'cos(int, float)':>15} {'board ms':>9} {'float ms':>9}")
-    exact_all = True
-    for i in range(args.samples):
-        x = rng.uniform(-1.0, 1.0, shape).astype(np.float32)
-        t0 = time.perf_counter()
-        got = board.run([x])
-        t1 = time.perf_counter()
-        want = float_model.run([x])
-        t2 = time.perf_counter()
-        ref = reference.run([x])
-        exact = all(np.array_equal(got[k], ref[k]) for k in got)
-        exact_all &= exact
-        cos = min(_cosine(g, w) for g, w in zip(got.values(), want.values(), strict=True))
-        print(f"  {i:>6} {'yes' if exact else 'NO':>9} {cos:>15.5f} {1e3 * (t1 - t0):>9.2f} {1e3 * (t2 - t1):>9.2f}")
-    print(f"\nsummary: {before.num_ops} ops, {before.parameters:,} parameters, {before.macs:,} MACs; "
-          f"compiled for {len(binaries)}/{len(hbdk_sim.list_marches())} marches; "
-          f"optimized == reference: {'yes' if exact_all else 'NO'}")
-    return 0 if exact_all else 1
+    print("\n" + "=" * 78)
+    print(f"UNet-MobileNetV1 on synthetic Cityscapes ({TRAIN_IMAGES} train / {VAL_IMAGES} val, {HEIGHT}x{WIDTH}), "
+          f"{elapsed / 60:.1f} min")
+    print(f"{'stage':<14}{'mIoU':>8}   {'vs float':>9}")
+    for stage, value in miou.items():
+        delta = "" if stage == "float" else f"{100 * (value - miou['float']):+8.2f} pt"
+        print(f"{stage:<14}{value:>8.4f}   {delta:>9}")
+    exact = "equal" if miou["align_bpu"] == miou["int_infer"] else "DIFFERENT"
+    print(f"align_bpu vs int_infer: {exact}")
+    print(f"bpu estimate: {perf['latency_ms']:.3f} ms, {perf['fps']:.0f} FPS, "
+          f"{perf['ddr_mb_per_frame']:.2f} MB DDR per frame")
+    print("artifacts:")
+    for name, path in (("dataset (PNG tree)", raw), ("LMDB", packed), ("checkpoints and logs", work),
+                       ("HBIR", hbir), (".hbm", perf["hbm"]), ("perf report", perf["html"]), ("log", out / "demo.log")):
+        print(f"  {name:<22}{path}")
+    return 0 if exact == "equal" else 1
 
 
 if __name__ == "__main__":

@@ -32,12 +32,12 @@ def test_default_pipeline_folds_every_batch_norm():
 
 
 def test_demo_compiles_and_runs_bit_exactly(tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "tools" / "demo.py"), "--out-dir", str(tmp_path), "--samples", "2"],
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "compiler_demo.py"), "--out-dir", str(tmp_path), "--samples", "2"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "fold-bn" in r.stdout and "optimized == reference: yes" in r.stdout
     assert sorted(p.name for p in tmp_path.glob("*.hbm")) == [
         f"mobilenet_v1_tiny.{m}.hbm" for m in sorted(hbdk_sim.list_marches())]
-    r = subprocess.run([sys.executable, str(REPO / "tools" / "demo.py"), "--out-dir", str(tmp_path)],
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "compiler_demo.py"), "--out-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "exists" in r.stderr

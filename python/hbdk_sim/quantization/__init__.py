@@ -48,9 +48,28 @@ from hbdk_sim.quantization.qconfig import (
     weight_fake_quant,
 )
 from hbdk_sim.quantization.qconfig_setters import set_qconfig
+from hbdk_sim.quantization.sensitivity import (
+    LayerSensitivity,
+    SensitivityReport,
+    cosine_similarity,
+    int16_qconfig_for_sensitive,
+    quantized_layers,
+    sensitivity,
+    sqnr_db,
+)
+from hbdk_sim.quantization.sensitivity_html import layer_cycles, sensitivity_html
 from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
 
 __all__ = [
+    "LayerSensitivity",
+    "SensitivityReport",
+    "cosine_similarity",
+    "int16_qconfig_for_sensitive",
+    "layer_cycles",
+    "quantized_layers",
+    "sensitivity",
+    "sensitivity_html",
+    "sqnr_db",
     "AFTER_QUANTIZE_PASSES",
     "QUANTIZE_PASSES",
     "IntModel",
