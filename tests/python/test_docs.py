@@ -32,9 +32,12 @@ def test_marches_md_is_generated_from_the_schema_rules_and_march_files():
         assert f"### {name}\n" in text
 
 
-def test_readme_python_example_runs(tmp_path, monkeypatch):
+def test_readme_python_examples_run(tmp_path, monkeypatch):
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    assert len(blocks) == 2
     monkeypatch.chdir(tmp_path)
-    exec(compile(block, "README.md", "exec"), {})
-    assert (tmp_path / "tiny.hbm").exists()
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    for name in ("model.hbir", "model.onnx", "calib.pt", "tiny.hbm"):
+        assert (tmp_path / name).exists()

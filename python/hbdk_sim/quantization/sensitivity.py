@@ -213,12 +213,24 @@ def sensitivity(float_model: nn.Module, quant_model: nn.Module, data: Iterable,
                          "and calibrate it first")
     with _frozen([float_model, quant_model]) as all_fqs:
         ref = _run(float_model, samples)
+        # A layer the data never reaches (e.g. an unused head) has observed nothing and no error.
+        reached, first_error = [], None
         for layer in layers:
+            missing = []
             for fq in layer.fake_quants:
                 try:
                     fq.calculate_qparams()
                 except RuntimeError as e:
-                    raise ValueError(f"sensitivity: layer '{layer.name}' has no scale yet ({e})") from None
+                    missing.append(e)
+            if missing and len(missing) < len(layer.fake_quants):
+                raise ValueError(f"sensitivity: layer '{layer.name}' has no scale yet ({missing[0]})")
+            if missing:
+                first_error = first_error or f"layer '{layer.name}': {missing[0]}"
+            else:
+                reached.append(layer)
+        if not reached:
+            raise ValueError(f"sensitivity: every quantized layer has no scale yet ({first_error}); calibrate first")
+        layers = reached
         results = []
         for layer in layers:
             for fq in layer.fake_quants:
