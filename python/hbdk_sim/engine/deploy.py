@@ -1,0 +1,269 @@
+"""What the deployment tools share (calops, export_hbir/onnx, model_checker, compile_perf, infer,
+validation_hbir): where their outputs go, the deploy network's example input, an image file
+prepared as the board sees it, the predictions painted in the Cityscapes palette, and the
+compiled `.hbm` evaluated in the bit-exact executor over the validation set ("align_bpu").
+
+The deploy network of a stage is `stages.deploy_model`; these helpers only feed and read it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hbdk_sim.engine.config import Config
+from hbdk_sim.engine.predictor import _plain
+from hbdk_sim.engine.stages import build_data_loader, stage_entry
+from hbdk_sim.engine.trainer import BATCH_PROCESSORS, BatchProcessor
+from hbdk_sim.files import write_file
+from hbdk_sim.registry import METRICS, MODELS, TRANSFORMS, build_from_cfg
+
+# Transforms that only touch the labels: an image without a label skips them.
+LABEL_TRANSFORMS = frozenset({"LabelRemap", "MultiScaleLabels"})
+# Transforms that draw random numbers: not part of a deterministic board preprocessing.
+RANDOM_TRANSFORMS = frozenset({"SegRandomAffine", "RandomFlip"})
+# Blend weight of the class colours over the image in `<stem>_pred.png`.
+OVERLAY_ALPHA = 0.5
+
+
+# ---- names and shapes ------------------------------------------------------------------------------
+
+
+def task_name(cfg: Mapping) -> str:
+    """The config's `task_name`, else its file's stem."""
+    name = cfg.get("task_name")
+    if name:
+        return str(name)
+    source = cfg.__dict__.get("_source") if isinstance(cfg, Config) else None
+    return Path(source).stem if source else "model"
+
+
+def deploy_dir(cfg: Mapping) -> Path:
+    """`<work_dir>/deploy`: where exported graphs and compiled binaries go by default."""
+    if "work_dir" not in cfg:
+        raise KeyError("the config has no 'work_dir'; set one (or pass --opts work_dir=DIR)")
+    return Path(cfg["work_dir"]) / "deploy"
+
+
+def default_output(cfg: Mapping, stage: str, suffix: str) -> Path:
+    """`<work_dir>/deploy/<task_name>_<stage><suffix>`."""
+    return deploy_dir(cfg) / f"{task_name(cfg)}_{stage}{suffix}"
+
+
+def deploy_input_shape(cfg: Mapping) -> list[int]:
+    """`deploy_input_shape` of the config, checked: (N, C, H, W) positive ints."""
+    if "deploy_input_shape" not in cfg:
+        raise KeyError("the config has no 'deploy_input_shape'; set it to the board input, e.g. [1, 3, 1024, 2048]")
+    shape = list(cfg["deploy_input_shape"])
+    if len(shape) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(f"config deploy_input_shape: expected 4 positive ints (N, C, H, W) but got {shape}")
+    return shape
+
+
+def parse_input_shape(text: str, cfg: Mapping) -> list[int]:
+    """`--input-shape 1,3,H,W` as ints, checked against the deploy network: 4 positive dims, the
+    channels of `deploy_input_shape`, and H, W multiples of the network's stride."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        shape = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--input-shape {text!r}: expected comma-separated ints N,C,H,W, e.g. 1,3,512,1024") from None
+    if len(shape) != 4 or min(shape) <= 0:
+        raise ValueError(f"--input-shape {text!r}: expected 4 positive dims N,C,H,W, e.g. 1,3,512,1024")
+    channels = deploy_input_shape(cfg)[1]
+    if shape[1] != channels:
+        raise ValueError(f"--input-shape {text!r}: the network takes {channels} channels (deploy_input_shape), "
+                         f"not {shape[1]}")
+    stride = int(getattr(build_from_cfg(cfg["deploy_model"], MODELS), "max_stride", 1))
+    if shape[2] % stride or shape[3] % stride:
+        raise ValueError(f"--input-shape {text!r}: H and W must be multiples of the network's stride {stride}")
+    return shape
+
+
+def example_input(cfg: Mapping) -> torch.Tensor:
+    """Zeros of `deploy_input_shape`: what the deploy network is traced with."""
+    return torch.zeros(deploy_input_shape(cfg))
+
+
+def refuse_existing(paths: Iterable[Path], force: bool) -> None:
+    """Checked before any work, so a refusal costs nothing and writes nothing."""
+    if force:
+        return
+    for path in paths:
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass --force to replace it")
+
+
+# ---- an image file as the board sees it ---------------------------------------------------------------
+
+
+def _type_name(t: Any) -> str:
+    kind = t.get("type") if isinstance(t, Mapping) else t
+    return kind if isinstance(kind, str) else getattr(kind, "__name__", type(kind).__name__)
+
+
+def val_transform_specs(cfg: Mapping) -> list:
+    """The transforms of the config's validation dataset (`val_data_loader.dataset.transforms`, else
+    `val_transforms`): what prediction and align_bpu feed the network."""
+    loader = cfg.get("val_data_loader")
+    dataset = loader.get("dataset") if isinstance(loader, Mapping) else None
+    specs = dataset.get("transforms") if isinstance(dataset, Mapping) else None
+    if specs is None:
+        specs = cfg.get("val_transforms")
+    if specs is None:
+        raise KeyError("the config has neither val_data_loader.dataset.transforms nor val_transforms; "
+                       "the image preprocessing comes from them")
+    specs = specs.to_dict() if isinstance(specs, Config) else specs
+    return [t.to_dict() if isinstance(t, Config) else t for t in specs]
+
+
+def image_transforms(cfg: Mapping) -> Callable[[dict], dict]:
+    """The validation transforms without the label-only ones (LabelRemap, MultiScaleLabels): resize,
+    YUV444, normalize. A random transform there is a config error."""
+    specs = [t for t in val_transform_specs(cfg) if _type_name(t) not in LABEL_TRANSFORMS]
+    random = [_type_name(t) for t in specs if _type_name(t) in RANDOM_TRANSFORMS]
+    if random:
+        raise ValueError(f"the validation transforms hold random ones ({', '.join(random)}); the board "
+                         "preprocessing must be deterministic: move them to train_transforms")
+    transforms = [build_from_cfg(t, TRANSFORMS) for t in specs]
+
+    def apply(sample: dict) -> dict:
+        for t in transforms:
+            sample = t(sample)
+        return sample
+
+    return apply
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file (PNG, JPEG, anything Pillow reads) as HxWx3 uint8 RGB."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))
+    except OSError as e:  # Pillow's UnidentifiedImageError is an OSError
+        raise ValueError(f"{path}: not an image Pillow can read ({e})") from None
+
+
+def prepare_image(rgb: np.ndarray, transforms: Callable[[dict], dict]) -> torch.Tensor:
+    """The network input (1, C, H, W) of one RGB image after `transforms` (see image_transforms)."""
+    sample = transforms({"img": rgb, "color_space": "rgb"})
+    img = sample["img"]
+    if not isinstance(img, torch.Tensor) or img.ndim != 3:
+        raise TypeError(f"the validation transforms gave an image of type {type(img).__name__}; they must end "
+                        "with ToTensor (and Normalize) so the network gets a CxHxW tensor")
+    return img.float().unsqueeze(0)
+
+
+def parse_model_inputs(text: str) -> list[Path]:
+    """`--model-inputs img:PATH[,img:PATH2...]` -> the image paths."""
+    paths = []
+    for item in (p.strip() for p in text.split(",")):
+        name, sep, path = item.partition(":")
+        if not sep or name != "img" or not path:
+            raise ValueError(f"--model-inputs {text!r}: expected img:PATH[,img:PATH2...] but got {item!r}")
+        paths.append(Path(path))
+    stems = [p.stem for p in paths]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise ValueError(f"--model-inputs: several images are named {', '.join(twice)}; their outputs would "
+                         "collide in --save-path")
+    return paths
+
+
+def first_output(outputs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """The finest logits: a deploy network returns them alone, a multi-scale one first."""
+    return outputs if isinstance(outputs, torch.Tensor) else outputs[0]
+
+
+# ---- painting predictions ---------------------------------------------------------------------------
+
+
+def colorize(class_ids: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """HxW class ids -> HxWx3 uint8 colours; an id outside the palette (e.g. 255, ignore) is black."""
+    table = np.zeros((256, 3), np.uint8)
+    table[: len(palette)] = np.asarray(palette, np.uint8)
+    ids = np.asarray(class_ids)
+    if ids.min(initial=0) < 0 or ids.max(initial=0) > 255:
+        raise ValueError(f"colorize: class ids must be in 0..255 but range {ids.min()}..{ids.max()}")
+    return table[ids.astype(np.uint8)]
+
+
+def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """`color` blended over `rgb` with weight `alpha` (both HxWx3 uint8)."""
+    mixed = (1.0 - alpha) * rgb.astype(np.float32) + alpha * color.astype(np.float32)
+    return np.clip(np.floor(mixed + 0.5), 0, 255).astype(np.uint8)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def prediction_paths(save_dir: Path, image: Path) -> tuple[Path, Path]:
+    """`<save_dir>/<stem>_pred.png` (colours over the image) and `<stem>_color.png` (colours only)."""
+    return save_dir / f"{image.stem}_pred.png", save_dir / f"{image.stem}_color.png"
+
+
+def write_prediction(rgb: np.ndarray, class_ids: np.ndarray, pred_path: Path, color_path: Path,
+                     palette: Sequence[Sequence[int]], *, overwrite: bool) -> None:
+    color = colorize(class_ids, palette)
+    write_file(pred_path, png_bytes(overlay(rgb, color)), overwrite=overwrite)
+    write_file(color_path, png_bytes(color), overwrite=overwrite)
+
+
+# ---- align_bpu: the compiled binary over the validation set ---------------------------------------------
+
+
+def _to_torch(outputs: Mapping[str, np.ndarray]) -> list[torch.Tensor]:
+    return [torch.from_numpy(np.ascontiguousarray(v)) for v in outputs.values()]
+
+
+def evaluate_binary(cfg: Config, executor: Any, progress_bar: bool = True) -> dict[str, Any]:
+    """The config's metric over its validation set, each sample (batch size 1, the validation
+    transforms and the int_infer predictor's batch processor) run by `executor` (an
+    hbdk_sim.Executor) and post-processed as the int_infer predictor does: the finest logits
+    resized to the image and arg-maxed (seg_postprocess)."""
+    from hbdk_sim.models.segmentation import seg_postprocess
+
+    entry = stage_entry(cfg, "int_infer", "predictor")
+    processor = build_from_cfg(entry["batch_processor"], BATCH_PROCESSORS) if entry.get("batch_processor") \
+        else BatchProcessor()
+    metric = build_from_cfg(entry.get("metric", cfg.get("metric")), METRICS)
+    if metric is None:
+        raise KeyError("the config has no 'metric' to evaluate align_bpu with")
+    if hasattr(metric, "reset"):
+        metric.reset()
+    loader = build_data_loader(cfg, entry.get("data_loader", "val_data_loader"), train=False, batch_size=1)
+    bar = None
+    if progress_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(loader), desc="align_bpu", dynamic_ncols=True, leave=False)
+    cpu = torch.device("cpu")
+    try:
+        for batch in loader:
+            batch = processor.prepare(batch, cpu)
+            image = batch["img"]
+            logits = first_output(_to_torch(executor.run([image.numpy().astype(np.float32)])))
+            preds = seg_postprocess(logits, image.shape[-2:])
+            metric.update({"preds": preds, "logits": logits}, batch)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = metric.compute()
+    if isinstance(result, dict):
+        return {str(k): _plain(v) for k, v in result.items()}
+    return {"metric": _plain(result)}

@@ -1,0 +1,357 @@
+"""The deployment tools (calops, export_hbir, export_onnx, model_checker, compile_perf, infer,
+validation_hbir) on the segmentation config shrunk to 64x128 and a tiny synthetic Cityscapes: each
+writes what it promises, align_bpu's mIoU equals `predict --stage int_infer` exactly, and user
+errors are one line with exit status 1. The tools run in this process (their `main` under
+`run_tool` with sys.argv patched); one runs as a subprocess to show the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import hbdk_sim
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from hbdk_sim.data import PALETTE, make_synthetic_cityscapes, pack_cityscapes  # noqa: E402
+from hbdk_sim.engine.deploy import image_transforms, overlay, prepare_image, read_image  # noqa: E402
+from hbdk_sim.engine.stages import build_data_loader, deploy_model, load_config  # noqa: E402
+from hbdk_sim.engine.toolkit import run_tool  # noqa: E402
+from hbdk_sim.registry import MODELS, build_from_cfg  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "models" / "segmentation" / "unet_mobilenetv1_cityscapes.py"
+TASK = "unet_mobilenetv1_cityscapes"
+H, W = 64, 128
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: on a busy 2-core machine, worker threads cost far more than they save (the
+    int model's float64 convolutions slow down a hundredfold)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+_TOOLS: dict[str, object] = {}
+
+
+def _module(name: str):
+    if name not in _TOOLS:
+        spec = importlib.util.spec_from_file_location(f"hbdk_sim_tool_{name}", REPO / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOLS[name] = module
+    return _TOOLS[name]
+
+
+class Tools:
+    """Runs tools/<name>.py in this process; returns (exit status, stdout, stderr)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.opts = [f"data_root={root / 'packed'}", f"work_dir={root / 'work'}", f"image_size=[{H},{W}]",
+                     "batch_size=2", "val_batch_size=2", "num_workers=0", "calibration_batches=1"]
+
+    def __call__(self, name: str, *args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        argv = sys.argv
+        sys.argv = [f"{name}.py", *map(str, args), "--config", str(CONFIG), "--opts", *self.opts]
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                    pytest.raises(SystemExit) as exit_info:
+                run_tool(name, _module(name).main)
+        finally:
+            sys.argv = argv
+        return exit_info.value.code, out.getvalue(), err.getvalue()
+
+    def cfg(self):
+        return load_config(CONFIG, self.opts)
+
+
+def _one_line_error(code: int, err: str, tool: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith(f"{tool}: error: "), err
+    for w in words:
+        assert w in lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    """Synthetic data (8 train, 4 val at 64x128, packed raw), a float checkpoint of a freshly built
+    model, calibration (one batch) through tools/train.py, and its checkpoint as the QAT weights."""
+    root = tmp_path_factory.mktemp("tools")
+    make_synthetic_cityscapes(root / "raw", train=8, val=4, height=H, width=W, seed=0)
+    for split in ("train", "val"):
+        pack_cityscapes(root / "raw", root / "packed", split, image_codec="raw")
+    tools = Tools(root)
+    torch.manual_seed(0)
+    model = build_from_cfg(tools.cfg()["model"], MODELS)
+    (root / "work" / "float").mkdir(parents=True)
+    torch.save({"model": model.state_dict()}, root / "work" / "float" / "best.pt")
+    code, out, err = tools("train", "--stage", "calibration")
+    assert code == 0, err
+    (root / "work" / "qat").mkdir()
+    shutil.copy(root / "work" / "calibration" / "last.pt", root / "work" / "qat" / "best.pt")
+    return root
+
+
+@pytest.fixture
+def tools(run_root):
+    return Tools(run_root)
+
+
+def _deploy(run_root) -> Path:
+    return run_root / "work" / "deploy"
+
+
+# ---- calops -------------------------------------------------------------------------------------------
+
+
+def _conv_macs_and_tensors(cfg, shape) -> tuple[int, int]:
+    """MACs of every conv (from forward hooks) and the elements of all parameters and BN statistics."""
+    network = build_from_cfg(cfg["deploy_model"], MODELS).eval()
+    macs = []
+
+    def hook(module, inputs, output):
+        k = module.kernel_size[0] * module.kernel_size[1]
+        macs.append(output.numel() * (module.in_channels // module.groups) * k)
+
+    for m in network.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        network(torch.zeros(shape))
+    used = network.head.convs[0]  # the deploy network runs the finest head only
+    unused = sum(p.numel() for c in network.head.convs if c is not used for p in c.parameters())
+    tensors = sum(t.numel() for name, t in network.state_dict().items() if not name.endswith("num_batches_tracked"))
+    return sum(macs), tensors - unused
+
+
+def test_calops_counts_every_conv_of_the_deploy_network(tools):
+    code, out, _ = tools("calops")
+    assert code == 0
+    macs, params = _conv_macs_and_tensors(tools.cfg(), (1, 3, H, W))
+    assert f"input 1x3x{H}x{W}" in out
+    assert f"MACs {macs:,} " in out and f"params {params:,}" in out
+    assert "backbone.stem.conv" in out and "head.convs.0" in out
+    total = out.strip().splitlines()[-1].split()
+    assert total[:3] == ["total", f"{macs:,}", f"{params:,}"]
+
+    code, out, err = tools("calops", "--input-shape", f"1,3,{H // 2},{W // 2}")
+    assert code == 0, err
+    assert f"MACs {macs // 4:,} " in out  # every conv's work scales with the pixels
+
+
+@pytest.mark.parametrize("shape, words", [("1,3,x,128", ["comma-separated ints"]), ("1,3,64", ["4 positive"]),
+                                          ("1,4,64,128", ["3 channels"]), ("1,3,64,100", ["stride 32"])])
+def test_calops_bad_input_shape_is_one_line(tools, shape, words):
+    code, _, err = tools("calops", "--input-shape", shape)
+    _one_line_error(code, err, "calops", "--input-shape", *words)
+
+
+# ---- export_hbir / export_onnx -----------------------------------------------------------------------------
+
+
+def test_export_hbir_gives_each_stage_its_graph(tools, run_root):
+    code, out, _ = tools("export_hbir")  # int_infer by default
+    assert code == 0
+    int_path = _deploy(run_root) / f"{TASK}_int_infer.hbir"
+    assert f"wrote {int_path}" in out
+    int_ops = {op.name for op in hbdk_sim.load(int_path).function("main").ops}
+    assert "requantize" in int_ops
+
+    float_path = run_root / "exports" / "float.hbir"
+    code, _, _ = tools("export_hbir", "--stage", "float", "--out", float_path)
+    assert code == 0
+    fn = hbdk_sim.load(float_path).function("main")
+    assert "requantize" not in {op.name for op in fn.ops}
+    assert [list(a.shape) for a in fn.arguments] == [[1, 3, H, W]]
+
+    before = float_path.read_bytes()
+    code, _, err = tools("export_hbir", "--stage", "float", "--out", float_path)
+    _one_line_error(code, err, "export_hbir", str(float_path), "--force")
+    assert float_path.read_bytes() == before
+    code, _, _ = tools("export_hbir", "--stage", "qat", "--out", float_path, "--force")
+    assert code == 0
+    assert hbdk_sim.load(float_path).print() != before.decode()  # now the qat graph with its scales
+
+
+def test_export_hbir_missing_checkpoint_is_one_line(tools, run_root):
+    missing = run_root / "nowhere" / "best.pt"
+    code, _, err = tools("export_hbir", "--stage", "float", "--ckpt", missing, "--out", run_root / "x.hbir")
+    _one_line_error(code, err, "export_hbir", str(missing), "not found")
+    assert not (run_root / "x.hbir").exists()
+
+
+def test_export_onnx_float_matches_torch_and_qat_is_qdq(tools, run_root):
+    code, out, _ = tools("export_onnx", "--stage", "float")
+    assert code == 0
+    path = _deploy(run_root) / f"{TASK}_float.onnx"
+    assert f"wrote {path}" in out
+    x = torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(3))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        want = deploy_model(tools.cfg(), "float")(x).numpy()
+    assert got.shape == (1, 19, H // 4, W // 4)
+    assert np.abs(got - want).max() <= 1e-4
+
+    qdq = run_root / "exports" / "qat.onnx"
+    code, _, _ = tools("export_onnx", "--stage", "qat", "--out", qdq)
+    assert code == 0
+    import onnx
+
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(qdq)).graph.node)
+    sess = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    assert got.shape == (1, 19, H // 4, W // 4)
+
+
+# ---- model_checker ---------------------------------------------------------------------------------------
+
+
+def test_model_checker_supported(tools):
+    code, out, _ = tools("model_checker")  # the float network, calibrated on the example input
+    assert (code, out.strip()) == (0, "This model is supported!")
+    code, out, _ = tools("model_checker", "--stage", "qat", "--march", "bpu")
+    assert (code, out.strip()) == (0, "This model is supported!")
+
+
+def test_model_checker_prints_every_violation(tools, run_root):
+    march = json.loads((Path(hbdk_sim.__file__).parent / "marches" / "bpu.json").read_text())
+    march["name"] = "bpu_narrow"
+    march["ops"]["conv2d"]["channels_max"] = 16
+    path = run_root / "bpu_narrow.json"
+    path.write_text(json.dumps(march))
+    network = build_from_cfg(tools.cfg()["deploy_model"], MODELS)
+    used = [m for name, m in network.named_modules() if isinstance(m, torch.nn.Conv2d)
+            and not (name.startswith("head.convs.") and name != "head.convs.0")]
+    wide = sum(1 for m in used if max(m.in_channels, m.out_channels) > 16)
+
+    code, out, _ = tools("model_checker", "--stage", "qat", "--march", path)
+    lines = out.strip().splitlines()
+    assert code == 1
+    assert lines[0] == f"{wide} violation(s) of march 'bpu_narrow':"
+    assert len(lines) == 1 + wide and all("'conv2d' channels" in line for line in lines[1:])
+
+
+# ---- compile_perf, validation_hbir --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compiled(run_root):
+    """tools/compile_perf.py of the int_infer network into <work_dir>/deploy."""
+    code, out, err = Tools(run_root)("compile_perf")
+    assert code == 0, err
+    return _deploy(run_root) / f"{TASK}_int_infer.hbm", out
+
+
+def test_compile_perf_writes_binary_and_reports(compiled, tools):
+    hbm, out = compiled
+    json_path, html_path = hbm.with_name(f"{TASK}_int_infer.perf.json"), hbm.with_name(f"{TASK}_int_infer.perf.html")
+    assert hbm.is_file() and json_path.is_file() and html_path.is_file()
+    perf = hbdk_sim.PerfReport.from_json(json_path.read_text())
+    assert perf.total_cycles > 0
+    assert perf.total_cycles == hbdk_sim.compile_perf(hbm, march="bpu").total_cycles  # the binary's own estimate
+    assert f"latency  {perf.latency_ms:.3f} ms" in out
+    assert f"FPS      {perf.fps:.1f}" in out
+    assert f"DDR      {perf.ddr_bytes_per_frame / 1e6:.3f} MB/frame" in out
+    assert hbdk_sim.load_hbm(hbm).march == "bpu"
+    assert html_path.read_text().lstrip().lower().startswith("<!doctype html")
+
+    before = hbm.read_bytes()
+    code, _, err = tools("compile_perf")
+    _one_line_error(code, err, "compile_perf", str(hbm), "--force")
+    assert hbm.read_bytes() == before
+
+
+def test_align_bpu_equals_int_infer_exactly(compiled, tools):
+    hbm, _ = compiled
+    code, out, _ = tools("validation_hbir", "--stage", "align_bpu", "--hbm", hbm)
+    assert code == 0
+    bpu = json.loads(out.strip().splitlines()[-1])
+    code, out, _ = tools("predict", "--stage", "int_infer")  # batches of 2, the binary sees 1 at a time
+    assert code == 0
+    ref = json.loads(out.strip().splitlines()[-1])
+    assert bpu["stage"] == "align_bpu" and bpu["hbm"] == str(hbm)
+    assert 0.0 < bpu["mIoU"] <= 1.0
+    assert bpu["mIoU"] == ref["mIoU"] and bpu["pixel_acc"] == ref["pixel_acc"]
+
+    code, _, err = tools("validation_hbir", "--stage", "align_bpu")  # would compile over the binary
+    _one_line_error(code, err, "validation_hbir", f"--hbm {hbm}", "--force")
+    code, _, err = tools("validation_hbir", "--stage", "align_bpu", "--hbm", hbm, "--march", "bpu_nano")
+    _one_line_error(code, err, "validation_hbir", "'bpu'", "'bpu_nano'")
+
+
+# ---- infer ----------------------------------------------------------------------------------------------
+
+
+def test_infer_preprocessing_is_the_validation_pipeline(tools, run_root):
+    cfg = tools.cfg()
+    batch = next(iter(build_data_loader(cfg, "val_data_loader", train=False, batch_size=1)))
+    png = next((run_root / "raw" / "leftImg8bit" / "val").rglob(f"{batch['name'][0]}_leftImg8bit.png"))
+    x = prepare_image(read_image(png), image_transforms(cfg))
+    assert torch.equal(x, batch["img"])
+
+
+def test_infer_paints_predictions_at_the_image_size(tools, run_root):
+    png = sorted((run_root / "raw" / "leftImg8bit" / "val").rglob("*.png"))[0]
+    jpg = run_root / "street.jpg"
+    Image.open(png).resize((150, 100)).save(jpg)  # another size and format: resized in, resized back
+    save = run_root / "infer"
+    code, out, _ = tools("infer", "--stage", "qat", "--model-inputs", f"img:{png},img:{jpg}", "--save-path", save)
+    assert code == 0
+    cfg = tools.cfg()
+    model = deploy_model(cfg, "qat")
+    palette = np.asarray(PALETTE, np.uint8)
+    for image in (png, jpg):
+        rgb = read_image(image)
+        color = np.array(Image.open(save / f"{image.stem}_color.png"))
+        pred = np.array(Image.open(save / f"{image.stem}_pred.png"))
+        assert color.shape == pred.shape == rgb.shape
+        with torch.no_grad():
+            logits = model(prepare_image(rgb, image_transforms(cfg)))
+        ids = torch.nn.functional.interpolate(logits, size=rgb.shape[:2], mode="bilinear").argmax(1)[0].numpy()
+        np.testing.assert_array_equal(color, palette[ids])
+        np.testing.assert_array_equal(pred, overlay(rgb, palette[ids]))
+        assert f"{image}: wrote" in out
+
+    before = (save / f"{jpg.stem}_pred.png").read_bytes()
+    code, _, err = tools("infer", "--stage", "qat", "--model-inputs", f"img:{jpg}", "--save-path", save)
+    _one_line_error(code, err, "infer", f"{jpg.stem}_pred.png", "--force")
+    assert (save / f"{jpg.stem}_pred.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("inputs, words", [("street.png", ["img:PATH"]), ("img:a.png,img:b/a.png", ["a"]),
+                                           ("img:missing.png", ["missing.png", "not found"])])
+def test_infer_bad_inputs_are_one_line(tools, run_root, inputs, words):
+    code, _, err = tools("infer", "--model-inputs", inputs, "--save-path", run_root / "never")
+    _one_line_error(code, err, "infer", *words)
+    assert not (run_root / "never").exists()
+
+
+# ---- the command line ---------------------------------------------------------------------------------------
+
+
+def test_command_line_entry_point(run_root):
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "calops.py"), "--config", str(CONFIG),
+                           "--input-shape", "1,3,64,100", "--opts", f"work_dir={run_root / 'work'}",
+                           f"image_size=[{H},{W}]"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "calops: error: --input-shape '1,3,64,100': H and W must be multiples of the network's stride 32"]

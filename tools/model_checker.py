@@ -1,0 +1,39 @@
+"""Check that the deploy network of a stage fits a march: prints "This model is supported!" or every
+violation (and exits 1).
+
+    python3 tools/model_checker.py --config models/segmentation/unet_mobilenetv1_cityscapes.py \
+        [--stage float] [--ckpt PATH] [--march bpu]
+
+The network is traced on zeros of the config's deploy_input_shape; a float network is calibrated
+on that input first, a calibration/qat/int_infer one keeps its own scales.
+"""
+
+from __future__ import annotations
+
+import hbdk_sim
+from hbdk_sim.engine.deploy import example_input, task_name
+from hbdk_sim.engine.stages import STAGES, deploy_model, load_config
+from hbdk_sim.engine.toolkit import config_parser, run_tool
+
+SUPPORTED = "This model is supported!"
+
+
+def main() -> int:
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="float", choices=STAGES)
+    parser.add_argument("--ckpt", help="the stage's weights (default: the path its predictor pipeline names)")
+    parser.add_argument("--march", help="the target march (default: the config's march)")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.opts)
+    march = args.march or cfg.get("march", "bpu")
+    model = deploy_model(cfg, args.stage, args.ckpt)
+    result = hbdk_sim.check_model(model, example_input(cfg), march, name=f"{task_name(cfg)}_{args.stage}")
+    if result.ok:
+        print(SUPPORTED)
+        return 0
+    print(result.format())
+    return 1
+
+
+if __name__ == "__main__":
+    run_tool("model_checker", main)

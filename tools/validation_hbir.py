@@ -1,0 +1,66 @@
+"""Evaluate the compiled binary on the validation set in the bit-exact executor and print the metric.
+
+    python3 tools/validation_hbir.py --stage align_bpu --config models/segmentation/unet_mobilenetv1_cityscapes.py \
+        [--hbm PATH] [--march bpu] [--ckpt PATH] [--force]
+
+Board preprocessing: batch size 1 and the validation transforms; each output is post-processed as
+the int_infer predictor does, so the metric equals `tools/predict.py --stage int_infer` exactly.
+Without --hbm, the int_infer deploy network is compiled into
+<work_dir>/deploy/<task_name>_int_infer.hbm (refused when that file exists, unless --force).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hbdk_sim
+from hbdk_sim.api import perf_report_paths
+from hbdk_sim.engine.deploy import default_output, evaluate_binary, example_input, refuse_existing, task_name
+from hbdk_sim.engine.stages import deploy_model, load_config
+from hbdk_sim.engine.toolkit import config_parser, run_tool
+from hbdk_sim.frontend.api import compile_model
+
+
+def _compiled(cfg, march: str, ckpt: str | None, force: bool) -> Path:
+    hbm = default_output(cfg, "int_infer", ".hbm")
+    if hbm.exists() and not force:
+        raise FileExistsError(f"{hbm} exists; pass --hbm {hbm} to evaluate it, or --force to compile over it")
+    refuse_existing(perf_report_paths(hbm), force)
+    model = deploy_model(cfg, "int_infer", ckpt)
+    hbm.parent.mkdir(parents=True, exist_ok=True)
+    compile_model(model, example_input(cfg), march, hbm, overwrite=force, name=f"{task_name(cfg)}_int_infer")
+    return hbm
+
+
+def main() -> int:
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True, choices=["align_bpu"],
+                        help="align_bpu: the compiled .hbm in the bit-exact executor")
+    parser.add_argument("--hbm", help="the binary to evaluate (default: compile the int_infer deploy network)")
+    parser.add_argument("--march", help="the march to compile for, or that --hbm must be for (default: the config's)")
+    parser.add_argument("--ckpt", help="the int_infer weights when compiling (default: its pipeline's)")
+    parser.add_argument("--force", action="store_true", help="compile over an existing default .hbm")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.opts)
+    march = args.march or cfg.get("march", "bpu")
+    if args.hbm:
+        if args.ckpt:
+            raise ValueError("--ckpt selects the weights to compile; an --hbm is already compiled: pass one of them")
+        hbm = Path(args.hbm)
+        if not hbm.is_file():
+            raise FileNotFoundError(f"{hbm}: binary not found; compile one with tools/compile_perf.py or omit --hbm")
+        binary = hbdk_sim.load_hbm(hbm)
+        if args.march and binary.march != args.march:
+            raise ValueError(f"{hbm} was compiled for march '{binary.march}', not '{args.march}'")
+    else:
+        hbm = _compiled(cfg, march, args.ckpt, args.force)
+        binary = hbdk_sim.load_hbm(hbm)
+    results = evaluate_binary(cfg, hbdk_sim.Executor(binary))
+    print(json.dumps({"stage": args.stage, **{k: v for k, v in results.items() if not isinstance(v, list)},
+                      "hbm": str(hbm)}))
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool("validation_hbir", main)
