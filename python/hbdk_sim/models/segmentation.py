@@ -26,13 +26,14 @@ class UNetMobileNetV1(nn.Module):
 
     `forward(x)` returns a tuple of (N, num_classes, H/s, W/s) logits, one per `out_strides` entry,
     finest first; with `deploy=True` only the finest (the one a board runs). H and W must be
-    multiples of 32.
+    multiples of 32. The neck upsamples with `upsample_mode` "bilinear" (half-pixel; measured about a
+    point of mIoU better on the synthetic set) or "nearest" (cheaper on the board).
     """
 
     max_stride = STRIDES[-1]
 
     def __init__(self, num_classes: int = 19, width: float = 0.25, out_strides: Sequence[int] = (4, 8, 16, 32),
-                 deploy: bool = False, upsample_mode: str = "nearest") -> None:
+                 deploy: bool = False, upsample_mode: str = "bilinear") -> None:
         super().__init__()
         out_strides = tuple(sorted(out_strides))
         if not out_strides or any(s not in STRIDES for s in out_strides):

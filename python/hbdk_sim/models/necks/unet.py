@@ -27,7 +27,7 @@ class UNetNeck(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int] = (2, 4, 8, 16, 32),
-                 out_strides: Sequence[int] = (4, 8, 16, 32), upsample_mode: str = "nearest") -> None:
+                 out_strides: Sequence[int] = (4, 8, 16, 32), upsample_mode: str = "bilinear") -> None:
         super().__init__()
         in_strides, in_channels = tuple(in_strides), tuple(in_channels)
         if len(in_channels) != len(in_strides):
