@@ -293,6 +293,11 @@ def test_align_bpu_equals_int_infer_exactly(compiled, tools):
 
     code, _, err = tools("validation_hbir", "--stage", "align_bpu")  # would compile over the binary
     _one_line_error(code, err, "validation_hbir", f"--hbm {hbm}", "--force")
+    before = hbm.read_bytes()
+    code, out, err = tools("validation_hbir", "--stage", "align_bpu", "--force")  # compiles it afresh
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1]) == bpu
+    assert hbm.read_bytes() == before  # the same binary: compilation is deterministic
     code, _, err = tools("validation_hbir", "--stage", "align_bpu", "--hbm", hbm, "--march", "bpu_nano")
     _one_line_error(code, err, "validation_hbir", "'bpu'", "'bpu_nano'")
 
@@ -334,6 +339,19 @@ def test_infer_paints_predictions_at_the_image_size(tools, run_root):
     code, _, err = tools("infer", "--stage", "qat", "--model-inputs", f"img:{jpg}", "--save-path", save)
     _one_line_error(code, err, "infer", f"{jpg.stem}_pred.png", "--force")
     assert (save / f"{jpg.stem}_pred.png").read_bytes() == before
+
+
+def test_infer_int_infer_paints_what_the_binary_predicts(compiled, tools, run_root):
+    hbm, _ = compiled
+    png = sorted((run_root / "raw" / "leftImg8bit" / "val").rglob("*.png"))[1]
+    save = run_root / "infer_int"
+    code, _, err = tools("infer", "--model-inputs", f"img:{png}", "--save-path", save)  # int_infer by default
+    assert code == 0, err
+    rgb = read_image(png)
+    (logits,) = hbdk_sim.Executor(hbm).run([prepare_image(rgb, image_transforms(tools.cfg())).numpy()]).values()
+    ids = torch.nn.functional.interpolate(torch.from_numpy(logits), size=rgb.shape[:2], mode="bilinear").argmax(1)
+    color = np.array(Image.open(save / f"{png.stem}_color.png"))
+    np.testing.assert_array_equal(color, np.asarray(PALETTE, np.uint8)[ids[0].numpy()])
 
 
 @pytest.mark.parametrize("inputs, words", [("street.png", ["img:PATH"]), ("img:a.png,img:b/a.png", ["a"]),
