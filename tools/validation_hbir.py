@@ -6,7 +6,8 @@
 Board preprocessing: batch size 1 and the validation transforms; each output is post-processed as
 the int_infer predictor does, so the metric equals `tools/predict.py --stage int_infer` exactly.
 Without --hbm, the int_infer deploy network is compiled into
-<work_dir>/deploy/<task_name>_int_infer.hbm (refused when that file exists, unless --force).
+<work_dir>/deploy/<task_name>_int_infer.hbm (with its perf reports); a file there from
+tools/compile_perf.py with the same bytes is kept, a different one is replaced only with --force.
 """
 
 from __future__ import annotations
@@ -19,17 +20,27 @@ from hbdk_sim.api import perf_report_paths
 from hbdk_sim.engine.deploy import default_output, evaluate_binary, example_input, refuse_existing, task_name
 from hbdk_sim.engine.stages import deploy_model, load_config
 from hbdk_sim.engine.toolkit import config_parser, run_tool
+from hbdk_sim.files import write_file
 from hbdk_sim.frontend.api import compile_model
 
 
 def _compiled(cfg, march: str, ckpt: str | None, force: bool) -> Path:
+    """The int_infer deploy network compiled now. An existing default .hbm that holds the same bytes
+    (from tools/compile_perf.py) is kept; one that differs is replaced only with --force."""
     hbm = default_output(cfg, "int_infer", ".hbm")
-    if hbm.exists() and not force:
-        raise FileExistsError(f"{hbm} exists; pass --hbm {hbm} to evaluate it, or --force to compile over it")
-    refuse_existing(perf_report_paths(hbm), force)
     model = deploy_model(cfg, "int_infer", ckpt)
+    result = compile_model(model, example_input(cfg), march, None, name=f"{task_name(cfg)}_int_infer")
+    if hbm.exists() and hbm.read_bytes() == result.hbm:
+        return hbm
+    if hbm.exists() and not force:
+        raise FileExistsError(f"{hbm} differs from what the int_infer weights compile to now; pass --hbm {hbm} "
+                              "to evaluate it as it is, or --force to replace it")
+    json_path, html_path = perf_report_paths(hbm)
+    refuse_existing([json_path, html_path], force)
     hbm.parent.mkdir(parents=True, exist_ok=True)
-    compile_model(model, example_input(cfg), march, hbm, overwrite=force, name=f"{task_name(cfg)}_int_infer")
+    write_file(hbm, result.hbm, overwrite=force)
+    write_file(json_path, result.perf.to_json().encode("utf-8"), overwrite=force)
+    write_file(html_path, result.perf.to_html().encode("utf-8"), overwrite=force)
     return hbm
 
 
@@ -40,7 +51,7 @@ def main() -> int:
     parser.add_argument("--hbm", help="the binary to evaluate (default: compile the int_infer deploy network)")
     parser.add_argument("--march", help="the march to compile for, or that --hbm must be for (default: the config's)")
     parser.add_argument("--ckpt", help="the int_infer weights when compiling (default: its pipeline's)")
-    parser.add_argument("--force", action="store_true", help="compile over an existing default .hbm")
+    parser.add_argument("--force", action="store_true", help="replace a different existing default .hbm")
     args = parser.parse_args()
     cfg = load_config(args.config, args.opts)
     march = args.march or cfg.get("march", "bpu")
