@@ -57,7 +57,7 @@ def check_model(model, example_inputs, march="bpu", name=None):
 
 def calops(model, input_shape, name="model"):
     """Per-layer MACs and parameters of a float torch model (or an HBIR module)."""
-    from hbdk_sim.calops import calops as impl
+    from hbdk_sim.opcount import calops as impl
 
     return impl(model, input_shape, name=name)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hbdk_sim.calops import calops
 from hbdk_sim.frontend.torch_tracer import UnsupportedOpError
 from hbdk_sim.ir import load
+from hbdk_sim.opcount import calops
 from torch import nn
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "python" / "hbdk_sim" / "examples" / "mobilenet_v1_tiny.hbir"

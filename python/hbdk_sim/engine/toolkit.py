@@ -33,8 +33,10 @@ def run_tool(name: str, main: Callable[[], int | None]) -> None:
         print(f"{name}: interrupted", file=sys.stderr)
         sys.exit(130)
     except _user_errors() as e:
-        message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        print(f"{name}: error: {' '.join(message.split())}", file=sys.stderr)
+        message = " ".join((str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)).split())
+        if message.startswith("error: "):  # the compiler's messages carry their own prefix
+            message = message[len("error: "):]
+        print(f"{name}: error: {message}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code or 0)
 
