@@ -8,10 +8,15 @@ CONSTRAINTS := requirements/constraints.txt
 # Reinstall whenever a source of the package changes.
 SOURCES := $(shell find csrc python -type f -not -name '*.pyc' 2>/dev/null) CMakeLists.txt pyproject.toml $(CONSTRAINTS)
 
-.PHONY: demo test test-cpp lint fuzz bench docs clean chromium
+.PHONY: demo compiler-demo test test-cpp lint fuzz bench docs clean chromium
 
+# The main job: segmentation from raw images to a bit-exact binary (out/demo, about 15 minutes on 2 cores).
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --force
+
+# The compiler alone on the bundled HBIR example (out/compiler_demo, seconds).
+compiler-demo: $(VENV)/.installed
+	$(PY) tools/compiler_demo.py --force
 
 test: $(VENV)/.installed chromium
 	$(PY) -m pytest -q tests

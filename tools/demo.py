@@ -64,9 +64,10 @@ class Step:
             lines = []
             for line in proc.stdout:
                 log.write(line)
-                lines.append(line.rstrip("\n"))
-                if not line.startswith(("epoch", "predict", "\r")) and "it/s" not in line and "s/it" not in line:
-                    print("   " + line.rstrip("\n"), flush=True)
+                text = line.rstrip("\n").split("\r")[-1]  # what a terminal shows after progress-bar redraws
+                lines.append(text)
+                if text and not text.startswith(("epoch", "predict")):
+                    print("   " + text, flush=True)
             code = proc.wait()
         elapsed = time.perf_counter() - start
         self.times.append((title, elapsed))
