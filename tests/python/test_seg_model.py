@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from hbdk_sim.frontend import trace_float  # noqa: E402
+from hbdk_sim.frontend import trace_float, trace_quant  # noqa: E402
 from hbdk_sim.models import (  # noqa: E402
     FocalLoss,
     MeanIoU,
@@ -23,7 +23,9 @@ from hbdk_sim.models import (  # noqa: E402
 from hbdk_sim.quantization import (  # noqa: E402
     ConvAdd2d,
     ConvBn2d,
+    FakeQuantize,
     FusedConv2d,
+    default_qconfig,
     prepare_qat,
     set_fake_quant_state,
 )
@@ -111,9 +113,10 @@ def test_trace_compile_for_bpu(network):
     assert report.latency_ms > 0
 
 
-def test_qat_prepare_and_calibrate(network):
+def test_qat_prepare_calibrate_and_trace(network):
     x = torch.randn(2, 3, 64, 128)
-    qat = prepare_qat(copy.deepcopy(network).train().fuse_model("with_bn"))
+    qat = prepare_qat(copy.deepcopy(network).train().fuse_model("with_bn"), default_qconfig())
+    assert sum(isinstance(m, FakeQuantize) for m in qat.modules()) > 41
     set_fake_quant_state(qat, "calibration")
     qat.eval()
     with torch.no_grad():
@@ -122,8 +125,11 @@ def test_qat_prepare_and_calibrate(network):
         got = qat(x)
     # int8 fake quantization through ~45 layers stays close to float on the data it calibrated on.
     for g, w in zip(got, want, strict=True):
+        assert not torch.equal(g, w)
         cos = F.cosine_similarity(g.flatten(), w.flatten(), dim=0).item()
         assert cos > 0.98
+    module = trace_quant(qat, (x[:1],))
+    assert hbdk_sim.check(module, march="bpu").violations == []
 
 
 def test_focal_loss_gamma0_is_cross_entropy():
