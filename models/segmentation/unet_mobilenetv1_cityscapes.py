@@ -18,6 +18,7 @@ image_size = [1024, 2048]  # H, W: the network input
 num_classes = 19
 out_strides = [4, 8, 16, 32]
 loss_weights = [1.0, 0.5, 0.25, 0.125]  # coarser scales weigh less
+focal_gamma = 2.0
 batch_size = 4  # per process
 val_batch_size = 4
 num_workers = 4
@@ -35,7 +36,8 @@ network = dict(type="UNetMobileNetV1", num_classes=num_classes, width=0.25, out_
 model = dict(
     type="Segmentor",
     network=network,
-    loss=dict(type="MultiScaleSegLoss", loss=dict(type="FocalLoss", gamma=2.0), weights=loss_weights),
+    loss=dict(type="MultiScaleSegLoss", loss=dict(type="FocalLoss", gamma=focal_gamma), weights=loss_weights),
+    finest_loss_at_label_size=True,  # the finest logits upsampled to the labels, as predictions are made
 )
 # What the board runs: the finest scale only.
 deploy_model = dict(network, deploy=True)
