@@ -198,7 +198,7 @@ def test_bad_arguments(models):
         sensitivity(float_model, quant, [])
     with pytest.raises(ValueError, match="prepare_qat"):
         sensitivity(float_model, Net(stub=False), data())
-    fresh = prepare_qat(fuse_modules(Net(), GROUPS)).eval()
+    fresh = prepare_qat(fuse_modules(Net(), GROUPS), default_qconfig()).eval()
     with pytest.raises(ValueError, match="has no scale yet"):
         sensitivity(float_model, fresh, data())
 
