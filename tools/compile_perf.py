@@ -2,7 +2,7 @@
 <name>.perf.json and <name>.perf.html and prints latency, FPS and DDR traffic per frame.
 
     python3 tools/compile_perf.py --config models/segmentation/unet_mobilenetv1_cityscapes.py \
-        [--stage int_infer] [--ckpt PATH] [--march bpu] [--out-dir DIR] [--force]
+        [--stage int_infer] [--ckpt PATH] [--march bpu] [--out-dir DIR] [--force] [--json]
 
 <name> is <task_name>_<stage>; DIR defaults to <work_dir>/deploy. The network is traced on zeros of
 the config's deploy_input_shape (a float network is calibrated on them).
@@ -10,6 +10,7 @@ the config's deploy_input_shape (a float network is calibrated on them).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from hbdk_sim.api import perf_report_paths
@@ -26,6 +27,7 @@ def main() -> int:
     parser.add_argument("--march", help="the target march (default: the config's march)")
     parser.add_argument("--out-dir", help="where the .hbm and reports go (default: <work_dir>/deploy)")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
+    parser.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
     args = parser.parse_args()
     cfg = load_config(args.config, args.opts)
     march = args.march or cfg.get("march", "bpu")
@@ -44,6 +46,12 @@ def main() -> int:
     print(f"  MAC utilization {100 * perf.mac_utilization:.1f}%, {perf.roofline_ratio:.2f}x the roofline bound")
     for path in [result.output, *result.perf_files]:
         print(f"  wrote {path}")
+    if args.json:
+        perf_json, perf_html = (str(p) for p in result.perf_files)
+        print(json.dumps({"march": result.march, "macs": result.summary.macs, "instructions": result.instructions,
+                          "latency_ms": perf.latency_ms, "fps": perf.fps,
+                          "ddr_mb_per_frame": perf.ddr_bytes_per_frame / 1e6, "hbm": str(result.output),
+                          "json": perf_json, "html": perf_html}))
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -61,7 +62,7 @@ class Step:
         with open(self.log, "a", encoding="utf-8") as log:
             log.write(f"\n$ {' '.join(cmd)}\n")
             proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    bufsize=1)
+                                    bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             lines = []
             for line in proc.stdout:
                 log.write(line)
@@ -125,7 +126,7 @@ def main() -> int:
     step.run("export the integer network to HBIR", "tools/export_hbir.py", "--stage", "int_infer", "--out", hbir,
              *cfg, *opts)
     perf = step.run("compile for bpu and estimate", "tools/compile_perf.py", "--stage", "int_infer", "--march", "bpu",
-                    "--out-dir", deploy, *cfg, *opts, json_result=True)
+                    "--out-dir", deploy, "--json", *cfg, *opts, json_result=True)
     miou["align_bpu"] = step.run("align_bpu: the .hbm in the bit-exact executor", "tools/validation_hbir.py",
                                  "--stage", "align_bpu", "--hbm", perf["hbm"], *cfg, *opts, json_result=True)["mIoU"]
     elapsed = time.perf_counter() - total

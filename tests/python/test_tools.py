@@ -380,3 +380,22 @@ def test_command_line_entry_point(run_root):
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         "calops: error: --input-shape '1,3,64,100': H and W must be multiples of the network's stride 32"]
+
+
+def test_torchrun_two_processes_train_the_segmentation_config(run_root, tmp_path):
+    """tools/train.py under torchrun: 2 CPU processes (gloo) train one float epoch of the real
+    config; rank 0 writes the checkpoints, the resolved config and the log."""
+    work = tmp_path / "work"
+    opts = [f"data_root={run_root / 'packed'}", f"work_dir={work}", f"image_size=[{H},{W}]", "batch_size=2",
+            "val_batch_size=2", "num_workers=0", "float_epochs=1", "warmup_steps=1"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(REPO / "tools" / "train.py"), "--stage", "float", "--config", str(CONFIG),
+                        "--opts", *opts], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    assert summary["stage"] == "float" and summary["steps"] == 2  # 8 images, 2 ranks, batch 2
+    state = torch.load(work / "float" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["global_step"] == 2
+    assert "mIoU" in summary and (work / "float" / "config.py").exists()
+    assert not any(k.startswith("module.") for k in state["model"])

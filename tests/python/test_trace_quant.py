@@ -190,6 +190,7 @@ def test_calibration_checkpoint_loads_into_the_qat_model(tmp_path):
         Q.LoadCheckpoint(tmp_path / "calib.pt"),
     ])
     qat = pipeline(Net())
+    assert {fq.state for fq in qat.modules() if isinstance(fq, Q.FakeQuantize)} == {"qat"}  # not calibration's
     for name, fq in qat.named_modules():
         if isinstance(fq, Q.FakeQuantize):
             want = dict(calibrated.named_modules())[name]

@@ -69,15 +69,17 @@ class FakeQuantize(nn.Module):
     with a histogram observer does not redo its search on every batch.
     """
 
-    _version = 1
+    _version = 2  # 2: the state flags are no longer saved
 
     def __init__(self, observer: ObserverBase) -> None:
         super().__init__()
         if not isinstance(observer, ObserverBase):
             raise TypeError(f"expected an observer module but got {type(observer).__name__}")
         self.observer = observer
-        self.register_buffer("observer_enabled", torch.tensor(1, dtype=torch.uint8))
-        self.register_buffer("fake_quant_enabled", torch.tensor(0, dtype=torch.uint8))
+        # The state is how the model is used now, not something it learned: it is not saved, so a
+        # calibration checkpoint loaded into a QAT model leaves it training with fake quantization.
+        self.register_buffer("observer_enabled", torch.tensor(1, dtype=torch.uint8), persistent=False)
+        self.register_buffer("fake_quant_enabled", torch.tensor(0, dtype=torch.uint8), persistent=False)
         self.register_buffer("scale", torch.empty(0))
         self._stale = False
 
@@ -143,6 +145,8 @@ class FakeQuantize(nn.Module):
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ):
+        for flag in ("observer_enabled", "fake_quant_enabled"):  # saved by version 1 of this module
+            state_dict.pop(prefix + flag, None)
         saved = state_dict.get(prefix + "scale")
         if isinstance(saved, torch.Tensor) and saved.shape != self.scale.shape:
             self.scale = torch.empty_like(saved, dtype=torch.float32, device=self.scale.device)
