@@ -79,53 +79,51 @@ def _fuse(model: nn.Module, mode: str) -> None:
         raise ValueError(f"{type(model).__name__}.fuse_model() takes no mode, so it cannot fuse in {mode!r} mode")
 
 
-def _prepare(model: nn.Module, qconfig: QConfig, fuse: bool, fuse_mode: str,
-             by_name: Mapping[str, QConfig | None] | None, by_type: Mapping[type, QConfig | None] | None,
-             state: str) -> nn.Module:
-    if is_prepared(model):
-        raise ValueError(f"{type(model).__name__} already has quantizers; convert a float model")
-    if fuse:
-        _fuse(model, fuse_mode)
-    if by_name or by_type:
-        set_qconfig(model, qconfig, by_name=by_name, by_type=by_type)
-    model = prepare_qat(model, qconfig, inplace=True)
-    return set_fake_quant_state(model, state)
+class _Prepare:
+    """Fuse (the model's `fuse_model(mode)` when it has one), attach quantizers, set `state`; in place."""
+
+    state = ""
+    default_observer = ""
+
+    def __init__(self, qconfig: QConfig | None = None, observer: str | None = None, fuse: bool = True,
+                 fuse_mode: str = "fuse_bn", by_name: Mapping[str, QConfig | None] | None = None,
+                 by_type: Mapping[type, QConfig | None] | None = None) -> None:
+        self.qconfig = qconfig if qconfig is not None else qconfig_for(observer or self.default_observer)
+        self.fuse, self.fuse_mode, self.by_name, self.by_type = fuse, fuse_mode, by_name, by_type
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        if is_prepared(model):
+            raise ValueError(f"{type(model).__name__} already has quantizers; convert a float model")
+        if self.fuse:
+            _fuse(model, self.fuse_mode)
+        if self.by_name or self.by_type:
+            set_qconfig(model, self.qconfig, by_name=self.by_name, by_type=self.by_type)
+        model = prepare_qat(model, self.qconfig, inplace=True)
+        return set_fake_quant_state(model, self.state)
 
 
 @CONVERTERS.register
-class Float2Calibration:
+class Float2Calibration(_Prepare):
     """Fuse and attach quantizers for calibration (observers on, fake quantization off), in place.
 
     `qconfig` defaults to min-max activation observers (`observer` picks another: "percentile",
     "mse", "kl", "moving_average"); `by_name` / `by_type` override it per module (see
     `set_qconfig`), e.g. `{"head": qconfig_for(dtype="si16")}`."""
 
-    def __init__(self, qconfig: QConfig | None = None, observer: str = "min_max", fuse: bool = True,
-                 fuse_mode: str = "fuse_bn", by_name: Mapping[str, QConfig | None] | None = None,
-                 by_type: Mapping[type, QConfig | None] | None = None) -> None:
-        self.qconfig = qconfig if qconfig is not None else qconfig_for(observer)
-        self.fuse, self.fuse_mode, self.by_name, self.by_type = fuse, fuse_mode, by_name, by_type
-
-    def __call__(self, model: nn.Module) -> nn.Module:
-        return _prepare(model, self.qconfig, self.fuse, self.fuse_mode, self.by_name, self.by_type, "calibration")
+    state = "calibration"
+    default_observer = "min_max"
 
 
 @CONVERTERS.register
-class Float2QAT:
+class Float2QAT(_Prepare):
     """Fuse and attach quantizers for quantization-aware training ("qat" state), in place.
 
     The default activation observer is the moving-average min-max, whose statistics (min_val,
     max_val) are those of calibration's min-max observer: a calibration checkpoint loads into the
     QAT model and training starts from its scales."""
 
-    def __init__(self, qconfig: QConfig | None = None, observer: str = "moving_average", fuse: bool = True,
-                 fuse_mode: str = "fuse_bn", by_name: Mapping[str, QConfig | None] | None = None,
-                 by_type: Mapping[type, QConfig | None] | None = None) -> None:
-        self.qconfig = qconfig if qconfig is not None else qconfig_for(observer)
-        self.fuse, self.fuse_mode, self.by_name, self.by_type = fuse, fuse_mode, by_name, by_type
-
-    def __call__(self, model: nn.Module) -> nn.Module:
-        return _prepare(model, self.qconfig, self.fuse, self.fuse_mode, self.by_name, self.by_type, "qat")
+    state = "qat"
+    default_observer = "moving_average"
 
 
 def _example(example_inputs, input_shape, model: nn.Module) -> tuple[torch.Tensor, ...]:
