@@ -10,7 +10,7 @@ SOURCES := $(shell find csrc python -type f -not -name '*.pyc' 2>/dev/null) CMak
 
 .PHONY: demo compiler-demo test test-cpp lint fuzz bench docs clean chromium
 
-# The main job: segmentation from raw images to a bit-exact binary (out/demo, about 15 minutes on 2 cores).
+# The main job: segmentation from raw images to a bit-exact binary (out/demo, about 6 minutes on 2 cores).
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --force
 
