@@ -104,6 +104,26 @@ def refuse_existing(paths: Iterable[Path], force: bool) -> None:
 # ---- an image file as the board sees it ---------------------------------------------------------------
 
 
+def export_job(description: str, suffix: str) -> tuple[Any, Config, Path, torch.nn.Module]:
+    """The export tools' common part: parse `--config --opts --stage --ckpt --out --force`, refuse
+    an existing output, and build the stage's deploy network. Returns (args, cfg, out, network)."""
+    from hbdk_sim.engine.stages import STAGES, deploy_model, load_config
+    from hbdk_sim.engine.toolkit import config_parser
+
+    parser = config_parser(description)
+    parser.add_argument("--stage", default="int_infer", choices=STAGES)
+    parser.add_argument("--ckpt", help="the stage's weights (default: the path its predictor pipeline names)")
+    parser.add_argument("--out", help=f"the {suffix} to write (default: <work_dir>/deploy/<task_name>_<stage>{suffix})")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.opts)
+    out = Path(args.out) if args.out else default_output(cfg, args.stage, suffix)
+    refuse_existing([out], args.force)
+    network = deploy_model(cfg, args.stage, args.ckpt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return args, cfg, out, network
+
+
 def _type_name(t: Any) -> str:
     kind = t.get("type") if isinstance(t, Mapping) else t
     return kind if isinstance(kind, str) else getattr(kind, "__name__", type(kind).__name__)
