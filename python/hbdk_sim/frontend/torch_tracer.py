@@ -99,11 +99,12 @@ def _parse_stack_trace(stack_trace: str | None) -> str:
 
 
 class _PathTracer(fx.Tracer):
-    """Records which module was being traced when tracing failed, to name it in the error."""
+    """Records which module was being traced when tracing failed, to name it in the error, and,
+    with `record_stack_traces`, each node's source line (which costs seconds on first use)."""
 
-    def __init__(self) -> None:
+    def __init__(self, record_stack_traces: bool = True) -> None:
         super().__init__()
-        self.record_stack_traces = True
+        self.record_stack_traces = record_stack_traces
         self.failed_at: str | None = None
         self.failed_type: str | None = None
 
@@ -120,8 +121,8 @@ class _PathTracer(fx.Tracer):
             raise
 
 
-def _trace(model: nn.Module, name: str) -> fx.GraphModule:
-    tracer = _PathTracer()
+def _trace(model: nn.Module, name: str, record_stack_traces: bool = True) -> fx.GraphModule:
+    tracer = _PathTracer(record_stack_traces)
     try:
         graph = tracer.trace(model)
     except Exception as e:  # fx raises TraceError, TypeError, RuntimeError... for untraceable code
@@ -867,11 +868,19 @@ def _trace_module(model: nn.Module, example_inputs, name: str, quant: bool) -> _
     try:
         for fq in quantizers:  # tracing must not teach the observers the example inputs
             fq.enable_observer(False)
-        gm = _trace(model, name)
-        recorder = _Recorder(gm)
-        with torch.no_grad():
-            recorder.propagate(*example_inputs)
-        return _Builder(gm, recorder.results, name, quant=quant).build()
+        def build(record_stack_traces: bool) -> _core.Module:
+            gm = _trace(model, name, record_stack_traces)
+            recorder = _Recorder(gm)
+            with torch.no_grad():
+                recorder.propagate(*example_inputs)
+            return _Builder(gm, recorder.results, name, quant=quant).build()
+
+        # Source lines only matter in an error message: trace without them first, and again with
+        # them when the model turns out to hold something HBIR cannot express.
+        try:
+            return build(record_stack_traces=False)
+        except UnsupportedOpError:
+            return build(record_stack_traces=True)
     finally:
         for fq, enabled in zip(quantizers, observing, strict=True):
             fq.enable_observer(enabled)
