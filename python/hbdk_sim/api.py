@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from hbdk_sim import _core
 from hbdk_sim.calibration import calibrate
-from hbdk_sim.files import write_file
+from hbdk_sim.files import refuse_existing, write_file
 from hbdk_sim.ir import ModuleSummary, load, summarize
 from hbdk_sim.march import load_march
 from hbdk_sim.perf_report import PerfReport
@@ -121,15 +121,6 @@ def perf_report_paths(hbm_path: str | os.PathLike) -> tuple[Path, Path]:
     return path.with_name(f"{stem}.perf.json"), path.with_name(f"{stem}.perf.html")
 
 
-def _refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
-    """Checked before anything is written, so a refusal leaves no half-written set of files."""
-    if overwrite:
-        return
-    for path in paths:
-        if path.exists():
-            raise FileExistsError(f"{path} exists; pass overwrite=True (or --force) to replace it")
-
-
 def estimate(model: _core.HbmModel, march: str | os.PathLike | _core.March | None = None,
              name: str = "") -> PerfReport:
     """The cycle model's estimate for a loaded `.hbm` (on its own march unless one is given)."""
@@ -165,7 +156,7 @@ def _compile_module(module: _core.Module, text: str | None, source: str, target:
     out = Path(output) if output is not None else None
     perf_files = list(perf_report_paths(out)) if out is not None else []
     if out is not None:
-        _refuse_existing([out, *perf_files], overwrite)  # before the work, not after it
+        refuse_existing([out, *perf_files], overwrite)  # before the work, not after it
     summary = summarize(module)
     result = module.run_pipeline([COMPILE_PIPELINE], march=target, source_text=text, source_name=source)
     hbm = result["binary"]
@@ -231,7 +222,7 @@ def compile_perf(
             hbm_out = Path(out_dir) / path.name
             perf_files = list(perf_report_paths(hbm_out))
             same_file = hbm_out.exists() and hbm_out.resolve() == path.resolve()
-            _refuse_existing(perf_files if same_file else [hbm_out, *perf_files], overwrite)
+            refuse_existing(perf_files if same_file else [hbm_out, *perf_files], overwrite)
             if not same_file:
                 write_file(hbm_out, path.read_bytes(), overwrite=True)
             _write_reports(report, perf_files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -12,6 +13,17 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def refuse_existing(paths: Iterable[str | os.PathLike], overwrite: bool,
+                    hint: str = "pass overwrite=True (or --force) to replace it") -> None:
+    """Raise FileExistsError for the first of `paths` that exists, unless `overwrite`. Called before
+    any work, so a refusal costs nothing and leaves no half-written set of files."""
+    if overwrite:
+        return
+    for path in paths:
+        if Path(path).exists():
+            raise FileExistsError(f"{path} exists; {hint}")
 
 
 def write_file(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hbdk_sim import files
 from hbdk_sim.engine.config import Config
 from hbdk_sim.engine.predictor import _plain
 from hbdk_sim.engine.stages import build_data_loader, stage_entry
@@ -93,12 +94,8 @@ def example_input(cfg: Mapping) -> torch.Tensor:
 
 
 def refuse_existing(paths: Iterable[Path], force: bool) -> None:
-    """Checked before any work, so a refusal costs nothing and writes nothing."""
-    if force:
-        return
-    for path in paths:
-        if path.exists():
-            raise FileExistsError(f"{path} exists; pass --force to replace it")
+    """The tools' form of files.refuse_existing: the fix they name is --force."""
+    files.refuse_existing(paths, force, hint="pass --force to replace it")
 
 
 # ---- an image file as the board sees it ---------------------------------------------------------------
