@@ -210,6 +210,11 @@ def test_load_checkpoint_errors_are_one_line(tmp_path):
     torch.save(_float_net().state_dict(), tmp_path / "float.pt")
     with pytest.raises(ValueError, match=r"does not fit Net: missing .*activation_post_process.*Float2QAT before"):
         Q.LoadCheckpoint(tmp_path / "float.pt")(_calibrated(_float_net()))
+    with pytest.raises(ValueError, match="float.pt: no weights under 'network.'"):
+        Q.LoadCheckpoint(tmp_path / "float.pt", prefix="network.")(Net())
+    torch.save({"model": {"network." + k: v for k, v in _float_net(2).state_dict().items()}}, tmp_path / "task.pt")
+    inner = Q.LoadCheckpoint(tmp_path / "task.pt", prefix="network.")(Net())
+    assert torch.equal(inner.head.weight, _float_net(2).head.weight)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt: not a loadable checkpoint"):
         Q.LoadCheckpoint(tmp_path / "junk.pt")(Net())

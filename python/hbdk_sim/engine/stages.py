@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -164,37 +162,9 @@ def deploy_model(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None)
             c = {k: v for k, v in c.items() if k != "submodule"}
             c["input_shape"] = list(cfg["deploy_input_shape"])
         if isinstance(c, Mapping) and c.get("type") == "LoadCheckpoint":
-            c = dict(c, type=_LoadPrefixed, prefix=prefix)
+            c = dict(c, prefix=prefix)  # the task model's checkpoint, into its network
         fixed.append(c)
     entry["model_convert_pipeline"] = fixed
     network = build_from_cfg(cfg["deploy_model"], MODELS)
     return convert(network, entry, ckpt).eval()
 
-
-class _LoadPrefixed:
-    """LoadCheckpoint of the whole task model's checkpoint into its network: keys under `prefix`."""
-
-    def __init__(self, path: str | os.PathLike, prefix: str, **kwargs: Any) -> None:
-        from hbdk_sim.quantization.converters import LoadCheckpoint
-
-        self.load = LoadCheckpoint(path, **kwargs)
-        self.prefix = prefix
-
-    def __call__(self, model: torch.nn.Module) -> torch.nn.Module:
-        import torch as _torch
-
-        from hbdk_sim.quantization.converters import _state_dict_of, _strip_prefixes
-
-        path = Path(self.load.path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found; train the previous stage first or fix the path")
-        state = _strip_prefixes(_state_dict_of(_torch.load(path, map_location="cpu", weights_only=True),
-                                               self.load.state_dict_key, path), ["module."])
-        inner = {k[len(self.prefix):]: v for k, v in state.items() if k.startswith(self.prefix)}
-        if not inner:
-            raise ValueError(f"{path}: no weights under {self.prefix!r}; set deploy_weights_prefix in the config")
-        result = model.load_state_dict(inner, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ValueError(f"{path}: the weights under {self.prefix!r} do not fit {type(model).__name__}: "
-                             f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
-        return model

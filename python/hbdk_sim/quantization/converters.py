@@ -205,13 +205,14 @@ class LoadCheckpoint:
     """Load a checkpoint's weights into the model (`weights_only=True`: no code runs).
 
     The state dict is `checkpoint[state_dict_key]`, by default the "model" or "state_dict" entry
-    or the whole file. DistributedDataParallel's "module." prefix is stripped. With `strict`, a
-    missing or unexpected key is an error that names a few of each."""
+    or the whole file. DistributedDataParallel's "module." prefix is stripped. With `prefix`
+    (e.g. "network."), only the keys under it load, without it: a task model's checkpoint into its
+    network. With `strict`, a missing or unexpected key is an error that names a few of each."""
 
     def __init__(self, path: str | os.PathLike, state_dict_key: str | None = None, strict: bool = True,
-                 map_location: str | torch.device = "cpu") -> None:
+                 map_location: str | torch.device = "cpu", prefix: str = "") -> None:
         self.path, self.state_dict_key = Path(path), state_dict_key
-        self.strict, self.map_location = strict, map_location
+        self.strict, self.map_location, self.prefix = strict, map_location, prefix
 
     def __call__(self, model: nn.Module) -> nn.Module:
         if not self.path.is_file():
@@ -222,6 +223,10 @@ class LoadCheckpoint:
         except Exception as e:  # an unpickling error names the offending global; keep it to one line
             raise ValueError(f"{self.path}: not a loadable checkpoint ({str(e).splitlines()[0]})") from None
         state = _strip_prefixes(_state_dict_of(checkpoint, self.state_dict_key, self.path), ["module."])
+        if self.prefix:
+            state = {k[len(self.prefix):]: v for k, v in state.items() if k.startswith(self.prefix)}
+            if not state:
+                raise ValueError(f"{self.path}: no weights under {self.prefix!r}; check the prefix")
         result = model.load_state_dict(state, strict=False)
         if self.strict and (result.missing_keys or result.unexpected_keys):
             def few(keys: list[str]) -> str:
