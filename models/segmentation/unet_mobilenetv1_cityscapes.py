@@ -113,22 +113,23 @@ float_predictor = dict(
     type="Predictor",
     model_convert_pipeline=[dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt")],
 )
-calibration_predictor = dict(
-    type="Predictor",
-    model_convert_pipeline=[
-        dict(type="Float2Calibration"),
-        dict(type="LoadCheckpoint", path=f"{work_dir}/calibration/last.pt"),
-        dict(type="SetFakeQuantState", state="validation"),
-    ],
-)
-qat_predictor = dict(
-    type="Predictor",
-    model_convert_pipeline=[
-        dict(type="Float2QAT"),
-        dict(type="LoadCheckpoint", path=f"{work_dir}/qat/best.pt"),
-        dict(type="SetFakeQuantState", state="validation"),
-    ],
-)
+
+
+def _fake_quant_predictor(prepare, checkpoint):
+    """Evaluate a fake-quant stage: prepare the float model the stage's way, load its weights and
+    scales, freeze the scales."""
+    return dict(
+        type="Predictor",
+        model_convert_pipeline=[
+            dict(type=prepare),
+            dict(type="LoadCheckpoint", path=f"{work_dir}/{checkpoint}"),
+            dict(type="SetFakeQuantState", state="validation"),
+        ],
+    )
+
+
+calibration_predictor = _fake_quant_predictor("Float2Calibration", "calibration/last.pt")
+qat_predictor = _fake_quant_predictor("Float2QAT", "qat/best.pt")
 int_infer_predictor = dict(
     type="Predictor",
     model_convert_pipeline=[
