@@ -10,13 +10,13 @@ Run with `make bench`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from hbdk_sim import Module, TensorType
 from hbdk_sim._core import Executor, compute_requant
+from timing import interleaved_best
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -169,19 +169,6 @@ def pair(case: str) -> Pair:
     return _pairs[case]
 
 
-def _interleaved_best(a, b, rounds: int) -> tuple[float, float]:
-    """Best-of timings, alternating the two so that a busy machine slows both alike."""
-    best_a = best_b = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        a()
-        t1 = time.perf_counter()
-        b()
-        t2 = time.perf_counter()
-        best_a, best_b = min(best_a, t1 - t0), min(best_b, t2 - t1)
-    return best_a, best_b
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_ours(case, benchmark):
     p = pair(case)
@@ -209,7 +196,7 @@ def test_ratio_against_onnxruntime(case, benchmark):
     for _ in range(3):  # warm both up
         p.run_ours()
         p.run_onnxruntime()
-    ours, theirs = _interleaved_best(p.run_ours, p.run_onnxruntime, rounds=30)
+    ours, theirs = interleaved_best(p.run_ours, p.run_onnxruntime, rounds=30)
     ratio = ours / theirs
     benchmark.extra_info.update(ours_ms=round(ours * 1e3, 3), onnxruntime_ms=round(theirs * 1e3, 3),
                                 ours_over_onnxruntime=round(ratio, 3))

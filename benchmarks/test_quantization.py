@@ -43,6 +43,7 @@ from hbdk_sim.quantization import (
     set_fake_quant_state,
     weight_fake_quant,
 )
+from timing import interleaved_best
 from torch import nn
 
 THREADS = 2
@@ -135,19 +136,6 @@ def qat_model(mode: str) -> nn.Module:
     return model
 
 
-def _interleaved_best(a, b, rounds: int) -> tuple[float, float]:
-    """Best time of each, alternating, so both see the same machine load."""
-    best_a = best_b = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        a()
-        t1 = time.perf_counter()
-        b()
-        t2 = time.perf_counter()
-        best_a, best_b = min(best_a, t1 - t0), min(best_b, t2 - t1)
-    return best_a, best_b
-
-
 def test_float_step(benchmark):
     benchmark(TrainStep(float_model(), None))
 
@@ -163,7 +151,7 @@ def test_qat_step_ratio_against_float(benchmark, mode):
     for _ in range(3):
         ours()
         theirs()
-    t_qat, t_float = _interleaved_best(ours, theirs, rounds=15)
+    t_qat, t_float = interleaved_best(ours, theirs, rounds=15)
     ratio = t_qat / t_float
     benchmark.extra_info.update(qat_ms=round(t_qat * 1e3, 2), float_ms=round(t_float * 1e3, 2),
                                 qat_over_float=round(ratio, 3), target=QAT_TARGET)
@@ -198,7 +186,7 @@ def test_calibration_throughput(benchmark, observer):
     for _ in range(2):
         ours()
         theirs()
-    t_cal, t_float = _interleaved_best(ours, theirs, rounds=10)
+    t_cal, t_float = interleaved_best(ours, theirs, rounds=10)
     t0 = time.perf_counter()
     for m in model.modules():
         if hasattr(m, "calculate_qparams") and hasattr(m, "enable_observer"):

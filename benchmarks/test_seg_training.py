@@ -12,12 +12,12 @@ Run with `make bench`.
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
 import torch
 from hbdk_sim.models import Segmentor, UNetMobileNetV1
 from hbdk_sim.quantization import Float2QAT
+from timing import interleaved_best
 
 THREADS = 2
 BATCH, HEIGHT, WIDTH = 8, 128, 256
@@ -50,12 +50,6 @@ def steps():
     torch.set_num_threads(before)
 
 
-def _best(step) -> float:
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
 def test_float_step(benchmark, steps):
     benchmark.pedantic(steps[0], rounds=ROUNDS, iterations=1)
 
@@ -65,11 +59,7 @@ def test_qat_step(benchmark, steps):
 
 
 def test_qat_step_ratio_against_float(benchmark, steps):
-    float_step, qat_step = steps
-    f = q = float("inf")
-    for _ in range(ROUNDS):
-        f = min(f, _best(float_step))
-        q = min(q, _best(qat_step))
+    f, q = interleaved_best(*steps, rounds=ROUNDS)
     ratio = q / f
     benchmark.extra_info.update(float_step_ms=round(1e3 * f, 1), qat_step_ms=round(1e3 * q, 1),
                                 qat_over_float=round(ratio, 3), target=TARGET)
