@@ -104,9 +104,9 @@ def build_data_loader(cfg: Mapping, key: str, *, train: bool, batch_size: int | 
     shuffle = bool(spec.pop("shuffle", train))
     if batch_size is not None:
         spec["batch_size"] = batch_size
-    sampler = build_sampler(dataset, shuffle=shuffle, seed=int(cfg.get("seed", 0)), drop_last=spec.get("drop_last",
-                                                                                                         False))
-    generator = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
+    seed = int(cfg.get("seed", 0))
+    sampler = build_sampler(dataset, shuffle=shuffle, seed=seed, drop_last=spec.get("drop_last", False))
+    generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, shuffle=shuffle if sampler is None else False, sampler=sampler,
                       generator=generator, persistent_workers=False, **spec)
 
