@@ -51,8 +51,10 @@ docs: $(VENV)/.installed
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
+# --no-build-isolation builds every sdist in the tree (cityscapesscripts pulls the `typing` sdist) with
+# the venv's own setuptools, which needs `wheel`: both are installed first.
 $(VENV)/.installed: $(VENV)/bin/python $(SOURCES)
-	$(PIP) install -c $(CONSTRAINTS) "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
+	$(PIP) install -c $(CONSTRAINTS) "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake setuptools wheel
 	$(PIP) install --no-build-isolation -c $(CONSTRAINTS) ".[test]"
 	touch $@
 
