@@ -19,7 +19,7 @@ import numpy as np
 
 from hbdk_sim import _core
 from hbdk_sim.calibration import calibrate
-from hbdk_sim.files import refuse_existing, write_file
+from hbdk_sim.files import read_bytes, refuse_existing, write_file
 from hbdk_sim.ir import ModuleSummary, load, summarize
 from hbdk_sim.march import load_march
 from hbdk_sim.perf_report import PerfReport
@@ -37,7 +37,7 @@ def _as_module(model: ModelLike) -> tuple[_core.Module, str | None, str]:
         text = model.print()
         return _core.parse(text, f"<module @{model.name}>"), text, f"@{model.name}"
     path = Path(model)
-    text_bytes = path.read_bytes()
+    text_bytes = read_bytes(path, "an .hbir file")
     module = _core.parse(text_bytes, str(path))
     return module, text_bytes.decode("utf-8"), str(path)
 
@@ -238,7 +238,21 @@ def compile_perf(
 
 def load_hbm(path: str | os.PathLike) -> _core.HbmModel:
     """Load and verify an `.hbm` file (raises HbmError naming what is wrong)."""
-    return _core.load_hbm(str(path))
+    return _core.load_hbm_bytes(read_bytes(path, "an .hbm file"), str(path))
+
+
+# More worker threads than this only cost the time to start them (a request for 100,000 once hung).
+MAX_EXECUTOR_THREADS = 256
+
+
+def check_threads(threads: object) -> int:
+    """`threads` as the executor takes it: an int from 0 (one per hardware thread) to
+    MAX_EXECUTOR_THREADS; anything else is a ValueError that says the range."""
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or not (
+            0 <= threads <= MAX_EXECUTOR_THREADS):
+        raise ValueError(f"threads must be an integer from 0 (one per hardware thread) to {MAX_EXECUTOR_THREADS} "
+                         f"but got {threads!r}")
+    return int(threads)
 
 
 class Executor:
@@ -248,6 +262,7 @@ class Executor:
 
     def __init__(self, model: _core.HbmModel | _core.Module | str | os.PathLike, *, optimized: bool = True,
                  threads: int = 0):
+        threads = check_threads(threads)
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
             model = load_hbm(path) if path.suffix == ".hbm" else load(path)

@@ -11,15 +11,19 @@ import argparse
 import difflib
 import io
 import json
+import math
+import os
 import shutil
+import stat
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from hbdk_sim import _core, api
-from hbdk_sim.files import write_file
+from hbdk_sim.files import MAX_INPUT_BYTES, InputFileError, write_file
 from hbdk_sim.ir import load, save, summarize
 from hbdk_sim.march import list_marches, load_march
 
@@ -45,6 +49,8 @@ def _load(path: str) -> _core.Module:
         raise CliError(f"{path}: error: is a directory, expected an .hbir file") from None
     except OSError as e:
         raise CliError(f"{path}: error: cannot read: {e.strerror}") from None
+    except InputFileError as e:  # a device or an oversized file
+        raise CliError(f"{e.path}: error: {e.reason}") from None
     except _core.HbirError as e:
         # A file that does not parse or verify is bad input, not a rejected model.
         raise CliError(str(e)) from None
@@ -150,7 +156,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         else:
             print(str(e), file=sys.stderr)
         return EXIT_REJECTED
-    except (_core.ParseError, OSError) as e:
+    except InputFileError as e:
+        raise CliError(f"{e.path}: error: {e.reason}") from None
+    except (_core.ParseError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None
@@ -186,6 +194,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
     except _core.ConstraintError as e:
         print(str(e), file=sys.stderr)
         return EXIT_REJECTED
+    except InputFileError as e:
+        raise CliError(f"{e.path}: error: {e.reason}") from None
     except (_core.ParseError, _core.HbmError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
@@ -210,7 +220,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     march = _march(args.march)
     try:
         result = api.check(_model_path(args.file), march)
-    except (_core.ParseError, OSError) as e:
+    except InputFileError as e:
+        raise CliError(f"{e.path}: error: {e.reason}") from None
+    except (_core.ParseError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None
@@ -224,8 +236,48 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _load_hbm(path: str) -> _core.HbmModel:
     try:
         return api.load_hbm(_model_path(path))
+    except InputFileError as e:  # a device or an oversized file
+        raise CliError(f"{e.path}: error: {e.reason}") from None
+    except OSError as e:
+        raise CliError(f"{path}: error: cannot read: {e.strerror}") from None
     except _core.HbirError as e:
         raise CliError(str(e)) from None
+
+
+def _read_npy(file: str) -> np.ndarray:
+    """A .npy array, its header checked before any data is read: a malformed header, an object
+    array, or a declared shape that the file does not hold (or that would not fit in
+    files.MAX_INPUT_BYTES) is one error naming the file."""
+    try:
+        st = os.stat(file)
+        if stat.S_ISDIR(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            raise CliError(f"{file}: error: not a regular file; give the path of a .npy file")
+        with open(file, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise CliError(f"{file}: error: not a .npy file (save arrays with numpy.save)")
+            f.seek(0)
+            try:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran_order, dtype = read_header(f)
+            except Exception as e:  # ValueError, SyntaxError, tokenize.TokenError: all a malformed header
+                raise CliError(f"{file}: error: malformed .npy header ({type(e).__name__}: "
+                               f"{' '.join(str(e).split())}); rewrite it with numpy.save") from None
+            if dtype.hasobject:
+                raise CliError(f"{file}: error: an object array; inputs are numeric arrays")
+            nbytes = math.prod(shape) * dtype.itemsize
+            held = st.st_size - f.tell() if stat.S_ISREG(st.st_mode) else None
+            if nbytes > MAX_INPUT_BYTES or (held is not None and nbytes > held):
+                holds = f", but the file holds {held:,}" if held is not None else ""
+                raise CliError(f"{file}: error: the header declares shape {tuple(shape)} {dtype} "
+                               f"({nbytes:,} bytes){holds}; the file is truncated or its header is wrong")
+            data = f.read(nbytes)
+    except OSError as e:
+        raise CliError(f"{file}: error: cannot read: {e.strerror}") from None
+    if len(data) != nbytes:
+        raise CliError(f"{file}: error: the header declares {nbytes:,} bytes of data but the file holds {len(data):,}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
 def _read_input(spec: str, names: list[str]) -> tuple[str, np.ndarray]:
@@ -234,18 +286,25 @@ def _read_input(spec: str, names: list[str]) -> tuple[str, np.ndarray]:
         raise CliError(f"error: --input expects NAME=FILE.npy but got '{spec}'")
     if name not in names:
         raise CliError(f"error: --input '{name}': the model has no input of that name (inputs: {', '.join(names)})")
-    try:
-        with open(file, "rb") as f:
-            if f.read(6) != b"\x93NUMPY":
-                raise CliError(f"{file}: error: not a .npy file (save arrays with numpy.save)")
-        array = np.load(file, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise CliError(f"{file}: error: cannot read a .npy array: {e}") from None
-    return name, array
+    return name, _read_npy(file)
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """The arrays as an .npz archive (what numpy.savez writes), whatever their names: savez's own
+    keyword arguments would refuse an output named `file` or `allow_pickle`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     model = _load_hbm(args.file)
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CliError(f"{out}: error: file exists; pass --force to overwrite it")  # before the work
     executor = api.Executor(model, optimized=not args.reference, threads=args.threads)
     inputs = dict(_read_input(spec, executor.input_names) for spec in args.input or [])
     try:
@@ -253,10 +312,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, _core.HbirError) as e:
         raise CliError(f"{args.file}: error: {e}") from None
     out = Path(args.output)
-    buffer = io.BytesIO()
-    np.savez(buffer, **outputs)
     try:
-        write_file(out, buffer.getvalue(), overwrite=args.force)
+        write_file(out, _npz_bytes(outputs), overwrite=args.force)
     except FileExistsError:
         raise CliError(f"{out}: error: file exists; pass --force to overwrite it") from None
     except OSError as e:
@@ -343,6 +400,14 @@ def cmd_passes(args: argparse.Namespace) -> int:
 # ---- argument parsing ----------------------------------------------------------------------------
 
 
+def _threads(text: str) -> int:
+    try:
+        return api.check_threads(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {api.MAX_EXECUTOR_THREADS}, "
+                                         f"got {text!r}") from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line with exit code 2."""
 
@@ -405,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default="out.npz", help="output .npz (default: out.npz)")
     r.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     r.add_argument("--reference", action="store_true", help="use the reference kernels only")
-    r.add_argument("--threads", type=int, default=0, help="worker threads (default: all cores)")
+    r.add_argument("--threads", type=_threads, default=0,
+                   help=f"worker threads, 0 to {api.MAX_EXECUTOR_THREADS} (default 0: one per hardware thread)")
     r.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     r.set_defaults(func=cmd_run)
 
@@ -439,6 +505,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except MemoryError:
+        print("hbdk-sim: error: out of memory; the input is larger than this machine can hold", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hbdk_sim._core import Module, parse
-from hbdk_sim.files import write_file
+from hbdk_sim.files import read_bytes, write_file
 
 
 def load(path: str | os.PathLike) -> Module:
-    """Parse and verify an `.hbir` file. Raises OSError, ParseError or VerifyError."""
+    """Parse and verify an `.hbir` file. Raises OSError, ValueError (a device or an oversized
+    file), ParseError or VerifyError."""
     path = Path(path)
     # Bytes go to the parser untouched so that a non-UTF-8 file gets a located parse error.
-    return parse(path.read_bytes(), str(path))
+    return parse(read_bytes(path, "an .hbir file"), str(path))
 
 
 def save(module: Module, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -33,6 +33,8 @@ def resolve_march(name_or_path: str | Path) -> Path:
     path = Path(text)
     if path.is_file():
         return path
+    if path.exists():
+        raise _core.MarchError(f"{text}: error: not a regular file; give the path of a march JSON file")
     close = difflib.get_close_matches(text, list_marches(), n=1)
     suggestion = f"; did you mean '{close[0]}'?" if close else ""
     raise _core.MarchError(
