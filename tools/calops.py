@@ -8,7 +8,7 @@ The float deploy network (`deploy_model` of the config) is traced on zeros of `-
 
 from __future__ import annotations
 
-from hbdk_sim.engine.deploy import deploy_input_shape, parse_input_shape, task_name
+from hbdk_sim.engine.deploy import check_fits_memory, deploy_input_shape, parse_input_shape, task_name
 from hbdk_sim.engine.stages import load_config
 from hbdk_sim.engine.toolkit import config_parser, run_tool
 from hbdk_sim.opcount import calops
@@ -21,6 +21,7 @@ def main() -> int:
     args = parser.parse_args()
     cfg = load_config(args.config, args.opts)
     shape = parse_input_shape(args.input_shape, cfg) if args.input_shape else deploy_input_shape(cfg)
+    check_fits_memory(cfg, shape, "--input-shape" if args.input_shape else "deploy_input_shape")
     network = build_from_cfg(cfg["deploy_model"], MODELS).eval()
     print(calops(network, shape, name=task_name(cfg)).to_table())
     return 0

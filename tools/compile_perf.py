@@ -6,6 +6,10 @@
 
 <name> is <task_name>_<stage>; DIR defaults to <work_dir>/deploy. The network is traced on zeros of
 the config's deploy_input_shape (a float network is calibrated on them).
+
+On a config not trained yet (the stage's checkpoint missing), or with --random-init, the estimate is
+of the architecture at random initialization, calibrated on seeded random inputs, and the first line
+says so: the speed of a network depends on its shapes, not on its weights.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import json
 from pathlib import Path
 
 from hbdk_sim.api import perf_report_paths
-from hbdk_sim.engine.deploy import deploy_dir, example_input, refuse_existing, task_name
-from hbdk_sim.engine.stages import STAGES, deploy_model, load_config
+from hbdk_sim.engine.deploy import deploy_dir, deploy_network, refuse_existing, task_name
+from hbdk_sim.engine.stages import STAGES, load_config
 from hbdk_sim.engine.toolkit import config_parser, run_tool
 from hbdk_sim.frontend.api import compile_model
 
@@ -28,15 +32,21 @@ def main() -> int:
     parser.add_argument("--out-dir", help="where the .hbm and reports go (default: <work_dir>/deploy)")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
+    parser.add_argument("--random-init", action="store_true",
+                        help="estimate the architecture at random initialization even when checkpoints exist")
     args = parser.parse_args()
+    if args.random_init and args.ckpt:
+        parser.error("--random-init and --ckpt exclude each other")
     cfg = load_config(args.config, args.opts)
     march = args.march or cfg.get("march", "bpu")
     name = f"{task_name(cfg)}_{args.stage}"
     hbm = (Path(args.out_dir) if args.out_dir else deploy_dir(cfg)) / f"{name}.hbm"
     refuse_existing([hbm, *perf_report_paths(hbm)], args.force)
-    model = deploy_model(cfg, args.stage, args.ckpt)
+    model, example, note = deploy_network(cfg, args.stage, args.ckpt, random_init=args.random_init)
+    if note:
+        print(f"compile_perf: {note}")
     hbm.parent.mkdir(parents=True, exist_ok=True)
-    result = compile_model(model, example_input(cfg), march, hbm, overwrite=args.force, name=name)
+    result = compile_model(model, example, march, hbm, overwrite=args.force, name=name)
     perf = result.perf
     print(f"{name} on march '{result.march}': {result.summary.macs:,} MACs, {result.instructions} instructions")
     print(f"  latency  {perf.latency_ms:.3f} ms")

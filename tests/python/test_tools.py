@@ -83,7 +83,7 @@ class Tools:
 
 def _one_line_error(code: int, err: str, tool: str, *words: str) -> None:
     lines = err.strip().splitlines()
-    assert code == 1
+    assert code == 2
     assert len(lines) == 1 and lines[0].startswith(f"{tool}: error: "), err
     for w in words:
         assert w in lines[0]
@@ -376,7 +376,7 @@ def test_command_line_entry_point(run_root):
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "calops.py"), "--config", str(CONFIG),
                            "--input-shape", "1,3,64,100", "--opts", f"work_dir={run_root / 'work'}",
                            f"image_size=[{H},{W}]"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         "calops: error: --input-shape '1,3,64,100': H and W must be multiples of the network's stride 32"]

@@ -208,7 +208,8 @@ def test_load_checkpoint_errors_are_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pt: checkpoint not found"):
         Q.LoadCheckpoint(tmp_path / "missing.pt")(Net())
     torch.save(_float_net().state_dict(), tmp_path / "float.pt")
-    with pytest.raises(ValueError, match=r"does not fit Net: missing .*activation_post_process.*Float2QAT before"):
+    with pytest.raises(ValueError, match=r"does not fit the calibration/QAT Net: the model's '.*activation_post_process.*' is not "
+                       r"there .*a float checkpoint of .*before Float2Calibration"):
         Q.LoadCheckpoint(tmp_path / "float.pt")(_calibrated(_float_net()))
     with pytest.raises(ValueError, match="float.pt: no weights under 'network.'"):
         Q.LoadCheckpoint(tmp_path / "float.pt", prefix="network.")(Net())

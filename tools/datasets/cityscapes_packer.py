@@ -9,23 +9,23 @@ and writes <target-data-dir>/<split>_lmdb. Re-run with --resume after an interru
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import lmdb
 from hbdk_sim.data.cityscapes import pack_cityscapes
+from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="cityscapes_packer", description=__doc__.splitlines()[0])
     ap.add_argument("--src-data-dir", required=True, help="the Cityscapes root (holds leftImg8bit/ and gtFine/)")
     ap.add_argument("--target-data-dir", required=True, help="where <split>_lmdb is written")
     ap.add_argument("--split-name", required=True, choices=["train", "val"])
     ap.add_argument("--pack-type", default="lmdb", choices=["lmdb"])
     ap.add_argument("--image-codec", default="source", choices=["source", "raw"],
                     help="store the image files' bytes (source) or decoded pixels (raw: larger, no decoding)")
-    ap.add_argument("--num-workers", type=int, default=min(8, os.cpu_count() or 1),
+    ap.add_argument("--num-workers", type=count_arg(0, 256), default=min(8, os.cpu_count() or 1),
                     help="processes reading and encoding samples (0: in this process)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="replace an existing database")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                                  image_codec=args.image_codec, progress=sys.stderr.isatty())
     except (OSError, ValueError, RuntimeError, lmdb.Error) as e:
         print(f"cityscapes_packer: error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
     resumed = f", {result.skipped} kept from an earlier run" if result.skipped else ""
     print(f"packed {result.num_samples} samples into {result.path} ({result.written} written{resumed}, "
           f"{result.bytes_written / 2**20:.1f} MiB, {result.samples_per_second:.0f} samples/s)")

@@ -8,19 +8,20 @@ The same seed writes byte-identical files. Pack it with tools/datasets/cityscape
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from hbdk_sim.data.synthetic_cityscapes import make_synthetic_cityscapes
+from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="make_synthetic_cityscapes", description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="dataset root: leftImg8bit/ and gtFine/ are written here")
-    ap.add_argument("--train", type=int, default=64, help="number of train images")
-    ap.add_argument("--val", type=int, default=16, help="number of val images")
-    ap.add_argument("--height", type=int, default=128)
-    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--train", type=count_arg(0, 100_000), default=64, help="number of train images")
+    ap.add_argument("--val", type=count_arg(0, 100_000), default=16, help="number of val images")
+    # Cityscapes itself is 1024x2048; larger synthetic scenes would only fill the disk.
+    ap.add_argument("--height", type=count_arg(16, 4096), default=128)
+    ap.add_argument("--width", type=count_arg(16, 8192), default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true", help="replace files of an existing dataset at --out")
     args = ap.parse_args(argv)
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                                            width=args.width, seed=args.seed, overwrite=args.overwrite)
     except (OSError, ValueError) as e:
         print(f"make_synthetic_cityscapes: error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
     print(f"wrote {counts['train']} train and {counts['val']} val images of {args.height}x{args.width} "
           f"to {args.out}")
     return 0

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from hbdk_sim.checkpoints import fit_state_dict
 from hbdk_sim.engine.distributed import all_gather_object, barrier, get_rank, unwrap_model
 from hbdk_sim.files import write_file
 from hbdk_sim.registry import CALLBACKS, build_from_cfg
@@ -110,13 +111,15 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, use_ema: bo
                  strict: bool = True) -> torch.nn.Module:
     """Load a checkpoint's model weights (or its EMA weights) into `model` (for predict/export)."""
     state = load_checkpoint(path)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"checkpoint {path}: expected a dict but found a {type(state).__name__}")
     if use_ema:
         if "ema" not in state:
             raise KeyError(f"checkpoint {path} holds no EMA weights (train with the EMA callback, or drop use_ema)")
         weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
     else:
         weights = state["model"] if "model" in state else state
-    unwrap_model(model).load_state_dict(weights, strict=strict)
+    fit_state_dict(unwrap_model(model), weights, str(path), strict=strict)
     return model
 
 

@@ -9,6 +9,7 @@ The deploy network of a stage is `stages.deploy_model`; these helpers only feed 
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -88,9 +89,93 @@ def parse_input_shape(text: str, cfg: Mapping) -> list[int]:
     return shape
 
 
+def available_memory_bytes() -> int:
+    """Memory this process can still allocate: MemAvailable of /proc/meminfo, else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def activation_bytes(cfg: Mapping, shape: Sequence[int]) -> int:
+    """The float32 bytes of every activation the deploy network computes on an input of `shape`,
+    counted on the meta device (no memory is allocated): what tracing and calibration hold at least."""
+    with torch.device("meta"):
+        network = build_from_cfg(cfg["deploy_model"], MODELS).eval()
+    total = 0
+
+    def count(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal total
+        for t in output if isinstance(output, list | tuple) else [output]:
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * 4
+
+    hooks = [m.register_forward_hook(count) for m in network.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            network(torch.empty(list(shape), device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total + math.prod(shape) * 4
+
+
+def check_fits_memory(cfg: Mapping, shape: Sequence[int], what: str = "deploy_input_shape") -> None:
+    """Refuse an input size whose activations alone exceed this machine's free memory, before any
+    tensor of that size is allocated (ValueError naming the size and the fix)."""
+    need, have = activation_bytes(cfg, shape), available_memory_bytes()
+    if need > have:
+        raise ValueError(f"{what} {list(shape)}: the network's activations take {need / 1e9:,.1f} GB at that size "
+                         f"(counted without allocating), more than the {have / 1e9:.1f} GB this machine has free; "
+                         "use a smaller image_size (or --input-shape)")
+
+
 def example_input(cfg: Mapping) -> torch.Tensor:
-    """Zeros of `deploy_input_shape`: what the deploy network is traced with."""
-    return torch.zeros(deploy_input_shape(cfg))
+    """Zeros of `deploy_input_shape`: what the deploy network is traced with (refused first when
+    that size cannot fit in memory)."""
+    shape = deploy_input_shape(cfg)
+    check_fits_memory(cfg, shape)
+    return torch.zeros(shape)
+
+
+def random_example_input(cfg: Mapping) -> torch.Tensor:
+    """Seeded uniform [-1, 1) values of `deploy_input_shape` (the range of a normalized image): what
+    an untrained network is calibrated on, where zeros would give every activation a zero range."""
+    shape = deploy_input_shape(cfg)
+    check_fits_memory(cfg, shape)
+    generator = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
+    return torch.rand(shape, generator=generator) * 2 - 1
+
+
+def deploy_network(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None, *,
+                   random_init: bool = False) -> tuple[torch.nn.Module, torch.Tensor, str | None]:
+    """The board network of `stage` and the input to trace it with, for the tools that judge an
+    architecture (model_checker, compile_perf): (network, example input, note).
+
+    With the stage's checkpoints in place (or `ckpt` given), the stage's network on zeros and no
+    note. With `random_init`, or when the default checkpoints are missing (a config not trained
+    yet), the float deploy network at random initialization (seeded by the config's `seed`) and a
+    seeded random input to calibrate it on; the note says so, for the tool to print."""
+    from hbdk_sim.engine.stages import deploy_model, missing_checkpoints, untrained_network
+
+    if not random_init:
+        missing = [] if ckpt is not None else missing_checkpoints(cfg, stage)
+        if not missing:
+            return deploy_model(cfg, stage, ckpt), example_input(cfg), None
+        reason = f"no checkpoint at {missing[0]} (stage {stage} is not trained yet)"
+    else:
+        reason = "--random-init"
+    note = (f"{reason}: using the architecture at random initialization (deploy_model, seed "
+            f"{int(cfg.get('seed', 0))}), calibrated on random inputs of deploy_input_shape "
+            f"{deploy_input_shape(cfg)}")
+    return untrained_network(cfg), random_example_input(cfg), note
 
 
 def refuse_existing(paths: Iterable[Path], force: bool) -> None:

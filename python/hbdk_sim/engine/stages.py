@@ -17,13 +17,16 @@ A `Validation` callback without a data_loader/metric gets the config's val loade
 
 from __future__ import annotations
 
+import ast
+import difflib
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from hbdk_sim.engine.config import Config
+from hbdk_sim.engine.config import Config, ConfigError
 from hbdk_sim.engine.distributed import build_sampler
 from hbdk_sim.engine.trainer import build_trainer
 from hbdk_sim.registry import CONVERTERS, DATASETS, METRICS, MODELS, build_from_cfg
@@ -40,10 +43,42 @@ def _import_task_registries() -> None:
     import hbdk_sim.quantization  # noqa: F401
 
 
+# The top-level names the stages and tools read from a task config.
+ENGINE_KEYS = frozenset({
+    "task_name", "work_dir", "march", "seed", "model", "deploy_model", "deploy_input_shape", "deploy_weights_prefix",
+    "train_data_loader", "val_data_loader", "metric", "val_transforms",
+    *(f"{s}_trainer" for s in TRAIN_STAGES), *(f"{s}_predictor" for s in STAGES),
+})
+
+
 def load_config(path: str | os.PathLike, opts: Sequence[str] = ()) -> Config:
-    """The config at `path` with `--opts key=value` overrides applied."""
+    """The config at `path` with `--opts key=value` overrides applied. A top-level name the file
+    assigns that no stage reads and the file itself never uses (`float_trainr = dict(...)`) is an
+    error naming the closest name the stages read: a misspelling would otherwise leave the default."""
     _import_task_registries()
-    return Config.fromfile(path, opts)
+    cfg = Config.fromfile(path, opts)
+    check_top_level_names(cfg, Path(path).read_text(encoding="utf-8"), str(path))
+    return cfg
+
+
+def check_top_level_names(cfg: Mapping, source: str, where: str) -> None:
+    """Raise ConfigError for the first public top-level assignment of `source` that is neither one of
+    ENGINE_KEYS nor used anywhere in the file (as a name, or as a string such as a data_loader key)."""
+    tree = ast.parse(source, where)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    used |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        for t in targets:
+            name = t.id if isinstance(t, ast.Name) else None
+            if name is None or name.startswith("_") or name in ENGINE_KEYS or name in used or name not in cfg:
+                continue
+            close = difflib.get_close_matches(name, sorted(ENGINE_KEYS), n=1, cutoff=0.6)
+            fix = (f"did you mean {close[0]!r}?" if close else
+                   "remove it, or start its name with '_' to keep it as a private helper")
+            raise ConfigError(f"{where}:{node.lineno}: top-level {name!r} is read by no stage and used nowhere in "
+                              f"the config; {fix}")
 
 
 def stage_entry(cfg: Mapping, stage: str, kind: str) -> dict:
@@ -147,6 +182,23 @@ def build_stage_predictor(cfg: Config, stage: str, ckpt: str | os.PathLike | Non
     metric = entry.pop("metric", cfg.get("metric"))
     return build_trainer({"type": "Predictor", **entry}, model=model, data_loader=loader,
                          metric=build_from_cfg(metric, METRICS))
+
+
+def missing_checkpoints(cfg: Mapping, stage: str) -> list[Path]:
+    """The checkpoint files the predictor pipeline of `stage` loads that do not exist."""
+    entry = stage_entry(cfg, stage, "predictor")
+    pipeline = entry.get("model_convert_pipeline")
+    converters = list(pipeline.get("converters", [])) if isinstance(pipeline, Mapping) else list(pipeline or [])
+    paths = [Path(c["path"]) for c in converters if isinstance(c, Mapping) and "path" in c
+             and c.get("type") in ("LoadCheckpoint", CONVERTERS.get("LoadCheckpoint"))]
+    return [p for p in paths if not p.is_file()]
+
+
+def untrained_network(cfg: Mapping) -> torch.nn.Module:
+    """The float `deploy_model` at random initialization, seeded by the config's `seed`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        return build_from_cfg(cfg["deploy_model"], MODELS).eval()
 
 
 def deploy_model(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> torch.nn.Module:

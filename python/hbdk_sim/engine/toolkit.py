@@ -1,5 +1,5 @@
-"""What every command-line tool shares: one-line errors with a non-zero exit instead of
-tracebacks, and the usual `--config` / `--opts` arguments."""
+"""What every command-line tool shares: one-line errors with exit status 2 instead of tracebacks
+(a model the march rejects is the tools' status 1), and the usual `--config` / `--opts` arguments."""
 
 from __future__ import annotations
 
@@ -25,8 +25,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+EXIT_USER_ERROR = 2
+
+_OUT_OF_MEMORY = "out of memory: the inputs are larger than this machine can hold; use a smaller size"
+
+
+def _is_allocation_failure(e: BaseException) -> bool:
+    # torch reports a failed CPU allocation as a RuntimeError, not a MemoryError.
+    return isinstance(e, RuntimeError) and ("DefaultCPUAllocator" in str(e) or "not enough memory" in str(e))
+
+
 def run_tool(name: str, main: Callable[[], int | None]) -> None:
-    """Run `main`; a user error prints `name: error: message` (one line) and exits 1, Ctrl-C exits 130."""
+    """Run `main`; a user error prints `name: error: message` (one line) and exits 2, Ctrl-C exits 130."""
     try:
         code = main()
     except KeyboardInterrupt:
@@ -37,12 +47,40 @@ def run_tool(name: str, main: Callable[[], int | None]) -> None:
         if message.startswith("error: "):  # the compiler's messages carry their own prefix
             message = message[len("error: "):]
         print(f"{name}: error: {message}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_USER_ERROR)
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and not _is_allocation_failure(e):
+            raise
+        print(f"{name}: error: {_OUT_OF_MEMORY}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     sys.exit(code or 0)
 
 
+class ToolParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (`prog: error: ... (see --help)`) with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def count_arg(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type` for an integer flag in [low, high]: anything else is a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}")
+        return value
+
+    return parse
+
+
 def config_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    parser = ToolParser(description=description)
     parser.add_argument("--config", required=True, help="the task config file (models/<task>/<name>.py)")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides, e.g. data_root=./data image_size=[128,256] float_epochs=3")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hbdk_sim.checkpoints import fit_state_dict
 from hbdk_sim.engine.callbacks import Callback, build_callbacks
 from hbdk_sim.engine.distributed import default_device, get_rank, get_world_size, unwrap_model, wrap_model
 from hbdk_sim.engine.schedulers import build_optimizer, build_scheduler
@@ -291,9 +292,12 @@ class Trainer:
 
     def load_state_dict(self, state: Mapping[str, Any], source: str = "checkpoint") -> None:
         """Restore what `state_dict` saved; training continues at epoch `state["epoch"]`."""
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{source} is not an hbdk_sim checkpoint (no format={CHECKPOINT_FORMAT!r})")
-        unwrap_model(self.model).load_state_dict(state["model"])
+        if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
+            found = f"a {type(state).__name__}" if not isinstance(state, Mapping) else "no format entry"
+            raise ValueError(f"{source} is not an hbdk_sim checkpoint (expected a dict with format="
+                             f"{CHECKPOINT_FORMAT!r}, found {found}); resume from a last.pt the Checkpoint callback "
+                             "wrote")
+        fit_state_dict(unwrap_model(self.model), state.get("model"), f"{source} (model)")
         for key, obj in (("optimizer", self.optimizer), ("lr_scheduler", self.lr_scheduler)):
             if obj is None:
                 continue

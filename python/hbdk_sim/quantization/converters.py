@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hbdk_sim.checkpoints import fit_state_dict
 from hbdk_sim.quantization.fake_quantize import set_fake_quant_state
 from hbdk_sim.quantization.fuse_modules import MODES, is_prepared, prepare_qat
 from hbdk_sim.quantization.observers import (
@@ -178,7 +179,8 @@ class QAT2Quantize:
 
 def _state_dict_of(checkpoint, key: str | None, path: Path) -> Mapping[str, torch.Tensor]:
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"{path}: expected a checkpoint dict but got {type(checkpoint).__name__}")
+        raise ValueError(f"{path}: expected a checkpoint dict but found a {type(checkpoint).__name__}; save "
+                         "checkpoints with the Checkpoint callback or torch.save(model.state_dict())")
     if key is not None:
         if key not in checkpoint:
             raise ValueError(f"{path}: no '{key}' entry (entries: {', '.join(sorted(map(str, checkpoint)))})")
@@ -227,20 +229,7 @@ class LoadCheckpoint:
             state = {k[len(self.prefix):]: v for k, v in state.items() if k.startswith(self.prefix)}
             if not state:
                 raise ValueError(f"{self.path}: no weights under {self.prefix!r}; check the prefix")
-        result = model.load_state_dict(state, strict=False)
-        if self.strict and (result.missing_keys or result.unexpected_keys):
-            def few(keys: list[str]) -> str:
-                return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-            parts = []
-            if result.missing_keys:
-                parts.append(f"missing {few(result.missing_keys)}")
-            if result.unexpected_keys:
-                parts.append(f"unexpected {few(result.unexpected_keys)}")
-            raise ValueError(f"{self.path}: checkpoint does not fit {type(model).__name__}: {'; '.join(parts)}; "
-                             "convert the model to the checkpoint's stage first (e.g. Float2QAT before loading a "
-                             "calibration checkpoint) or pass strict=False")
-        return model
+        return fit_state_dict(model, state, str(self.path), strict=self.strict)
 
 
 @CONVERTERS.register
