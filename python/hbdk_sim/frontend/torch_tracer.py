@@ -858,9 +858,29 @@ _FUNCTION_HANDLERS: dict[object, Callable] = {
 }
 
 
+def check_finite_weights(model: nn.Module, name: str = "model") -> None:
+    """Raise ValueError naming the first parameter or BN statistic that holds a NaN or an infinity:
+    such weights would quantize to garbage without a word. A quantizer's own state (an observer's
+    running range starts at +-inf) is left to the quantizer."""
+    quantizer_prefixes = tuple(f"{n}." for n, m in model.named_modules() if isinstance(m, FakeQuantize) and n)
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    for key, t in tensors:
+        if not t.is_floating_point() or key.startswith(quantizer_prefixes) or isinstance(model, FakeQuantize):
+            continue
+        bad = ~torch.isfinite(t.detach())
+        if bad.any():
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            value = float(t.detach()[index]) if index else float(t.detach())
+            raise ValueError(f"{name}: {'parameter' if isinstance(t, nn.Parameter) else 'buffer'} '{key}' holds "
+                             f"{value} at index {list(index)} ({int(bad.sum())} non-finite of {t.numel()}); "
+                             "the weights are corrupt: retrain (a lower learning rate or gradient clipping) or "
+                             "load a good checkpoint")
+
+
 def _trace_module(model: nn.Module, example_inputs, name: str, quant: bool) -> _core.Module:
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
+    check_finite_weights(model, name)
     was_training = model.training
     quantizers = [m for m in model.modules() if isinstance(m, FakeQuantize)]
     observing = [bool(fq.observer_enabled) for fq in quantizers]
