@@ -1,7 +1,11 @@
-"""Shared fixtures: repository paths and a helper that runs the `hbdk-sim` CLI in a subprocess."""
+"""Shared fixtures: repository paths, a helper that runs the `hbdk-sim` CLI in a subprocess, and
+one that runs a tools/*.py script in this process."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -25,3 +29,40 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+_TOOLS: dict[str, object] = {}
+
+
+def tool_module(name: str):
+    """tools/<name>.py (or tools/datasets/<name>.py) imported once."""
+    if name not in _TOOLS:
+        path = REPO / "tools" / f"{name}.py"
+        if not path.exists():
+            path = REPO / "tools" / "datasets" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"hbdk_sim_tool_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOLS[name] = module
+    return _TOOLS[name]
+
+
+def run_tool_here(name: str, argv: list[str]) -> tuple[int, str, str]:
+    """Run tools/<name>.py with `argv` in this process as its `__main__` block does; returns (exit
+    status, stdout, stderr). Any exception other than SystemExit propagates: a traceback fails the test."""
+    from hbdk_sim.engine.toolkit import run_tool
+
+    module = tool_module(name)
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv
+    sys.argv = [f"{name}.py", *map(str, argv)]
+    code: int | str | None = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run_tool(name, module.main)
+            except SystemExit as e:
+                code = e.code
+    finally:
+        sys.argv = saved
+    return int(code or 0), out.getvalue(), err.getvalue()

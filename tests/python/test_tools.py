@@ -1,14 +1,11 @@
 """The deployment tools (calops, export_hbir, export_onnx, model_checker, compile_perf, infer,
 validation_hbir) on the segmentation config shrunk to 64x128 and a tiny synthetic Cityscapes: each
 writes what it promises, align_bpu's mIoU equals `predict --stage int_infer` exactly, and user
-errors are one line with exit status 1. The tools run in this process (their `main` under
+errors are one line with exit status 2. The tools run in this process (their `main` under
 `run_tool` with sys.argv patched); one runs as a subprocess to show the command line."""
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
 import json
 import shutil
 import subprocess
@@ -22,10 +19,10 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
+from conftest import run_tool_here  # noqa: E402
 from hbdk_sim.data import PALETTE, make_synthetic_cityscapes, pack_cityscapes  # noqa: E402
 from hbdk_sim.engine.deploy import image_transforms, overlay, prepare_image, read_image  # noqa: E402
 from hbdk_sim.engine.stages import build_data_loader, deploy_model, load_config  # noqa: E402
-from hbdk_sim.engine.toolkit import run_tool  # noqa: E402
 from hbdk_sim.registry import MODELS, build_from_cfg  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -45,18 +42,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-_TOOLS: dict[str, object] = {}
-
-
-def _module(name: str):
-    if name not in _TOOLS:
-        spec = importlib.util.spec_from_file_location(f"hbdk_sim_tool_{name}", REPO / "tools" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _TOOLS[name] = module
-    return _TOOLS[name]
-
-
 class Tools:
     """Runs tools/<name>.py in this process; returns (exit status, stdout, stderr)."""
 
@@ -66,16 +51,7 @@ class Tools:
                      "batch_size=2", "val_batch_size=2", "num_workers=0", "calibration_batches=1"]
 
     def __call__(self, name: str, *args: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        argv = sys.argv
-        sys.argv = [f"{name}.py", *map(str, args), "--config", str(CONFIG), "--opts", *self.opts]
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-                    pytest.raises(SystemExit) as exit_info:
-                run_tool(name, _module(name).main)
-        finally:
-            sys.argv = argv
-        return exit_info.value.code, out.getvalue(), err.getvalue()
+        return run_tool_here(name, [*map(str, args), "--config", str(CONFIG), "--opts", *self.opts])
 
     def cfg(self):
         return load_config(CONFIG, self.opts)
@@ -229,6 +205,28 @@ def test_model_checker_supported(tools):
     assert (code, out.strip()) == (0, "This model is supported!")
     code, out, _ = tools("model_checker", "--stage", "qat", "--march", "bpu")
     assert (code, out.strip()) == (0, "This model is supported!")
+
+
+def test_untrained_config_is_checked_and_estimated_at_random_initialization(tools, tmp_path):
+    """Check before you train: no checkpoint under a fresh work_dir."""
+    tools.opts = [*tools.opts, f"work_dir={tmp_path / 'work'}"]  # the later work_dir wins
+    code, out, err = tools("model_checker")
+    note, verdict = out.strip().splitlines()
+    assert (code, verdict) == (0, "This model is supported!"), err
+    assert note.startswith(f"model_checker: no checkpoint at {tmp_path / 'work' / 'float' / 'best.pt'} ")
+    assert f"random initialization (deploy_model, seed 0), calibrated on random inputs of deploy_input_shape " \
+           f"[1, 3, {H}, {W}]" in note
+    code, out, err = tools("compile_perf")
+    assert code == 0, err
+    assert "qat/best.pt (stage int_infer is not trained yet)" in out.splitlines()[0]
+    assert (tmp_path / "work" / "deploy" / f"{TASK}_int_infer.hbm").is_file()
+    # --random-init asks for it with checkpoints present; it gives the same binary as the fallback
+    code, out, err = tools("compile_perf", "--random-init", "--out-dir", tmp_path / "again")
+    assert code == 0 and out.startswith("compile_perf: --random-init: using the architecture"), err
+    assert (tmp_path / "again" / f"{TASK}_int_infer.hbm").read_bytes() == \
+        (tmp_path / "work" / "deploy" / f"{TASK}_int_infer.hbm").read_bytes()
+    code, _, err = tools("model_checker", "--random-init", "--ckpt", tmp_path / "x.pt")
+    _one_line_error(code, err, "model_checker", "--random-init and --ckpt exclude each other")
 
 
 def test_model_checker_prints_every_violation(tools, run_root):

@@ -14,7 +14,7 @@ import sys
 
 import lmdb
 from hbdk_sim.data.cityscapes import pack_cityscapes
-from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg
+from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg, run_tool
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,4 +45,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool("cityscapes_packer", main)

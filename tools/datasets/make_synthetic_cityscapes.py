@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from hbdk_sim.data.synthetic_cityscapes import make_synthetic_cityscapes
-from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg
+from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg, run_tool
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,4 +37,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool("make_synthetic_cityscapes", main)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 # Errors a user can cause (bad config, missing file, unsupported model...) and fix from the message.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError,
@@ -57,7 +59,12 @@ def run_tool(name: str, main: Callable[[], int | None]) -> None:
 
 
 class ToolParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line (`prog: error: ... (see --help)`) with exit status 2."""
+    """argparse whose usage errors are one line (`prog: error: ... (see --help)`) with exit status 2;
+    `prog` defaults to the script's name without `.py`, as run_tool names the tool."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prog", Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else None)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
