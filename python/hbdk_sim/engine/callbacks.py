@@ -99,6 +99,8 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike, *, overwr
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """A checkpoint written by Checkpoint, loaded with weights_only=True."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"checkpoint {path} is not a regular file; give the path of a checkpoint (.pt)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:

@@ -217,6 +217,8 @@ class LoadCheckpoint:
         self.strict, self.map_location, self.prefix = strict, map_location, prefix
 
     def __call__(self, model: nn.Module) -> nn.Module:
+        if self.path.exists() and not self.path.is_file():
+            raise ValueError(f"{self.path}: not a regular file; give the path of a checkpoint (.pt)")
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: checkpoint not found; train the previous stage first or fix the "
                                     "path")
