@@ -229,6 +229,9 @@ TOOL_CASES = [
     ("calops", ("--input-shape", "1,3,100000,100000"), (), 2, ("--input-shape [1, 3, 100000, 100000]", "GB")),
     ("model_checker", (), ("image_size=[100000,100000]",), 2, ("deploy_input_shape [1, 3, 100000, 100000]",)),
     ("compile_perf", (), ("image_size=[100000,100000]",), 2, ("activations take",)),
+    ("train", ("--stage", "float"), ("image_size=[100000,100000]",), 2, ("a batch of train_data_loader",
+                                                                          "[2, 3, 100000, 100000]", "GB")),
+    ("predict", ("--stage", "float"), ("image_size=[100,100]",), 2, ("[2, 3, 100, 100]", "multiples", "stride 32")),
     ("model_checker", (), ("image_size=[100000]",), 2, ("deploy_input_shape", "4 positive ints")),
     # config mistakes
     ("model_checker", (), ("float_trainr.num_epochs=3",), 2, ("'float_trainr'", "float_trainer")),

@@ -121,6 +121,11 @@ def activation_bytes(cfg: Mapping, shape: Sequence[int]) -> int:
     try:
         with torch.no_grad():
             network(torch.empty(list(shape), device="meta"))
+    except RuntimeError as e:  # shapes that do not line up (a size that is no multiple of the stride)
+        stride = getattr(network, "max_stride", None)
+        hint = f"; H and W must be multiples of the network's stride {stride}" if stride else ""
+        raise ValueError(f"input shape {list(shape)}: the deploy network does not run on it "
+                         f"({str(e).splitlines()[0]}){hint}") from None
     finally:
         for h in hooks:
             h.remove()

@@ -146,6 +146,19 @@ def build_data_loader(cfg: Mapping, key: str, *, train: bool, batch_size: int | 
                       generator=generator, persistent_workers=False, **spec)
 
 
+def check_batch_fits_memory(cfg: Mapping, loader_key: str) -> None:
+    """Refuse a run whose batches cannot fit in memory before the first one is loaded: the deploy
+    network's activations on a batch of `deploy_input_shape` images (counted on the meta device) must
+    fit in the free memory. A config without a deploy network is not checked."""
+    if "deploy_model" not in cfg or "deploy_input_shape" not in cfg or loader_key not in cfg:
+        return
+    from hbdk_sim.engine.deploy import check_fits_memory, deploy_input_shape
+
+    batch = int(dict(cfg[loader_key]).get("batch_size", 1) or 1)
+    shape = [batch, *deploy_input_shape(cfg)[1:]]
+    check_fits_memory(cfg, shape, f"a batch of {loader_key} (batch_size x deploy_input_shape)")
+
+
 def _fill_validation(callbacks: list, cfg: Mapping) -> list:
     out = []
     for cb in callbacks:
@@ -164,6 +177,7 @@ def build_stage_trainer(cfg: Config, stage: str, ckpt: str | os.PathLike | None 
     if stage not in TRAIN_STAGES:
         raise ValueError(f"stage {stage!r} does not train; expected one of {', '.join(TRAIN_STAGES)}")
     entry = stage_entry(cfg, stage, "trainer")
+    check_batch_fits_memory(cfg, entry.get("data_loader", "train_data_loader"))
     model = convert(build_from_cfg(cfg["model"], MODELS), entry, ckpt)
     entry.pop("model_convert_pipeline", None)
     entry["callbacks"] = _fill_validation(list(entry.get("callbacks", [])), cfg)
@@ -175,6 +189,7 @@ def build_stage_predictor(cfg: Config, stage: str, ckpt: str | os.PathLike | Non
                           model: torch.nn.Module | None = None):
     """The Predictor of any stage over the validation loader, with the config's metric."""
     entry = stage_entry(cfg, stage, "predictor")
+    check_batch_fits_memory(cfg, entry.get("data_loader", "val_data_loader"))
     if model is None:
         model = convert(build_from_cfg(cfg["model"], MODELS), entry, ckpt)
     entry.pop("model_convert_pipeline", None)
