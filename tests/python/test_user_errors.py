@@ -9,6 +9,7 @@ that escapes fails the test with its traceback; a few also run as real subproces
 from __future__ import annotations
 
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -211,6 +212,13 @@ def task(tmp_path_factory) -> dict[str, Path]:
     for name, state in checkpoints.items():
         t[name] = root / f"{name}.pt"
         torch.save(state, t[name])
+    # a database whose pages are damaged after packing
+    shutil.copytree(root / "packed" / "val_lmdb", root / "damaged" / "val_lmdb")
+    data = bytearray((root / "damaged" / "val_lmdb" / "data.mdb").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4000] = bytes(b ^ 0x5A for b in data[middle:middle + 4000])
+    (root / "damaged" / "val_lmdb" / "data.mdb").write_bytes(bytes(data))
+    t["damaged"] = root / "damaged"
     t["typo_config"] = root / "typo.py"
     t["typo_config"].write_text(CONFIG.read_text().replace("\nfloat_trainer = dict(", "\nfloat_trainr = dict(", 1))
     t["broken_config"] = root / "broken.py"
@@ -254,6 +262,11 @@ TOOL_CASES = [
     ("train", ("--stage", "float"), ("RESUME=list",), 2, ("last.pt", "not an hbdk_sim checkpoint", "found a list")),
     ("train", ("--stage", "float"), ("RESUME=qat_resume",), 2,
      ("last.pt (model)", "does not fit the float Segmentor", "calibration/QAT checkpoint")),
+    # a damaged database, read in this process and in DataLoader workers (whose traceback text is dropped)
+    ("predict", ("--stage", "float", "--ckpt", "{nan}"), ("data_root={damaged}", "num_workers=0"), 2,
+     ("damaged/val_lmdb", "re-pack")),
+    ("predict", ("--stage", "float", "--ckpt", "{nan}"), ("data_root={damaged}", "num_workers=2", "val_batch_size=1"),
+     2, ("damaged/val_lmdb", "re-pack")),
     # the dataset tools
     ("cityscapes_packer", ("--src-data-dir", "{root}/nowhere", "--target-data-dir", "{root}/p", "--split-name",
                            "train"), None, 2, ("nowhere",)),
@@ -270,7 +283,7 @@ def test_tool_bad_input_is_one_line(tool, argv, opts, code, words, task, tmp_pat
     argv = [a.format(**names) for a in argv]
     if opts is not None:  # a config tool: the config (unless the case names one) and the small-run overrides
         resume = [o.partition("=")[2] for o in opts if o.startswith("RESUME=")]
-        opts = [o for o in opts if not o.startswith("RESUME=")]
+        opts = [o.format(**names) for o in opts if not o.startswith("RESUME=")]
         work = tmp_path.name
         if resume:  # a last.pt where the float stage resumes from
             (task["root"] / work / "float").mkdir(parents=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
+import msgpack
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
@@ -77,22 +78,40 @@ class LmdbDataset(Dataset):
         """The raw record of sample `index` (encoded image and label bytes, names, shape)."""
         if not 0 <= index < self.num_samples:
             raise IndexError(f"{self.path}: sample {index} out of range [0, {self.num_samples})")
-        with self._txn_env().begin(buffers=False) as txn:
-            raw = txn.get(sample_key(index))
+        try:
+            with self._txn_env().begin(buffers=False) as txn:
+                raw = txn.get(sample_key(index))
+        except lmdb.Error as e:
+            raise ValueError(f"{self.path}: the database is damaged (reading sample {index}: {type(e).__name__}: "
+                             f"{e}); re-pack it with --overwrite") from None
         if raw is None:
             raise KeyError(f"{self.path}: record {sample_key(index)!r} missing; re-pack with --overwrite")
-        return unpack_record(raw)
+        try:
+            record = unpack_record(raw)
+        except (msgpack.UnpackException, ValueError) as e:
+            raise ValueError(f"{self.path}[{index}]: the record is not msgpack ({e}); re-pack with --overwrite") \
+                from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{self.path}[{index}]: the record is a {type(record).__name__}, not a sample; re-pack "
+                             "with --overwrite")
+        return record
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.read_record(index)
         where = f"{self.path}[{index}]"
-        if rec["img_format"] == "raw":
-            h, w = rec["shape"]
-            img = np.frombuffer(rec["img"], np.uint8).reshape(h, w, 3).copy()
-            gt = np.frombuffer(rec["gt_seg"], np.uint8).reshape(h, w).copy()
-        else:
-            img = _decode_image(io.BytesIO(rec["img"]))
-            gt = _decode_label(io.BytesIO(rec["gt_seg"]), where)
+        try:
+            if rec["img_format"] == "raw":
+                h, w = rec["shape"]
+                img = np.frombuffer(rec["img"], np.uint8).reshape(h, w, 3).copy()
+                gt = np.frombuffer(rec["gt_seg"], np.uint8).reshape(h, w).copy()
+            else:
+                img = _decode_image(io.BytesIO(rec["img"]))
+                gt = _decode_label(io.BytesIO(rec["gt_seg"]), where)
+        except (KeyError, TypeError, ValueError, OSError) as e:  # a damaged or foreign record
+            if isinstance(e, ValueError) and str(e).startswith(where):
+                raise
+            raise ValueError(f"{where}: the record does not decode ({type(e).__name__}: {e}); re-pack with "
+                             "--overwrite") from None
         sample = {"img": img, "gt_seg": gt, "color_space": "rgb", "name": rec["name"], "city": rec["city"]}
         return self.transforms(sample) if self.transforms else sample
 

@@ -245,13 +245,19 @@ def read_meta(path: str | os.PathLike, env: lmdb.Environment | None = None) -> d
         if not _is_lmdb_dir(path):
             raise ValueError(f"{path} is not an LMDB database (no data.mdb); point the dataset at the packer's "
                              f"output directory")
-        env = lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
+        try:
+            env = lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
+        except lmdb.Error as e:
+            raise ValueError(f"{path}: not a readable LMDB database ({type(e).__name__}: {e}); re-pack it") from None
         try:
             return read_meta(path, env)
         finally:
             env.close()
-    with env.begin() as txn:
-        raw, plan, entries = txn.get(META_KEY), txn.get(PLAN_KEY), txn.stat()["entries"]
+    try:
+        with env.begin() as txn:
+            raw, plan, entries = txn.get(META_KEY), txn.get(PLAN_KEY), txn.stat()["entries"]
+    except lmdb.Error as e:
+        raise ValueError(f"{path}: the database is damaged ({type(e).__name__}: {e}); re-pack it") from None
     if raw is None:
         if plan is not None:
             raise ValueError(f"{path} is an interrupted pack (no {META_KEY.decode()} record); re-run the packer "

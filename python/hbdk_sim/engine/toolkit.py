@@ -37,6 +37,17 @@ def _is_allocation_failure(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and ("DefaultCPUAllocator" in str(e) or "not enough memory" in str(e))
 
 
+def _one_line(message: str) -> str:
+    """The message as one line. An error raised in a DataLoader worker arrives with the worker's
+    traceback inside its text ("Caught ValueError in DataLoader worker process 0. Original Traceback
+    ... ValueError: <message>"): only its last line, the original message, is kept."""
+    if "Original Traceback" in message:
+        last = [line for line in message.splitlines() if line.strip()][-1]
+        kind, sep, rest = last.partition(": ")
+        message = rest if sep and kind.replace(".", "").replace("_", "").isalnum() else last
+    return " ".join(message.split())
+
+
 def run_tool(name: str, main: Callable[[], int | None]) -> None:
     """Run `main`; a user error prints `name: error: message` (one line) and exits 2, Ctrl-C exits 130."""
     try:
@@ -45,7 +56,7 @@ def run_tool(name: str, main: Callable[[], int | None]) -> None:
         print(f"{name}: interrupted", file=sys.stderr)
         sys.exit(130)
     except _user_errors() as e:
-        message = " ".join((str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)).split())
+        message = _one_line(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
         if message.startswith("error: "):  # the compiler's messages carry their own prefix
             message = message[len("error: "):]
         print(f"{name}: error: {message}", file=sys.stderr)
