@@ -46,7 +46,9 @@ class Case:
 
 
 def _assert_one_line(code: int, err: str, case: Case, files: dict[str, Path]) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
+    # A progress bar redraws its line with carriage returns: what stays on screen follows the last one.
+    lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
+    lines = [line for line in lines if line.strip()]
     assert "Traceback" not in err, err
     assert len(lines) == 1, f"{case}: expected one line on stderr, got:\n{err}"
     assert code == case.code, f"{case}: exit {code}, expected {case.code}: {lines[0]}"
