@@ -191,16 +191,16 @@ def test_packer_cli_errors_are_one_line(src, tmp_path, capsys):
     label.unlink()
     rc, _, err = _tool("cityscapes_packer.py", "--src-data-dir", bad, "--target-data-dir", tmp_path / "o",
                        "--split-name", "train", "--pack-type", "lmdb", capsys=capsys)
-    assert rc == 1 and len(err.strip().splitlines()) == 1 and str(label) in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and str(label) in err
     rc, _, err = _tool("cityscapes_packer.py", "--src-data-dir", bad, "--target-data-dir", tmp_path / "o",
                        "--split-name", "val", capsys=capsys)
-    assert rc == 1 and len(err.strip().splitlines()) == 1 and "leftImg8bit/val" in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "leftImg8bit/val" in err
     rc, out, _ = _tool("cityscapes_packer.py", "--src-data-dir", src, "--target-data-dir", tmp_path / "o",
                        "--split-name", "val", "--num-workers", "2", capsys=capsys)
     assert rc == 0 and "packed 4 samples" in out
     rc, _, err = _tool("cityscapes_packer.py", "--src-data-dir", src, "--target-data-dir", tmp_path / "o",
                        "--split-name", "val", capsys=capsys)
-    assert rc == 1 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
 
 
 def test_synthetic_dataset_is_deterministic_by_seed(tmp_path, capsys):
@@ -216,7 +216,7 @@ def test_synthetic_dataset_is_deterministic_by_seed(tmp_path, capsys):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
     assert any((tmp_path / "a" / rel).read_bytes() != (tmp_path / "c" / rel).read_bytes() for rel in files_a)
     rc, _, err = _tool("make_synthetic_cityscapes.py", "--out", tmp_path / "a", capsys=capsys)
-    assert rc == 1 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
 
 
 def test_synthetic_scenes_hold_all_19_classes_and_ignored_ids(tmp_path):
