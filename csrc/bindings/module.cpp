@@ -260,7 +260,7 @@ PYBIND11_MODULE(_core, mod) {
       .def_property_readonly("operands",
                              [](const PyOp& o) {
                                std::vector<PyValue> out;
-                               for (Value* v : o.get()->operands) out.push_back(handle(o.holder, v));
+                               for (Value* v : o.get()->operands()) out.push_back(handle(o.holder, v));
                                return out;
                              })
       .def_property_readonly("results",
@@ -321,13 +321,13 @@ PYBIND11_MODULE(_core, mod) {
           "returns",
           [](const PyFunction& f) {
             std::vector<PyValue> out;
-            for (Value* v : f.get()->returns) out.push_back(handle(f.holder, v));
+            for (Value* v : f.get()->returns()) out.push_back(handle(f.holder, v));
             return out;
           },
           [](const PyFunction& f, const std::vector<PyValue>& vs) {
             for (const auto& v : vs)
               if (v.holder != f.holder) throw py::value_error("a returned value belongs to a different module");
-            f.get()->returns = unwrapValues(vs);
+            f.get()->setReturns(unwrapValues(vs));
           })
       .def(
           "add_argument",

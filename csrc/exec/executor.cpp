@@ -15,7 +15,7 @@ namespace hbdk::exec {
 namespace {
 
 bool allFloat(const ir::Op& op) {
-  for (const ir::Value* v : op.operands)
+  for (const ir::Value* v : op.operands())
     if (v->type.elem != ir::ElemType::F32) return false;
   for (const auto& r : op.results)
     if (r->type.elem != ir::ElemType::F32) return false;
@@ -138,7 +138,7 @@ Executor::Executor(const ir::Module& m, const std::string& function, ExecOptions
     const ir::Op& op = *opPtr;
     Impl::Step step;
     step.op = &op;
-    for (const ir::Value* v : op.operands) {
+    for (const ir::Value* v : op.operands()) {
       auto it = im.slot.find(v);
       if (it == im.slot.end()) op.error("reads a value defined after it or outside @" + fn_->name);
       step.inputs.push_back(it->second);
@@ -172,7 +172,7 @@ Executor::Executor(const ir::Module& m, const std::string& function, ExecOptions
     }
     im.steps.push_back(std::move(step));
   }
-  for (const ir::Value* v : fn_->returns) {
+  for (const ir::Value* v : fn_->returns()) {
     auto it = im.slot.find(v);
     if (it == im.slot.end()) throw ir::Error("error: @" + fn_->name + " returns a value it does not define");
     im.returns.push_back(it->second);

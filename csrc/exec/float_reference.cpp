@@ -497,7 +497,7 @@ std::vector<FloatTensor> runFunctionFloat(const ir::Module& m, const ir::Functio
       continue;
     }
     std::vector<FloatTensor> in;
-    for (const ir::Value* v : op->operands) {
+    for (const ir::Value* v : op->operands()) {
       if (v->type.elem != ir::ElemType::F32)
         throw ir::PassError(op->diag("float evaluation needs f32 operands but got " + v->type.str()));
       in.push_back(env.at(v));
@@ -507,7 +507,7 @@ std::vector<FloatTensor> runFunctionFloat(const ir::Module& m, const ir::Functio
     for (size_t i = 0; i < out->size(); ++i) env[op->result(i)] = std::move((*out)[i]);
   }
   std::vector<FloatTensor> results;
-  for (const ir::Value* v : fn.returns) results.push_back(env.at(v));
+  for (const ir::Value* v : fn.returns()) results.push_back(env.at(v));
   return results;
 }
 

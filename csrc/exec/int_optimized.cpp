@@ -568,7 +568,7 @@ std::unique_ptr<OptimizedKernel> makeOptimizedKernel(const ir::Op& op, const std
     return std::make_unique<RequantizeKernel>(op);
   if (op.numResults() != 1 || !isType(op.result(), ElemType::SI32) || op.numOperands() < 2) return nullptr;
   if (!isType(op.operand(0), ElemType::SI8) || !isType(op.operand(1), ElemType::SI8)) return nullptr;
-  for (const ir::Value* v : op.operands)
+  for (const ir::Value* v : op.operands())
     if (!allPositive(v->type.shape)) return nullptr;
   if (!allPositive(op.result()->type.shape)) return nullptr;
   const Tensor* bias = constants.size() > 2 ? constants[2] : nullptr;

@@ -827,7 +827,7 @@ const std::unordered_map<std::string, Kernel>& kernels() {
 
 bool hasIntKernel(const Op& op) {
   if (kernels().count(op.name()) == 0) return false;
-  for (const ir::Value* v : op.operands)
+  for (const ir::Value* v : op.operands())
     if (ir::isInteger(v->type.elem)) return true;
   for (const auto& r : op.results)
     if (ir::isInteger(r->type.elem)) return true;

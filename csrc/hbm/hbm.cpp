@@ -240,7 +240,7 @@ std::pair<std::vector<IoDesc>, std::vector<IoDesc>> describeIo(const ir::Module&
         }
     ins.push_back(ioOf(arg.get(), boundary));
   }
-  for (const ir::Value* v : fn.returns) {
+  for (const ir::Value* v : fn.returns()) {
     const ir::Value* boundary = v->owner && v->owner->is("dequantize") ? v->owner->operand(0) : nullptr;
     outs.push_back(ioOf(v, boundary));
   }

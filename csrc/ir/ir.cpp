@@ -1,6 +1,7 @@
 #include "ir/ir.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "ir/lexer.h"
 
@@ -29,10 +30,77 @@ int OpDef::maxOperands() const {
   return n;
 }
 
+// ---- uses -------------------------------------------------------------------------------------
+
+UseSlots& UseSlots::holding(const Use& use) { return use.user ? use.user->operands_ : use.function->returns_; }
+
+void UseSlots::registerUse(size_t i, const Use& use) {
+  if (useAt_.size() < values.size()) useAt_.resize(values.size());
+  Value* v = values[i];
+  if (!v) return;
+  useAt_[i] = static_cast<unsigned>(v->uses_.size());
+  v->uses_.push_back(use);
+}
+
+void UseSlots::dropUse(size_t i) {
+  Value* v = values[i];
+  if (!v) return;
+  // Swap-remove: the last use takes the dropped one's place and tells its slot so.
+  unsigned at = useAt_[i];
+  Use moved = v->uses_.back();
+  v->uses_.pop_back();
+  if (at == v->uses_.size()) return;
+  v->uses_[at] = moved;
+  holding(moved).useAt_[moved.index] = at;
+}
+
+void Value::replaceAllUsesWith(Value* to) {
+  if (to == this) return;
+  std::vector<Use> moving = std::move(uses_);
+  uses_.clear();
+  for (const Use& u : moving) {
+    UseSlots& slots = UseSlots::holding(u);
+    slots.values[u.index] = to;
+    slots.registerUse(u.index, u);
+  }
+}
+
 // ---- Op ---------------------------------------------------------------------------------------
 
 Op::Op(const OpDef* def, std::vector<Value*> operands, AttrList attrs, Location loc)
-    : operands(std::move(operands)), attrs(std::move(attrs)), loc(std::move(loc)), def_(def) {}
+    : attrs(std::move(attrs)), loc(std::move(loc)), def_(def) {
+  operands_.values = std::move(operands);
+}
+
+void Op::setOperand(size_t i, Value* v) {
+  if (i >= operands_.values.size())
+    throw std::out_of_range("operand #" + std::to_string(i) + " of an op with " +
+                            std::to_string(operands_.values.size()));
+  if (parent_) operands_.dropUse(i);
+  operands_.values[i] = v;
+  if (parent_) operands_.registerUse(i, {this, parent_, static_cast<unsigned>(i)});
+}
+
+void Op::addOperand(Value* v) {
+  operands_.values.push_back(v);
+  size_t i = operands_.values.size() - 1;
+  if (parent_) operands_.registerUse(i, {this, parent_, static_cast<unsigned>(i)});
+}
+
+void Op::setOperands(std::vector<Value*> vs) {
+  if (parent_)
+    for (size_t i = 0; i < operands_.values.size(); ++i) operands_.dropUse(i);
+  operands_.values = std::move(vs);
+  if (parent_)
+    for (size_t i = 0; i < operands_.values.size(); ++i)
+      operands_.registerUse(i, {this, parent_, static_cast<unsigned>(i)});
+}
+
+Op* Op::nextOp() const {
+  if (!parent_) return nullptr;
+  auto it = std::next(self_);
+  return it == parent_->ops.end() ? nullptr : it->get();
+}
 
 Value* Op::addResult(TensorType t, std::string resultName) {
   auto v = std::make_unique<Value>();
@@ -58,8 +126,11 @@ const Attribute& Op::attr(std::string_view n) const {
 }
 
 void Op::setAttr(std::string_view n, Attribute v) {
+  Module* m = parent_ ? parent_->module() : nullptr;
+  if (m) m->countResourceRef(v, +1);
   for (auto& [k, old] : attrs)
     if (k == n) {
+      if (m) m->countResourceRef(old, -1);
       old = std::move(v);
       return;
     }
@@ -74,6 +145,17 @@ void Op::setAttr(std::string_view n, Attribute v) {
                    [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
 }
 
+void Op::removeAttr(std::string_view n) {
+  Module* m = parent_ ? parent_->module() : nullptr;
+  for (auto it = attrs.begin(); it != attrs.end();)
+    if (it->first == n) {
+      if (m) m->countResourceRef(it->second, -1);
+      it = attrs.erase(it);
+    } else {
+      ++it;
+    }
+}
+
 std::string Op::diag(const std::string& msg) const {
   std::string s = loc.hasFilePos() ? loc.str() + ": " : "";
   s += "error: '" + std::string(name()) + "' op";
@@ -82,6 +164,53 @@ std::string Op::diag(const std::string& msg) const {
 }
 
 void Op::error(const std::string& msg) const { throw VerifyError(diag(msg)); }
+
+// ---- OpList -----------------------------------------------------------------------------------
+
+const std::unique_ptr<Op>& OpList::operator[](size_t i) const {
+  if (i >= ops_.size())
+    throw std::out_of_range("op #" + std::to_string(i) + " of a function with " + std::to_string(ops_.size()));
+  if (!numbered_) renumber();
+  return *byPosition_[i];
+}
+
+size_t OpList::indexOf(const Op* op) const {
+  if (!numbered_) renumber();
+  return op->position_;
+}
+
+void OpList::renumber() const {
+  byPosition_.clear();
+  byPosition_.reserve(ops_.size());
+  for (const auto& op : ops_) {
+    op->position_ = byPosition_.size();
+    byPosition_.push_back(&op);
+  }
+  numbered_ = true;
+}
+
+Op* OpList::insert(const_iterator before, std::unique_ptr<Op> op) {
+  bool atEnd = before == ops_.end();
+  auto it = ops_.insert(before, std::move(op));
+  Op* p = it->get();
+  p->self_ = it;
+  // Appending keeps every position; anything else renumbers on the next position query.
+  if (atEnd && numbered_) {
+    p->position_ = byPosition_.size();
+    byPosition_.push_back(&*it);
+  } else {
+    numbered_ = false;
+  }
+  return p;
+}
+
+void OpList::erase(const Op* op) {
+  if (numbered_ && !byPosition_.empty() && byPosition_.back() == &*op->self_)
+    byPosition_.pop_back();
+  else
+    numbered_ = false;
+  ops_.erase(op->self_);
+}
 
 // ---- Function ---------------------------------------------------------------------------------
 
@@ -94,60 +223,78 @@ Value* Function::addArgument(TensorType t, std::string argName) {
   return args.back().get();
 }
 
-Op* Function::append(std::unique_ptr<Op> op) {
-  op->parent = this;
-  ops.push_back(std::move(op));
-  return ops.back().get();
+void Function::setReturns(std::vector<Value*> vs) {
+  for (size_t i = 0; i < returns_.values.size(); ++i) returns_.dropUse(i);
+  returns_.values = std::move(vs);
+  for (size_t i = 0; i < returns_.values.size(); ++i) returns_.registerUse(i, {nullptr, this, static_cast<unsigned>(i)});
 }
+
+void Function::setReturn(size_t i, Value* v) {
+  if (i >= returns_.values.size())
+    throw std::out_of_range("return value #" + std::to_string(i) + " of @" + name + ", which returns " +
+                            std::to_string(returns_.values.size()));
+  returns_.dropUse(i);
+  returns_.values[i] = v;
+  returns_.registerUse(i, {nullptr, this, static_cast<unsigned>(i)});
+}
+
+void Function::addReturn(Value* v) {
+  returns_.values.push_back(v);
+  size_t i = returns_.values.size() - 1;
+  returns_.registerUse(i, {nullptr, this, static_cast<unsigned>(i)});
+}
+
+Op* Function::attach(OpList::const_iterator before, std::unique_ptr<Op> op) {
+  Op* p = ops.insert(before, std::move(op));
+  p->parent_ = this;
+  for (size_t i = 0; i < p->operands_.values.size(); ++i)
+    p->operands_.registerUse(i, {p, this, static_cast<unsigned>(i)});
+  if (module_) module_->countResourceRefs(p->attrs, +1);
+  return p;
+}
+
+Op* Function::append(std::unique_ptr<Op> op) { return attach(ops.end(), std::move(op)); }
 
 Op* Function::insertBefore(const Op* before, std::unique_ptr<Op> op) {
   if (!before) return append(std::move(op));
-  op->parent = this;
-  auto it = ops.begin() + static_cast<std::ptrdiff_t>(indexOf(before));
-  return ops.insert(it, std::move(op))->get();
+  if (before->parent_ != this)
+    throw PassError("error: op '" + std::string(before->name()) + "' is not in function @" + name);
+  return attach(before->self_, std::move(op));
 }
 
 size_t Function::indexOf(const Op* op) const {
-  for (size_t i = 0; i < ops.size(); ++i)
-    if (ops[i].get() == op) return i;
-  throw PassError("error: op '" + std::string(op->name()) + "' is not in function @" + name);
+  if (op->parent_ != this)
+    throw PassError("error: op '" + std::string(op->name()) + "' is not in function @" + name);
+  return ops.indexOf(op);
 }
 
 void Function::erase(Op* op) {
+  if (op->parent_ != this)
+    throw PassError("error: op '" + std::string(op->name()) + "' is not in function @" + name);
   for (const auto& r : op->results)
-    if (hasUses(r.get())) throw PassError(op->diag("cannot erase an op whose result '%" + r->name + "' is still used"));
-  ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(indexOf(op)));
+    if (r->hasUses()) throw PassError(op->diag("cannot erase an op whose result '%" + r->name + "' is still used"));
+  for (size_t i = 0; i < op->operands_.values.size(); ++i) op->operands_.dropUse(i);
+  if (module_) module_->countResourceRefs(op->attrs, -1);
+  ops.erase(op);
 }
 
 std::vector<std::pair<Op*, unsigned>> Function::uses(const Value* v) const {
   std::vector<std::pair<Op*, unsigned>> out;
-  for (const auto& op : ops)
-    for (unsigned i = 0; i < op->operands.size(); ++i)
-      if (op->operands[i] == v) out.emplace_back(op.get(), i);
-  for (unsigned i = 0; i < returns.size(); ++i)
-    if (returns[i] == v) out.emplace_back(nullptr, i);
+  for (const Use& u : v->uses())
+    if (u.function == this) out.emplace_back(u.user, u.index);
+  // Op order, operand order; returns last.
+  auto key = [this](const std::pair<Op*, unsigned>& u) {
+    return std::make_pair(u.first ? ops.indexOf(u.first) : ops.size(), u.second);
+  };
+  std::sort(out.begin(), out.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
   return out;
-}
-
-bool Function::hasUses(const Value* v) const {
-  for (const auto& op : ops)
-    for (const Value* o : op->operands)
-      if (o == v) return true;
-  return std::find(returns.begin(), returns.end(), v) != returns.end();
-}
-
-void Function::replaceAllUsesWith(const Value* from, Value* to) {
-  for (auto& op : ops)
-    for (auto& o : op->operands)
-      if (o == from) o = to;
-  for (auto& r : returns)
-    if (r == from) r = to;
 }
 
 // ---- Module -----------------------------------------------------------------------------------
 
 Function* Module::addFunction(std::string fnName) {
   functions.push_back(std::make_unique<Function>(std::move(fnName)));
+  functions.back()->module_ = this;
   return functions.back().get();
 }
 
@@ -173,22 +320,74 @@ void Module::setResource(const std::string& key, Blob data) {
   }
   resourceIndex_.emplace(key, resources_.size());
   resources_.emplace_back(key, std::move(data));
+  erased_.push_back(false);
 }
 
 void Module::eraseResource(std::string_view key) {
   auto it = resourceIndex_.find(key);
   if (it == resourceIndex_.end()) return;
-  resources_.erase(resources_.begin() + static_cast<std::ptrdiff_t>(it->second));
-  resourceIndex_.clear();
-  for (size_t i = 0; i < resources_.size(); ++i) resourceIndex_.emplace(resources_[i].first, i);
+  erased_[it->second] = true;
+  resources_[it->second].second = Blob();
+  ++numErased_;
+  resourceIndex_.erase(it);
+  // A freed "<base>_<n>" lowers the first suffix uniqueResourceKey tries for <base>.
+  size_t cut = key.rfind('_');
+  if (cut == std::string_view::npos || cut + 1 == key.size() || key[cut + 1] == '0' || key.size() - cut > 10) return;
+  std::string_view digits = key.substr(cut + 1);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) return;
+  auto low = firstFreeSuffix_.find(key.substr(0, cut));
+  if (low != firstFreeSuffix_.end()) low->second = std::min(low->second, std::stoi(std::string(digits)));
+}
+
+const std::vector<std::pair<std::string, Blob>>& Module::resources() const {
+  if (numErased_ == 0) return resources_;
+  size_t kept = 0;
+  for (size_t i = 0; i < resources_.size(); ++i) {
+    if (erased_[i]) continue;
+    if (kept != i) resources_[kept] = std::move(resources_[i]);
+    resourceIndex_[resources_[kept].first] = kept;
+    ++kept;
+  }
+  resources_.resize(kept);
+  erased_.assign(kept, false);
+  numErased_ = 0;
+  return resources_;
+}
+
+size_t Module::resourceRefs(std::string_view key) const {
+  auto it = resourceRefs_.find(key);
+  return it == resourceRefs_.end() ? 0 : it->second;
+}
+
+void Module::countResourceRef(const Attribute& a, int delta) {
+  if (a.kind() != AttrKind::Resource) return;
+  const std::string& key = a.asResource().key;
+  if (delta > 0) {
+    resourceRefs_[key] += static_cast<size_t>(delta);
+    return;
+  }
+  auto it = resourceRefs_.find(key);
+  if (it == resourceRefs_.end()) return;
+  it->second -= std::min(it->second, static_cast<size_t>(-delta));
+  if (it->second == 0) resourceRefs_.erase(it);
+}
+
+void Module::countResourceRefs(const AttrList& attrs, int delta) {
+  for (const auto& [k, v] : attrs) countResourceRef(v, delta);
 }
 
 std::string Module::uniqueResourceKey(const std::string& hint) const {
   std::string base = hint.empty() ? std::string("const") : hint;
   if (!hasResource(base)) return base;
-  for (int i = 1;; ++i) {
+  // The smallest free suffix, as a scan from 1 would find it, but starting where the last scan
+  // for this base stopped: every suffix below that is still taken (eraseResource lowers it).
+  int& low = firstFreeSuffix_.try_emplace(base, 1).first->second;
+  for (int i = low;; ++i) {
     std::string k = base + "_" + std::to_string(i);
-    if (!hasResource(k)) return k;
+    if (!hasResource(k)) {
+      low = i;
+      return k;
+    }
   }
 }
 
@@ -281,14 +480,14 @@ Op* Module::createOp(Function* fn, std::string_view opName, std::vector<Value*> 
   if (!def) throw VerifyError("error: unknown op '" + std::string(opName) + "'");
   AttrList complete = completeAttrs(*def, std::move(attrs), loc);
   auto op = std::make_unique<Op>(def, std::move(operands), std::move(complete), std::move(loc));
-  int n = static_cast<int>(op->operands.size());
+  int n = static_cast<int>(op->numOperands());
   if (n < def->minOperands() || (def->maxOperands() >= 0 && n > def->maxOperands()))
     op->error("expected " + std::to_string(def->minOperands()) +
               (def->maxOperands() < 0                     ? " or more"
                : def->maxOperands() != def->minOperands() ? " to " + std::to_string(def->maxOperands())
                                                           : std::string()) +
               " operand(s) but got " + std::to_string(n));
-  for (Value* v : op->operands)
+  for (Value* v : op->operands())
     if (!v) op->error("an operand is null");
   for (TensorType& t : resolveResultTypes(*op, resultTypes)) op->addResult(std::move(t));
   return fn->insertBefore(before, std::move(op));

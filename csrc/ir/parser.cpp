@@ -138,22 +138,22 @@ class Parser {
       for (;;) {
         Token t = std::move(cur_);
         consume();
-        fn->returns.push_back(lookupValue(t));
+        fn->addReturn(lookupValue(t));
         retTokens.push_back(std::move(t));
         if (!cur_.is(TokenKind::Comma)) break;
         consume();
         if (!cur_.is(TokenKind::ValueId)) failExpected("value name after ',' in return");
       }
     }
-    if (fn->returns.size() != resultTypes.size())
+    if (fn->returns().size() != resultTypes.size())
       verifyFail(ret.pos, fn,
-                 "returns " + std::to_string(fn->returns.size()) + " value(s) but its signature declares " +
+                 "returns " + std::to_string(fn->returns().size()) + " value(s) but its signature declares " +
                      std::to_string(resultTypes.size()));
     for (size_t i = 0; i < resultTypes.size(); ++i)
-      if (fn->returns[i]->type != resultTypes[i])
+      if (fn->returns()[i]->type != resultTypes[i])
         verifyFail(retTokens[i].pos, fn,
                    "return value #" + std::to_string(i) + " '%" + std::string(retTokens[i].text) + "' has type " +
-                       fn->returns[i]->type.str() + " but the signature declares " + resultTypes[i].str());
+                       fn->returns()[i]->type.str() + " but the signature declares " + resultTypes[i].str());
     expect(TokenKind::RBrace, "'}' after 'return'");
   }
 

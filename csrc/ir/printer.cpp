@@ -150,14 +150,14 @@ class ModulePrinter {
       out_ += ref(fn.args[i].get()) + ": " + fn.args[i]->type.str();
     }
     out_ += ") -> (";
-    for (size_t i = 0; i < fn.returns.size(); ++i) {
+    for (size_t i = 0; i < fn.returns().size(); ++i) {
       if (i) out_ += ", ";
-      out_ += fn.returns[i] ? fn.returns[i]->type.str() : "<null>";
+      out_ += fn.returns()[i] ? fn.returns()[i]->type.str() : "<null>";
     }
     out_ += ") {\n";
     for (const auto& op : fn.ops) printOp(*op);
     out_ += "    return";
-    for (size_t i = 0; i < fn.returns.size(); ++i) out_ += (i ? ", " : " ") + ref(fn.returns[i]);
+    for (size_t i = 0; i < fn.returns().size(); ++i) out_ += (i ? ", " : " ") + ref(fn.returns()[i]);
     out_ += "\n  }\n";
   }
 

@@ -155,7 +155,7 @@ void verifyModule(const Module& m) {
     }
     for (const auto& opPtr : fn.ops) {
       const Op& op = *opPtr;
-      if (op.parent != &fn) op.error("is listed in function @" + fn.name + " but records another parent");
+      if (op.parent() != &fn) op.error("is listed in function @" + fn.name + " but records another parent");
       for (size_t i = 0; i < op.numOperands(); ++i) {
         const Value* v = op.operand(i);
         if (v && !defined.count(v))
@@ -165,8 +165,8 @@ void verifyModule(const Module& m) {
       verifyOp(op, m);
       for (const auto& r : op.results) defined.insert(r.get());
     }
-    for (size_t i = 0; i < fn.returns.size(); ++i) {
-      const Value* v = fn.returns[i];
+    for (size_t i = 0; i < fn.returns().size(); ++i) {
+      const Value* v = fn.returns()[i];
       if (!v) functionError(fn, fn.returnLoc, "return value #" + std::to_string(i) + " is null");
       if (!defined.count(v))
         functionError(fn, fn.returnLoc,

@@ -44,7 +44,7 @@ std::string operandName(const Op& op, size_t i) {
 // operand is some op's result and is checked there).
 std::vector<const ir::Value*> ownedTensors(const Op& op) {
   std::vector<const ir::Value*> out;
-  for (const ir::Value* v : op.operands)
+  for (const ir::Value* v : op.operands())
     if (v->isArgument()) out.push_back(v);
   for (const auto& r : op.results) out.push_back(r.get());
   return out;
@@ -82,7 +82,7 @@ Check quantized(const Op& op, const March&) {
     return ok();
   }
   if (op.is("dequantize")) {
-    for (const auto& [user, index] : op.parent->uses(op.result()))
+    for (const auto& [user, index] : op.parent()->uses(op.result()))
       if (user)
         return violated("a dequantize feeding '" + std::string(user->name()) + "'", "dequantize only on graph outputs");
     return ok();

@@ -13,7 +13,6 @@
 //   4. Drop resources that no op references any more.
 #include <limits>
 #include <optional>
-#include <set>
 #include <unordered_map>
 
 #include "passes/pass.h"
@@ -84,28 +83,26 @@ class CanonicalizePass : public Pass {
         {"forwarded-identities", 0}, {"merged-constants", 0}, {"erased-dead-ops", 0}, {"dropped-resources", 0}};
     for (auto& fn : m.functions) {
       for (auto& op : fn->ops)
-        if (isIdentity(*op) && fn->hasUses(op->result())) {
-          fn->replaceAllUsesWith(op->result(), op->operand(0));
+        if (isIdentity(*op) && op->result()->hasUses()) {
+          op->result()->replaceAllUsesWith(op->operand(0));
           ++stats["forwarded-identities"];
         }
       stats["merged-constants"] += mergeConstants(m, *fn);
-      for (size_t i = fn->ops.size(); i-- > 0;) {
-        ir::Op* op = fn->ops[i].get();
+      std::vector<ir::Op*> order;
+      order.reserve(fn->ops.size());
+      for (auto& op : fn->ops) order.push_back(op.get());
+      for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        ir::Op* op = *it;
         bool used = false;
-        for (const auto& r : op->results) used = used || fn->hasUses(r.get());
+        for (const auto& r : op->results) used = used || r->hasUses();
         if (used) continue;
         fn->erase(op);
         ++stats["erased-dead-ops"];
       }
     }
-    std::set<std::string, std::less<>> referenced;
-    for (const auto& fn : m.functions)
-      for (const auto& op : fn->ops)
-        for (const auto& [name, attr] : op->attrs)
-          if (attr.kind() == ir::AttrKind::Resource) referenced.insert(attr.asResource().key);
     std::vector<std::string> unused;
     for (const auto& [key, blob] : m.resources())
-      if (!referenced.count(key)) unused.push_back(key);
+      if (m.resourceRefs(key) == 0) unused.push_back(key);
     for (const std::string& key : unused) m.eraseResource(key);
     stats["dropped-resources"] = static_cast<int64_t>(unused.size());
     return stats;
@@ -125,8 +122,8 @@ class CanonicalizePass : public Pass {
         if (m.resource(v->owner->attr("value").asResource().key) == bytes) same = v;
       if (!same) {
         buckets[key].push_back(op->result());
-      } else if (fn.hasUses(op->result())) {
-        fn.replaceAllUsesWith(op->result(), same);
+      } else if (op->result()->hasUses()) {
+        op->result()->replaceAllUsesWith(same);
         ++merged;
       }
     }

@@ -56,7 +56,7 @@ class ConstantFoldPass : public Pass {
  private:
   static bool foldable(const ir::Op& op) {
     if (!exec::hasFloatKernel(op) || op.numOperands() == 0) return false;
-    for (const ir::Value* v : op.operands)
+    for (const ir::Value* v : op.operands())
       if (!definingConstant(v) || !isPlainF32(v)) return false;
     for (const auto& r : op.results)
       if (!isPlainF32(r.get())) return false;
@@ -65,7 +65,7 @@ class ConstantFoldPass : public Pass {
 
   static bool fold(ir::Module& m, ir::Function& fn, ir::Op* op) {
     std::vector<exec::FloatTensor> inputs;
-    for (const ir::Value* v : op->operands) inputs.push_back(exec::constantValue(m, *v->owner));
+    for (const ir::Value* v : op->operands()) inputs.push_back(exec::constantValue(m, *v->owner));
     std::optional<std::vector<exec::FloatTensor>> outputs = exec::evalOpFloat(*op, inputs);
     if (!outputs) return false;
 
@@ -77,10 +77,10 @@ class ConstantFoldPass : public Pass {
       ir::Op* c =
           m.createConstant(&fn, base + ".folded", old->type, exec::blobFromFloatTensor((*outputs)[i]), op->loc, op);
       c->result()->name = old->name;
-      fn.replaceAllUsesWith(old, c->result());
+      old->replaceAllUsesWith(c->result());
     }
     std::vector<ir::Value*> operands;  // each once: erasing a constant frees its result
-    for (ir::Value* v : op->operands)
+    for (ir::Value* v : op->operands())
       if (std::find(operands.begin(), operands.end(), v) == operands.end()) operands.push_back(v);
     fn.erase(op);
     for (const ir::Value* v : operands) eraseConstantIfDead(m, fn, v);

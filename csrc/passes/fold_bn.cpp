@@ -36,14 +36,6 @@ bool isPlainF32(const ir::Value* v) { return v->type.elem == ir::ElemType::F32 &
 bool isF32(const ir::Value* v) { return v->type.elem == ir::ElemType::F32; }
 bool isF32Constant(const ir::Value* v) { return definingConstant(v) && isPlainF32(v); }
 
-int64_t constantsReferencing(const ir::Module& m, const std::string& key) {
-  int64_t n = 0;
-  for (const auto& fn : m.functions)
-    for (const auto& op : fn->ops)
-      if (op->is("constant") && op->attr("value").asResource().key == key) ++n;
-  return n;
-}
-
 class FoldBnPass : public Pass {
  public:
   const char* name() const override { return "fold-bn"; }
@@ -64,10 +56,10 @@ class FoldBnPass : public Pass {
   }
 
  private:
-  static bool matches(const ir::Function& fn, const ir::Op& bn) {
+  static bool matches(const ir::Op& bn) {
     ir::Op* conv = bn.operand(0)->owner;
     if (!conv || !(conv->is("conv2d") || conv->is("conv_transpose2d") || conv->is("linear"))) return false;
-    if (fn.uses(conv->result()).size() != 1 || !isF32(conv->result())) return false;
+    if (conv->result()->uses().size() != 1 || !isF32(conv->result())) return false;
     if (conv->is("linear") && conv->result()->type.rank() != 2) return false;
     for (size_t i = 1; i < conv->numOperands(); ++i)
       if (!isF32Constant(conv->operand(i))) return false;
@@ -99,14 +91,14 @@ class FoldBnPass : public Pass {
   static ir::Value* store(ir::Module& m, ir::Function& fn, ir::Op* conv, size_t index, const exec::FloatTensor& data) {
     ir::Value* old = conv->operand(index);
     const std::string key = old->owner->attr("value").asResource().key;
-    if (fn.uses(old).size() == 1 && constantsReferencing(m, key) == 1) {
+    if (old->uses().size() == 1 && m.resourceRefs(key) == 1) {
       m.setResource(key, exec::blobFromFloatTensor(data));
       return nullptr;
     }
     ir::Op* c =
         m.createConstant(&fn, key + ".folded", old->type, exec::blobFromFloatTensor(data), old->owner->loc, conv);
     c->result()->name = c->attr("value").asResource().key;
-    conv->operands[index] = c->result();
+    conv->setOperand(index, c->result());
     return old;
   }
 
@@ -120,7 +112,7 @@ class FoldBnPass : public Pass {
   }
 
   static bool fold(ir::Module& m, ir::Function& fn, ir::Op* bn) {
-    if (!matches(fn, *bn)) return false;
+    if (!matches(*bn)) return false;
     ir::Op* conv = bn->operand(0)->owner;
     auto param = [&](size_t i) { return exec::constantValue(m, *bn->operand(i)->owner); };
     exec::FloatTensor mean = param(1), var = param(2), gamma = param(3), beta = param(4);
@@ -139,7 +131,7 @@ class FoldBnPass : public Pass {
     for (size_t c = 0; c < channels; ++c)
       bias.data[c] = static_cast<float>((static_cast<double>(bias.data[c]) - mean.data[c]) * scale[c] + beta.data[c]);
 
-    std::vector<ir::Value*> maybeDead(bn->operands.begin() + 1, bn->operands.end());
+    std::vector<ir::Value*> maybeDead(bn->operands().begin() + 1, bn->operands().end());
     if (ir::Value* old = store(m, fn, conv, 1, weight)) maybeDead.push_back(old);
     if (hasBias) {
       if (ir::Value* old = store(m, fn, conv, 2, bias)) maybeDead.push_back(old);
@@ -147,16 +139,14 @@ class FoldBnPass : public Pass {
       ir::TensorType t(bias.shape, ir::ElemType::F32);
       ir::Op* c = m.createConstant(&fn, biasKeyHint(*conv), t, exec::blobFromFloatTensor(bias), {}, conv);
       c->result()->name = c->attr("value").asResource().key;
-      conv->operands.push_back(c->result());
+      conv->addOperand(c->result());
     }
 
     conv->result()->type = bn->result()->type;  // the bn output's calibration scale, if any
     // ... and the element type that scale was measured for (quant.dtype = "si16" from calibrate).
-    conv->attrs.erase(
-        std::remove_if(conv->attrs.begin(), conv->attrs.end(), [](const auto& kv) { return kv.first == kQuantDtype; }),
-        conv->attrs.end());
+    conv->removeAttr(kQuantDtype);
     if (bn->hasAttr(kQuantDtype)) conv->setAttr(kQuantDtype, bn->attr(kQuantDtype));
-    fn.replaceAllUsesWith(bn->result(), conv->result());
+    bn->result()->replaceAllUsesWith(conv->result());
     fn.erase(bn);
     std::vector<ir::Value*> unique;  // each once: erasing a constant frees its result
     for (ir::Value* v : maybeDead)

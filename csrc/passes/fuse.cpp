@@ -14,7 +14,6 @@
 //      after the requantize, convAdd (conv + add + activation) after a residual add.
 //   3. Each op of a group gets `bpu.group = <id>` (ids from 0, in order of the anchors) and
 //      `bpu.group_role` = "anchor", "requant", "residual_add" or "activation".
-#include <algorithm>
 #include <set>
 
 #include "march/march.h"
@@ -44,23 +43,23 @@ class FusePass : public Pass {
     PassStatistics stats{
         {"groups", 0}, {"conv_requant", 0}, {"conv_activation", 0}, {"conv_add", 0}, {"conv_add_activation", 0}};
     for (auto& fn : m.functions) {
-      for (auto& op : fn->ops)
-        op->attrs.erase(std::remove_if(op->attrs.begin(), op->attrs.end(),
-                                       [](const auto& a) { return a.first == kGroup || a.first == kRole; }),
-                        op->attrs.end());
+      for (auto& op : fn->ops) {
+        op->removeAttr(kGroup);
+        op->removeAttr(kRole);
+      }
       std::set<const ir::Op*> grouped;
       std::vector<ir::Op*> anchors;
       for (auto& op : fn->ops)
         if (isAnchor(*op)) anchors.push_back(op.get());
       for (ir::Op* anchor : anchors) {
-        ir::Op* requant = soleReader(*fn, anchor->result());
+        ir::Op* requant = soleReader(anchor->result());
         if (!requant || !requant->is("requantize") || grouped.count(requant)) continue;
         std::vector<std::pair<ir::Op*, const char*>> group{{anchor, "anchor"}, {requant, "requant"}};
-        ir::Op* add = rules.convAdd ? residualAdd(*fn, requant->result()) : nullptr;
+        ir::Op* add = rules.convAdd ? residualAdd(requant->result()) : nullptr;
         if (add && grouped.count(add)) add = nullptr;
         if (add) group.emplace_back(add, "residual_add");
         bool activationFuses = add ? rules.convAdd : rules.convActivation;
-        ir::Op* act = activationFuses ? soleReader(*fn, group.back().first->result()) : nullptr;
+        ir::Op* act = activationFuses ? soleReader(group.back().first->result()) : nullptr;
         if (act && (!isActivation(*act) || grouped.count(act))) act = nullptr;
         if (act) group.emplace_back(act, "activation");
 
@@ -78,16 +77,13 @@ class FusePass : public Pass {
 
  private:
   // The op reading `v`, when it is the only reader and `v` is not returned.
-  static ir::Op* soleReader(const ir::Function& fn, const ir::Value* v) {
-    auto uses = fn.uses(v);
-    return uses.size() == 1 ? uses[0].first : nullptr;
-  }
+  static ir::Op* soleReader(const ir::Value* v) { return v->uses().size() == 1 ? v->uses()[0].user : nullptr; }
 
   // The add reading `v` (its only reader) together with a different value of the same shape.
-  static ir::Op* residualAdd(const ir::Function& fn, const ir::Value* v) {
-    ir::Op* add = soleReader(fn, v);
+  static ir::Op* residualAdd(const ir::Value* v) {
+    ir::Op* add = soleReader(v);
     if (!add || !add->is("add") || add->operand(0) == add->operand(1)) return nullptr;
-    for (const ir::Value* x : add->operands)
+    for (const ir::Value* x : add->operands())
       if (x->type.shape != add->result()->type.shape) return nullptr;
     return add;
   }

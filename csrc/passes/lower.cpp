@@ -114,7 +114,7 @@ void checkLegal(const ir::Function& fn) {
   for (const auto& opPtr : fn.ops) {
     const ir::Op& op = *opPtr;
     if (op.is("constant")) {
-      if (!fn.hasUses(op.result())) fail(op, "is read by no op; run canonicalize before lowering");
+      if (!op.result()->hasUses()) fail(op, "is read by no op; run canonicalize before lowering");
       continue;
     }
     if (op.is("batch_norm"))
@@ -134,8 +134,8 @@ void checkLegal(const ir::Function& fn) {
     for (size_t i = 0; i < op.numOperands(); ++i) checkValue(op, op.operand(i), "operand #" + std::to_string(i));
     for (size_t i = 0; i < op.numResults(); ++i) checkValue(op, op.result(i), "result #" + std::to_string(i));
   }
-  for (size_t i = 0; i < fn.returns.size(); ++i) {
-    const ir::Value* v = fn.returns[i];
+  for (size_t i = 0; i < fn.returns().size(); ++i) {
+    const ir::Value* v = fn.returns()[i];
     if (v->type.elem == ir::ElemType::F32 && !(v->owner && v->owner->is("dequantize")))
       throw ir::PassError("error: function @" + fn.name + " returns f32 result #" + std::to_string(i) +
                           " that is not produced by dequantize; graph outputs must come from the integer graph");
@@ -197,7 +197,7 @@ std::vector<Group> formGroups(const ir::Function& fn) {
       }
     if (!g.anchor) g.anchor = g.members.front();
     for (ir::Op* op : g.members) {
-      for (ir::Value* v : op->operands) {
+      for (ir::Value* v : op->operands()) {
         if (v->owner && inGroup.count(v->owner)) continue;
         if (v->owner && v->owner->is("constant")) {
           if (std::find(g.constants.begin(), g.constants.end(), v->owner) == g.constants.end())
@@ -208,7 +208,7 @@ std::vector<Group> formGroups(const ir::Function& fn) {
       }
       for (const auto& r : op->results) {
         bool external = false;
-        for (const auto& [user, idx] : fn.uses(r.get())) external |= !user || !inGroup.count(user);
+        for (const ir::Use& u : r->uses()) external |= !u.user || !inGroup.count(u.user);
         if (external) g.outputs.push_back(r.get());
       }
     }
@@ -484,7 +484,7 @@ class Lowering {
                                        std::to_string(groups_[g].id) + " is not contiguous");
         lastUse_[v] = g;
       }
-    for (const ir::Value* v : fn_.returns) returned_.insert(v);
+    for (const ir::Value* v : fn_.returns()) returned_.insert(v);
 
     prog_.march = march_.name;
     prog_.function = fn_.name;

@@ -11,9 +11,6 @@ namespace hbdk::passes {
 // The `constant` op defining `v`, or nullptr when `v` is an argument or another op's result.
 ir::Op* definingConstant(const ir::Value* v);
 
-// Whether some op in some function of `m` refers to resource `key` in an attribute.
-bool resourceReferenced(const ir::Module& m, std::string_view key);
-
 // Erases the constant op defining `v` when its result has no uses left, and then its resource
 // when nothing references it any more. Returns true when the op was erased.
 bool eraseConstantIfDead(ir::Module& m, ir::Function& fn, const ir::Value* v);

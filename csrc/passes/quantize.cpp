@@ -169,7 +169,7 @@ class Quantizer {
     ir::Value* v = op->operand(i);
     if (isF32(v) && definingConstant(v)) {
       v = quantizedActivationConstant(op, v);
-      op->operands[i] = v;
+      op->setOperand(i, v);
     }
     const ir::TensorType& t = v->type;
     if ((t.elem != ElemType::SI8 && t.elem != ElemType::SI16) || !t.quant || !t.quant->perTensor())
@@ -203,25 +203,17 @@ class Quantizer {
     ir::Op* c = definingConstant(old);
     const std::string key = c->attr("value").asResource().key;
     bool shared = true;
-    for (const auto& [user, i] : fn_.uses(old)) shared = shared && user && sharedBy(*user, i);
-    if (shared && constantsReferencing(key) == 1) {
+    for (const ir::Use& u : old->uses()) shared = shared && u.user && sharedBy(*u.user, u.index);
+    if (shared && m_.resourceRefs(key) == 1) {
       m_.setResource(key, std::move(bytes));
       old->type = std::move(t);
       return old;
     }
     ir::Op* fresh = m_.createConstant(&fn_, key, std::move(t), std::move(bytes), c->loc, op);
     fresh->result()->name = fresh->attr("value").asResource().key;
-    op->operands[index] = fresh->result();
+    op->setOperand(index, fresh->result());
     oldConstants_.push_back(old);
     return fresh->result();
-  }
-
-  int64_t constantsReferencing(const std::string& key) const {
-    int64_t n = 0;
-    for (const auto& f : m_.functions)
-      for (const auto& o : f->ops)
-        if (o->is("constant") && o->attr("value").asResource().key == key) ++n;
-    return n;
   }
 
   static ir::Blob integerBlob(const ir::TensorType& t, const Ints& values) {
@@ -271,7 +263,7 @@ class Quantizer {
       if (!isF32(arg)) continue;
       std::optional<ir::Quant> quant = arg->type.quant;
       arg->type.quant.reset();  // the signature stays plain f32
-      if (!fn_.hasUses(arg)) continue;
+      if (!arg->hasUses()) continue;
       if (!quant)
         throw ir::PassError("error: function @" + fn_.name + ": argument " + valueLabel(arg) + " (" +
                             ir::TensorType(arg->type.shape, ElemType::F32).str() + ") has no calibration scale" +
@@ -279,8 +271,8 @@ class Quantizer {
       ir::Op* q = m_.createOp(&fn_, "quantize", {arg}, {},
                               {quantizedType(arg->type.shape, ElemType::SI8, quant->scales[0])}, {}, first);
       q->result()->name = arg->name.empty() ? "" : arg->name + ".q";
-      fn_.replaceAllUsesWith(arg, q->result());
-      q->operands[0] = arg;
+      arg->replaceAllUsesWith(q->result());
+      q->setOperand(0, arg);
       startOps_.insert(q);
       ++stats_["inputs"];
     }
@@ -288,7 +280,8 @@ class Quantizer {
 
   void dequantizeReturns() {
     std::map<ir::Value*, ir::Value*> done;
-    for (ir::Value*& r : fn_.returns) {
+    for (size_t i = 0; i < fn_.returns().size(); ++i) {
+      ir::Value* r = fn_.returns()[i];
       if (!ir::isInteger(r->type.elem) || !r->type.quant) continue;
       if (!done.count(r)) {
         ir::Op* d = m_.createOp(&fn_, "dequantize", {r}, {}, {}, {});
@@ -297,7 +290,7 @@ class Quantizer {
         done[r] = d->result();
         ++stats_["outputs"];
       }
-      r = done[r];
+      fn_.setReturn(i, done[r]);
     }
   }
 
@@ -307,13 +300,12 @@ class Quantizer {
   // to it; the new value takes v's name and v becomes `<name><suffix>`.
   ir::Value* requantizeAfter(ir::Op* op, ir::Value* v, ElemType elem, float scale, const std::vector<exec::Requant>& r,
                              int64_t axis, const char* suffix) {
-    size_t at = fn_.indexOf(op) + 1;
-    const ir::Op* before = at < fn_.ops.size() ? fn_.ops[at].get() : nullptr;
+    const ir::Op* before = op->nextOp();
     ir::AttrList attrs{{"multiplier", requantAttr(r, false)}, {"shift", requantAttr(r, true)}, {"axis", axis}};
     ir::Op* rq = m_.createOp(&fn_, "requantize", {v}, std::move(attrs), {quantizedType(v->type.shape, elem, scale)},
                              op->loc, before);
-    fn_.replaceAllUsesWith(v, rq->result());
-    rq->operands[0] = v;
+    v->replaceAllUsesWith(rq->result());
+    rq->setOperand(0, v);
     rq->result()->name = v->name;
     if (!v->name.empty()) v->name += suffix;
     ++stats_["requantize"];
@@ -324,7 +316,7 @@ class Quantizer {
     if (op->is("batch_norm"))
       throw ir::PassError(op->diag("batch_norm has no integer form; run fold-bn before quantize"));
     bool touchesF32 = false;
-    for (ir::Value* v : op->operands) touchesF32 = touchesF32 || isF32(v);
+    for (ir::Value* v : op->operands()) touchesF32 = touchesF32 || isF32(v);
     for (auto& r : op->results) touchesF32 = touchesF32 || isF32(r.get());
     if (!touchesF32) return;
 
@@ -394,8 +386,7 @@ class Quantizer {
   bool clampAtAccumulatorRequant(ir::Op* op) {
     ir::Value* x = op->operand(0);
     auto it = accRequants_.find(x);
-    auto uses = fn_.uses(x);
-    if (it == accRequants_.end() || uses.size() != 1 || uses[0].first != op) return false;
+    if (it == accRequants_.end() || x->uses().size() != 1 || x->uses()[0].user != op) return false;
     ir::Op* anchor = it->second;
     ir::Op* rq = x->owner;
     ir::Value* result = op->result();
@@ -415,7 +406,10 @@ class Quantizer {
   // a weight share its quantization, which does not depend on their inputs.
   ir::Value* quantizedWeight(ir::Op* op) {
     ir::Value* old = op->operand(1);
-    if (auto it = weights_.find(old); it != weights_.end()) return op->operands[1] = it->second;
+    if (auto it = weights_.find(old); it != weights_.end()) {
+      op->setOperand(1, it->second);
+      return it->second;
+    }
     ir::Op* weightOp = definingConstant(old);
     if (!weightOp || !isF32(old))
       throw ir::PassError(
@@ -495,7 +489,7 @@ class Quantizer {
     ir::Op* lut = m_.createOp(&fn_, "lut", {op->operand(0), c->result()}, std::move(attrs),
                               {quantizedType(result->type.shape, target, sOut)}, op->loc, op);
     lut->result()->name = result->name;
-    fn_.replaceAllUsesWith(result, lut->result());
+    result->replaceAllUsesWith(lut->result());
     fn_.erase(op);
     ++stats_["lut"];
   }
@@ -538,7 +532,7 @@ class Quantizer {
     ir::Op* rq = m_.createOp(&fn_, "requantize", {x}, std::move(attrs), {quantizedType(x->type.shape, elem, scale)},
                              op->loc, op);
     if (!op->result()->name.empty()) rq->result()->name = op->result()->name + ".in" + std::to_string(i);
-    op->operands[i] = rq->result();
+    op->setOperand(i, rq->result());
     ++stats_["requantize"];
   }
 

@@ -144,7 +144,7 @@ void checkConv(const ConvCase& c, uint32_t seed, bool weightIsArgument = false) 
                      {"dilation", ir::Attribute(std::vector<int64_t>{c.dh, c.dw})},
                      {"groups", ir::Attribute(c.groups)}};
   ir::Op* conv = m.createOp(fn, "conv2d", operands, attrs, {withScale(outShape, ElemType::SI32, 0.125f)});
-  fn->returns = {conv->result()};
+  fn->setReturns({conv->result()});
 
   std::vector<const Tensor*> constants(operands.size(), nullptr);
   if (!weightIsArgument) constants[1] = &w;
@@ -206,7 +206,7 @@ void checkLinear(int64_t rows, int64_t k, int64_t n, bool bias, uint32_t seed) {
                                    constant(m, fn, "w", w, 0.25f)};
   if (bias) operands.push_back(constant(m, fn, "b", b, 0.125f));
   ir::Op* op = m.createOp(fn, "linear", operands, {}, {withScale({rows, n}, ElemType::SI32, 0.125f)});
-  fn->returns = {op->result()};
+  fn->setReturns({op->result()});
   Tensor oracle(TensorType({rows, n}, ElemType::SI32));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < n; ++j) {
@@ -253,7 +253,7 @@ TEST(executor_matmul_optimized_matches_reference) {
     out.push_back(c.lhs[c.lhs.size() - 2]);
     out.push_back(c.rhs.back());
     ir::Op* op = m.createOp(fn, "matmul", {lhs, rhs}, {}, {withScale(out, ElemType::SI32, 0.25f)});
-    fn->returns = {op->result()};
+    fn->setReturns({op->result()});
     std::vector<Tensor> args{a};
     if (!c.rhsConstant) args.push_back(b);
     CHECK(exec::makeOptimizedKernel(*op, {nullptr, c.rhsConstant ? &b : nullptr}) != nullptr);
@@ -274,7 +274,7 @@ TEST(executor_int32_accumulation_guard) {
   ir::Value* x = fn->addArgument(withScale({1, k}, ElemType::SI8, 0.5f), "x");
   ir::Op* op = m.createOp(fn, "linear", {x, constant(m, fn, "w", w, 0.5f), constant(m, fn, "b", b, 0.25f)}, {},
                           {withScale({1, 2}, ElemType::SI32, 0.25f)});
-  fn->returns = {op->result()};
+  fn->setReturns({op->result()});
   CHECK(exec::makeOptimizedKernel(*op, {nullptr, &w, &b}) != nullptr);
   std::vector<Tensor> out = runWith(m, {filled({1, k}, ElemType::SI8, -128)}, true, 2);
   CHECK_EQ(out[0].data<int32_t>()[0], 2147467264);
@@ -287,7 +287,7 @@ TEST(executor_int32_accumulation_guard) {
   ir::Value* xb = bfn->addArgument(withScale({1, k + 1}, ElemType::SI8, 0.5f), "x");
   ir::Op* opb = big.createOp(bfn, "linear", {xb, constant(big, bfn, "w", wb, 0.5f)}, {},
                              {withScale({1, 1}, ElemType::SI32, 0.25f)});
-  bfn->returns = {opb->result()};
+  bfn->setReturns({opb->result()});
   CHECK(exec::makeOptimizedKernel(*opb, {nullptr, &wb}) == nullptr);
   std::vector<Tensor> outb = runWith(big, {filled({1, k + 1}, ElemType::SI8, 1)}, true, 2);
   CHECK_EQ(outb[0].data<int32_t>()[0], static_cast<int32_t>(k + 1));
@@ -315,7 +315,7 @@ std::unique_ptr<ir::Module> floatModule(std::mt19937& rng) {
   ir::Value* relu = m->createOp(fn, "relu", {conv})->result();
   ir::Value* sum = m->createOp(fn, "add", {relu, conv})->result();
   ir::Value* pool = m->createOp(fn, "global_avg_pool2d", {sum})->result();
-  fn->returns = {pool, relu, relu};
+  fn->setReturns({pool, relu, relu});
   return m;
 }
 
@@ -341,7 +341,7 @@ TEST(executor_float_function_equals_float_reference) {
   CHECK_EQ(all.size(), size_t{7});
   const ir::Function& fn = ex.function();
   CHECK(all.at(fn.args[0].get()).bytes == x.bytes);
-  CHECK(all.at(fn.returns[0]).bytes == ex.run({x})[0].bytes);
+  CHECK(all.at(fn.returns()[0]).bytes == ex.run({x})[0].bytes);
 }
 
 TEST(executor_argument_errors) {
@@ -373,7 +373,7 @@ TEST(executor_argument_takes_declared_scales) {
   ir::Op* conv = m.createOp(fn, "conv2d", {xv, constant(m, fn, "w", w, 0.25f)},
                             {{"padding", ir::Attribute(std::vector<int64_t>{1, 1, 1, 1})}},
                             {withScale({1, 3, 5, 5}, ElemType::SI32, 0.125f)});
-  fn->returns = {conv->result(), xv};
+  fn->setReturns({conv->result(), xv});
   std::vector<Tensor> out = Executor(m).run({x});
   CHECK(out[0].bytes == convOracle(c, x, w, nullptr, {1, 3, 5, 5}).bytes);
   CHECK(out[1].type == xv->type);

@@ -127,7 +127,7 @@ TEST(FloatRunFunctionWithResize) {
   ir::Value* x = fn->addArgument(TensorType({1, 1, 1, 2}, ElemType::F32), "x");
   ir::Op* up = m.createOp(fn, "resize2d", {x}, resizeAttrs(1, 4, "bilinear", "half_pixel"));
   ir::Op* relu = m.createOp(fn, "relu", {up->result()});
-  fn->returns = {relu->result()};
+  fn->setReturns({relu->result()});
   // 2 -> 4 half_pixel samples 0 (clamped), .25, .75, 1.25 (clamped to 1).
   FloatTensor in({1, 1, 1, 2}, {-4, 4});
   auto out = exec::runFunctionFloat(m, *fn, {in});

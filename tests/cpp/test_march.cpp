@@ -457,7 +457,7 @@ TEST(every_roundtrip_module_runs_through_every_rule) {
       for (const auto& fn : mod->functions)
         for (const auto& op : fn->ops)
           if (!op->is("quantize") && !op->is("dequantize")) {
-            for (const ir::Value* v : op->operands) hasFloat = hasFloat || ir::isFloat(v->type.elem);
+            for (const ir::Value* v : op->operands()) hasFloat = hasFloat || ir::isFloat(v->type.elem);
             for (const auto& r : op->results) hasFloat = hasFloat || ir::isFloat(r->type.elem);
           }
       bool reportedFloat = false;

@@ -662,7 +662,7 @@ TEST(ops_mutated_examples_never_crash) {
     for (int iter = 0; iter < 400; ++iter) {
       Graph g;
       std::vector<Value*> operands;
-      for (const Value* v : base.operands) {
+      for (const Value* v : base.operands()) {
         TensorType t = v->type;
         if (next(4) == 0) {
           if (!t.shape.empty() && next(2)) t.shape[next(t.shape.size())] = mutateInt(t.shape[0]);

@@ -183,14 +183,14 @@ TEST(ConstantFoldSkipsResultsOver16MiB) {
   ir::Op* relu = m.createOp(fn, "relu", {big});
   ir::Value* small = constant(m, fn, "small", FloatTensor({4}, -1.0f));
   ir::Op* relu2 = m.createOp(fn, "relu", {small});
-  fn->returns = {relu->result(), relu2->result()};
+  fn->setReturns({relu->result(), relu2->result()});
   passes::PassManager pm;
   pm.add("constant-fold");
   pm.run(m);
   CHECK_EQ(pm.timings()[0].stats.at("skipped-too-large"), int64_t{1});
   CHECK_EQ(pm.timings()[0].stats.at("folded"), int64_t{1});
   CHECK_EQ(countOps(*fn, "relu"), size_t{1});
-  CHECK(exec::constantValue(m, *fn->returns[1]->owner).data == std::vector<float>(4, 0.0f));
+  CHECK(exec::constantValue(m, *fn->returns()[1]->owner).data == std::vector<float>(4, 0.0f));
 }
 
 // ---- fold-bn numerics -------------------------------------------------------------------------
@@ -212,7 +212,7 @@ void checkFoldBnNumerics(const std::string& convName, const Shape& input, const 
                                      constant(m, fn, "bn.weight", randomTensor({channels}, rng, 0.5f, 2.0f)),
                                      constant(m, fn, "bn.bias", randomTensor({channels}, rng))};
   ir::Op* bn = m.createOp(fn, "batch_norm", bnOperands, {{"eps", 1e-3}});
-  fn->returns = {bn->result()};
+  fn->setReturns({bn->result()});
   ir::verifyModule(m);
 
   FloatTensor in = randomTensor(input, rng, -2.0f, 2.0f);
@@ -221,7 +221,7 @@ void checkFoldBnNumerics(const std::string& convName, const Shape& input, const 
   pm.add("fold-bn");
   pm.run(m);
   CHECK_EQ(countOps(*fn, "batch_norm"), size_t{0});
-  CHECK_EQ(fn->ops.back()->operands.size(), size_t{3});  // the conv now has a bias
+  CHECK_EQ(fn->ops.back()->numOperands(), size_t{3});  // the conv now has a bias
   CHECK_EQ(m.resources().size(), size_t{2});             // bn params gone, weight + bias left
   CHECK_EQ(pm.timings().at(0).stats.at("folded"), int64_t{1});
   FloatTensor after = exec::runFunctionFloat(m, *fn, {in}).at(0);
@@ -257,7 +257,7 @@ std::unique_ptr<ir::Module> tinyModule() {
   constant(*m, fn, "unused", FloatTensor({2}, 1.0f));
   ir::Op* r = m->createOp(fn, "reshape", {x}, {{"shape", std::vector<int64_t>{1, 4}}});
   ir::Op* relu = m->createOp(fn, "relu", {r->result()});
-  fn->returns = {relu->result()};
+  fn->setReturns({relu->result()});
   return m;
 }
 

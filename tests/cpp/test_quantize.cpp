@@ -73,7 +73,7 @@ TEST(DiscardableAttrsFollowTheTableInGivenOrder) {
   op->setAttr("axis", Attribute(int64_t{-1}));
   CHECK_EQ(op->attrs.back().first, std::string("bpu.group"));
   CHECK(op->attrs[0].second == Attribute(int64_t{-1}));
-  fn->returns.push_back(op->result());
+  fn->addReturn(op->result());
   ir::verifyModule(m);
   // The op's own semantics ignore them: the printed form reads back identically.
   std::string text = ir::printModule(m);
@@ -273,7 +273,7 @@ TEST(QuantizeConcatOfMixedWidthsRequantizesToTheResultType) {
     const ir::Op* concat = findOp(fn, "concat");
     ElemType elem = dtype.empty() ? ElemType::SI8 : ElemType::SI16;
     CHECK(concat->result()->type.elem == elem);
-    for (const ir::Value* v : concat->operands) CHECK(v->type.elem == elem);
+    for (const ir::Value* v : concat->operands()) CHECK(v->type.elem == elem);
     const ir::Value* moved = concat->operand(dtype.empty() ? 1 : 0);
     CHECK(moved->owner && moved->owner->is("requantize"));
     CHECK(moved->type.quant->scales[0] == 0.02f);

@@ -121,7 +121,7 @@ TEST(TextRoundTripOfPrintedModuleIsStable) {
   Op* conv = m.createOp(fn, "conv2d", {x, w->result()}, {{"padding", Attribute(std::vector<int64_t>{1, 1, 1, 1})}}, {},
                         Location{"conv", "", 0, 0});
   Op* r = m.createOp(fn, "relu", {conv->result()});
-  fn->returns.push_back(r->result());
+  fn->addReturn(r->result());
   verifyModule(m);
   std::string text = printModule(m);
   CHECK_EQ(roundTrip(text), text);
@@ -231,7 +231,7 @@ TEST(TextFloatFormatting) {
   Value* cur = fn->addArgument(TensorType({2}, ElemType::F32), "y");
   for (double v : values) cur = m.createOp(fn, "leaky_relu", {cur}, {{"alpha", Attribute(v)}})->result();
   cur = m.createOp(fn, "clip", {cur}, {{"min", Attribute(-INFINITY)}, {"max", Attribute(INFINITY)}})->result();
-  fn->returns = {x, cur};
+  fn->setReturns({x, cur});
   std::string text = printModule(m);
   CHECK_EQ(roundTrip(text), text);
   auto back = parseModule(text);
@@ -264,7 +264,7 @@ TEST(TextValueNaming) {
   r4->name = "conv/out 1";  // invalid chars -> %conv_out_1
   Value* r5 = m.createOp(fn, "relu", {r4})->result();
   r5->name = "x_1";  // explicit, so the duplicate above skips it
-  fn->returns = {r5};
+  fn->setReturns({r5});
   std::string text = printModule(m);
   CHECK_EQ(text,
            "module @names {\n"
@@ -295,7 +295,7 @@ TEST(TextResourceOrder) {
   m.setResource("zeta", Blob{1, 2, 3, 4});
   m.createConstant(fn, "alpha", TensorType({2}, ElemType::SI8), Blob{0xAB, 0x0F});
   m.setResource("0.unused", Blob{});
-  fn->returns = {fn->ops[0]->result()};
+  fn->setReturns({fn->ops[0]->result()});
   std::string text = printModule(m);
   CHECK(text.find("\n}\n\nresources {\n  zeta = \"0x01020304\"\n  alpha = \"0xAB0F\"\n  0.unused = \"0x\"\n}\n") !=
         std::string::npos);
@@ -315,7 +315,7 @@ TEST(TextPrinterSanitizesNamesAndKeys) {
   Function* fn = m.addFunction("1st");
   m.createConstant(fn, "conv1/weight", TensorType({1}, ElemType::SI8), Blob{7});
   m.setResource("conv1_weight", Blob{});  // collides with the sanitized key above
-  fn->returns = {fn->ops[0]->result()};
+  fn->setReturns({fn->ops[0]->result()});
   std::string text = printModule(m);
   CHECK(text.find("module @my_model {") != std::string::npos);
   CHECK(text.find("func @_1st()") != std::string::npos);
@@ -348,7 +348,7 @@ TEST(TextVerifierRejectsInvalidModules) {
     Module m;
     Function* fn = m.addFunction("main");
     Value stray;
-    fn->returns.push_back(&stray);
+    fn->addReturn(&stray);
     CHECK_THROWS(VerifyError, verifyModule(m),
                  "error: function @main: return value #0 (an unnamed value) is not defined");
   }
@@ -356,7 +356,7 @@ TEST(TextVerifierRejectsInvalidModules) {
     Module m;
     Function* fn = m.addFunction("main");
     Op* c = m.createConstant(fn, "w", TensorType({4}, ElemType::F32), Blob(16));
-    fn->returns = {c->result()};
+    fn->setReturns({c->result()});
     verifyModule(m);
     m.setResource("w", Blob(12));
     CHECK_THROWS(VerifyError, verifyModule(m), "resource 'w' has 12 bytes but tensor<4xf32> needs 16");
@@ -388,9 +388,9 @@ TEST(TextVerifierRejectsInvalidModules) {
     Function* fn = m.addFunction("main");
     Value* x = fn->addArgument(TensorType({2}, ElemType::F32), "x");
     Op* op = m.createOp(fn, "add", {x, x});
-    op->operands.pop_back();
+    op->setOperands({x});
     CHECK_THROWS(VerifyError, verifyModule(m), "'add' op: expected 2 operand(s) but got 1");
-    op->operands.push_back(x);
+    op->addOperand(x);
     op->result()->type = TensorType({3}, ElemType::F32);
     CHECK_THROWS(VerifyError, verifyModule(m),
                  "result #0: expected shape tensor<2xf32> but the declared type is tensor<3xf32>");
