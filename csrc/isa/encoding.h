@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ir/diagnostics.h"
+#include "ir/lexer.h"
 
 namespace hbdk::isa {
 
@@ -80,10 +82,24 @@ class ByteReader {
     pos_ += n;
     return p;
   }
+  // A length-prefixed UTF-8 string: names and metadata reach Python as str, so bytes that are
+  // not UTF-8 are a DecodeError here rather than a UnicodeDecodeError there.
   std::string str(const char* field) {
     uint32_t n = u32();
+    size_t start = pos_;
     const uint8_t* p = bytes(n, field);
-    return std::string(reinterpret_cast<const char*>(p), n);
+    std::string_view s(reinterpret_cast<const char*>(p), n);
+    for (size_t i = 0; i < s.size();) {
+      size_t len = ir::utf8SequenceLength(s, i);
+      if (len == 0 || i + len > s.size()) {
+        pos_ = start + 4 + i;  // point at the bad byte
+        static const char* kHex = "0123456789ABCDEF";
+        auto c = static_cast<unsigned char>(s[i]);
+        fail(std::string(field) + " is not UTF-8 (byte 0x" + kHex[c >> 4] + kHex[c & 15] + ")");
+      }
+      i += len;
+    }
+    return std::string(s);
   }
   // A count of items, each at least `minItemBytes` long: rejected before anything is allocated
   // when the remaining bytes cannot hold that many.

@@ -176,6 +176,8 @@ def test_resealed_bad_contents(good: bytes):
     rejected(sealed(3, 8, ord("z")), "the I/O section describes input #0 as 'z'")
     rejected(sealed(4, 12, 0x01), "the perf summary records macs = 6913")
     rejected(sealed(5, 3, 0x7F), "metadata entry count")
+    rejected(sealed(5, 8, 0xFF), "metadata key is not UTF-8 (byte 0xFF)")
+    rejected(sealed(5, 9, 0xC3), "metadata key is not UTF-8 (byte 0xC3)")  # a lead byte without its continuation
     rejected(sealed(6, 0, 9), "unknown hash algorithm 9")
 
 
