@@ -206,7 +206,8 @@ PYBIND11_MODULE(_core, mod) {
   auto base = py::register_exception<Error>(mod, "HbirError");
   py::register_exception<ParseError>(mod, "ParseError", base.ptr());
   py::register_exception<VerifyError>(mod, "VerifyError", base.ptr());
-  py::register_exception<PassError>(mod, "PassError", base.ptr());
+  auto passError = py::register_exception<PassError>(mod, "PassError", base.ptr());
+  py::register_exception<DataError>(mod, "DataError", passError.ptr());
 
   // ---- TensorType -----------------------------------------------------------------------------
   py::class_<TensorType>(mod, "TensorType")

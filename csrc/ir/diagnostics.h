@@ -45,4 +45,11 @@ class PassError : public Error {
   using Error::Error;
 };
 
+// The model's own data is unusable as given (a float constant holding NaN or Inf): like a
+// ParseError, an input error (exit code 2 in the CLI), found by the pass that reads the data.
+class DataError : public PassError {
+ public:
+  using PassError::PassError;
+};
+
 }  // namespace hbdk::ir

@@ -65,7 +65,7 @@ class ConstantFoldPass : public Pass {
 
   static bool fold(ir::Module& m, ir::Function& fn, ir::Op* op) {
     std::vector<exec::FloatTensor> inputs;
-    for (const ir::Value* v : op->operands()) inputs.push_back(exec::constantValue(m, *v->owner));
+    for (const ir::Value* v : op->operands()) inputs.push_back(finiteConstantValue(m, *v->owner));
     std::optional<std::vector<exec::FloatTensor>> outputs = exec::evalOpFloat(*op, inputs);
     if (!outputs) return false;
 

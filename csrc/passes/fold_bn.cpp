@@ -114,19 +114,19 @@ class FoldBnPass : public Pass {
   static bool fold(ir::Module& m, ir::Function& fn, ir::Op* bn) {
     if (!matches(*bn)) return false;
     ir::Op* conv = bn->operand(0)->owner;
-    auto param = [&](size_t i) { return exec::constantValue(m, *bn->operand(i)->owner); };
+    auto param = [&](size_t i) { return finiteConstantValue(m, *bn->operand(i)->owner); };
     exec::FloatTensor mean = param(1), var = param(2), gamma = param(3), beta = param(4);
     double eps = bn->getFloat("eps");
     size_t channels = mean.data.size();
     std::vector<double> scale(channels);
     for (size_t c = 0; c < channels; ++c) scale[c] = gamma.data[c] / std::sqrt(static_cast<double>(var.data[c]) + eps);
 
-    exec::FloatTensor weight = exec::constantValue(m, *conv->operand(1)->owner);
+    exec::FloatTensor weight = finiteConstantValue(m, *conv->operand(1)->owner);
     std::vector<int64_t> channelOf = outputChannelOf(*conv);
     for (size_t e = 0; e < weight.data.size(); ++e)
       weight.data[e] = static_cast<float>(weight.data[e] * scale[channelOf[e]]);
     bool hasBias = conv->numOperands() > 2;
-    exec::FloatTensor bias = hasBias ? exec::constantValue(m, *conv->operand(2)->owner)
+    exec::FloatTensor bias = hasBias ? finiteConstantValue(m, *conv->operand(2)->owner)
                                      : exec::FloatTensor(ir::Shape{static_cast<int64_t>(channels)});
     for (size_t c = 0; c < channels; ++c)
       bias.data[c] = static_cast<float>((static_cast<double>(bias.data[c]) - mean.data[c]) * scale[c] + beta.data[c]);

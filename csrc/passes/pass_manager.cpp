@@ -68,6 +68,8 @@ void PassManager::run(ir::Module& m, PassContext& ctx) {
       timing.stats = pass->run(m, ctx);
     } catch (const ir::VerifyError& e) {
       throw ir::VerifyError("in pass '" + name + "': " + e.what());
+    } catch (const ir::DataError&) {
+      throw;  // about the input file, which it names: the pass that found it does not matter
     } catch (const ir::PassError& e) {
       throw ir::PassError("in pass '" + name + "': " + e.what());
     }

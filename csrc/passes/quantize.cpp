@@ -224,7 +224,7 @@ class Quantizer {
 
   ir::Value* quantizedActivationConstant(ir::Op* user, ir::Value* v) {
     if (auto it = activationConstants_.find(v); it != activationConstants_.end()) return it->second;
-    exec::FloatTensor data = exec::constantValue(m_, *v->owner);
+    exec::FloatTensor data = finiteConstantValue(m_, *v->owner);
     float scale = 0;
     if (v->type.quant) {
       scale = v->type.quant->scales[0];
@@ -360,7 +360,7 @@ class Quantizer {
       if (!definingConstant(b) || !isF32(b))
         throw ir::PassError(
             op->diag("the bias must be an f32 constant but got " + valueLabel(b) + " (" + b->type.str() + ")"));
-      exec::FloatTensor bias = exec::constantValue(m_, *b->owner);
+      exec::FloatTensor bias = finiteConstantValue(m_, *b->owner);
       Ints bq(bias.data.size());
       for (size_t c = 0; c < bias.data.size(); ++c)
         bq[c] = saturated(roundHalfEven(bias.data[c] / static_cast<double>(sAcc[c])), ElemType::SI32);
@@ -414,7 +414,7 @@ class Quantizer {
     if (!weightOp || !isF32(old))
       throw ir::PassError(
           op->diag("the weight must be an f32 constant but got " + valueLabel(old) + " (" + old->type.str() + ")"));
-    exec::FloatTensor w = exec::constantValue(m_, *weightOp);
+    exec::FloatTensor w = finiteConstantValue(m_, *weightOp);
     const ir::Shape& ws = w.shape;
     int64_t wAxis = weightAxis(*op);
     int64_t inner = 1;

@@ -6,6 +6,7 @@ file-level helpers and the ``hbdk-sim`` command line.
 
 from hbdk_sim._core import (
     ConstraintError,
+    DataError,
     Function,
     HbirError,
     HbmError,
@@ -65,6 +66,7 @@ __all__ = [
     "CheckResult",
     "CompileResult",
     "ConstraintError",
+    "DataError",
     "Executor",
     "Function",
     "HbirError",

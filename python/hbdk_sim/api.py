@@ -140,9 +140,9 @@ def compile(  # noqa: A001 - the product's name for it
     estimate in `.perf`.
 
     Raises ConstraintError (with `.violations`) when the model does not fit the march, and
-    ParseError / VerifyError / PassError for a bad model. Writes `output` when given, and
-    `<name>.perf.json` and `<name>.perf.html` beside it, refusing to replace an existing file
-    unless `overwrite`."""
+    ParseError / VerifyError / PassError for a bad model (DataError, a PassError, for a float
+    constant holding NaN or Inf). Writes `output` when given, and `<name>.perf.json` and
+    `<name>.perf.html` beside it, refusing to replace an existing file unless `overwrite`."""
     module, text, source = _as_module(model)
     return _compile_module(module, text, source, _as_march(march), output, overwrite)
 

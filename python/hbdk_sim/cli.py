@@ -110,6 +110,8 @@ def cmd_opt(args: argparse.Namespace) -> int:
             print_ir_after=args.print_ir_after or [],
             march=march,
         )
+    except _core.DataError as e:
+        raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None
     sys.stderr.write(result["ir_dumps"])
@@ -158,7 +160,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return EXIT_REJECTED
     except InputFileError as e:
         raise CliError(f"{e.path}: error: {e.reason}") from None
-    except (_core.ParseError, OSError, ValueError) as e:
+    except (_core.ParseError, _core.DataError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None
@@ -196,7 +198,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
         return EXIT_REJECTED
     except InputFileError as e:
         raise CliError(f"{e.path}: error: {e.reason}") from None
-    except (_core.ParseError, _core.HbmError, OSError, ValueError) as e:
+    except (_core.ParseError, _core.DataError, _core.HbmError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None
@@ -222,7 +224,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         result = api.check(_model_path(args.file), march)
     except InputFileError as e:
         raise CliError(f"{e.path}: error: {e.reason}") from None
-    except (_core.ParseError, OSError, ValueError) as e:
+    except (_core.ParseError, _core.DataError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None

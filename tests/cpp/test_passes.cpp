@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sstream>
 
@@ -191,6 +192,44 @@ TEST(ConstantFoldSkipsResultsOver16MiB) {
   CHECK_EQ(pm.timings()[0].stats.at("folded"), int64_t{1});
   CHECK_EQ(countOps(*fn, "relu"), size_t{1});
   CHECK(exec::constantValue(m, *fn->returns()[1]->owner).data == std::vector<float>(4, 0.0f));
+}
+
+TEST(PassesRefuseNonFiniteConstantsNamingTheElement) {
+  // constant-fold would fold the NaN into a new constant, fold-bn into the conv's weights.
+  {
+    ir::Module m;
+    ir::Function* fn = m.addFunction("main");
+    FloatTensor t({2, 3}, 1.0f);
+    t.data[4] = std::nanf("");
+    ir::Op* relu = m.createOp(fn, "relu", {constant(m, fn, "w", t)});
+    fn->setReturns({relu->result()});
+    passes::PassManager pm;
+    pm.add("constant-fold");
+    CHECK_THROWS(ir::DataError, pm.run(m), "'constant' op: resource 'w' holds NaN at [1, 1]: float constants must be finite");
+  }
+  {
+    std::mt19937 rng(3);
+    ir::Module m;
+    ir::Function* fn = m.addFunction("main");
+    ir::Value* x = fn->addArgument(TensorType({1, 2, 4, 4}, ElemType::F32), "x");
+    ir::Op* conv = m.createOp(fn, "conv2d", {x, constant(m, fn, "conv.weight", randomTensor({3, 2, 1, 1}, rng))});
+    FloatTensor var({3}, 1.0f);
+    var.data[2] = -std::numeric_limits<float>::infinity();
+    ir::Op* bn = m.createOp(fn, "batch_norm", {conv->result(), constant(m, fn, "bn.mean", FloatTensor({3}, 0.0f)),
+                                               constant(m, fn, "bn.var", var), constant(m, fn, "bn.weight", FloatTensor({3}, 1.0f)),
+                                               constant(m, fn, "bn.bias", FloatTensor({3}, 0.0f))});
+    fn->setReturns({bn->result()});
+    passes::PassManager pm;
+    pm.add("fold-bn");
+    // Not wrapped in "in pass '...'": the error is about the input, not the pass.
+    std::string what;
+    try {
+      pm.run(m);
+    } catch (const ir::DataError& e) {
+      what = e.what();
+    }
+    CHECK(what.rfind("error: 'constant' op: resource 'bn.var' holds -Inf at [2]: ", 0) == 0);
+  }
 }
 
 // ---- fold-bn numerics -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def _poisoned(text: str, constant: str, hex_value: str) -> str:
     return out
 
 
+def _with_bad_metadata(hbm: bytes) -> bytes:
+    """`hbm` with the first byte of its first metadata key made 0xFF (not UTF-8), the section CRC
+    and the file checksum recomputed so that the damage reaches the metadata parser."""
+    b = bytearray(hbm)
+    table = struct.unpack_from("<I", b, 24)[0]
+    metadata = 5  # graph, constants, program, io, perf, metadata, source_hash
+    entry = table + 24 * metadata
+    off, size = struct.unpack_from("<QQ", b, entry + 8)
+    b[off + 8] = 0xFF  # entry count (u32), key length (u32), key bytes
+    struct.pack_into("<I", b, entry + 4, zlib.crc32(b[off:off + size]))
+    struct.pack_into("<I", b, len(b) - 4, zlib.crc32(b[:-4]))
+    return bytes(b)
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad_inputs")
@@ -92,6 +107,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     f["text_hbm"].write_text(text)
     f["cut_hbm"] = root / "cut.hbm"
     f["cut_hbm"].write_bytes(f["hbm"].read_bytes()[:100])
+    f["bad_meta_hbm"] = root / "bad_meta.hbm"
+    f["bad_meta_hbm"].write_bytes(_with_bad_metadata(f["hbm"].read_bytes()))
     f["bad_march"] = root / "march.json"
     f["bad_march"].write_text('{"name": "x", "clock_mhz": ')
     np.save(root / "x.npy", np.zeros((1, 3, 64, 64), np.float32))
@@ -125,6 +142,12 @@ CLI_CASES = [
     Case(("check", "{hbir}", "--march", "bpux"), 2, ("unknown march 'bpux'", "did you mean 'bpu'")),
     Case(("compile", "{hbir}", "--march", "{bad_march}"), 2, ("march.json:1:",)),
     Case(("opt", "{hbir}", "--passes", "canonicalise"), 2, ("unknown pass", "canonicalize")),
+    # weights and biases that are not finite are refused by the passes that fold or quantize them,
+    # naming the constant and the element; dump shows the file as it is
+    *[Case((cmd, "{nan_weight}"), 2, ("nan_weight.hbir:", "%stem.weight", "'stem.weight'", "holds NaN at [0, 0, 0, 0]",
+                                      "must be finite")) for cmd in ("check", "compile", "perf")],
+    *[Case((cmd, "{inf_bias}"), 2, ("inf_bias.hbir:", "'stem.bn.bias'", "holds +Inf at [0]")) for cmd in ("check", "compile")],
+    Case(("info", "{bad_meta_hbm}"), 2, ("bad_meta.hbm", "metadata key is not UTF-8 (byte 0xFF)")),
     # quantization scales that are not finite are refused by the parser
     Case(("check", "{nan_scale}"), 2, ("nan_scale.hbir:4:", "must be finite")),
     # the executor's flags and inputs
