@@ -134,13 +134,14 @@ int64_t macProduct(std::initializer_list<int64_t> factors) {
   return n;
 }
 
-void checkShape(const Op& op, const Shape& s, const std::string& label, const std::string& typeStr) {
+const char* shapeProblem(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) {
-    if (d < 1) op.error(label + ": expected positive dims but got " + typeStr);
-    if (d > kMaxElements / n) op.error(label + ": expected at most 2^40 elements but got " + typeStr);
+    if (d < 1) return "expected positive dims";
+    if (d > kMaxElements / n) return "expected at most 2^40 elements";
     n *= d;
   }
+  return nullptr;
 }
 
 Shape broadcastShapes(const Op& op, const Shape& a, const Shape& b, size_t i, size_t j) {
@@ -172,16 +173,19 @@ int64_t windowOutput(const Op& op, const char* axisName, int64_t in, int64_t ker
 
 // ---- Element types ----------------------------------------------------------------------------
 
+// The labels and type strings are built only for the message: this runs on every op verified.
 void checkOperandShapes(const Op& op) {
   for (size_t i = 0; i < op.numOperands(); ++i)
-    checkShape(op, operandType(op, i).shape, operandLabel(op, i), operandType(op, i).str());
+    if (const char* problem = shapeProblem(operandType(op, i).shape))
+      op.error(operandLabel(op, i) + ": " + problem + " but got " + operandType(op, i).str());
 }
 
 void checkResultShapes(const Op& op, const Results& rs) {
   for (size_t i = 0; i < rs.size(); ++i)
     if (rs[i].shape)
-      checkShape(op, *rs[i].shape, resultLabel(op, i),
-                 "shape " + (rs[i].shape->empty() ? "()" : shapeStr(*rs[i].shape)));
+      if (const char* problem = shapeProblem(*rs[i].shape))
+        op.error(resultLabel(op, i) + ": " + problem + " but got shape " +
+                 (rs[i].shape->empty() ? "()" : shapeStr(*rs[i].shape)));
 }
 
 }  // namespace hbdk::ir::shape_infer

@@ -59,8 +59,8 @@ int64_t product(const Op& op, Shape::const_iterator begin, Shape::const_iterator
 // MAC counts are statistics, not shapes: they saturate at INT64_MAX instead of failing.
 int64_t macProduct(std::initializer_list<int64_t> factors);
 
-// Dims positive and at most kMaxElements elements; `label` and `typeStr` go into the message.
-void checkShape(const Op& op, const Shape& s, const std::string& label, const std::string& typeStr);
+// What is wrong with a shape (a dim below 1, more than kMaxElements elements), or nullptr.
+const char* shapeProblem(const Shape& s);
 // Numpy broadcasting of a and b (taken from operands i and j, named in the message).
 Shape broadcastShapes(const Op& op, const Shape& a, const Shape& b, size_t i, size_t j);
 

@@ -285,7 +285,52 @@ Costed costOf(const Machine& mc, const Instruction& in, const ir::Function* grap
 
 struct Range {
   int64_t lo, hi, end;
-  size_t ordinal;  // which compute instruction (in compute order) used it
+};
+
+// The SRAM addresses that compute instructions have used, each with the end of the latest compute
+// that used it. Compute ends never decrease in compute order, so painting a range replaces what it
+// covers, and the latest end over a query range is the largest among the segments it meets:
+// O(log n) per call plus the segments met, where a list of every earlier range was O(n).
+class SramUse {
+ public:
+  void paint(int64_t lo, int64_t hi, int64_t end) {
+    if (lo >= hi) return;
+    auto it = segs_.lower_bound(lo);
+    if (it != segs_.begin()) {
+      auto p = std::prev(it);
+      if (p->second.hi > lo) {  // straddles lo: keep its head, and its tail beyond hi
+        if (p->second.hi > hi) segs_.emplace(hi, p->second);
+        p->second.hi = lo;
+      }
+    }
+    while (it != segs_.end() && it->first < hi) {
+      if (it->second.hi > hi) {  // straddles hi: keep its tail
+        Seg tail = it->second;
+        segs_.erase(it);
+        segs_.emplace(hi, tail);
+        break;
+      }
+      it = segs_.erase(it);
+    }
+    segs_[lo] = Seg{hi, end};
+  }
+  // The latest end of a use overlapping [lo, hi), or 0.
+  int64_t latestEnd(int64_t lo, int64_t hi) const {
+    int64_t best = 0;
+    auto it = segs_.upper_bound(lo);
+    if (it != segs_.begin()) {
+      auto p = std::prev(it);
+      if (p->first < hi && p->second.hi > lo) best = p->second.end;
+    }
+    for (; it != segs_.end() && it->first < hi; ++it) best = std::max(best, it->second.end);
+    return best;
+  }
+
+ private:
+  struct Seg {
+    int64_t hi, end;
+  };
+  std::map<int64_t, Seg> segs_;  // by first address; disjoint
 };
 
 }  // namespace
@@ -355,9 +400,11 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
   r.clockMHz = march.clockMHz;
   r.timeline.resize(n);
   std::vector<int64_t> start(n, 0), end(n, 0);
-  std::vector<Range> ranges;  // SRAM used by compute instructions so far
+  // SRAM used by the compute instructions placed so far: the last one's ranges apart, since a
+  // double-buffered load may fill the half that compute is not reading.
+  SramUse earlier;
+  std::vector<Range> last;
   int64_t dmaFree = 0, streamEnd = 0;
-  size_t ordinal = 0;  // compute instructions placed so far
 
   // Resident regions count as used by their producer and their last reader.
   std::vector<std::vector<std::pair<int64_t, int64_t>>> regionsAt(n);
@@ -379,10 +426,10 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
     for (const isa::SramBuffer& b : in.sram) dbl &= b.count >= 2;
     for (const isa::SramBuffer& b : in.sram) {
       int64_t lo = b.offset, hi = b.offset + b.bytes * b.count;
-      for (const Range& u : ranges) {
-        if (dbl && u.ordinal + 1 == ordinal) continue;
+      ready = std::max(ready, earlier.latestEnd(lo, hi));
+      if (dbl) continue;
+      for (const Range& u : last)
         if (u.lo < hi && lo < u.hi) ready = std::max(ready, u.end);
-      }
     }
     return ready;
   };
@@ -431,10 +478,10 @@ PerfResult estimate(const isa::Program& program, const march::March& march, cons
     start[i] = ready;
     end[i] = std::max(ready + cost[i].cycles, lastLoadEnd);
     streamEnd = end[i];
-    for (const isa::SramBuffer& b : in.sram)
-      ranges.push_back({b.offset, b.offset + b.bytes * b.count, end[i], ordinal});
-    for (const auto& [lo, hi] : regionsAt[i]) ranges.push_back({lo, hi, end[i], ordinal});
-    ++ordinal;
+    for (const Range& u : last) earlier.paint(u.lo, u.hi, u.end);
+    last.clear();
+    for (const isa::SramBuffer& b : in.sram) last.push_back({b.offset, b.offset + b.bytes * b.count, end[i]});
+    for (const auto& [lo, hi] : regionsAt[i]) last.push_back({lo, hi, end[i]});
   }
   flushStores();
 

@@ -125,8 +125,8 @@ def estimate(model: _core.HbmModel, march: str | os.PathLike | _core.March | Non
              name: str = "") -> PerfReport:
     """The cycle model's estimate for a loaded `.hbm` (on its own march unless one is given)."""
     target = _as_march(march if march is not None else model.march)
-    result = _core.estimate_hbm(model, target)
-    return PerfReport.from_estimate(result, model=name, program=model.program)
+    result = _core.estimate_hbm(model, target)  # its timeline names each instruction's opcode and layer
+    return PerfReport.from_estimate(result, model=name)
 
 
 def compile(  # noqa: A001 - the product's name for it
@@ -166,7 +166,7 @@ def _compile_module(module: _core.Module, text: str | None, source: str, target:
         write_file(out, hbm, overwrite=True)
         _write_reports(perf, perf_files)
     return CompileResult(hbm=hbm, march=target.name, output=out, source=source, summary=summary,
-                         pass_report=result["report"], instructions=len(model_loaded.program), perf=perf,
+                         pass_report=result["report"], instructions=int(model_loaded.perf_summary["instructions"]), perf=perf,
                          perf_files=perf_files)
 
 
