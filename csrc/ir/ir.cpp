@@ -226,7 +226,8 @@ Value* Function::addArgument(TensorType t, std::string argName) {
 void Function::setReturns(std::vector<Value*> vs) {
   for (size_t i = 0; i < returns_.values.size(); ++i) returns_.dropUse(i);
   returns_.values = std::move(vs);
-  for (size_t i = 0; i < returns_.values.size(); ++i) returns_.registerUse(i, {nullptr, this, static_cast<unsigned>(i)});
+  for (size_t i = 0; i < returns_.values.size(); ++i)
+    returns_.registerUse(i, {nullptr, this, static_cast<unsigned>(i)});
 }
 
 void Function::setReturn(size_t i, Value* v) {
@@ -263,14 +264,12 @@ Op* Function::insertBefore(const Op* before, std::unique_ptr<Op> op) {
 }
 
 size_t Function::indexOf(const Op* op) const {
-  if (op->parent_ != this)
-    throw PassError("error: op '" + std::string(op->name()) + "' is not in function @" + name);
+  if (op->parent_ != this) throw PassError("error: op '" + std::string(op->name()) + "' is not in function @" + name);
   return ops.indexOf(op);
 }
 
 void Function::erase(Op* op) {
-  if (op->parent_ != this)
-    throw PassError("error: op '" + std::string(op->name()) + "' is not in function @" + name);
+  if (op->parent_ != this) throw PassError("error: op '" + std::string(op->name()) + "' is not in function @" + name);
   for (const auto& r : op->results)
     if (r->hasUses()) throw PassError(op->diag("cannot erase an op whose result '%" + r->name + "' is still used"));
   for (size_t i = 0; i < op->operands_.values.size(); ++i) op->operands_.dropUse(i);

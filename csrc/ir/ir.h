@@ -139,7 +139,7 @@ class Op {
   UseSlots operands_;
   Function* parent_ = nullptr;
   std::list<std::unique_ptr<Op>>::iterator self_;  // position in parent_->ops
-  mutable size_t position_ = 0;                     // index in parent_->ops when numbered
+  mutable size_t position_ = 0;                    // index in parent_->ops when numbered
 };
 
 // A tensor payload in the module's resource section: raw little-endian bytes.

@@ -33,7 +33,11 @@ exec::FloatTensor finiteConstantValue(const ir::Module& m, const ir::Op& c) {
     const std::string& key = c.attr("value").asResource().key;
     const std::string& name = c.result()->name;
     std::string what = name.empty() ? "resource '" + key + "'" : "%" + name + " (resource '" + key + "')";
-    throw ir::DataError(c.diag(what + " holds " + (std::isnan(x) ? "NaN" : x > 0 ? "+Inf" : "-Inf") + " at [" + at +
+    throw ir::DataError(c.diag(what + " holds " +
+                               (std::isnan(x) ? "NaN"
+                                : x > 0       ? "+Inf"
+                                              : "-Inf") +
+                               " at [" + at +
                                "]: float constants must be finite to be folded or quantized; re-export the "
                                "model from finite weights (NaN or Inf weights usually mean the training diverged)"));
   }

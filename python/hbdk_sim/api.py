@@ -166,8 +166,8 @@ def _compile_module(module: _core.Module, text: str | None, source: str, target:
         write_file(out, hbm, overwrite=True)
         _write_reports(perf, perf_files)
     return CompileResult(hbm=hbm, march=target.name, output=out, source=source, summary=summary,
-                         pass_report=result["report"], instructions=int(model_loaded.perf_summary["instructions"]), perf=perf,
-                         perf_files=perf_files)
+                         pass_report=result["report"], instructions=int(model_loaded.perf_summary["instructions"]),
+                         perf=perf, perf_files=perf_files)
 
 
 def _write_reports(perf: PerfReport, paths: Sequence[Path]) -> None:

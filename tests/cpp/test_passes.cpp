@@ -205,7 +205,8 @@ TEST(PassesRefuseNonFiniteConstantsNamingTheElement) {
     fn->setReturns({relu->result()});
     passes::PassManager pm;
     pm.add("constant-fold");
-    CHECK_THROWS(ir::DataError, pm.run(m), "'constant' op: resource 'w' holds NaN at [1, 1]: float constants must be finite");
+    CHECK_THROWS(ir::DataError, pm.run(m),
+                 "'constant' op: resource 'w' holds NaN at [1, 1]: float constants must be finite");
   }
   {
     std::mt19937 rng(3);
@@ -215,9 +216,10 @@ TEST(PassesRefuseNonFiniteConstantsNamingTheElement) {
     ir::Op* conv = m.createOp(fn, "conv2d", {x, constant(m, fn, "conv.weight", randomTensor({3, 2, 1, 1}, rng))});
     FloatTensor var({3}, 1.0f);
     var.data[2] = -std::numeric_limits<float>::infinity();
-    ir::Op* bn = m.createOp(fn, "batch_norm", {conv->result(), constant(m, fn, "bn.mean", FloatTensor({3}, 0.0f)),
-                                               constant(m, fn, "bn.var", var), constant(m, fn, "bn.weight", FloatTensor({3}, 1.0f)),
-                                               constant(m, fn, "bn.bias", FloatTensor({3}, 0.0f))});
+    ir::Op* bn = m.createOp(
+        fn, "batch_norm",
+        {conv->result(), constant(m, fn, "bn.mean", FloatTensor({3}, 0.0f)), constant(m, fn, "bn.var", var),
+         constant(m, fn, "bn.weight", FloatTensor({3}, 1.0f)), constant(m, fn, "bn.bias", FloatTensor({3}, 0.0f))});
     fn->setReturns({bn->result()});
     passes::PassManager pm;
     pm.add("fold-bn");
@@ -261,7 +263,7 @@ void checkFoldBnNumerics(const std::string& convName, const Shape& input, const 
   pm.run(m);
   CHECK_EQ(countOps(*fn, "batch_norm"), size_t{0});
   CHECK_EQ(fn->ops.back()->numOperands(), size_t{3});  // the conv now has a bias
-  CHECK_EQ(m.resources().size(), size_t{2});             // bn params gone, weight + bias left
+  CHECK_EQ(m.resources().size(), size_t{2});           // bn params gone, weight + bias left
   CHECK_EQ(pm.timings().at(0).stats.at("folded"), int64_t{1});
   FloatTensor after = exec::runFunctionFloat(m, *fn, {in}).at(0);
   CHECK(allClose(before, after, 1e-5));
