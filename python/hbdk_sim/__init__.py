@@ -4,6 +4,9 @@ The C++ core lives in ``hbdk_sim._core``; this package re-exports its IR classes
 file-level helpers and the ``hbdk-sim`` command line.
 """
 
+import sys
+
+from hbdk_sim import api as _api
 from hbdk_sim._core import (
     ConstraintError,
     DataError,
@@ -26,7 +29,7 @@ from hbdk_sim._core import (
     pipelines,
 )
 from hbdk_sim._core import __version__ as __version__
-from hbdk_sim.api import CheckResult, CompileResult, Executor, check, compile, compile_perf, load_hbm
+from hbdk_sim.api import CheckResult, CompileResult, Executor, check, compile, load_hbm
 from hbdk_sim.calibration import calibrate
 from hbdk_sim.ir import ModuleSummary, load, save, summarize
 from hbdk_sim.march import list_marches, load_march
@@ -47,6 +50,18 @@ def export_onnx(model, example_inputs, path, *, overwrite=False, name=None):
     from hbdk_sim.frontend.api import export_onnx as impl
 
     return impl(model, example_inputs, path, overwrite=overwrite, name=name)
+
+
+def compile_perf(model_or_path, example_inputs=None, march="bpu", out_dir=None, *, overwrite=False):
+    """The cycle estimate (a PerfReport) of a torch model (float, calibrated, QAT or quantized;
+    traced with `example_inputs`, a tensor or tuple of tensors, a float model calibrated on them),
+    an `.hbm`, an `.hbir` or a Module. See hbdk_sim.api.compile_perf for the HBIR side."""
+    torch = sys.modules.get("torch")  # a torch model implies torch is imported already
+    if torch is not None and isinstance(model_or_path, torch.nn.Module):
+        from hbdk_sim.frontend.api import compile_perf_model
+
+        return compile_perf_model(model_or_path, example_inputs, march, out_dir, overwrite=overwrite)
+    return _api.compile_perf(model_or_path, example_inputs, march, out_dir, overwrite=overwrite)
 
 
 def check_model(model, example_inputs, march="bpu", name=None):

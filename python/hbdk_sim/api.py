@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,13 +175,14 @@ def _write_reports(perf: PerfReport, paths: Sequence[Path]) -> None:
     write_file(html_path, perf.to_html().encode("utf-8"), overwrite=True)
 
 
-def _is_torch_module(model) -> bool:
-    torch = sys.modules.get("torch")  # a torch model implies torch is imported already
-    return torch is not None and isinstance(model, torch.nn.Module)
+def _check_march_by_keyword(example_inputs) -> None:
+    if isinstance(example_inputs, (str, _core.March)):
+        raise TypeError("compile_perf(model, example_inputs=None, march='bpu', ...): pass the march by keyword, "
+                        f"march={example_inputs!r}")
 
 
 def compile_perf(
-    model_or_path,
+    model_or_path: str | os.PathLike | _core.Module,
     example_inputs=None,
     march: str | os.PathLike | _core.March = "bpu",
     out_dir: str | os.PathLike | None = None,
@@ -191,23 +191,16 @@ def compile_perf(
 ) -> PerfReport:
     """Estimate how fast a model runs on a march: latency, fps, DDR traffic, per-layer cycles.
 
-    `model_or_path` is a torch `nn.Module` (float, calibrated, QAT or quantized; traced with
-    `example_inputs`, a tensor or tuple of tensors, and a float model calibrated on them), an
-    `.hbm` file (estimated as compiled; `march` must be the one it was compiled for), an `.hbir`
-    file or a Module (compiled first). For HBIR, `example_inputs` calibrates a float graph that
-    carries no activation scales: samples as `calibrate` takes them, each the list of the model's
-    inputs. With `out_dir`, writes `<name>.hbm`, `<name>.perf.json` and `<name>.perf.html` there,
-    refusing to replace an existing file unless `overwrite`."""
-    if isinstance(example_inputs, (str, _core.March)):
-        raise TypeError("compile_perf(model, example_inputs=None, march='bpu', ...): pass the march by keyword, "
-                        f"march={example_inputs!r}")
-    if _is_torch_module(model_or_path):
-        if example_inputs is None:
-            raise ValueError("compile_perf of a torch model needs example_inputs (a tensor or a tuple of tensors) "
-                             "to trace it")
-        from hbdk_sim.frontend.api import compile_perf_model
-
-        return compile_perf_model(model_or_path, example_inputs, march, out_dir, overwrite=overwrite)
+    `model_or_path` is an `.hbm` file (estimated as compiled; `march` must be the one it was
+    compiled for), an `.hbir` file or a Module (compiled first); `hbdk_sim.compile_perf` also takes
+    a torch model (through hbdk_sim.frontend, which calls this). For HBIR, `example_inputs`
+    calibrates a float graph that carries no activation scales: samples as `calibrate` takes them,
+    each the list of the model's inputs. With `out_dir`, writes `<name>.hbm`, `<name>.perf.json`
+    and `<name>.perf.html` there, refusing to replace an existing file unless `overwrite`."""
+    _check_march_by_keyword(example_inputs)
+    if not isinstance(model_or_path, (str, os.PathLike, _core.Module)):
+        raise TypeError(f"expected an .hbm or .hbir path or a Module but got {type(model_or_path).__name__}; "
+                        "hbdk_sim.compile_perf takes torch models")
     target = _as_march(march)
     path = None if isinstance(model_or_path, _core.Module) else Path(model_or_path)
     if path is not None and path.suffix == ".hbm":

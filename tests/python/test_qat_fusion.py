@@ -244,3 +244,26 @@ def test_prepare_qat_fused_and_none():
     folded = qat.conv.to_fused()
     assert folded.weight_fake_quant is not None
     torch.testing.assert_close(folded(x), qat(x), atol=1e-5, rtol=0)
+
+
+def test_every_mapped_module_becomes_its_qat_class_sharing_parameters():
+    from hbdk_sim.quantization import QAT_MODULE_MAPPINGS
+
+    torch.manual_seed(0)
+    examples = {nn.Conv2d: (nn.Conv2d(3, 4, 3), torch.randn(1, 3, 6, 6)),
+                nn.ConvTranspose2d: (nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+                                     torch.randn(1, 4, 5, 5)),
+                nn.Linear: (nn.Linear(5, 3), torch.randn(2, 5))}
+    assert set(examples) == set(QAT_MODULE_MAPPINGS)
+    for float_cls, (module, x) in examples.items():
+        mapping = QAT_MODULE_MAPPINGS[float_cls]
+        holder = nn.Sequential(module)
+        qat = prepare_qat(holder, QConfig())[0]
+        assert type(qat) is mapping.qat_class and isinstance(qat, float_cls)
+        assert qat.weight_fake_quant.ch_axis == mapping.weight_axis
+        assert set(dict(qat.named_parameters())) == {"weight", "bias"}
+        set_fake_quant_state(qat, "calibration")
+        torch.testing.assert_close(qat(x), module(x))  # the float computation while calibrating
+        set_fake_quant_state(qat, "validation")
+        scales = qat.weight_fake_quant.calculate_qparams()
+        assert scales.shape == (module.weight.shape[mapping.weight_axis],)

@@ -261,3 +261,89 @@ def test_export_hbir_writes_the_scaled_graph_and_refuses_to_overwrite(tmp_path):
         hbdk_sim.export_hbir(model, (DATA[0],), path)
     hbdk_sim.export_hbir(_float_net(), (DATA[0],), path, overwrite=True)
     assert "scale=" not in path.read_text()
+
+
+class Deconv(nn.Module):
+    """A grouped deconv whose output channels have very different weight ranges."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant, self.dequant = Q.QuantStub(), Q.DeQuantStub()
+        self.deconv = nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1, groups=2)
+
+    def forward(self, x):
+        return self.dequant(self.deconv(self.quant(x)))
+
+
+def test_deconv_deploys_with_the_weight_scales_qat_trained():
+    torch.manual_seed(0)
+    net = Deconv()
+    with torch.no_grad():
+        net.deconv.weight[:, 1] *= 8.0  # weight [Cin, Cout/groups, kh, kw]: output channels 1 and 4
+    model = Q.Float2QAT()(net).train()
+    assert isinstance(model.deconv, Q.QATConvTranspose2d) and model.deconv.weight_fake_quant.ch_axis == 1
+    data = [torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    for x in data:
+        optimizer.zero_grad()
+        model(x).square().mean().backward()
+        optimizer.step()
+    model = Q.set_fake_quant_state(model.eval(), "validation")
+    with torch.no_grad():
+        model(data[0])  # the scales the trained weights compute with
+    trained = model.deconv.weight_fake_quant.calculate_qparams().clone()
+    assert trained.shape == (3,) and float(trained[1]) > 4 * float(trained[0])
+
+    module = Q.quantize_module(trace_quant(model, (data[0],)))
+    (deconv,) = [op for op in _ops(module) if op.name == "conv_transpose2d"]
+    weight = deconv.operands[1]
+    assert weight.type.axis == 1
+    np.testing.assert_array_equal(np.float32(weight.type.scales), trained.numpy())
+    # The integer weights are the ones QAT computed with: q * s == fake_quant(w), exactly.
+    with torch.no_grad():
+        want = model.deconv.weight_fake_quant(model.deconv.weight).numpy()
+    q = module.constant_value(weight.owner).astype(np.float32)
+    np.testing.assert_array_equal(q * trained.numpy().reshape(1, 3, 1, 1), want)
+
+
+class Attention(nn.Module):
+    """softmax(q k^T) v with the Mul, Matmul and Softmax modules, each given its own output scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant, self.dequant = Q.QuantStub(), Q.DeQuantStub()
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.scores, self.mix = Q.Matmul(), Q.Matmul()
+        self.gate = Q.Mul()
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x):
+        x = self.quant(x)
+        attn = self.softmax(self.scores(self.q(x), self.k(x).transpose(1, 2)))
+        return self.dequant(self.gate(self.mix(attn, self.v(x)), x))
+
+
+def test_mul_matmul_softmax_modules_get_scales_and_compile_close_to_the_simulation(tmp_path):
+    torch.manual_seed(0)
+    data = [torch.randn(1, 6, 8, generator=torch.Generator().manual_seed(i)) for i in range(6)]
+    model = Q.Float2Calibration()(Attention().eval())
+    for name in ("scores", "mix", "gate", "softmax"):
+        assert isinstance(getattr(model, name).activation_post_process, Q.FakeQuantize), name
+    with torch.no_grad():
+        for x in data:
+            model(x)
+    model = Q.set_fake_quant_state(model, "validation")
+    module = trace_quant(model, (data[0],))
+    by_name = {op.name for op in _ops(module)}
+    assert {"matmul", "mul", "softmax"} <= by_name
+    for op in _ops(module):
+        if op.loc in ("scores", "mix", "gate"):
+            want = float(getattr(model, op.loc).activation_post_process.calculate_qparams())
+            assert op.results[0].type.scales == [pytest.approx(want, rel=1e-6)], op.loc
+    hbm = tmp_path / "attention.hbm"
+    hbdk_sim.compile(module, march="bpu", output=hbm)
+    (got,) = hbdk_sim.Executor(hbm).run([data[0].numpy()]).values()
+    with torch.no_grad():
+        want = model(data[0]).numpy()
+    out_scale = float(model.gate.activation_post_process.calculate_qparams())
+    assert np.abs(got - want).max() <= 3.0 * out_scale

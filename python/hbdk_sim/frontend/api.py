@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hbdk_sim import _core
+from hbdk_sim import _core, api
 from hbdk_sim.calibration import calibrate
 from hbdk_sim.files import write_file
 from hbdk_sim.frontend.torch_tracer import trace_float, trace_quant
@@ -96,24 +96,24 @@ def export_onnx(model: nn.Module, example_inputs: Inputs, path: str | os.PathLik
 
 def check_model(model: nn.Module, example_inputs: Inputs, march="bpu", name: str | None = None):
     """Every constraint violation of the model on `march` (a CheckResult; `.ok` when supported)."""
-    from hbdk_sim.api import check
-
-    return check(_compilable(model, example_inputs, name), march)
+    return api.check(_compilable(model, example_inputs, name), march)
 
 
 def compile_model(model: nn.Module, example_inputs: Inputs, march="bpu", output=None, *, overwrite: bool = False,
                   name: str | None = None):
     """Compile the model to `.hbm` (a CompileResult; writes `output` and its perf reports when given)."""
-    from hbdk_sim.api import compile as compile_module
-
     module = _compilable(model, example_inputs, name)
-    return compile_module(module, march, output, overwrite=overwrite)
+    return api.compile(module, march, output, overwrite=overwrite)
 
 
 def compile_perf_model(model: nn.Module, example_inputs: Inputs, march="bpu", out_dir=None, *,
                        overwrite: bool = False, name: str | None = None):
     """The PerfReport of the compiled model (writes .hbm and perf JSON/HTML into `out_dir` when given)."""
-    from hbdk_sim.api import compile_perf
-
+    if isinstance(example_inputs, (str, _core.March)):
+        raise TypeError("compile_perf(model, example_inputs=None, march='bpu', ...): pass the march by keyword, "
+                        f"march={example_inputs!r}")
+    if example_inputs is None:
+        raise ValueError("compile_perf of a torch model needs example_inputs (a tensor or a tuple of tensors) "
+                         "to trace it")
     module = _compilable(model, example_inputs, name)
-    return compile_perf(module, march=march, out_dir=out_dir, overwrite=overwrite)
+    return api.compile_perf(module, march=march, out_dir=out_dir, overwrite=overwrite)

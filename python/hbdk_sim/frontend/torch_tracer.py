@@ -39,7 +39,10 @@ from hbdk_sim.quantization.fuse_modules import (
     Add,
     Concat,
     ConvAdd2d,
+    Matmul,
+    Mul,
     QATConv2d,
+    QATConvTranspose2d,
     QATLinear,
     _ConvFusion,
     _fold_params,
@@ -48,13 +51,14 @@ from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
 
 SUPPORTED = (
     "Conv2d, ConvTranspose2d, Linear, BatchNorm2d (eval), ReLU, ReLU6, Hardtanh, clamp, LeakyReLU, sigmoid, "
-    "tanh, exp, softmax, add, sub, mul, div by a scalar, cat, flatten, reshape/view, permute/transpose, "
+    "tanh, exp, softmax, add, sub, mul, div by a scalar, matmul, cat, flatten, reshape/view, permute/transpose, "
     "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), mean over H and W, interpolate/Upsample (nearest, bilinear), "
     "pad, Dropout and Identity; hbdk_sim.quantization's QuantStub, DeQuantStub, FakeQuantize, fused and QAT "
-    "convs, QATLinear, Add and Concat"
+    "convs and deconvs, QATLinear, Add, Mul, Matmul and Concat"
 )
 # Modules the tracer maps whole instead of tracing through their forward.
-_LEAVES = (FakeQuantize, QuantStub, DeQuantStub, _ConvFusion, QATConv2d, QATLinear, Add, Concat)
+_LEAVES = (FakeQuantize, QuantStub, DeQuantStub, _ConvFusion, QATConv2d, QATConvTranspose2d, QATLinear, Add, Mul,
+           Matmul, Concat)
 # Ops whose result, when no quantizer annotates it, keeps the (first) input's scale.
 _KEEPS_SCALE = {"relu", "reshape", "flatten", "transpose", "slice", "split", "max_pool2d", "pad", "resize2d",
                 "avg_pool2d", "global_avg_pool2d", "gather", "topk"}
@@ -547,6 +551,21 @@ def _m_add(b: _Builder, node: fx.Node, m: Add) -> _core.Value:
     return b.binary("add", node.args[0], node.args[1])
 
 
+def _m_mul(b: _Builder, node: fx.Node, m: Mul) -> _core.Value:
+    return b.binary("mul", node.args[0], node.args[1])
+
+
+def _m_matmul(b: _Builder, node: fx.Node, m=None) -> _core.Value:
+    if len(node.args) != 2 or node.kwargs:
+        raise b.error("matmul with out= or other extra arguments")
+    for side, a in zip(("lhs", "rhs"), node.args, strict=True):
+        if not isinstance(a, fx.Node) or not isinstance(b.env[a], _core.Value):
+            raise b.error(f"matmul {side} that is not a tensor")
+        if len(b.shape(a)) < 2:
+            raise b.error(f"matmul {side} of rank {len(b.shape(a))} (needs rank >= 2)")
+    return b.emit("matmul", [b.value(node.args[0]), b.value(node.args[1])])
+
+
 def _m_concat(b: _Builder, node: fx.Node, m: Concat) -> _core.Value:
     return b.emit("concat", [b.value(t) for t in node.args], {"axis": b.axis(m.dim, len(b.shape(node)))})
 
@@ -555,7 +574,9 @@ def _m_conv_transpose(b: _Builder, node: fx.Node, m: nn.ConvTranspose2d) -> _cor
     if len(node.args) > 1 or node.kwargs:
         raise b.error("output_size argument")
     p = _pair(m.padding)
-    operands = [b.value(node.args[0]), b.tensor_const(m.weight, f"{node.target}.weight")]
+    # A QATConvTranspose2d's weight as QAT trained it (per channel along axis 1).
+    w = b.weight(m.weight, getattr(m, "weight_fake_quant", None), f"{node.target}.weight")
+    operands = [b.value(node.args[0]), w]
     if m.bias is not None:
         operands.append(b.tensor_const(m.bias, f"{node.target}.bias"))
     return b.emit("conv_transpose2d", operands, {
@@ -648,6 +669,8 @@ _MODULE_HANDLERS: dict[type, Callable] = {
     DeQuantStub: _alias,
     FakeQuantize: _m_fake_quant,
     Add: _m_add,
+    Mul: _m_mul,
+    Matmul: _m_matmul,
     Concat: _m_concat,
     nn.Conv2d: _m_conv,
     nn.ConvTranspose2d: _m_conv_transpose,
@@ -839,6 +862,7 @@ _FUNCTION_HANDLERS: dict[object, Callable] = {
     _method("sub"): _f_binary("sub"),
     operator.mul: _f_binary("mul"), operator.imul: _f_binary("mul"), torch.mul: _f_binary("mul"),
     _method("mul"): _f_binary("mul"),
+    torch.matmul: _m_matmul, operator.matmul: _m_matmul, _method("matmul"): _m_matmul,
     operator.truediv: _f_div, torch.div: _f_div, _method("div"): _f_div,
     torch.cat: _f_cat, torch.concat: _f_cat,
     torch.flatten: _f_flatten, _method("flatten"): _f_flatten,

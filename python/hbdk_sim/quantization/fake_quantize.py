@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hbdk_sim.quantization.observers import QMAX, QMIN, ObserverBase
+from hbdk_sim.quantization.observers import QMAX, QMIN, MinMaxObserver, ObserverBase, _batch_min_max
 
 STATES = ("calibration", "qat", "validation")
 
@@ -167,3 +167,28 @@ def set_fake_quant_state(model: nn.Module, state: str) -> nn.Module:
         if isinstance(m, FakeQuantize):
             m.set_state(state)
     return model
+
+
+class WeightFakeQuantize(FakeQuantize):
+    """A weight's fake-quantizer. A weight is known, not sampled: its scale is `max|w| / qmax`
+    per channel of the weight it is given, in every state, which is what the compiler's quantize
+    pass computes from the deployed weight. A scale from the statistics of earlier steps (a
+    running min-max, or one frozen before the last optimizer step) would be one the board never
+    uses. The observer (a MinMaxObserver) holds the latest weight's range, for `scale` and
+    state_dict compatibility with FakeQuantize.
+    """
+
+    def __init__(self, observer: ObserverBase) -> None:
+        if not isinstance(observer, MinMaxObserver):
+            raise TypeError(f"expected a MinMaxObserver for a weight but got {type(observer).__name__}: "
+                            "the compiler quantizes weights by their max, so their fake-quantizer must too")
+        super().__init__(observer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() == 0:
+            return x
+        lo, hi = _batch_min_max(x, self.ch_axis)
+        self.observer.min_val, self.observer.max_val = lo, hi
+        self.scale = self.observer.calculate_qparams().detach()
+        self._stale = False
+        return fake_quantize(x, self.scale, self.dtype, self.ch_axis) if self.fake_quant_enabled else x

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -43,6 +44,25 @@ class Concat(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class Mul(nn.Module):
+    """`lhs * rhs` as a module, so that a product can be named and given its own output scale."""
+
+    def forward(self, lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+        return lhs * rhs
+
+
+class Matmul(nn.Module):
+    """`torch.matmul(lhs, rhs)` of two activations (rank >= 2) as a module, so that the product
+    gets its own output scale (attention scores, for one)."""
+
+    def forward(self, lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(lhs, rhs)
+
+
+# Weightless modules that prepare_qat gives an output fake-quantizer of their own.
+OUTPUT_QUANTIZED = (*_ACTIVATIONS, Add, Concat, Mul, Matmul, nn.Softmax)
 
 
 def _bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -259,6 +279,20 @@ class QATConv2d(nn.Conv2d):
         return self.activation_post_process(y) if self.activation_post_process is not None else y
 
 
+class QATConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d with a weight and an output fake-quantizer; same parameter names. The
+    weight, [Cin, Cout/groups, kh, kw], is fake-quantized per output channel along axis 1, the
+    axis the compiler's quantize pass gives it."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        w = self.weight_fake_quant(self.weight) if self.weight_fake_quant is not None else self.weight
+        output_padding = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size,
+                                              2, self.dilation)
+        y = nn.functional.conv_transpose2d(x, w, self.bias, self.stride, self.padding, output_padding, self.groups,
+                                           self.dilation)
+        return self.activation_post_process(y) if self.activation_post_process is not None else y
+
+
 class QATLinear(nn.Linear):
     """nn.Linear with a weight and an output fake-quantizer; same parameter names as nn.Linear."""
 
@@ -268,10 +302,28 @@ class QATLinear(nn.Linear):
         return self.activation_post_process(y) if self.activation_post_process is not None else y
 
 
-def _to_qat(module: nn.Module) -> nn.Module:
-    """The QAT subclass instance sharing `module`'s parameters and buffers."""
-    cls = QATConv2d if isinstance(module, nn.Conv2d) else QATLinear
-    qat = cls.__new__(cls)
+@dataclass(frozen=True)
+class QatMapping:
+    """What `prepare_qat` makes of a float module with a weight: the QAT class (same parameters,
+    fake-quantizers added) and the weight's output-channel axis, where a per-channel weight
+    quantizer observes it; the compiler's quantize pass uses the same axis for the same op."""
+
+    qat_class: type[nn.Module]
+    weight_axis: int
+
+
+# Exact float module type -> its QAT counterpart (a subclass is not converted: it may compute
+# something else). Add a row here to teach prepare_qat a new weighted module.
+QAT_MODULE_MAPPINGS: dict[type[nn.Module], QatMapping] = {
+    nn.Conv2d: QatMapping(QATConv2d, 0),
+    nn.ConvTranspose2d: QatMapping(QATConvTranspose2d, 1),
+    nn.Linear: QatMapping(QATLinear, 0),
+}
+
+
+def _to_qat(module: nn.Module, qat_class: type[nn.Module]) -> nn.Module:
+    """The `qat_class` instance sharing `module`'s parameters and buffers."""
+    qat = qat_class.__new__(qat_class)
     qat.__dict__.update(module.__dict__)
     # Fresh containers: the QAT module must not register its fake-quantizers into the original.
     qat._modules = dict(module._modules)
@@ -280,6 +332,15 @@ def _to_qat(module: nn.Module) -> nn.Module:
     qat.weight_fake_quant = None
     qat.activation_post_process = None
     return qat
+
+
+def _weight_quantizer(qc: QConfig, axis: int) -> FakeQuantize:
+    """The qconfig's weight fake-quantizer, observing per channel along `axis` when it is per
+    channel at all (the qconfig names axis 0, the axis of conv and linear weights)."""
+    fq = qc.weight()
+    if fq.observer.ch_axis is not None:
+        fq.observer.ch_axis = axis
+    return fq
 
 
 def _post_process_hook(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
@@ -297,9 +358,11 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
     """Attach fake-quantizers: a module's own `qconfig` attribute (see `set_qconfig`) wins over
     `qconfig`; a module whose qconfig is None is left in float.
 
-    Plain nn.Conv2d / nn.Linear become QATConv2d / QATLinear (weight and output fake-quant),
-    fused modules get both (a ConvAdd2d also an si16 one for its conv output), QuantStubs and
-    standalone ReLU/ReLU6/Add/Concat get an output fake-quantizer. Modules
+    A module whose exact type is in QAT_MODULE_MAPPINGS (nn.Conv2d, nn.ConvTranspose2d,
+    nn.Linear) becomes its QAT class, with a weight fake-quantizer on the mapping's axis and an
+    output one; fused modules get both (a ConvAdd2d also an si16 one for its conv output);
+    QuantStubs and the standalone OUTPUT_QUANTIZED modules (ReLU, ReLU6, Add, Concat, Mul, Matmul,
+    Softmax) get an output fake-quantizer. Modules
     inside a fused module are quantized by it and left alone. The fake-quantizers start in the
     "calibration" state; switch with `set_fake_quant_state`.
     """
@@ -321,10 +384,11 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                 if isinstance(child, ConvAdd2d) and child.conv_post_process is None and qc.output is not None:
                     child.conv_post_process = activation_fake_quant("si16")()
                 continue
-            if type(child) in (nn.Conv2d, nn.Linear):
-                child = _to_qat(child)
+            mapping = QAT_MODULE_MAPPINGS.get(type(child))
+            if mapping is not None:
+                child = _to_qat(child, mapping.qat_class)
                 if qc.weight is not None:
-                    child.weight_fake_quant = qc.weight()
+                    child.weight_fake_quant = _weight_quantizer(qc, mapping.weight_axis)
                 if qc.output is not None:
                     child.activation_post_process = qc.output()
                 setattr(parent, name, child)
@@ -333,7 +397,7 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                 if child.activation_post_process is None and qc.output is not None:
                     child.activation_post_process = qc.output()
                 continue
-            if isinstance(child, (*_ACTIVATIONS, Add, Concat)) and qc.output is not None:
+            if isinstance(child, OUTPUT_QUANTIZED) and qc.output is not None:
                 if getattr(child, "activation_post_process", None) is None:
                     child.activation_post_process = qc.output()
                     child.register_forward_hook(_post_process_hook)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from hbdk_sim.quantization.fake_quantize import FakeQuantize
+from hbdk_sim.quantization.fake_quantize import FakeQuantize, WeightFakeQuantize
 from hbdk_sim.quantization.observers import MinMaxObserver, MovingAverageMinMaxObserver, ObserverBase, check_dtype
 
 FakeQuantFactory = Callable[[], FakeQuantize]
@@ -34,8 +34,13 @@ def activation_fake_quant(dtype: str = "si8", averaging_constant: float = 0.01) 
     )
 
 
+def _build_weight(kwargs: dict) -> WeightFakeQuantize:
+    return WeightFakeQuantize(MinMaxObserver(**kwargs))
+
+
 def weight_fake_quant(ch_axis: int = 0) -> FakeQuantFactory:
-    return fake_quant_factory(MinMaxObserver, dtype="si8", ch_axis=ch_axis)
+    """si8 per output channel along `ch_axis`, the scale from the weight itself (WeightFakeQuantize)."""
+    return partial(_build_weight, {"dtype": "si8", "ch_axis": ch_axis})
 
 
 @dataclass(frozen=True)
