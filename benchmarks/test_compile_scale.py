@@ -13,11 +13,11 @@ Run with `make bench`.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import hbdk_sim
 import pytest
+from timing import best_of
 
 RATIO_TARGET = 20.0
 
@@ -34,15 +34,6 @@ def _chain(path: Path, op: str, n: int) -> Path:
     return path
 
 
-def _seconds(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 @pytest.mark.parametrize("what,op,small,repeat", [
     ("check", "relu", 20_000, 3),
     ("compile", "relu", 20_000, 3),
@@ -51,8 +42,8 @@ def _seconds(fn, repeat: int) -> float:
 def test_time_grows_linearly_with_op_count(what, op, small, repeat, tmp_path, benchmark):
     run = {"check": lambda p: hbdk_sim.check(p), "compile": lambda p: hbdk_sim.compile(p)}[what]
     small_file, large_file = _chain(tmp_path / "small.hbir", op, small), _chain(tmp_path / "large.hbir", op, 10 * small)
-    t_small = _seconds(lambda: run(small_file), 3 * repeat)  # cheap, and noisier: more tries
-    t_large = _seconds(lambda: run(large_file), repeat)
+    t_small = best_of(lambda: run(small_file), 3 * repeat)  # cheap, and noisier: more tries
+    t_large = best_of(lambda: run(large_file), repeat)
     ratio = t_large / t_small
     benchmark.extra_info.update({f"{what}_{op}_{small}_s": round(t_small, 3),
                                  f"{what}_{op}_{10 * small}_s": round(t_large, 3), "ratio": round(ratio, 2)})

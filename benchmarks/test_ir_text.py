@@ -9,12 +9,12 @@ Run with `make bench`.
 from __future__ import annotations
 
 import re
-import time
 
 import hbdk_sim
 import numpy as np
 import pytest
 from hbdk_sim.examples import example_path
+from timing import best_of
 
 TEXT = example_path().read_bytes()
 HEX_PAYLOADS = [m.group(1) for m in re.finditer(rb'= "0x([0-9A-F]*)"', TEXT)]
@@ -22,15 +22,6 @@ HEX_PAYLOADS = [m.group(1) for m in re.finditer(rb'= "0x([0-9A-F]*)"', TEXT)]
 
 def _peer_decode() -> int:
     return sum(np.frombuffer(bytes.fromhex(h.decode()), dtype=np.uint8).size for h in HEX_PAYLOADS)
-
-
-def _best_of(fn, repeat: int = 15) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def test_parse_example(benchmark):
@@ -51,7 +42,7 @@ def test_peer_hex_decode(benchmark):
 def test_ratio_against_hex_decode_peer(what, target, benchmark):
     module = hbdk_sim.parse(TEXT, "example.hbir")
     ours = {"parse": lambda: hbdk_sim.parse(TEXT, "example.hbir"), "print": module.print}[what]
-    ratio = _best_of(ours) / _best_of(_peer_decode)
+    ratio = best_of(ours, 15) / best_of(_peer_decode, 15)
     benchmark.extra_info[f"{what}_over_hex_decode"] = round(ratio, 3)
     benchmark.pedantic(lambda: None, rounds=1)
     assert ratio <= target, f"{what} is {ratio:.2f}x the hex-decode peer (target <= {target}x)"

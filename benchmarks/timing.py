@@ -18,3 +18,13 @@ def interleaved_best(a: Callable[[], object], b: Callable[[], object], rounds: i
         t2 = time.perf_counter()
         best_a, best_b = min(best_a, t1 - t0), min(best_b, t2 - t1)
     return best_a, best_b
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    """The shortest of `repeat` timings of `fn`, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
