@@ -175,7 +175,8 @@ def _write_reports(perf: PerfReport, paths: Sequence[Path]) -> None:
     write_file(html_path, perf.to_html().encode("utf-8"), overwrite=True)
 
 
-def _check_march_by_keyword(example_inputs) -> None:
+def check_march_by_keyword(example_inputs) -> None:
+    """compile_perf's second argument is example_inputs: a march there was meant by keyword."""
     if isinstance(example_inputs, (str, _core.March)):
         raise TypeError("compile_perf(model, example_inputs=None, march='bpu', ...): pass the march by keyword, "
                         f"march={example_inputs!r}")
@@ -197,7 +198,7 @@ def compile_perf(
     calibrates a float graph that carries no activation scales: samples as `calibrate` takes them,
     each the list of the model's inputs. With `out_dir`, writes `<name>.hbm`, `<name>.perf.json`
     and `<name>.perf.html` there, refusing to replace an existing file unless `overwrite`."""
-    _check_march_by_keyword(example_inputs)
+    check_march_by_keyword(example_inputs)
     if not isinstance(model_or_path, (str, os.PathLike, _core.Module)):
         raise TypeError(f"expected an .hbm or .hbir path or a Module but got {type(model_or_path).__name__}; "
                         "hbdk_sim.compile_perf takes torch models")

@@ -30,6 +30,8 @@ from hbdk_sim.march import list_marches, load_march
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
+# Errors in what the user gave (a malformed file, NaN weights, an unreadable path): EXIT_USAGE.
+_INPUT_ERRORS = (_core.ParseError, _core.DataError, OSError, ValueError)
 
 
 class CliError(Exception):
@@ -160,7 +162,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return EXIT_REJECTED
     except InputFileError as e:
         raise CliError(f"{e.path}: error: {e.reason}") from None
-    except (_core.ParseError, _core.DataError, OSError, ValueError) as e:
+    except _INPUT_ERRORS as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None
@@ -198,7 +200,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
         return EXIT_REJECTED
     except InputFileError as e:
         raise CliError(f"{e.path}: error: {e.reason}") from None
-    except (_core.ParseError, _core.DataError, _core.HbmError, OSError, ValueError) as e:
+    except (*_INPUT_ERRORS, _core.HbmError) as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None
@@ -224,7 +226,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         result = api.check(_model_path(args.file), march)
     except InputFileError as e:
         raise CliError(f"{e.path}: error: {e.reason}") from None
-    except (_core.ParseError, _core.DataError, OSError, ValueError) as e:
+    except _INPUT_ERRORS as e:
         raise CliError(str(e)) from None
     except _core.HbirError as e:
         raise CliError(str(e), EXIT_REJECTED) from None

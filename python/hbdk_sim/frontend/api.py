@@ -109,9 +109,7 @@ def compile_model(model: nn.Module, example_inputs: Inputs, march="bpu", output=
 def compile_perf_model(model: nn.Module, example_inputs: Inputs, march="bpu", out_dir=None, *,
                        overwrite: bool = False, name: str | None = None):
     """The PerfReport of the compiled model (writes .hbm and perf JSON/HTML into `out_dir` when given)."""
-    if isinstance(example_inputs, (str, _core.March)):
-        raise TypeError("compile_perf(model, example_inputs=None, march='bpu', ...): pass the march by keyword, "
-                        f"march={example_inputs!r}")
+    api.check_march_by_keyword(example_inputs)
     if example_inputs is None:
         raise ValueError("compile_perf of a torch model needs example_inputs (a tensor or a tuple of tensors) "
                          "to trace it")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hbdk_sim.quantization.observers import QMAX, QMIN, MinMaxObserver, ObserverBase, _batch_min_max
+from hbdk_sim.quantization.observers import QMAX, QMIN, MinMaxObserver, ObserverBase
 
 STATES = ("calibration", "qat", "validation")
 
@@ -187,8 +187,9 @@ class WeightFakeQuantize(FakeQuantize):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        lo, hi = _batch_min_max(x, self.ch_axis)
-        self.observer.min_val, self.observer.max_val = lo, hi
+        # The range of this weight alone: the observer starts afresh.
+        self.observer.min_val, self.observer.max_val = torch.empty(0), torch.empty(0)
+        self.observer(x)
         self.scale = self.observer.calculate_qparams().detach()
         self._stale = False
         return fake_quantize(x, self.scale, self.dtype, self.ch_axis) if self.fake_quant_enabled else x

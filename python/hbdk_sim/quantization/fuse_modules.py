@@ -270,36 +270,45 @@ def fuse_modules(
     return model
 
 
-class QATConv2d(nn.Conv2d):
-    """nn.Conv2d with a weight and an output fake-quantizer; same parameter names as nn.Conv2d."""
+class _QatWeighted:
+    """What the QAT classes add to their float module: the weight through `weight_fake_quant` and the
+    output through `activation_post_process`, each when attached."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight_fake_quant(self.weight) if self.weight_fake_quant is not None else self.weight
-        y = self._conv_forward(x, w, self.bias)
+    weight_fake_quant: FakeQuantize | None
+    activation_post_process: FakeQuantize | None
+
+    def _qat_weight(self) -> torch.Tensor:
+        return self.weight_fake_quant(self.weight) if self.weight_fake_quant is not None else self.weight
+
+    def _qat_output(self, y: torch.Tensor) -> torch.Tensor:
         return self.activation_post_process(y) if self.activation_post_process is not None else y
 
 
-class QATConvTranspose2d(nn.ConvTranspose2d):
+class QATConv2d(_QatWeighted, nn.Conv2d):
+    """nn.Conv2d with a weight and an output fake-quantizer; same parameter names as nn.Conv2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._qat_output(self._conv_forward(x, self._qat_weight(), self.bias))
+
+
+class QATConvTranspose2d(_QatWeighted, nn.ConvTranspose2d):
     """nn.ConvTranspose2d with a weight and an output fake-quantizer; same parameter names. The
     weight, [Cin, Cout/groups, kh, kw], is fake-quantized per output channel along axis 1, the
     axis the compiler's quantize pass gives it."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        w = self.weight_fake_quant(self.weight) if self.weight_fake_quant is not None else self.weight
         output_padding = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size,
                                               2, self.dilation)
-        y = nn.functional.conv_transpose2d(x, w, self.bias, self.stride, self.padding, output_padding, self.groups,
-                                           self.dilation)
-        return self.activation_post_process(y) if self.activation_post_process is not None else y
+        return self._qat_output(nn.functional.conv_transpose2d(x, self._qat_weight(), self.bias, self.stride,
+                                                               self.padding, output_padding, self.groups,
+                                                               self.dilation))
 
 
-class QATLinear(nn.Linear):
+class QATLinear(_QatWeighted, nn.Linear):
     """nn.Linear with a weight and an output fake-quantizer; same parameter names as nn.Linear."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight_fake_quant(self.weight) if self.weight_fake_quant is not None else self.weight
-        y = nn.functional.linear(x, w, self.bias)
-        return self.activation_post_process(y) if self.activation_post_process is not None else y
+        return self._qat_output(nn.functional.linear(x, self._qat_weight(), self.bias))
 
 
 @dataclass(frozen=True)
