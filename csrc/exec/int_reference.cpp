@@ -690,11 +690,15 @@ std::vector<Tensor> softmax(const Op& op, const Inputs& in) {
   requireElem(op, x.type, operandLabel(0), {ElemType::SI8, ElemType::SI16});
   requireInteger(op, op.result()->type, resultLabel(0));
   bool wide = x.type.elem == ElemType::SI16;
-  // si16 distances are taken in steps of 256 input units.
-  double step = operandScale(op, 0) * (wide ? 256.0 : 1.0);
+  // The exp table is the graph constant quantize built (exec::softmaxExpTable); si16 distances
+  // are taken in steps of 256 input units.
+  if (in.size() < 2) op.error("expected the exp table as operand #1; the quantize pass builds it");
+  const Tensor& table = *in[1];
+  requireElem(op, table.type, operandLabel(1), {ElemType::SI32});
+  if (table.type.numel() != 256)
+    op.error(operandLabel(1) + ": expected 256 entries but got " + std::to_string(table.type.numel()));
   std::vector<int64_t> expTable(256);
-  for (size_t k = 0; k < expTable.size(); ++k)
-    expTable[k] = roundHalfEven(65535.0 * std::exp(-static_cast<double>(k) * step));
+  for (size_t k = 0; k < expTable.size(); ++k) expTable[k] = table.getInt(k);
   double kReal = 1.0 / resultScale(op);
   if (!(kReal < 2147483648.0)) op.error("expected a result scale above 2^-31 but got " + op.result()->type.str());
   int64_t kMul = roundHalfEven(kReal);

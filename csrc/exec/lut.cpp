@@ -89,4 +89,16 @@ int64_t applyLut(const std::vector<int64_t>& table, ir::ElemType inType, int64_t
   return lo + (((hi - lo) * r + 128) >> 8);
 }
 
+std::vector<int64_t> softmaxExpTable(ir::ElemType inType, double inScale) {
+  if (inType != ir::ElemType::SI8 && inType != ir::ElemType::SI16)
+    throw ir::Error(std::string("expected an si8 or si16 softmax input but got ") + ir::elemTypeName(inType));
+  if (!(std::isfinite(inScale) && inScale > 0))
+    throw ir::Error("expected a finite positive input scale but got " + ir::formatFloat(static_cast<float>(inScale)));
+  double step = inScale * (inType == ir::ElemType::SI16 ? 256.0 : 1.0);
+  std::vector<int64_t> table(256);
+  for (size_t k = 0; k < table.size(); ++k)
+    table[k] = static_cast<int64_t>(std::nearbyint(65535.0 * std::exp(-static_cast<double>(k) * step)));
+  return table;
+}
+
 }  // namespace hbdk::exec

@@ -33,6 +33,12 @@ std::vector<int64_t> buildLut(const std::function<double(double)>& f, ir::ElemTy
 std::vector<int64_t> buildLut(LutFunction f, ir::ElemType inType, double inScale, ir::ElemType outType, double outScale,
                               double alpha = 0.01);
 
+// The exp table of the integer softmax (docs/numerics.md §4): 256 entries
+// round_half_even(65535 * exp(-k * step)), step = inScale (si8 input) or inScale * 256 (si16, whose
+// distances are taken in steps of 256). Throws ir::Error for another input type or a scale that
+// is not finite and positive.
+std::vector<int64_t> softmaxExpTable(ir::ElemType inType, double inScale);
+
 // The table's value at input `q` of type `inType` (the table has lutEntries(inType) entries),
 // before saturation to the output type.
 int64_t applyLut(const std::vector<int64_t>& table, ir::ElemType inType, int64_t q);

@@ -1,5 +1,7 @@
-// The op table's record type. Every HBIR op is declared exactly once, in ops.cpp, as an OpDef;
-// the parser, printer, verifier, Python bindings and docs/ops.md all read it from there.
+// The op table's record type. Every HBIR op is declared exactly once, as an OpDef in the ops_*.cpp
+// file of its family; the parser, printer, verifier, passes, Python bindings and docs/ops.md all
+// read it from there. What a pass needs to know about an op (how it quantizes, which instruction
+// runs it, how it tiles, how it fuses) is a trait of its row, never a list of names in the pass.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +58,63 @@ using VerifyFn = void (*)(const Op& op);
 // Multiply-accumulates of one execution. May be null (then 0).
 using MacsFn = int64_t (*)(const Op& op);
 
+// How the quantize pass rewrites an op of a float graph (docs/numerics.md §4).
+enum class QuantRule : uint8_t {
+  Constant,    // a constant: quantized where it is read, as a weight, bias or activation
+  Weighted,    // per-channel si8 weight (axis OpTraits::weightAxis), si32 accumulator, requantize after
+  Accumulate,  // two activations multiplied: si32 accumulator at s_a * s_b, requantize after
+  Clamp,       // integer clamp at the input's type, fused into a conv's requantize where possible
+  Lut,         // replaced by lut(x, table) with the table of the function the op names
+  Rescale,     // stays; its integer semantics rescale to the result's annotated scale
+  RescaleLut,  // Rescale, reading a table the pass builds as a graph constant (softmax's exp)
+  KeepsScale,  // moves values: the result takes the input's element type and scale
+  IndexOnly,   // the operand is quantized, the si32 result holds positions (argmax)
+  FoldFirst,   // no integer form: an earlier pass removes it (batch_norm: fold-bn)
+  Integer,     // already integer (quantize, dequantize, requantize, lut): left as it is
+};
+const char* quantRuleName(QuantRule r);  // "weighted", "keeps_scale", ...
+
+// How lower tiles an op's output and reads its operands per tile.
+enum class TileClass : uint8_t {
+  None,          // never lowered (constants become weight loads; float-only ops are rewritten first)
+  ConvWindow,    // NCHW sliding window of a conv2d: rows map back through stride and dilation
+  DeconvWindow,  // NCHW window of a transposed conv: rows map back through the stride inverse
+  PoolWindow,    // NCHW window of a pooling op, channels independent
+  ResizeWindow,  // NCHW window of a resize, rows map back by the scale factor
+  Gemm,          // [..., K] x [N, K]: rows are the leading dims, columns the last
+  BatchedGemm,   // [..., M, K] x [..., K, N]: batch outer, M rows, N columns
+  AxisReduce,    // one row per position of the non-reduced dims of the op's `axis`
+  PlaneReduce,   // one row per (N, C) plane (global pooling)
+  Elementwise,   // rows are the leading dims of the output; broadcast operands read whole
+  Join,          // concat: every input proportional to the output tile
+  Indexed,       // gather: the source is read whole, the indices proportionally
+  Scatter,       // point_pillar_scatter: every input read whole
+};
+const char* tileClassName(TileClass c);  // "conv_window", ...
+
+// The role an op can take in a fused group (the fuse pass).
+enum class Fusion : uint8_t {
+  None,
+  Anchor,    // conv / linear whose accumulator requantize starts a group
+  Epilogue,  // a clamp applied to the group's requantized output
+  Residual,  // an elementwise add of the group's output and another value
+};
+const char* fusionName(Fusion f);  // "none", "anchor", "epilogue", "residual"
+
+// Refines OpTraits::quant for one op (resize2d: nearest moves values, bilinear rescales).
+using QuantRuleFn = QuantRule (*)(const Op& op);
+
+struct OpTraits {
+  QuantRule quant = QuantRule::KeepsScale;
+  // The ISA opcode that runs the op (isa/program.cpp's names), or nullptr: no instruction; the
+  // quantize rule says what replaces the op before lowering.
+  const char* opcode = nullptr;
+  TileClass tile = TileClass::None;
+  Fusion fusion = Fusion::None;
+  int weightAxis = -1;  // Weighted: the weight axis holding the output channels
+  QuantRuleFn quantOf = nullptr;
+};
+
 struct OpDef {
   const char* name;
   const char* summary;  // one line, shown in docs/ops.md and `hbdk-sim ops`
@@ -66,11 +125,15 @@ struct OpDef {
   VerifyFn verify = nullptr;
   MacsFn macs = nullptr;
   const char* example = "";  // one line of IR text, shown in docs/ops.md
+  OpTraits traits;
 
   const AttrDef* findAttr(std::string_view n) const;
   int minOperands() const;
   int maxOperands() const;  // -1: unbounded
 };
+
+// The quantize rule of this op instance (OpTraits::quantOf where the row has one).
+QuantRule quantRule(const Op& op);
 
 // The table, in declaration order.
 const std::vector<OpDef>& opTable();

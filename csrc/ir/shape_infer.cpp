@@ -188,4 +188,13 @@ void checkResultShapes(const Op& op, const Results& rs) {
                  (rs[i].shape->empty() ? "()" : shapeStr(*rs[i].shape)));
 }
 
+void checkIndexOperand(const Op& op, size_t i) {
+  if (operandType(op, i).elem != ElemType::SI32) operandError(op, i, "element type si32");
+}
+
+void checkIndexResult(const Op& op, size_t i) {
+  if (i < op.numResults() && op.result(i)->type.quant)
+    op.error(resultLabel(op, i) + ": expected si32 without a scale but got " + op.result(i)->type.str());
+}
+
 }  // namespace hbdk::ir::shape_infer

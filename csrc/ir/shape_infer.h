@@ -54,6 +54,11 @@ const std::string& enumAttr(const Op& op, const char* name, std::initializer_lis
 // ---- Arithmetic ----
 
 // Rejects any intermediate past 2^60, so that the sums around it cannot overflow either.
+// Operand i holds si32 positions.
+void checkIndexOperand(const Op& op, size_t i);
+// Result i (when present) holds plain si32 positions: a scale on them would mean nothing.
+void checkIndexResult(const Op& op, size_t i);
+
 int64_t mulChecked(const Op& op, int64_t a, int64_t b);
 int64_t product(const Op& op, Shape::const_iterator begin, Shape::const_iterator end);
 // MAC counts are statistics, not shapes: they saturate at INT64_MAX instead of failing.

@@ -13,25 +13,42 @@ namespace {
 struct OpcodeInfo {
   const char* name;
   Unit unit;
+  VectorWork work;
 };
+
+using W = VectorWork;
 
 // Indexed by Opcode.
 const OpcodeInfo kOpcodes[kOpcodeCount] = {
-    {"conv2d", Unit::MacArray},      {"conv_transpose2d", Unit::MacArray},
-    {"gemm", Unit::MacArray},        {"quantize", Unit::Vector},
-    {"dequantize", Unit::Vector},    {"requantize", Unit::Vector},
-    {"clamp", Unit::Vector},         {"add", Unit::Vector},
-    {"sub", Unit::Vector},           {"mul", Unit::Vector},
-    {"lut", Unit::Vector},           {"max_pool", Unit::Vector},
-    {"avg_pool", Unit::Vector},      {"global_avg_pool", Unit::Vector},
-    {"resize", Unit::Vector},        {"softmax", Unit::Vector},
-    {"concat", Unit::Vector},        {"split", Unit::Vector},
-    {"slice", Unit::Vector},         {"reshape", Unit::Vector},
-    {"transpose", Unit::Vector},     {"pad", Unit::Vector},
-    {"gather", Unit::Vector},        {"scatter", Unit::Vector},
-    {"argmax", Unit::Vector},        {"topk", Unit::Vector},
-    {"load_weights", Unit::Dma},     {"load_activation", Unit::Dma},
-    {"store_activation", Unit::Dma},
+    {"conv2d", Unit::MacArray, W::NotVector},
+    {"conv_transpose2d", Unit::MacArray, W::NotVector},
+    {"gemm", Unit::MacArray, W::NotVector},
+    {"quantize", Unit::Vector, W::PerElement},
+    {"dequantize", Unit::Vector, W::PerElement},
+    {"requantize", Unit::Vector, W::PerElement},
+    {"clamp", Unit::Vector, W::PerElement},
+    {"add", Unit::Vector, W::PerElement},
+    {"sub", Unit::Vector, W::PerElement},
+    {"mul", Unit::Vector, W::PerElement},
+    {"lut", Unit::Vector, W::PerElement},
+    {"max_pool", Unit::Vector, W::Window},
+    {"avg_pool", Unit::Vector, W::Window},
+    {"global_avg_pool", Unit::Vector, W::Plane},
+    {"resize", Unit::Vector, W::Interpolate},
+    {"softmax", Unit::Vector, W::Softmax},
+    {"concat", Unit::Vector, W::PerElement},
+    {"split", Unit::Vector, W::PerElement},
+    {"slice", Unit::Vector, W::PerElement},
+    {"reshape", Unit::Vector, W::View},
+    {"transpose", Unit::Vector, W::PerElement},
+    {"pad", Unit::Vector, W::PerElement},
+    {"gather", Unit::Vector, W::PerElement},
+    {"scatter", Unit::Vector, W::PerElement},
+    {"argmax", Unit::Vector, W::Axis},
+    {"topk", Unit::Vector, W::SortNetwork},
+    {"load_weights", Unit::Dma, W::NotVector},
+    {"load_activation", Unit::Dma, W::NotVector},
+    {"store_activation", Unit::Dma, W::NotVector},
 };
 
 constexpr uint32_t kMaxRank = 16;
@@ -48,7 +65,13 @@ const char* unitName(Unit u) {
 }
 
 const char* opcodeName(Opcode op) { return kOpcodes[static_cast<int>(op)].name; }
+std::optional<Opcode> parseOpcode(std::string_view name) {
+  for (int i = 0; i < kOpcodeCount; ++i)
+    if (name == kOpcodes[i].name) return static_cast<Opcode>(i);
+  return std::nullopt;
+}
 Unit unitOf(Opcode op) { return kOpcodes[static_cast<int>(op)].unit; }
+VectorWork vectorWorkOf(Opcode op) { return kOpcodes[static_cast<int>(op)].work; }
 
 const char* bufferRoleName(BufferRole r) {
   switch (r) {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,8 +53,23 @@ enum class Opcode : uint8_t {
   StoreActivation,
 };
 constexpr int kOpcodeCount = static_cast<int>(Opcode::StoreActivation) + 1;
-const char* opcodeName(Opcode op);  // "conv2d", "load_weights", ...
+const char* opcodeName(Opcode op);                         // "conv2d", "load_weights", ...
+std::optional<Opcode> parseOpcode(std::string_view name);  // the inverse of opcodeName
 Unit unitOf(Opcode op);
+
+// What a vector-unit opcode reads per output element, for the cycle model.
+enum class VectorWork : uint8_t {
+  View,         // nothing moves (reshape): no work
+  PerElement,   // one element-op per output element
+  Softmax,      // max, exp-table lookup and sum, then a divide: three passes
+  Window,       // the pooling window (KH * KW) per output
+  Plane,        // the whole H x W plane per output (global pooling)
+  Axis,         // the reduced axis per output (argmax)
+  SortNetwork,  // a k-wide insertion network per input element (topk)
+  Interpolate,  // four taps per output for bilinear, one for nearest
+  NotVector,    // the MAC array's and DMA's opcodes
+};
+VectorWork vectorWorkOf(Opcode op);
 
 // A buffer an instruction uses in SRAM. Double-buffered operands have count 2: one buffer is
 // filled by DMA while the unit works on the other.

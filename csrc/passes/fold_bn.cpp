@@ -58,7 +58,7 @@ class FoldBnPass : public Pass {
  private:
   static bool matches(const ir::Op& bn) {
     ir::Op* conv = bn.operand(0)->owner;
-    if (!conv || !(conv->is("conv2d") || conv->is("conv_transpose2d") || conv->is("linear"))) return false;
+    if (!conv || conv->def().traits.quant != ir::QuantRule::Weighted) return false;
     if (conv->result()->uses().size() != 1 || !isF32(conv->result())) return false;
     if (conv->is("linear") && conv->result()->type.rank() != 2) return false;
     for (size_t i = 1; i < conv->numOperands(); ++i)

@@ -26,8 +26,9 @@ namespace {
 const char* const kGroup = "bpu.group";
 const char* const kRole = "bpu.group_role";
 
-bool isAnchor(const ir::Op& op) { return op.is("conv2d") || op.is("conv_transpose2d") || op.is("linear"); }
-bool isActivation(const ir::Op& op) { return op.is("relu") || op.is("relu6") || op.is("clip"); }
+bool isAnchor(const ir::Op& op) { return op.def().traits.fusion == ir::Fusion::Anchor; }
+bool isActivation(const ir::Op& op) { return op.def().traits.fusion == ir::Fusion::Epilogue; }
+bool isResidual(const ir::Op& op) { return op.def().traits.fusion == ir::Fusion::Residual; }
 
 class FusePass : public Pass {
  public:
@@ -82,7 +83,7 @@ class FusePass : public Pass {
   // The add reading `v` (its only reader) together with a different value of the same shape.
   static ir::Op* residualAdd(const ir::Value* v) {
     ir::Op* add = soleReader(v);
-    if (!add || !add->is("add") || add->operand(0) == add->operand(1)) return nullptr;
+    if (!add || !isResidual(*add) || add->operand(0) == add->operand(1)) return nullptr;
     for (const ir::Value* x : add->operands())
       if (x->type.shape != add->result()->type.shape) return nullptr;
     return add;

@@ -49,46 +49,15 @@ int64_t alignUp(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 int64_t ceilDiv(int64_t a, int64_t b) { return b <= 0 ? a : (a + b - 1) / b; }
 int64_t bytesOf(const ir::Value* v) { return static_cast<int64_t>(v->type.byteSize()); }
 
-bool isMacOp(const ir::Op& op) {
-  return op.is("conv2d") || op.is("conv_transpose2d") || op.is("linear") || op.is("matmul");
+// The instruction that runs `op`, from its op-table traits; nullopt when it has none.
+std::optional<Opcode> opcodeFor(const ir::Op& op) {
+  const char* name = op.def().traits.opcode;
+  return name ? isa::parseOpcode(name) : std::nullopt;
 }
 
-std::optional<Opcode> opcodeFor(const ir::Op& op) {
-  static const std::map<std::string, Opcode, std::less<>> table = {
-      {"conv2d", Opcode::Conv2d},
-      {"conv_transpose2d", Opcode::ConvTranspose2d},
-      {"linear", Opcode::Gemm},
-      {"matmul", Opcode::Gemm},
-      {"quantize", Opcode::Quantize},
-      {"dequantize", Opcode::Dequantize},
-      {"requantize", Opcode::Requantize},
-      {"relu", Opcode::Clamp},
-      {"relu6", Opcode::Clamp},
-      {"clip", Opcode::Clamp},
-      {"add", Opcode::Add},
-      {"sub", Opcode::Sub},
-      {"mul", Opcode::Mul},
-      {"lut", Opcode::Lut},
-      {"max_pool2d", Opcode::MaxPool},
-      {"avg_pool2d", Opcode::AvgPool},
-      {"global_avg_pool2d", Opcode::GlobalAvgPool},
-      {"resize2d", Opcode::Resize},
-      {"softmax", Opcode::Softmax},
-      {"concat", Opcode::Concat},
-      {"split", Opcode::Split},
-      {"slice", Opcode::Slice},
-      {"reshape", Opcode::Reshape},
-      {"flatten", Opcode::Reshape},
-      {"transpose", Opcode::Transpose},
-      {"pad", Opcode::Pad},
-      {"gather", Opcode::Gather},
-      {"point_pillar_scatter", Opcode::Scatter},
-      {"argmax", Opcode::Argmax},
-      {"topk", Opcode::Topk},
-  };
-  auto it = table.find(op.name());
-  if (it == table.end()) return std::nullopt;
-  return it->second;
+bool isMacOp(const ir::Op& op) {
+  std::optional<Opcode> code = opcodeFor(op);
+  return code && isa::unitOf(*code) == Unit::MacArray;
 }
 
 [[noreturn]] void fail(const ir::Op& op, const std::string& msg) { throw ir::PassError(op.diag(msg)); }
@@ -117,9 +86,9 @@ void checkLegal(const ir::Function& fn) {
       if (!op.result()->hasUses()) fail(op, "is read by no op; run canonicalize before lowering");
       continue;
     }
-    if (op.is("batch_norm"))
+    if (ir::quantRule(op) == ir::QuantRule::FoldFirst)
       fail(op, "has no BPU instruction; fold it into the preceding conv/linear (fold-bn) before lowering");
-    if (op.is("sigmoid") || op.is("tanh") || op.is("exp") || op.is("leaky_relu"))
+    if (ir::quantRule(op) == ir::QuantRule::Lut)
       fail(op, "has no BPU instruction; the quantize pass rewrites it into lut");
     if (op.is("quantize")) {
       if (!op.operand(0)->isArgument()) fail(op, "is only legal on a graph input, but its operand is computed");
@@ -330,14 +299,17 @@ int64_t product(const ir::Shape& s, size_t from, size_t to) {
   return p;
 }
 
-TileSpace tileSpaceOf(const Group& g) {
-  TileSpace s;
-  const ir::Op& a = *g.anchor;
+bool isWindow(ir::TileClass c) {
+  return c == ir::TileClass::ConvWindow || c == ir::TileClass::DeconvWindow || c == ir::TileClass::PoolWindow ||
+         c == ir::TileClass::ResizeWindow;
+}
+
+// Output rows, columns and the spatial input window of the group's anchor, by its tile class.
+void shapeTiles(TileSpace& s, const ir::Op& a) {
   const ir::Shape& out = a.result()->type.shape;
   const ir::Value* primary = a.numOperands() ? a.operand(0) : nullptr;
-  bool spatialOp =
-      a.is("conv2d") || a.is("conv_transpose2d") || a.is("max_pool2d") || a.is("avg_pool2d") || a.is("resize2d");
-  if (spatialOp) {
+  ir::TileClass tile = a.def().traits.tile;
+  if (isWindow(tile)) {
     const ir::Shape& in = primary->type.shape;
     s.spatial = true;
     s.outer = out[0];
@@ -349,38 +321,61 @@ TileSpace tileSpaceOf(const Group& g) {
     s.inW = in[3];
     s.outH = out[2];
     s.inElemBytes = static_cast<int64_t>(ir::elemTypeBytes(primary->type.elem));
-    if (a.is("conv2d") || a.is("conv_transpose2d")) {
+  }
+  switch (tile) {
+    case ir::TileClass::ConvWindow:
+    case ir::TileClass::DeconvWindow:
       s.kernel = a.operand(1)->type.shape[2];
       s.stride = a.getInts("stride")[0];
       s.dilation = a.getInts("dilation")[0];
       s.channelwise = a.getInt("groups") > 1;
-      s.rowMap = a.is("conv2d") ? TileSpace::RowMap::Conv : TileSpace::RowMap::ConvTranspose;
-    } else if (a.is("resize2d")) {
+      s.rowMap = tile == ir::TileClass::ConvWindow ? TileSpace::RowMap::Conv : TileSpace::RowMap::ConvTranspose;
+      return;
+    case ir::TileClass::ResizeWindow:
       s.rowMap = TileSpace::RowMap::Resize;
       s.channelwise = true;
-    } else {
+      return;
+    case ir::TileClass::PoolWindow:
       s.kernel = a.getInts("kernel")[0];
       s.stride = a.getInts("stride")[0];
-      s.dilation = a.is("max_pool2d") ? a.getInts("dilation")[0] : 1;
+      s.dilation = a.def().findAttr("dilation") ? a.getInts("dilation")[0] : 1;
       s.channelwise = true;
+      return;
+    case ir::TileClass::Gemm:
+      s.cols = out.back();
+      s.rows = std::max<int64_t>(1, product(out, 0, out.size() - 1));
+      return;
+    case ir::TileClass::BatchedGemm:
+      s.cols = out.back();
+      s.rows = out[out.size() - 2];
+      s.outer = product(out, 0, out.size() - 2);
+      return;
+    case ir::TileClass::AxisReduce: {
+      const ir::Shape& in = primary->type.shape;
+      int64_t axis = a.getInt("axis");
+      if (axis < 0) axis += static_cast<int64_t>(in.size());
+      s.rows = std::max<int64_t>(1, ir::numElements(in) / std::max<int64_t>(1, in[static_cast<size_t>(axis)]));
+      return;
     }
-  } else if (a.is("linear")) {
-    s.cols = out.back();
-    s.rows = std::max<int64_t>(1, product(out, 0, out.size() - 1));
-  } else if (a.is("matmul")) {
-    s.cols = out.back();
-    s.rows = out[out.size() - 2];
-    s.outer = product(out, 0, out.size() - 2);
-  } else if (a.is("softmax") || a.is("argmax") || a.is("topk")) {
-    const ir::Shape& in = primary->type.shape;
-    int64_t axis = a.getInt("axis");
-    if (axis < 0) axis += static_cast<int64_t>(in.size());
-    s.rows = std::max<int64_t>(1, ir::numElements(in) / std::max<int64_t>(1, in[static_cast<size_t>(axis)]));
-  } else if (a.is("global_avg_pool2d")) {
-    s.rows = out[0] * out[1];
-  } else {
-    s.rows = out.size() >= 2 ? product(out, 0, out.size() - 1) : 1;
+    case ir::TileClass::PlaneReduce: s.rows = out[0] * out[1]; return;
+    case ir::TileClass::Elementwise:
+    case ir::TileClass::Join:
+    case ir::TileClass::Indexed:
+    case ir::TileClass::Scatter: s.rows = out.size() >= 2 ? product(out, 0, out.size() - 1) : 1; return;
+    case ir::TileClass::None: break;
   }
+  fail(a, "has no tiling rule (tile class none in the op table)");
+}
+
+TileSpace tileSpaceOf(const Group& g) {
+  TileSpace s;
+  const ir::Op& a = *g.anchor;
+  const ir::Shape& out = a.result()->type.shape;
+  const ir::Value* primary = a.numOperands() ? a.operand(0) : nullptr;
+  ir::TileClass tile = a.def().traits.tile;
+  bool spatialOp = isWindow(tile);
+  bool gemm = tile == ir::TileClass::Gemm || tile == ir::TileClass::BatchedGemm;
+  shapeTiles(s, a);
   s.outer = std::max<int64_t>(1, s.outer);
   s.rows = std::max<int64_t>(1, s.rows);
   s.cols = std::max<int64_t>(1, s.cols);
@@ -391,9 +386,9 @@ TileSpace tileSpaceOf(const Group& g) {
     const ir::Value* v = c->result();
     bool anchorWeight = false;
     for (size_t i = 1; i < a.numOperands(); ++i) anchorWeight |= a.operand(i) == v;
-    Feed feed = isMacOp(a) && anchorWeight                       ? Feed::WholeByCols
-                : v->type.numel() == outElems && !a.is("gather") ? Feed::Proportional
-                                                                 : Feed::Whole;
+    Feed feed = isMacOp(a) && anchorWeight                                      ? Feed::WholeByCols
+                : v->type.numel() == outElems && tile != ir::TileClass::Indexed ? Feed::Proportional
+                                                                                : Feed::Whole;
     if (feed == Feed::Proportional)
       s.operands.push_back({v, feed, true, false, bytesOf(v) / s.outer});
     else
@@ -402,17 +397,22 @@ TileSpace tileSpaceOf(const Group& g) {
   for (const ir::Value* v : g.inputs) {
     Feed feed;
     int64_t bytes = bytesOf(v);
+    auto batch = [&](const ir::Value* x) {
+      return tile == ir::TileClass::BatchedGemm ? std::max<int64_t>(1, product(x->type.shape, 0, x->type.rank() - 2))
+                                                : 1;
+    };
     if (spatialOp && v == primary) {
       feed = Feed::Window;
-    } else if ((a.is("linear") || a.is("matmul")) && v == primary) {
+    } else if (gemm && v == primary) {
       feed = Feed::Rows;
-      bytes = bytesOf(v) / std::max<int64_t>(1, a.is("matmul") ? product(v->type.shape, 0, v->type.rank() - 2) : 1);
-    } else if (a.is("matmul") && v == a.operand(1)) {
+      bytes = bytesOf(v) / batch(v);
+    } else if (tile == ir::TileClass::BatchedGemm && v == a.operand(1)) {
       feed = Feed::WholeByCols;
-      bytes = bytesOf(v) / std::max<int64_t>(1, product(v->type.shape, 0, v->type.rank() - 2));
-    } else if ((a.is("gather") && v == primary) || a.is("point_pillar_scatter")) {
+      bytes = bytesOf(v) / batch(v);
+    } else if ((tile == ir::TileClass::Indexed && v == primary) || tile == ir::TileClass::Scatter) {
       feed = Feed::Whole;
-    } else if (v->type.numel() < outElems && !a.is("concat") && !(v == primary && !isMacOp(a) && !spatialOp)) {
+    } else if (v->type.numel() < outElems && tile != ir::TileClass::Join &&
+               !(v == primary && !isMacOp(a) && !spatialOp)) {
       feed = Feed::Whole;  // a broadcast operand of add/sub/mul
     } else {
       feed = Feed::Proportional;
@@ -711,31 +711,39 @@ class Lowering {
 
   static void setGemm(Instruction& in, const ir::Op& a) {
     const ir::Shape& out = a.result()->type.shape;
-    if (a.is("conv2d")) {
-      const ir::Shape& w = a.operand(1)->type.shape;
-      int64_t groups = a.getInt("groups");
-      in.gemmBatch = out[0] * groups;
-      in.gemmM = out[2] * out[3];
-      in.gemmN = out[1] / groups;
-      in.gemmK = w[1] * w[2] * w[3];
-    } else if (a.is("conv_transpose2d")) {
-      const ir::Shape& in4 = a.operand(0)->type.shape;
-      const ir::Shape& w = a.operand(1)->type.shape;
-      int64_t groups = a.getInt("groups");
-      in.gemmBatch = in4[0] * groups;
-      in.gemmM = in4[2] * in4[3];
-      in.gemmN = w[1] * w[2] * w[3];
-      in.gemmK = in4[1] / groups;
-    } else if (a.is("linear")) {
-      in.gemmBatch = 1;
-      in.gemmM = product(out, 0, out.size() - 1);
-      in.gemmN = out.back();
-      in.gemmK = a.operand(1)->type.shape[1];
-    } else if (a.is("matmul")) {
-      in.gemmBatch = product(out, 0, out.size() - 2);
-      in.gemmM = out[out.size() - 2];
-      in.gemmN = out.back();
-      in.gemmK = a.operand(0)->type.shape.back();
+    switch (a.def().traits.tile) {
+      case ir::TileClass::ConvWindow: {
+        const ir::Shape& w = a.operand(1)->type.shape;
+        int64_t groups = a.getInt("groups");
+        in.gemmBatch = out[0] * groups;
+        in.gemmM = out[2] * out[3];
+        in.gemmN = out[1] / groups;
+        in.gemmK = w[1] * w[2] * w[3];
+        return;
+      }
+      case ir::TileClass::DeconvWindow: {
+        const ir::Shape& in4 = a.operand(0)->type.shape;
+        const ir::Shape& w = a.operand(1)->type.shape;
+        int64_t groups = a.getInt("groups");
+        in.gemmBatch = in4[0] * groups;
+        in.gemmM = in4[2] * in4[3];
+        in.gemmN = w[1] * w[2] * w[3];
+        in.gemmK = in4[1] / groups;
+        return;
+      }
+      case ir::TileClass::Gemm:
+        in.gemmBatch = 1;
+        in.gemmM = product(out, 0, out.size() - 1);
+        in.gemmN = out.back();
+        in.gemmK = a.operand(1)->type.shape[1];
+        return;
+      case ir::TileClass::BatchedGemm:
+        in.gemmBatch = product(out, 0, out.size() - 2);
+        in.gemmM = out[out.size() - 2];
+        in.gemmN = out.back();
+        in.gemmK = a.operand(0)->type.shape.back();
+        return;
+      default: return;  // vector-unit ops have no GEMM shape
     }
   }
 

@@ -69,21 +69,9 @@ const char* const kCalibrate =
     "; calibrate the float model first (hbdk_sim.calibration.calibrate, or scales from the torch front end) "
     "so that every activation carries a scale";
 
-bool isOneOf(const ir::Op& op, std::initializer_list<const char*> names) {
-  for (const char* n : names)
-    if (op.is(n)) return true;
-  return false;
-}
-
-bool isDataMovement(const ir::Op& op) {
-  if (op.is("resize2d")) return op.getString("mode") == "nearest";
-  return isOneOf(op, {"split", "slice", "reshape", "flatten", "transpose", "gather", "point_pillar_scatter",
-                      "max_pool2d", "pad", "topk"});
-}
-
-bool isWeighted(const ir::Op& op) { return op.is("conv2d") || op.is("conv_transpose2d") || op.is("linear"); }
+bool isWeighted(const ir::Op& op) { return op.def().traits.quant == ir::QuantRule::Weighted; }
 // The axis of a weight that holds its output channels ([Cin, Cout/groups, kh, kw] for conv_transpose2d).
-int64_t weightAxis(const ir::Op& op) { return op.is("conv_transpose2d") ? 1 : 0; }
+int64_t weightAxis(const ir::Op& op) { return op.def().traits.weightAxis; }
 
 bool isF32(const ir::Value* v) { return v->type.elem == ElemType::F32; }
 
@@ -114,7 +102,7 @@ class Quantizer {
     const ir::Op* integerOp = nullptr;
     const ir::Op* floatOp = nullptr;
     for (auto& op : fn_.ops) {
-      if (isOneOf(*op, {"quantize", "dequantize", "requantize", "lut"})) {
+      if (ir::quantRule(*op) == ir::QuantRule::Integer) {
         if (!integerOp) integerOp = op.get();
       } else if (!op->is("constant") && !floatOp) {
         for (const auto& r : op->results)
@@ -313,27 +301,29 @@ class Quantizer {
   }
 
   void rewrite(ir::Op* op) {
-    if (op->is("batch_norm"))
-      throw ir::PassError(op->diag("batch_norm has no integer form; run fold-bn before quantize"));
     bool touchesF32 = false;
     for (ir::Value* v : op->operands()) touchesF32 = touchesF32 || isF32(v);
     for (auto& r : op->results) touchesF32 = touchesF32 || isF32(r.get());
+    ir::QuantRule rule = ir::quantRule(*op);
+    if (rule == ir::QuantRule::FoldFirst)
+      throw ir::PassError(op->diag(std::string(op->name()) + " has no integer form; run fold-bn before quantize"));
     if (!touchesF32) return;
 
-    if (isWeighted(*op))
-      rewriteWeighted(op);
-    else if (op->is("matmul"))
-      rewriteMatmul(op);
-    else if (isOneOf(*op, {"relu", "relu6", "clip"}))
-      rewriteClamp(op);
-    else if (exec::parseLutFunction(op->name()))
-      rewriteLut(op);
-    else if (isDataMovement(*op))
-      rewriteDataMovement(op);
-    else if (op->is("argmax"))
-      activation(op, 0);
-    else
-      rewriteRescaling(op);
+    switch (rule) {
+      case ir::QuantRule::Weighted: return rewriteWeighted(op);
+      case ir::QuantRule::Accumulate: return rewriteMatmul(op);
+      case ir::QuantRule::Clamp: return rewriteClamp(op);
+      case ir::QuantRule::Lut: return rewriteLut(op);
+      case ir::QuantRule::KeepsScale: return rewriteDataMovement(op);
+      case ir::QuantRule::IndexOnly: activation(op, 0); return;
+      case ir::QuantRule::Rescale: return rewriteRescaling(op);
+      case ir::QuantRule::RescaleLut: return rewriteRescalingWithTable(op);
+      case ir::QuantRule::Constant:  // constants are quantized where they are read
+      case ir::QuantRule::Integer:   // an integer op reading f32 is the mix needsQuantization refuses
+      case ir::QuantRule::FoldFirst: break;
+    }
+    throw ir::PassError(op->diag(std::string("quantize has no rule for '") + op->name() + "' reading or making f32 (" +
+                                 ir::quantRuleName(rule) + ")"));
   }
 
   void rewriteWeighted(ir::Op* op) {
@@ -471,11 +461,13 @@ class Quantizer {
     ir::Value* result = op->result();
     float sOut = scaleOf(*op, result);
     ElemType target = targetElem(*op);
-    exec::LutFunction f = *exec::parseLutFunction(op->name());
+    std::optional<exec::LutFunction> f = exec::parseLutFunction(op->name());
+    if (!f)
+      throw ir::PassError(op->diag(std::string("quantize has no lookup table function for '") + op->name() + "'"));
     double alpha = op->is("leaky_relu") ? op->getFloat("alpha") : 0.01;
     Ints table;
     try {
-      table = exec::buildLut(f, in.elem, in.quant->scales[0], target, sOut, alpha);
+      table = exec::buildLut(*f, in.elem, in.quant->scales[0], target, sOut, alpha);
     } catch (const ir::Error& e) {
       throw ir::PassError(op->diag(std::string("cannot build the lookup table: ") + e.what()));
     }
@@ -500,11 +492,8 @@ class Quantizer {
     const ir::TensorType in = op->operand(0)->type;
     for (size_t i = 1; i < op->numOperands(); ++i)
       if (isF32(op->operand(i))) activation(op, i);
-    size_t moved = op->is("topk") ? 1 : op->numResults();  // topk's indices stay si32
-    for (size_t i = 0; i < moved; ++i) {
-      ir::Value* r = op->result(i);
-      r->type = ir::TensorType(r->type.shape, in.elem, in.quant);
-    }
+    for (auto& r : op->results)  // index results (topk's) are si32 already and stay so
+      if (isF32(r.get())) r->type = ir::TensorType(r->type.shape, in.elem, in.quant);
     ++stats_["integer_ops"];
   }
 
@@ -534,6 +523,24 @@ class Quantizer {
     if (!op->result()->name.empty()) rq->result()->name = op->result()->name + ".in" + std::to_string(i);
     op->setOperand(i, rq->result());
     ++stats_["requantize"];
+  }
+
+  // softmax: rescales, reading the exp table of its input's type and scale as a graph constant,
+  // so that every executor reads the one table the compiler made.
+  void rewriteRescalingWithTable(ir::Op* op) {
+    rewriteRescaling(op);
+    const ir::TensorType& in = op->operand(0)->type;
+    std::vector<int64_t> table;
+    try {
+      table = exec::softmaxExpTable(in.elem, in.quant->scales[0]);
+    } catch (const ir::Error& e) {
+      throw ir::PassError(op->diag(std::string("cannot build the exp table: ") + e.what()));
+    }
+    ir::TensorType tt({static_cast<int64_t>(table.size())}, ElemType::SI32);
+    std::string hint = (op->loc.name.empty() ? std::string(op->name()) : op->loc.name) + ".exp_table";
+    ir::Op* c = m_.createConstant(&fn_, hint, tt, integerBlob(tt, table), op->loc, op);
+    c->result()->name = c->attr("value").asResource().key;
+    op->addOperand(c->result());
   }
 
   void rewriteRescaling(ir::Op* op) {

@@ -92,43 +92,35 @@ int64_t vectorCycles(const Machine& mc, Opcode op, const ir::Op* graphOp, int64_
   return ceilDiv(elementOps * width, mc.m.vectorUnit.lanes * rate(mc, op, graphOp));
 }
 
-// Element-ops of a fused post-op applied to `elements` outputs of its group.
-int64_t postOpWork(Opcode op, int64_t elements) {
-  switch (op) {
-    case Opcode::Reshape: return 0;
-    case Opcode::Softmax: return 3 * elements;
-    default: return elements;
-  }
-}
-
-// Element-ops of a vector-unit anchor: what it reads per output element. `ratio` is the fallback
-// without the graph: operand elements read per output element.
-int64_t anchorWork(const Instruction& in, const ir::Op* g) {
+// Element-ops of a vector-unit instruction (or of a post-op fused into one: `g` is then that
+// post-op's graph op, `elements` the group's outputs), by the opcode's VectorWork. Without the
+// graph op, a windowed or reducing opcode falls back to the operand elements it reads per output.
+int64_t vectorWork(const Instruction& in, Opcode op, const ir::Op* g, int64_t elements) {
   int64_t width = elemBytes(in.inputElem);
   int64_t ratio = std::max<int64_t>(1, ceilDiv(in.bytesIn, std::max<int64_t>(1, in.elements * width)));
   const ir::Value* x = g && g->numOperands() ? g->operand(0) : nullptr;
-  switch (in.opcode) {
-    case Opcode::Reshape: return 0;
-    case Opcode::Softmax: return 3 * in.elements;
-    case Opcode::MaxPool:
-    case Opcode::AvgPool:
+  switch (isa::vectorWorkOf(op)) {
+    case isa::VectorWork::View: return 0;
+    case isa::VectorWork::PerElement: return elements;
+    case isa::VectorWork::Softmax: return 3 * elements;
+    case isa::VectorWork::Window:
       if (g && g->hasAttr("kernel")) {
         const auto& k = g->getInts("kernel");
-        return in.elements * k.at(0) * (k.size() > 1 ? k[1] : k[0]);
+        return elements * k.at(0) * (k.size() > 1 ? k[1] : k[0]);
       }
-      return in.elements * ratio;
-    case Opcode::GlobalAvgPool:
-      if (x && x->type.rank() == 4) return in.elements * x->type.shape[2] * x->type.shape[3];
-      return in.elements * ratio;
-    case Opcode::Argmax:
+      return elements * ratio;
+    case isa::VectorWork::Plane:
+      if (x && x->type.rank() == 4) return elements * x->type.shape[2] * x->type.shape[3];
+      return elements * ratio;
+    case isa::VectorWork::Axis:
       if (x && g->hasAttr("axis")) {
         int64_t axis = g->getInt("axis");
         if (axis < 0) axis += static_cast<int64_t>(x->type.rank());
         if (axis >= 0 && axis < static_cast<int64_t>(x->type.rank()))
-          return in.elements * x->type.shape[static_cast<size_t>(axis)];
+          return elements * x->type.shape[static_cast<size_t>(axis)];
       }
-      return in.elements * ratio;
-    case Opcode::Topk:
+      return elements * ratio;
+    case isa::VectorWork::SortNetwork:
       // A k-wide insertion network per input element: ceil(log2 k) + 1 compare stages.
       if (x && g->hasAttr("k")) {
         int64_t k = std::max<int64_t>(1, g->getInt("k")), stages = 1;
@@ -136,12 +128,13 @@ int64_t anchorWork(const Instruction& in, const ir::Op* g) {
         return x->type.numel() * stages;
       }
       return ceilDiv(in.bytesIn, width) * 2;
-    case Opcode::Resize: {
+    case isa::VectorWork::Interpolate: {
       bool bilinear = g && g->hasAttr("mode") && g->attr("mode") == ir::Attribute(std::string("bilinear"));
-      return in.elements * (bilinear ? 4 : 1);
+      return elements * (bilinear ? 4 : 1);
     }
-    default: return in.elements;
+    case isa::VectorWork::NotVector: break;
   }
+  return elements;  // a MAC-array anchor's requantize epilogue is charged per element too
 }
 
 // ---- MAC array --------------------------------------------------------------------------------
@@ -267,7 +260,8 @@ Costed costOf(const Machine& mc, const Instruction& in, const ir::Function* grap
     // After the MAC array, requantize reads the si32 accumulators; everything after it the
     // activation precision.
     int64_t w = in.unit == Unit::MacArray && op == Opcode::Requantize ? 4 : width;
-    post += vectorCycles(mc, op, i < postGraphOps.size() ? postGraphOps[i] : nullptr, postOpWork(op, in.elements), w);
+    const ir::Op* g = i < postGraphOps.size() ? postGraphOps[i] : nullptr;
+    post += vectorCycles(mc, op, g, vectorWork(in, op, g, in.elements), w);
   }
   if (in.unit == Unit::MacArray) {
     c.macCycles = isDepthwise(in, anchor) ? depthwiseCycles(mc, in) : macArrayCycles(mc, in);
@@ -277,7 +271,7 @@ Costed costOf(const Machine& mc, const Instruction& in, const ir::Function* grap
     int64_t tiles = std::max<int64_t>(1, in.tileCount);
     c.cycles = std::max(c.macCycles, post) + ceilDiv(std::min(c.macCycles, post), tiles);
   } else {
-    c.vecCycles = vectorCycles(mc, in.opcode, anchor, anchorWork(in, anchor), width) + post;
+    c.vecCycles = vectorCycles(mc, in.opcode, anchor, vectorWork(in, in.opcode, anchor, in.elements), width) + post;
     c.cycles = c.vecCycles;
   }
   return c;

@@ -138,7 +138,8 @@ inline std::string residualHead() {
          "    %lr = requantize(%l) {multiplier = [1073741824], shift = [35], bpu.group = 1, bpu.group_role = "
          "\"requant\"} : "
          "tensor<1x10xsi8, scale=0.1>\n"
-         "    %sm = softmax(%lr) : tensor<1x10xsi8, scale=0.0078125>\n"
+         "    %et = constant {value = dense_resource<et>} : tensor<256xsi32>\n"
+         "    %sm = softmax(%lr, %et) : tensor<1x10xsi8, scale=0.0078125>\n"
          "    %o = dequantize(%sm) : tensor<1x10xf32>\n"
          "    return %o\n"
          "  }\n"
@@ -152,6 +153,9 @@ inline std::string residualHead() {
          "\n"
          "  lb = " +
          hexFill(40, 5) +
+         "\n"
+         "  et = " +
+         hexFill(1024, 6) +
          "\n"
          "}\n";
 }

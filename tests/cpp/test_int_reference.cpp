@@ -372,7 +372,8 @@ TEST(int_resize_bilinear) {
 
 TEST(int_softmax) {
   Tensor x = ints({2, 4}, ElemType::SI8, {5, 5, 5, 5, 100, 0, 0, 0}, perTensor(0.1f));
-  Tensor y = run1("softmax", {x}, {}, TensorType({2, 4}, ElemType::SI8, perTensor(1.0f / 128)));
+  Tensor table = ints({256}, ElemType::SI32, exec::softmaxExpTable(ElemType::SI8, 0.1f));
+  Tensor y = run1("softmax", {x, table}, {}, TensorType({2, 4}, ElemType::SI8, perTensor(1.0f / 128)));
   // Uniform row: e = 65535 each, y = floor((65535 * 128 + 2 * 65535) / (4 * 65535)) = 32.
   // Second row: d = 100 -> EXP[100] = round(65535 * e^-10) = 3; sum = 65544.
   int64_t e100 = static_cast<int64_t>(std::nearbyint(65535 * std::exp(-100 * static_cast<double>(0.1f))));
@@ -381,7 +382,8 @@ TEST(int_softmax) {
                (e100 * 128 + sum / 2) / sum, (e100 * 128 + sum / 2) / sum);
   // si16: distances in steps of 256 units; d = 300 -> 1 step.
   Tensor w = ints({2}, ElemType::SI16, {300, 0}, perTensor(0.01f));
-  Tensor z = run1("softmax", {w}, {}, TensorType({2}, ElemType::SI16, perTensor(1.0f / 32768)));
+  Tensor wideTable = ints({256}, ElemType::SI32, exec::softmaxExpTable(ElemType::SI16, 0.01f));
+  Tensor z = run1("softmax", {w, wideTable}, {}, TensorType({2}, ElemType::SI16, perTensor(1.0f / 32768)));
   int64_t e1 = static_cast<int64_t>(std::nearbyint(65535 * std::exp(-1 * (static_cast<double>(0.01f) * 256))));
   int64_t s2 = 65535 + e1;
   CHECK_VALUES(z, std::min<int64_t>((65535 * 32768 + s2 / 2) / s2, 32767), (e1 * 32768 + s2 / 2) / s2);
