@@ -24,6 +24,7 @@ from hbdk_sim.engine.config import Config
 from hbdk_sim.engine.predictor import _plain
 from hbdk_sim.engine.stages import build_data_loader, stage_entry
 from hbdk_sim.engine.trainer import BATCH_PROCESSORS, BatchProcessor
+from hbdk_sim.errors import ConfigError, InputFileError, UsageError
 from hbdk_sim.files import write_file
 from hbdk_sim.registry import METRICS, MODELS, TRANSFORMS, build_from_cfg
 
@@ -50,7 +51,7 @@ def task_name(cfg: Mapping) -> str:
 def deploy_dir(cfg: Mapping) -> Path:
     """`<work_dir>/deploy`: where exported graphs and compiled binaries go by default."""
     if "work_dir" not in cfg:
-        raise KeyError("the config has no 'work_dir'; set one (or pass --opts work_dir=DIR)")
+        raise ConfigError("the config has no 'work_dir'; set one (or pass --opts work_dir=DIR)")
     return Path(cfg["work_dir"]) / "deploy"
 
 
@@ -62,10 +63,10 @@ def default_output(cfg: Mapping, stage: str, suffix: str) -> Path:
 def deploy_input_shape(cfg: Mapping) -> list[int]:
     """`deploy_input_shape` of the config, checked: (N, C, H, W) positive ints."""
     if "deploy_input_shape" not in cfg:
-        raise KeyError("the config has no 'deploy_input_shape'; set it to the board input, e.g. [1, 3, 1024, 2048]")
+        raise ConfigError("the config has no 'deploy_input_shape'; set it to the board input, e.g. [1, 3, 1024, 2048]")
     shape = list(cfg["deploy_input_shape"])
     if len(shape) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ValueError(f"config deploy_input_shape: expected 4 positive ints (N, C, H, W) but got {shape}")
+        raise ConfigError(f"config deploy_input_shape: expected 4 positive ints (N, C, H, W) but got {shape}")
     return shape
 
 
@@ -76,16 +77,16 @@ def parse_input_shape(text: str, cfg: Mapping) -> list[int]:
     try:
         shape = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"--input-shape {text!r}: expected comma-separated ints N,C,H,W, e.g. 1,3,512,1024") from None
+        raise UsageError(f"--input-shape {text!r}: expected comma-separated ints N,C,H,W, e.g. 1,3,512,1024") from None
     if len(shape) != 4 or min(shape) <= 0:
-        raise ValueError(f"--input-shape {text!r}: expected 4 positive dims N,C,H,W, e.g. 1,3,512,1024")
+        raise UsageError(f"--input-shape {text!r}: expected 4 positive dims N,C,H,W, e.g. 1,3,512,1024")
     channels = deploy_input_shape(cfg)[1]
     if shape[1] != channels:
-        raise ValueError(f"--input-shape {text!r}: the network takes {channels} channels (deploy_input_shape), "
+        raise UsageError(f"--input-shape {text!r}: the network takes {channels} channels (deploy_input_shape), "
                          f"not {shape[1]}")
     stride = int(getattr(build_from_cfg(cfg["deploy_model"], MODELS), "max_stride", 1))
     if shape[2] % stride or shape[3] % stride:
-        raise ValueError(f"--input-shape {text!r}: H and W must be multiples of the network's stride {stride}")
+        raise UsageError(f"--input-shape {text!r}: H and W must be multiples of the network's stride {stride}")
     return shape
 
 
@@ -124,7 +125,7 @@ def activation_bytes(cfg: Mapping, shape: Sequence[int]) -> int:
     except RuntimeError as e:  # shapes that do not line up (a size that is no multiple of the stride)
         stride = getattr(network, "max_stride", None)
         hint = f"; H and W must be multiples of the network's stride {stride}" if stride else ""
-        raise ValueError(f"input shape {list(shape)}: the deploy network does not run on it "
+        raise UsageError(f"input shape {list(shape)}: the deploy network does not run on it "
                          f"({str(e).splitlines()[0]}){hint}") from None
     finally:
         for h in hooks:
@@ -137,7 +138,7 @@ def check_fits_memory(cfg: Mapping, shape: Sequence[int], what: str = "deploy_in
     tensor of that size is allocated (ValueError naming the size and the fix)."""
     need, have = activation_bytes(cfg, shape), available_memory_bytes()
     if need > have:
-        raise ValueError(f"{what} {list(shape)}: the network's activations take {need / 1e9:,.1f} GB at that size "
+        raise UsageError(f"{what} {list(shape)}: the network's activations take {need / 1e9:,.1f} GB at that size "
                          f"(counted without allocating), more than the {have / 1e9:.1f} GB this machine has free; "
                          "use a smaller image_size (or --input-shape)")
 
@@ -225,8 +226,8 @@ def val_transform_specs(cfg: Mapping) -> list:
     if specs is None:
         specs = cfg.get("val_transforms")
     if specs is None:
-        raise KeyError("the config has neither val_data_loader.dataset.transforms nor val_transforms; "
-                       "the image preprocessing comes from them")
+        raise ConfigError("the config has neither val_data_loader.dataset.transforms nor val_transforms; "
+                          "the image preprocessing comes from them")
     specs = specs.to_dict() if isinstance(specs, Config) else specs
     return [t.to_dict() if isinstance(t, Config) else t for t in specs]
 
@@ -237,8 +238,8 @@ def image_transforms(cfg: Mapping) -> Callable[[dict], dict]:
     specs = [t for t in val_transform_specs(cfg) if _type_name(t) not in LABEL_TRANSFORMS]
     random = [_type_name(t) for t in specs if _type_name(t) in RANDOM_TRANSFORMS]
     if random:
-        raise ValueError(f"the validation transforms hold random ones ({', '.join(random)}); the board "
-                         "preprocessing must be deterministic: move them to train_transforms")
+        raise ConfigError(f"the validation transforms hold random ones ({', '.join(random)}); the board "
+                          "preprocessing must be deterministic: move them to train_transforms")
     transforms = [build_from_cfg(t, TRANSFORMS) for t in specs]
 
     def apply(sample: dict) -> dict:
@@ -258,7 +259,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as im:
             return np.array(im.convert("RGB"))
     except OSError as e:  # Pillow's UnidentifiedImageError is an OSError
-        raise ValueError(f"{path}: not an image Pillow can read ({e})") from None
+        raise InputFileError(path, f"not an image Pillow can read ({e})") from None
 
 
 def prepare_image(rgb: np.ndarray, transforms: Callable[[dict], dict]) -> torch.Tensor:
@@ -266,8 +267,8 @@ def prepare_image(rgb: np.ndarray, transforms: Callable[[dict], dict]) -> torch.
     sample = transforms({"img": rgb, "color_space": "rgb"})
     img = sample["img"]
     if not isinstance(img, torch.Tensor) or img.ndim != 3:
-        raise TypeError(f"the validation transforms gave an image of type {type(img).__name__}; they must end "
-                        "with ToTensor (and Normalize) so the network gets a CxHxW tensor")
+        raise ConfigError(f"the validation transforms gave an image of type {type(img).__name__}; they must end "
+                          "with ToTensor (and Normalize) so the network gets a CxHxW tensor")
     return img.float().unsqueeze(0)
 
 
@@ -277,12 +278,12 @@ def parse_model_inputs(text: str) -> list[Path]:
     for item in (p.strip() for p in text.split(",")):
         name, sep, path = item.partition(":")
         if not sep or name != "img" or not path:
-            raise ValueError(f"--model-inputs {text!r}: expected img:PATH[,img:PATH2...] but got {item!r}")
+            raise UsageError(f"--model-inputs {text!r}: expected img:PATH[,img:PATH2...] but got {item!r}")
         paths.append(Path(path))
     stems = [p.stem for p in paths]
     twice = sorted({s for s in stems if stems.count(s) > 1})
     if twice:
-        raise ValueError(f"--model-inputs: several images are named {', '.join(twice)}; their outputs would "
+        raise UsageError(f"--model-inputs: several images are named {', '.join(twice)}; their outputs would "
                          "collide in --save-path")
     return paths
 
@@ -301,7 +302,7 @@ def colorize(class_ids: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndar
     table[: len(palette)] = np.asarray(palette, np.uint8)
     ids = np.asarray(class_ids)
     if ids.min(initial=0) < 0 or ids.max(initial=0) > 255:
-        raise ValueError(f"colorize: class ids must be in 0..255 but range {ids.min()}..{ids.max()}")
+        raise UsageError(f"colorize: class ids must be in 0..255 but range {ids.min()}..{ids.max()}")
     return table[ids.astype(np.uint8)]
 
 
@@ -348,7 +349,7 @@ def evaluate_binary(cfg: Config, executor: Any, progress_bar: bool = True) -> di
         else BatchProcessor()
     metric = build_from_cfg(entry.get("metric", cfg.get("metric")), METRICS)
     if metric is None:
-        raise KeyError("the config has no 'metric' to evaluate align_bpu with")
+        raise ConfigError("the config has no 'metric' to evaluate align_bpu with")
     if hasattr(metric, "reset"):
         metric.reset()
     loader = build_data_loader(cfg, entry.get("data_loader", "val_data_loader"), train=False, batch_size=1)

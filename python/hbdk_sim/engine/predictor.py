@@ -18,6 +18,7 @@ from torch import nn
 
 from hbdk_sim.engine.distributed import default_device, get_rank, reduce_metric
 from hbdk_sim.engine.trainer import BATCH_PROCESSORS, BatchProcessor
+from hbdk_sim.errors import UsageTypeError
 from hbdk_sim.registry import METRICS, TRAINERS, build_from_cfg
 
 
@@ -37,13 +38,14 @@ class Predictor:
                  device: str | torch.device | None = None, max_steps: int | None = None, progress_bar: bool = True,
                  metric_name: str = "metric") -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"Predictor model must be an nn.Module, got {type(model).__name__}")
+            raise UsageTypeError(f"Predictor model must be an nn.Module, got {type(model).__name__}")
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
         self.data_loader = data_loader
         self.metric = build_from_cfg(metric, METRICS)
         if self.metric is not None and not (hasattr(self.metric, "update") and hasattr(self.metric, "compute")):
-            raise TypeError(f"Predictor metric {type(self.metric).__name__} needs update(preds, batch) and compute()")
+            raise UsageTypeError(f"Predictor metric {type(self.metric).__name__} needs update(preds, batch) and "
+                                 "compute()")
         self.batch_processor = build_from_cfg(batch_processor, BATCH_PROCESSORS) if batch_processor \
             else BatchProcessor()
         self.max_steps = max_steps

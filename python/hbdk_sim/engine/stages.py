@@ -26,9 +26,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from hbdk_sim.engine.config import Config, ConfigError
+from hbdk_sim.engine.config import Config
 from hbdk_sim.engine.distributed import build_sampler
 from hbdk_sim.engine.trainer import build_trainer
+from hbdk_sim.errors import ConfigError, UsageError
 from hbdk_sim.registry import CONVERTERS, DATASETS, METRICS, MODELS, build_from_cfg
 
 STAGES = ("float", "calibration", "qat", "int_infer")
@@ -84,11 +85,11 @@ def check_top_level_names(cfg: Mapping, source: str, where: str) -> None:
 def stage_entry(cfg: Mapping, stage: str, kind: str) -> dict:
     """`cfg["<stage>_<kind>"]` (kind: trainer or predictor) as a plain dict."""
     if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        raise UsageError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     key = f"{stage}_{kind}"
     if key not in cfg:
         have = sorted(k for k in cfg if k.endswith(("_trainer", "_predictor")))
-        raise KeyError(f"the config has no {key!r} entry (it has: {', '.join(have) or 'none'})")
+        raise ConfigError(f"the config has no {key!r} entry (it has: {', '.join(have) or 'none'})")
     entry = cfg[key]
     return entry.to_dict() if isinstance(entry, Config) else dict(entry)
 
@@ -133,7 +134,7 @@ def build_data_loader(cfg: Mapping, key: str, *, train: bool, batch_size: int | 
     """A DataLoader from `cfg[key]` = dict(dataset=..., batch_size, shuffle, num_workers, ...), with a
     distributed sampler under torchrun."""
     if key not in cfg:
-        raise KeyError(f"the config has no {key!r} entry")
+        raise ConfigError(f"the config has no {key!r} entry")
     spec = dict(cfg[key].to_dict() if isinstance(cfg[key], Config) else cfg[key])
     dataset = build_from_cfg(spec.pop("dataset"), DATASETS)
     shuffle = bool(spec.pop("shuffle", train))
@@ -175,7 +176,7 @@ def _fill_validation(callbacks: list, cfg: Mapping) -> list:
 def build_stage_trainer(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None):
     """The Trainer of a training stage, model converted and data loaders built."""
     if stage not in TRAIN_STAGES:
-        raise ValueError(f"stage {stage!r} does not train; expected one of {', '.join(TRAIN_STAGES)}")
+        raise UsageError(f"stage {stage!r} does not train; expected one of {', '.join(TRAIN_STAGES)}")
     entry = stage_entry(cfg, stage, "trainer")
     check_batch_fits_memory(cfg, entry.get("data_loader", "train_data_loader"))
     model = convert(build_from_cfg(cfg["model"], MODELS), entry, ckpt)
