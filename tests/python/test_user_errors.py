@@ -26,6 +26,7 @@ import hbdk_sim  # noqa: E402
 from conftest import REPO, run_tool_here  # noqa: E402
 from hbdk_sim import cli  # noqa: E402
 from hbdk_sim.data import make_synthetic_cityscapes, pack_cityscapes  # noqa: E402
+from hbdk_sim.engine.batch_processor import num_batches  # noqa: E402
 from hbdk_sim.engine.trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION  # noqa: E402
 from hbdk_sim.errors import ConfigError, UserError  # noqa: E402
 from hbdk_sim.registry import build_from_cfg  # noqa: E402
@@ -366,3 +367,16 @@ def test_building_from_a_config_blames_the_config_only_for_its_arguments():
     with pytest.raises(ConfigError, match="building Resize: missing a required argument: 'size'"):
         build_from_cfg(dict(type=Resize))
 
+
+def test_a_len_that_raises_is_a_bug_not_a_loader_without_length():
+    class Loader:
+        def __iter__(self):
+            return iter(())
+
+        def __len__(self):
+            raise TypeError("a bug in __len__")
+
+    assert num_batches(iter([1, 2])) is None and num_batches(iter([1, 2]), 5) == 5
+    assert num_batches([1, 2, 3]) == 3 and num_batches([1, 2, 3], 2) == 2
+    with pytest.raises(TypeError, match="a bug in __len__"):
+        num_batches(Loader())

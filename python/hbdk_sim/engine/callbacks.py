@@ -24,6 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from hbdk_sim.checkpoints import fit_state_dict
 from hbdk_sim.engine.distributed import all_gather_object, barrier, get_rank, unwrap_model
+from hbdk_sim.engine.predictor import Predictor
 from hbdk_sim.errors import CheckpointError, UsageError, UsageTypeError
 from hbdk_sim.files import write_file
 from hbdk_sim.registry import CALLBACKS, build_from_cfg
@@ -315,8 +316,6 @@ class Validation(Callback):
         self.history: list[dict[str, Any]] = []
 
     def on_epoch_end(self, trainer: Any) -> None:
-        from hbdk_sim.engine.predictor import Predictor
-
         if (trainer.epoch + 1) % self.every_n_epochs and trainer.epoch + 1 != trainer.num_epochs:
             return
         model = trainer.ema_model.module if self.use_ema and trainer.ema_model is not None \

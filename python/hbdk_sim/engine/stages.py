@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from hbdk_sim.engine.config import Config
 from hbdk_sim.engine.distributed import build_sampler
+from hbdk_sim.engine.memory import check_fits_memory
 from hbdk_sim.engine.trainer import build_trainer
 from hbdk_sim.errors import ConfigError, UsageError
 from hbdk_sim.registry import CONVERTERS, DATASETS, METRICS, MODELS, build_from_cfg
@@ -80,6 +81,16 @@ def check_top_level_names(cfg: Mapping, source: str, where: str) -> None:
                    "remove it, or start its name with '_' to keep it as a private helper")
             raise ConfigError(f"{where}:{node.lineno}: top-level {name!r} is read by no stage and used nowhere in "
                               f"the config; {fix}")
+
+
+def deploy_input_shape(cfg: Mapping) -> list[int]:
+    """`deploy_input_shape` of the config, checked: (N, C, H, W) positive ints."""
+    if "deploy_input_shape" not in cfg:
+        raise ConfigError("the config has no 'deploy_input_shape'; set it to the board input, e.g. [1, 3, 1024, 2048]")
+    shape = list(cfg["deploy_input_shape"])
+    if len(shape) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ConfigError(f"config deploy_input_shape: expected 4 positive ints (N, C, H, W) but got {shape}")
+    return shape
 
 
 def stage_entry(cfg: Mapping, stage: str, kind: str) -> dict:
@@ -153,8 +164,6 @@ def check_batch_fits_memory(cfg: Mapping, loader_key: str) -> None:
     fit in the free memory. A config without a deploy network is not checked."""
     if "deploy_model" not in cfg or "deploy_input_shape" not in cfg or loader_key not in cfg:
         return
-    from hbdk_sim.engine.deploy import check_fits_memory, deploy_input_shape
-
     batch = int(dict(cfg[loader_key]).get("batch_size", 1) or 1)
     shape = [batch, *deploy_input_shape(cfg)[1:]]
     check_fits_memory(cfg, shape, f"a batch of {loader_key} (batch_size x deploy_input_shape)")
@@ -228,7 +237,7 @@ def deploy_model(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None)
     for c in converters:
         if isinstance(c, Mapping) and c.get("type") == "QAT2Quantize":
             c = {k: v for k, v in c.items() if k != "submodule"}
-            c["input_shape"] = list(cfg["deploy_input_shape"])
+            c["input_shape"] = deploy_input_shape(cfg)
         if isinstance(c, Mapping) and c.get("type") == "LoadCheckpoint":
             c = dict(c, prefix=prefix)  # the task model's checkpoint, into its network
         fixed.append(c)
