@@ -8,8 +8,9 @@ The float deploy network (`deploy_model` of the config) is traced on zeros of `-
 
 from __future__ import annotations
 
-from hbdk_sim.engine.deploy import check_fits_memory, deploy_input_shape, parse_input_shape, task_name
-from hbdk_sim.engine.stages import load_config
+from hbdk_sim.engine.deploy import parse_input_shape, task_name
+from hbdk_sim.engine.memory import check_fits_memory
+from hbdk_sim.engine.stages import deploy_input_shape, load_config
 from hbdk_sim.engine.toolkit import config_parser, run_tool
 from hbdk_sim.opcount import calops
 from hbdk_sim.registry import MODELS, build_from_cfg

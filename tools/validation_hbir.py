@@ -20,6 +20,7 @@ from hbdk_sim.api import perf_report_paths
 from hbdk_sim.engine.deploy import default_output, evaluate_binary, example_input, refuse_existing, task_name
 from hbdk_sim.engine.stages import deploy_model, load_config
 from hbdk_sim.engine.toolkit import config_parser, run_tool
+from hbdk_sim.errors import UsageError
 from hbdk_sim.files import write_file
 from hbdk_sim.frontend.api import compile_model
 
@@ -57,13 +58,13 @@ def main() -> int:
     march = args.march or cfg.get("march", "bpu")
     if args.hbm:
         if args.ckpt:
-            raise ValueError("--ckpt selects the weights to compile; an --hbm is already compiled: pass one of them")
+            raise UsageError("--ckpt selects the weights to compile; an --hbm is already compiled: pass one of them")
         hbm = Path(args.hbm)
         if not hbm.is_file():
             raise FileNotFoundError(f"{hbm}: binary not found; compile one with tools/compile_perf.py or omit --hbm")
         binary = hbdk_sim.load_hbm(hbm)
         if args.march and binary.march != args.march:
-            raise ValueError(f"{hbm} was compiled for march '{binary.march}', not '{args.march}'")
+            raise UsageError(f"{hbm} was compiled for march '{binary.march}', not '{args.march}'")
     else:
         hbm = _compiled(cfg, march, args.ckpt, args.force)
         binary = hbdk_sim.load_hbm(hbm)

@@ -18,6 +18,7 @@ import numpy as np
 
 from hbdk_sim import _core
 from hbdk_sim.calibration import calibrate
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.files import read_bytes, refuse_existing, write_file
 from hbdk_sim.ir import ModuleSummary, load, summarize
 from hbdk_sim.march import load_march
@@ -178,8 +179,8 @@ def _write_reports(perf: PerfReport, paths: Sequence[Path]) -> None:
 def check_march_by_keyword(example_inputs) -> None:
     """compile_perf's second argument is example_inputs: a march there was meant by keyword."""
     if isinstance(example_inputs, (str, _core.March)):
-        raise TypeError("compile_perf(model, example_inputs=None, march='bpu', ...): pass the march by keyword, "
-                        f"march={example_inputs!r}")
+        raise UsageTypeError("compile_perf(model, example_inputs=None, march='bpu', ...): pass the march by keyword, "
+                             f"march={example_inputs!r}")
 
 
 def compile_perf(
@@ -200,16 +201,16 @@ def compile_perf(
     and `<name>.perf.html` there, refusing to replace an existing file unless `overwrite`."""
     check_march_by_keyword(example_inputs)
     if not isinstance(model_or_path, (str, os.PathLike, _core.Module)):
-        raise TypeError(f"expected an .hbm or .hbir path or a Module but got {type(model_or_path).__name__}; "
-                        "hbdk_sim.compile_perf takes torch models")
+        raise UsageTypeError(f"expected an .hbm or .hbir path or a Module but got {type(model_or_path).__name__}; "
+                             "hbdk_sim.compile_perf takes torch models")
     target = _as_march(march)
     path = None if isinstance(model_or_path, _core.Module) else Path(model_or_path)
     if path is not None and path.suffix == ".hbm":
         if example_inputs is not None:
-            raise ValueError(f"{path}: example_inputs calibrate a float model; an .hbm is already compiled")
+            raise UsageError(f"{path}: example_inputs calibrate a float model; an .hbm is already compiled")
         model = load_hbm(path)
         if model.march != target.name:
-            raise ValueError(f"{path}: expected a binary for march '{target.name}' but it was compiled for "
+            raise UsageError(f"{path}: expected a binary for march '{target.name}' but it was compiled for "
                              f"'{model.march}'; pass march='{model.march}' or recompile the .hbir")
         report = estimate(model, target, path.stem)
         if out_dir is not None:
@@ -241,10 +242,10 @@ MAX_EXECUTOR_THREADS = 256
 
 def check_threads(threads: object) -> int:
     """`threads` as the executor takes it: an int from 0 (one per hardware thread) to
-    MAX_EXECUTOR_THREADS; anything else is a ValueError that says the range."""
+    MAX_EXECUTOR_THREADS; anything else is a UsageError that says the range."""
     if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or not (
             0 <= threads <= MAX_EXECUTOR_THREADS):
-        raise ValueError(f"threads must be an integer from 0 (one per hardware thread) to {MAX_EXECUTOR_THREADS} "
+        raise UsageError(f"threads must be an integer from 0 (one per hardware thread) to {MAX_EXECUTOR_THREADS} "
                          f"but got {threads!r}")
     return int(threads)
 
@@ -271,9 +272,14 @@ class Executor:
             missing = [n for n in self.input_names if n not in inputs]
             unknown = [n for n in inputs if n not in self.input_names]
             if missing or unknown:
-                raise ValueError(f"inputs: missing {missing}, unknown {unknown}; the model takes {self.input_names}")
+                raise UsageError(f"inputs: missing {missing}, unknown {unknown}; the model takes {self.input_names}")
             args = [inputs[n] for n in self.input_names]
         else:
             args = list(inputs)
-        outputs = self._executor.run(args)
+        try:
+            outputs = self._executor.run(args)
+        except TypeError as e:  # the binding's check of the arrays: not an array, a dtype that does not cast
+            raise UsageTypeError(str(e)) from None
+        except ValueError as e:  # the binding's check of the arrays: their number or shapes
+            raise UsageError(str(e)) from None
         return dict(zip(self.output_names, outputs, strict=True))

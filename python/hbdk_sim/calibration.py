@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from hbdk_sim import _core
+from hbdk_sim.errors import UsageError
 
 # A value whose samples are all zero still needs a positive scale.
 MIN_SCALE = 1e-8
@@ -52,7 +53,7 @@ def calibrate(module: _core.Module, samples: Iterable[Sequence[np.ndarray]], fun
             amax[name] = max(amax[name], float(np.max(np.abs(outputs[name])))) if outputs[name].size else amax[name]
         count += 1
     if count == 0:
-        raise ValueError("calibrate needs at least one sample")
+        raise UsageError("calibrate needs at least one sample")
     scales = {}
     for v in values:
         if v.dtype != "f32":
@@ -60,7 +61,7 @@ def calibrate(module: _core.Module, samples: Iterable[Sequence[np.ndarray]], fun
         qmax = 127
         if v.name in wide:
             if v.owner is None:
-                raise ValueError(f"'{v.name}' is a function argument; arguments are always quantized to si8")
+                raise UsageError(f"'{v.name}' is a function argument; arguments are always quantized to si8")
             v.owner.set_attr("quant.dtype", "si16")
             qmax = 32767
         scale = max(amax[v.name] / qmax, MIN_SCALE)

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from hbdk_sim.errors import CheckpointError
+
 # Keys only a model prepared by Float2Calibration / Float2QAT has.
 _FAKE_QUANT_MARKS = ("weight_fake_quant.", "activation_post_process.", "fake_quant.")
 
@@ -48,24 +50,24 @@ def _fix(state: Mapping[str, Any], model: nn.Module) -> str:
 
 def fit_state_dict(model: nn.Module, state: Any, source: str, *, strict: bool = True) -> nn.Module:
     """Load `state` into `model`; a state that is not a dict of tensors, is empty, or (with `strict`)
-    does not fit the model's names and shapes raises one ValueError naming `source`."""
+    does not fit the model's names and shapes raises one CheckpointError naming `source`."""
     if not isinstance(state, Mapping):
-        raise ValueError(f"{source}: expected a dict of weights but found a {type(state).__name__}; "
-                         "save checkpoints with the Checkpoint callback or torch.save(model.state_dict())")
+        raise CheckpointError(f"{source}: expected a dict of weights but found a {type(state).__name__}; "
+                              "save checkpoints with the Checkpoint callback or torch.save(model.state_dict())")
     if not state:
-        raise ValueError(f"{source}: holds no weights (an empty state dict); train the stage again or give "
-                         "another checkpoint")
+        raise CheckpointError(f"{source}: holds no weights (an empty state dict); train the stage again or give "
+                              "another checkpoint")
     not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise ValueError(f"{source}: '{not_tensors[0]}' is a {type(state[not_tensors[0]]).__name__}, not a tensor; "
-                         "not a state dict of weights")
+        kind = type(state[not_tensors[0]]).__name__
+        raise CheckpointError(f"{source}: '{not_tensors[0]}' is a {kind}, not a tensor; not a state dict of weights")
     own = model.state_dict()
     for name, value in state.items():
         # An empty buffer (a quantizer's scale before calibration) takes its shape from the state.
         if name in own and own[name].numel() and tuple(own[name].shape) != tuple(value.shape):
-            raise ValueError(f"{source}: does not fit {_model_kind(model)}: '{name}' is {list(value.shape)} there "
-                             f"but {list(own[name].shape)} in the model ({describe_state(state)}); "
-                             f"{_fix(state, model)}")
+            raise CheckpointError(f"{source}: does not fit {_model_kind(model)}: '{name}' is {list(value.shape)} there "
+                                  f"but {list(own[name].shape)} in the model ({describe_state(state)}); "
+                                  f"{_fix(state, model)}")
     result = model.load_state_dict(state, strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
         missing, unexpected = result.missing_keys, result.unexpected_keys
@@ -73,6 +75,6 @@ def fit_state_dict(model: nn.Module, state: Any, source: str, *, strict: bool = 
                  else f"its '{unexpected[0]}' is not in the model")
         counts = ", ".join(p for p in (f"{len(missing)} missing" if missing else "",
                                        f"{len(unexpected)} unexpected" if unexpected else "") if p)
-        raise ValueError(f"{source}: does not fit {_model_kind(model)}: {first} ({counts}; "
-                         f"{describe_state(state)}); {_fix(state, model)}")
+        raise CheckpointError(f"{source}: does not fit {_model_kind(model)}: {first} ({counts}; "
+                              f"{describe_state(state)}); {_fix(state, model)}")
     return model

@@ -23,18 +23,20 @@ from pathlib import Path
 import numpy as np
 
 from hbdk_sim import _core, api
-from hbdk_sim.files import MAX_INPUT_BYTES, InputFileError, write_file
+from hbdk_sim.errors import FILE_ERRORS, InputFileError, UserError
+from hbdk_sim.files import MAX_INPUT_BYTES, write_file
 from hbdk_sim.ir import load, save, summarize
 from hbdk_sim.march import list_marches, load_march
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
-# Errors in what the user gave (a malformed file, NaN weights, an unreadable path): EXIT_USAGE.
-_INPUT_ERRORS = (_core.ParseError, _core.DataError, OSError, ValueError)
+# Errors in what the user gave (a malformed file, NaN weights, a missing path): EXIT_USAGE. Any other
+# exception is a bug and reaches the user with its traceback.
+_INPUT_ERRORS = (UserError, _core.ParseError, _core.DataError, *FILE_ERRORS)
 
 
-class CliError(Exception):
+class CliError(UserError):
     """A user-facing failure: `message` is printed as one line, `code` is the exit status."""
 
     def __init__(self, message: str, code: int = EXIT_USAGE):
@@ -313,7 +315,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = dict(_read_input(spec, executor.input_names) for spec in args.input or [])
     try:
         outputs = executor.run(inputs)
-    except (ValueError, TypeError, _core.HbirError) as e:
+    except (UserError, _core.HbirError) as e:
         raise CliError(f"{args.file}: error: {e}") from None
     out = Path(args.output)
     try:
@@ -406,8 +408,12 @@ def cmd_passes(args: argparse.Namespace) -> int:
 
 def _threads(text: str) -> int:
     try:
-        return api.check_threads(int(text))
-    except ValueError:
+        threads: int | None = int(text)
+    except ValueError:  # not a number: check_threads refuses it with the others
+        threads = None
+    try:
+        return api.check_threads(threads)
+    except UserError:
         raise argparse.ArgumentTypeError(f"expected an integer from 0 to {api.MAX_EXECUTOR_THREADS}, "
                                          f"got {text!r}") from None
 
@@ -504,6 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(str(e), file=sys.stderr)
         return e.code
+    except UserError as e:
+        print(f"hbdk-sim: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("hbdk-sim: interrupted", file=sys.stderr)
         return 130

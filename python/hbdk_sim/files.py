@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from hbdk_sim.errors import InputFileError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -51,15 +53,6 @@ def write_file(path: str | os.PathLike, data: bytes, *, overwrite: bool = False)
 # The most a model or data file may hold; larger ones are refused before they are read. A model's
 # weights in hex text take twice their bytes, so this admits about 2 GB of weights.
 MAX_INPUT_BYTES = 4 << 30
-
-
-class InputFileError(ValueError):
-    """A user's input file that cannot be taken as it is: `path` and the `reason`."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 def read_bytes(path: str | os.PathLike, what: str = "file", limit: int = MAX_INPUT_BYTES) -> bytes:

@@ -12,7 +12,7 @@ from hbdk_sim.files import read_bytes, write_file
 
 
 def load(path: str | os.PathLike) -> Module:
-    """Parse and verify an `.hbir` file. Raises OSError, ValueError (a device or an oversized
+    """Parse and verify an `.hbir` file. Raises OSError, InputFileError (a device or an oversized
     file), ParseError or VerifyError."""
     path = Path(path)
     # Bytes go to the parser untouched so that a non-UTF-8 file gets a located parse error.

@@ -32,6 +32,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from hbdk_sim import _core
+from hbdk_sim.errors import UnsupportedModelError, UsageError
 from hbdk_sim.files import write_file
 
 # QuantizeLinear/DequantizeLinear take int16 from opset 21 on.
@@ -131,11 +132,11 @@ class _Exporter:
     def ints(self, values, base: str) -> str:
         return self.initializer(np.asarray(values, dtype=np.int64), base)
 
-    def error(self, why: str) -> ValueError:
+    def error(self, why: str) -> UnsupportedModelError:
         op = self.op
         loc = f' (loc("{op.loc}"))' if op is not None and op.loc else ""
         what = f"'{op.name}' op{loc} %{op.results[0].name if op.results else ''}" if op is not None else "function"
-        return ValueError(f"ONNX export of @{self.fn.name}: {what}: {why}")
+        return UnsupportedModelError(f"ONNX export of @{self.fn.name}: {what}: {why}")
 
     def node(self, op_type: str, inputs: list[str], outputs: list[str] | None = None, **attrs) -> list[str]:
         """Appends an ONNX node for the current HBIR op; `outputs` default to one fresh name."""
@@ -575,7 +576,7 @@ def hbir_to_onnx(module: _core.Module, function: str = "main", opset: int | None
     `onnx.checker`. Inputs and outputs keep the HBIR argument and result names.
 
     `opset` defaults to 17, or to 21 when the graph holds si16 values (int16 QuantizeLinear needs
-    it). Raises ValueError naming the op and its loc for an op ONNX cannot express."""
+    it). Raises UnsupportedModelError naming the op and its loc for an op ONNX cannot express."""
     # The printed form names every value (unnamed ones %0, %1, ...; duplicates name_1): parsing it
     # back gives a private copy whose names are exactly those a user sees in `hbdk-sim dump`.
     copy = _core.parse(module.print(), f"<module @{module.name}>")
@@ -584,10 +585,10 @@ def hbir_to_onnx(module: _core.Module, function: str = "main", opset: int | None
     if opset is None:
         opset = INT16_QDQ_OPSET if int16 else DEFAULT_OPSET
     if int16 and opset < INT16_QDQ_OPSET:
-        raise ValueError(f"ONNX export of @{function}: the graph holds si16 values, whose QuantizeLinear/"
-                         f"DequantizeLinear need opset >= {INT16_QDQ_OPSET} but opset {opset} was asked for")
+        raise UnsupportedModelError(f"ONNX export of @{function}: the graph holds si16 values, whose QuantizeLinear/"
+                                    f"DequantizeLinear need opset >= {INT16_QDQ_OPSET} but opset {opset} was asked for")
     if opset < 13:
-        raise ValueError(f"ONNX export of @{function}: opset {opset} is too old; use 13 or later")
+        raise UsageError(f"ONNX export of @{function}: opset {opset} is too old; use 13 or later")
     return _Exporter(copy, function, opset).export()
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from hbdk_sim import _core
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.frontend.torch_tracer import trace_float
 from hbdk_sim.ir import load
 
@@ -119,11 +120,11 @@ def _input_shapes(input_shape: Shape | Sequence[Shape]) -> list[list[int]]:
     elif shape_list and all(isinstance(s, (list, tuple, torch.Size)) for s in shape_list):
         shapes = [list(s) for s in shape_list]
     else:
-        raise TypeError(f"calops: expected input_shape as a tuple of ints, e.g. (1, 3, 224, 224), or a list of "
-                        f"such shapes for a model with several inputs, but got {input_shape!r}")
+        raise UsageTypeError(f"calops: expected input_shape as a tuple of ints, e.g. (1, 3, 224, 224), or a list of "
+                             f"such shapes for a model with several inputs, but got {input_shape!r}")
     for s in shapes:
         if not s or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in s):
-            raise ValueError(f"calops: expected every input dimension to be a positive int but got {list(s)}")
+            raise UsageError(f"calops: expected every input dimension to be a positive int but got {list(s)}")
     return shapes
 
 
@@ -148,7 +149,7 @@ def calops(model: nn.Module | _core.Module | str | os.PathLike, input_shape: Sha
     UnsupportedOpError."""
     if isinstance(model, nn.Module):
         if input_shape is None:
-            raise TypeError("calops: a torch model needs input_shape, e.g. calops(model, (1, 3, 224, 224))")
+            raise UsageTypeError("calops: a torch model needs input_shape, e.g. calops(model, (1, 3, 224, 224))")
         shapes = _input_shapes(input_shape)
         module = _trace(model, shapes, name)
     elif isinstance(model, _core.Module):
@@ -156,8 +157,8 @@ def calops(model: nn.Module | _core.Module | str | os.PathLike, input_shape: Sha
     elif isinstance(model, (str, os.PathLike)):
         module = load(Path(model))
     else:
-        raise TypeError(f"calops: expected an nn.Module, an HBIR Module or an .hbir path but got "
-                        f"{type(model).__name__}")
+        raise UsageTypeError(f"calops: expected an nn.Module, an HBIR Module or an .hbir path but got "
+                             f"{type(model).__name__}")
     if not isinstance(model, nn.Module):
         name = module.name
         shapes = [list(a.shape) for a in module.function("main").arguments]

@@ -26,6 +26,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from hbdk_sim.errors import UsageError
+
 JSON_FORMAT = "hbdk-sim.perf"
 JSON_VERSION = 1
 
@@ -124,7 +126,7 @@ class TimelineEvent:
             unit = UNITS[int(unit)]
         unit = str(unit)
         if unit not in UNITS:
-            raise ValueError(f"timeline event: expected a unit in {', '.join(UNITS)} but got '{unit}'")
+            raise UsageError(f"timeline event: expected a unit in {', '.join(UNITS)} but got '{unit}'")
         return cls(instruction=int(d["instruction"]), unit=unit, start=int(d["start"]), end=int(d["end"]),
                    opcode=str(d.get("opcode", "")), layer=str(d.get("layer", "")))
 
@@ -215,10 +217,10 @@ class PerfReport:
     def from_json(cls, text: str | bytes) -> PerfReport:
         d = json.loads(text)
         if not isinstance(d, dict) or d.get("format") != JSON_FORMAT:
-            raise ValueError(f"expected a '{JSON_FORMAT}' JSON document but got format {d.get('format')!r}"
+            raise UsageError(f"expected a '{JSON_FORMAT}' JSON document but got format {d.get('format')!r}"
                              if isinstance(d, dict) else f"expected a '{JSON_FORMAT}' JSON object")
         if d.get("version") != JSON_VERSION:
-            raise ValueError(f"expected {JSON_FORMAT} version {JSON_VERSION} but got {d.get('version')!r}")
+            raise UsageError(f"expected {JSON_FORMAT} version {JSON_VERSION} but got {d.get('version')!r}")
         t = d["totals"]
         return cls(model=str(d["model"]), march=str(d["march"]), clock_mhz=float(d["clock_mhz"]),
                    total_cycles=int(t["total_cycles"]), compute_cycles=int(t["compute_cycles"]),

@@ -17,8 +17,11 @@ OPTIMIZERS). An unknown name fails listing the closest registered names.
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from hbdk_sim.errors import ConfigError
 
 _ALL: dict[str, Registry] = {}
 
@@ -52,7 +55,7 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(key, list(self._entries), n=5, cutoff=0.4)
             hint = f"; closest: {', '.join(close)}" if close else f"; registered: {', '.join(sorted(self._entries))}"
-            raise KeyError(f"{self.name} registry: unknown type {key!r}{hint}") from None
+            raise ConfigError(f"{self.name} registry: unknown type {key!r}{hint}") from None
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries
@@ -101,8 +104,8 @@ def _lookup(name: str, preferred: Registry) -> Callable:
     if len(holders) == 1:
         return holders[0].get(name)
     if len(holders) > 1:
-        raise KeyError(f"{preferred.name} registry: {name!r} is not registered here and is ambiguous elsewhere "
-                       f"({', '.join(r.name for r in holders)}); pass the class itself")
+        raise ConfigError(f"{preferred.name} registry: {name!r} is not registered here and is ambiguous elsewhere "
+                          f"({', '.join(r.name for r in holders)}); pass the class itself")
     return preferred.get(name)  # raises, naming the closest
 
 
@@ -113,22 +116,42 @@ def build_from_cfg(cfg: Mapping[str, Any] | Any, registry: Registry | None = Non
     if not isinstance(cfg, Mapping):
         return cfg
     if "type" not in cfg:
-        raise KeyError(f"expected a config with a 'type' key but got keys {sorted(cfg)}")
+        raise ConfigError(f"expected a config with a 'type' key but got keys {sorted(cfg)}")
     kind = cfg["type"]
     if isinstance(kind, str):
         if registry is None:
-            raise KeyError(f"type {kind!r} given by name but no registry to look it up in; pass the class itself")
+            raise ConfigError(f"type {kind!r} given by name but no registry to look it up in; pass the class itself")
         factory = _lookup(kind, registry)
     elif callable(kind):
         factory = kind
     else:
-        raise TypeError(f"expected 'type' to be a registered name or a class but got {type(kind).__name__}")
+        raise ConfigError(f"expected 'type' to be a registered name or a class but got {type(kind).__name__}")
     kwargs = dict(defaults)
     for key, value in cfg.items():
         if key != "type":
             kwargs[key] = _build_nested(value, registry)
+    _check_arguments(factory, kwargs)
+    return factory(**kwargs)
+
+
+def _check_arguments(factory: Callable, kwargs: Mapping[str, Any]) -> None:
+    """A keyword the factory does not take, or a required one the config lacks, is the config's
+    mistake: checked against the signature before the call, so that a TypeError raised inside the
+    factory stays a bug with its traceback."""
     try:
-        return factory(**kwargs)
-    except TypeError as e:
-        name = getattr(factory, "__name__", repr(factory))
-        raise TypeError(f"building {name}: {e}") from e
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to read (some builtins): the call checks for itself
+        return
+    name = getattr(factory, "__name__", repr(factory))
+    params = signature.parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        keywords = [k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = [k for k in kwargs if k not in keywords]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], keywords, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; it takes {', '.join(keywords) or 'none'}"
+            raise ConfigError(f"building {name}: got an unexpected keyword argument {unknown[0]!r}{hint}")
+    try:
+        signature.bind(**kwargs)
+    except TypeError as e:  # bind raises TypeError only for arguments that do not fit: a missing one
+        raise ConfigError(f"building {name}: {e}") from None

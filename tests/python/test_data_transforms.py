@@ -21,6 +21,7 @@ from hbdk_sim.data.transforms import (
     SegRandomAffine,
     ToTensor,
 )
+from hbdk_sim.errors import ConfigError
 from hbdk_sim.registry import TRANSFORMS, build_from_cfg
 from PIL import Image
 
@@ -154,5 +155,5 @@ def test_transforms_build_from_config_names():
     out = t({"img": np.zeros((16, 32, 3), np.uint8), "gt_seg": np.full((16, 32), 7, np.uint8), "color_space": "rgb"})
     assert out["img"].shape == (3, 8, 16) and int(out["gt_seg"].max()) == 0
     assert torch.allclose(out["img"][1:], torch.zeros(2, 8, 16))  # black: Y 0, U and V 128 -> 0 after Normalize
-    with pytest.raises(KeyError, match="closest"):
+    with pytest.raises(ConfigError, match="closest"):
         build_from_cfg(dict(type="LabelRemapp"), TRANSFORMS)

@@ -22,6 +22,7 @@ from hbdk_sim.engine import (
     load_weights,
     sum_losses,
 )
+from hbdk_sim.errors import ConfigError, UsageError
 from hbdk_sim.registry import CALLBACKS, OPTIMIZERS, SCHEDULERS
 from torch import nn
 from torch.optim import lr_scheduler
@@ -74,7 +75,7 @@ def test_trainer_built_from_config_dict(tmp_path):
     assert trainer.batch_processor.grad_clip == {"max_norm": 2.0, "norm_type": 2.0}
     assert [type(cb) for cb in trainer.callbacks] == [EMA, Checkpoint, Logger]  # by priority
     assert cfg["optimizer"] == dict(type="AdamW", lr=1e-3, weight_decay=0.01)  # the config is not consumed
-    with pytest.raises(KeyError, match="unknown type 'SDG'; closest: SGD"):
+    with pytest.raises(ConfigError, match="unknown type 'SDG'; closest: SGD"):
         build_trainer(dict(cfg, optimizer=dict(type="SDG", lr=0.1)), model=ToyRegression(), data_loader=loader())
 
 
@@ -197,7 +198,7 @@ def test_loss_is_the_sum_of_loss_entries_and_errors_are_clear():
     total, parts = sum_losses({"loss_a": torch.tensor(1.5), "loss_scales": [torch.tensor(0.25), torch.tensor(0.25)],
                                "pred": torch.ones(3), "loss": torch.tensor(1.0)})
     assert float(total) == 3.0 and parts == {"loss_a": 1.5, "loss_scales": 0.5, "loss": 1.0}
-    with pytest.raises(KeyError, match="no loss: expected keys starting with 'loss', got \\['pred'\\]"):
+    with pytest.raises(UsageError, match="no loss: expected keys starting with 'loss', got \\['pred'\\]"):
         sum_losses({"pred": torch.ones(2)})
     with pytest.raises(ValueError, match="'loss_x' has shape \\(2,\\)"):
         sum_losses({"loss_x": torch.ones(2)})
@@ -331,7 +332,7 @@ def test_batch_transforms_run_on_the_device_batch_and_progress_bar_shows(capfd):
     assert "epoch 1/2" in err and "epoch 2/2" in err and "loss=" in err
     with pytest.raises(TypeError, match="transforms must be callables"):
         BatchProcessor(transforms=["Normalize"])
-    with pytest.raises(KeyError, match="grad_clip accepts max_norm and norm_type"):
+    with pytest.raises(UsageError, match="grad_clip accepts max_norm and norm_type"):
         BatchProcessor(grad_clip=dict(max_nrom=1.0))
 
 

@@ -26,7 +26,10 @@ import hbdk_sim  # noqa: E402
 from conftest import REPO, run_tool_here  # noqa: E402
 from hbdk_sim import cli  # noqa: E402
 from hbdk_sim.data import make_synthetic_cityscapes, pack_cityscapes  # noqa: E402
+from hbdk_sim.engine.batch_processor import num_batches  # noqa: E402
 from hbdk_sim.engine.trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION  # noqa: E402
+from hbdk_sim.errors import ConfigError, UserError  # noqa: E402
+from hbdk_sim.registry import build_from_cfg  # noqa: E402
 
 EXAMPLE = REPO / "python" / "hbdk_sim" / "examples" / "mobilenet_v1_tiny.hbir"
 CONFIG = REPO / "models" / "segmentation" / "unet_mobilenetv1_cityscapes.py"
@@ -225,6 +228,7 @@ def task(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     float_state = segmentor().state_dict()
     checkpoints = {
+        "float": {"model": float_state},
         "empty": {},
         "list": [1, 2, 3],
         "five_classes": {"model": segmentor(num_classes=5).state_dict()},
@@ -318,3 +322,61 @@ def test_tool_bad_input_is_one_line(tool, argv, opts, code, words, task, tmp_pat
         argv += ["--opts", *_opts(task, work), *opts]
     status, _, err = run_tool_here(tool, argv)
     _assert_one_line(status, err, Case(tuple(argv), code, words), task)
+
+
+# ---- a bug is not a user error -------------------------------------------------------------------------
+
+
+def test_a_key_error_in_a_forward_is_a_bug_with_its_traceback(task, tmp_path, monkeypatch):
+    """A KeyError raised inside the model's forward is hbdk-sim's bug (or the model's), not a mistake
+    the user can fix from one line: run_tool lets it through with its traceback instead of printing
+    `predict: error: ...` and exiting 2."""
+    from hbdk_sim.models.segmentation import Segmentor
+
+    def forward(self, batch):
+        return {"logits": batch["no such key"]}
+
+    monkeypatch.setattr(Segmentor, "forward", forward)
+    argv = ["--stage", "float", "--ckpt", str(task["float"]), "--config", str(CONFIG),
+            "--opts", *_opts(task, tmp_path.name)]
+    with pytest.raises(KeyError, match="no such key"):
+        run_tool_here("predict", argv)
+
+
+def test_a_bug_exits_with_its_traceback_not_with_status_2():
+    code = ("from hbdk_sim.engine.toolkit import run_tool\n"
+            "def main():\n"
+            "    return {}['num_classes']  # an internal lookup gone wrong\n"
+            "run_tool('predict', main)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" in proc.stderr and "KeyError: 'num_classes'" in proc.stderr
+    assert "predict: error" not in proc.stderr
+
+
+def test_building_from_a_config_blames_the_config_only_for_its_arguments():
+    class Resize:
+        def __init__(self, size: int) -> None:
+            self.size = len(size)  # a bug: TypeError inside the constructor
+
+    with pytest.raises(TypeError, match="has no len") as raised:
+        build_from_cfg(dict(type=Resize, size=3))
+    assert not isinstance(raised.value, UserError)
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'sise'; did you mean 'size'"):
+        build_from_cfg(dict(type=Resize, sise=3))
+    with pytest.raises(ConfigError, match="building Resize: missing a required argument: 'size'"):
+        build_from_cfg(dict(type=Resize))
+
+
+def test_a_len_that_raises_is_a_bug_not_a_loader_without_length():
+    class Loader:
+        def __iter__(self):
+            return iter(())
+
+        def __len__(self):
+            raise TypeError("a bug in __len__")
+
+    assert num_batches(iter([1, 2])) is None and num_batches(iter([1, 2]), 5) == 5
+    assert num_batches([1, 2, 3]) == 3 and num_batches([1, 2, 3], 2) == 2
+    with pytest.raises(TypeError, match="a bug in __len__"):
+        num_batches(Loader())

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         result = pack_cityscapes(args.src_data_dir, args.target_data_dir, args.split_name,
                                  num_workers=args.num_workers, overwrite=args.overwrite, resume=args.resume,
                                  image_codec=args.image_codec, progress=sys.stderr.isatty())
-    except (OSError, ValueError, RuntimeError, lmdb.Error) as e:
+    # A source image Pillow cannot read, a full disk, LMDB's own failures: the user's to fix. The rest of
+    # the user's mistakes are UserErrors, which run_tool reports.
+    except (OSError, lmdb.Error) as e:
         print(f"cityscapes_packer: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     resumed = f", {result.skipped} kept from an earlier run" if result.skipped else ""

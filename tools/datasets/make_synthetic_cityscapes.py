@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         counts = make_synthetic_cityscapes(args.out, train=args.train, val=args.val, height=args.height,
                                            width=args.width, seed=args.seed, overwrite=args.overwrite)
-    except (OSError, ValueError) as e:
+    except OSError as e:  # a target that cannot be written (a full disk, a read-only folder)
         print(f"make_synthetic_cityscapes: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     print(f"wrote {counts['train']} train and {counts['val']} val images of {args.height}x{args.width} "

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from hbdk_sim.data.packer import PackResult, pack_lmdb
+from hbdk_sim.errors import DatasetError, UsageError
 
 # The official Cityscapes label definitions: (id, name, trainId); every id not listed here (and
 # trainId 255) is ignored in training and evaluation.
@@ -69,7 +70,7 @@ def find_pairs(src_dir: str | os.PathLike, split: str) -> list[CityscapesPair]:
     image without its label."""
     root = Path(src_dir)
     if split not in SPLITS:
-        raise ValueError(f"unknown Cityscapes split {split!r}; expected one of {', '.join(SPLITS)}")
+        raise UsageError(f"unknown Cityscapes split {split!r}; expected one of {', '.join(SPLITS)}")
     img_root, gt_root = root / "leftImg8bit" / split, root / "gtFine" / split
     if not img_root.is_dir():
         raise FileNotFoundError(f"{img_root}: no such directory; --src-data-dir must hold leftImg8bit/{split}/<city>/")
@@ -103,9 +104,9 @@ def encode_pair(pair: CityscapesPair, image_codec: str = "source") -> dict:
     with Image.open(pair.label) as gt:
         gt_size, gt_mode = gt.size, gt.mode
     if gt_size != size:
-        raise ValueError(f"{pair.label}: label is {gt_size[0]}x{gt_size[1]} but its image is {size[0]}x{size[1]}")
+        raise DatasetError(f"{pair.label}: label is {gt_size[0]}x{gt_size[1]} but its image is {size[0]}x{size[1]}")
     if gt_mode not in ("L", "P"):
-        raise ValueError(f"{pair.label}: label image mode {gt_mode!r}, expected 8-bit label ids (mode 'L')")
+        raise DatasetError(f"{pair.label}: label image mode {gt_mode!r}, expected 8-bit label ids (mode 'L')")
     record = {"img": img_bytes, "img_format": Path(pair.image).suffix[1:].lower(), "gt_seg": gt_bytes,
               "gt_format": Path(pair.label).suffix[1:].lower(), "name": pair.name, "city": pair.city,
               "shape": [size[1], size[0]]}
@@ -129,7 +130,7 @@ def pack_cityscapes(src_dir: str | os.PathLike, target_dir: str | os.PathLike, s
     """Pack `split` of the Cityscapes tree at `src_dir` into `<target_dir>/<split>_lmdb`, images as
     their files' bytes (`image_codec="source"`) or as decoded pixels ("raw")."""
     if image_codec not in IMAGE_CODECS:
-        raise ValueError(f"unknown image_codec {image_codec!r}; expected one of {', '.join(IMAGE_CODECS)}")
+        raise UsageError(f"unknown image_codec {image_codec!r}; expected one of {', '.join(IMAGE_CODECS)}")
     pairs = find_pairs(src_dir, split)
     source_bytes = sum(os.path.getsize(p.image) + os.path.getsize(p.label) for p in pairs)
     if image_codec == "raw":

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from hbdk_sim.data.cityscapes import find_pairs
 from hbdk_sim.data.packer import read_meta, sample_key, unpack_record
 from hbdk_sim.data.transforms import Compose
+from hbdk_sim.errors import DatasetError
 from hbdk_sim.registry import DATASETS
 
 
@@ -41,7 +42,7 @@ def _decode_image(src: Any) -> np.ndarray:
 def _decode_label(src: Any, where: str) -> np.ndarray:
     with Image.open(src) as im:
         if im.mode not in ("L", "P"):
-            raise ValueError(f"{where}: label image mode {im.mode!r}, expected 8-bit label ids (mode 'L')")
+            raise DatasetError(f"{where}: label image mode {im.mode!r}, expected 8-bit label ids (mode 'L')")
         # A palette ("P") label's pixel values are the indices, which are the ids.
         return np.array(im)
 
@@ -82,18 +83,18 @@ class LmdbDataset(Dataset):
             with self._txn_env().begin(buffers=False) as txn:
                 raw = txn.get(sample_key(index))
         except lmdb.Error as e:
-            raise ValueError(f"{self.path}: the database is damaged (reading sample {index}: {type(e).__name__}: "
-                             f"{e}); re-pack it with --overwrite") from None
+            raise DatasetError(f"{self.path}: the database is damaged (reading sample {index}: {type(e).__name__}: "
+                               f"{e}); re-pack it with --overwrite") from None
         if raw is None:
-            raise KeyError(f"{self.path}: record {sample_key(index)!r} missing; re-pack with --overwrite")
+            raise DatasetError(f"{self.path}: record {sample_key(index)!r} missing; re-pack with --overwrite")
         try:
             record = unpack_record(raw)
         except (msgpack.UnpackException, ValueError) as e:
-            raise ValueError(f"{self.path}[{index}]: the record is not msgpack ({e}); re-pack with --overwrite") \
+            raise DatasetError(f"{self.path}[{index}]: the record is not msgpack ({e}); re-pack with --overwrite") \
                 from None
         if not isinstance(record, dict):
-            raise ValueError(f"{self.path}[{index}]: the record is a {type(record).__name__}, not a sample; re-pack "
-                             "with --overwrite")
+            raise DatasetError(f"{self.path}[{index}]: the record is a {type(record).__name__}, not a sample; re-pack "
+                               "with --overwrite")
         return record
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -107,11 +108,11 @@ class LmdbDataset(Dataset):
             else:
                 img = _decode_image(io.BytesIO(rec["img"]))
                 gt = _decode_label(io.BytesIO(rec["gt_seg"]), where)
+        except DatasetError:  # the label decoder's own message, naming the record
+            raise
         except (KeyError, TypeError, ValueError, OSError) as e:  # a damaged or foreign record
-            if isinstance(e, ValueError) and str(e).startswith(where):
-                raise
-            raise ValueError(f"{where}: the record does not decode ({type(e).__name__}: {e}); re-pack with "
-                             "--overwrite") from None
+            raise DatasetError(f"{where}: the record does not decode ({type(e).__name__}: {e}); re-pack with "
+                               "--overwrite") from None
         sample = {"img": img, "gt_seg": gt, "color_space": "rgb", "name": rec["name"], "city": rec["city"]}
         return self.transforms(sample) if self.transforms else sample
 

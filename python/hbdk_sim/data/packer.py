@@ -28,6 +28,8 @@ from typing import Any
 import lmdb
 import msgpack
 
+from hbdk_sim.errors import DatasetError, UsageError
+
 FORMAT = "hbdk-sim-lmdb"
 FORMAT_VERSION = 1
 META_KEY = b"__meta__"
@@ -124,18 +126,18 @@ def pack_lmdb(sources: Sequence[Any], encode: Callable[[Any], dict], path: str |
     Refuses an existing database unless `overwrite` (start again) or `resume` (finish an interrupted
     pack of the same sources: records already written are kept and not encoded again)."""
     if overwrite and resume:
-        raise ValueError("pack_lmdb: overwrite=True and resume=True contradict each other; pass one")
+        raise UsageError("pack_lmdb: overwrite=True and resume=True contradict each other; pass one")
     path = Path(path)
     names = [str(s) for s in sources] if source_names is None else list(source_names)
     if len(names) != len(sources):
-        raise ValueError(f"pack_lmdb: {len(sources)} sources but {len(names)} source_names")
+        raise UsageError(f"pack_lmdb: {len(sources)} sources but {len(names)} source_names")
     if not sources:
-        raise ValueError(f"pack_lmdb: nothing to pack into {path} (no sources)")
+        raise UsageError(f"pack_lmdb: nothing to pack into {path} (no sources)")
     plan = {"format": FORMAT, "version": FORMAT_VERSION, "name": name, "split": split,
             "num_samples": len(sources), "sources_sha256": _sources_digest(names), **(extra_meta or {})}
 
     if path.exists() and not path.is_dir():
-        raise ValueError(f"pack_lmdb: {path} is a file, not a database directory; choose another target")
+        raise UsageError(f"pack_lmdb: {path} is a file, not a database directory; choose another target")
     if _is_lmdb_dir(path):
         if overwrite:
             for f in _LMDB_FILES:
@@ -162,8 +164,8 @@ def pack_lmdb(sources: Sequence[Any], encode: Callable[[Any], dict], path: str |
         else:
             with env.begin() as txn:
                 if txn.stat()["entries"]:
-                    raise ValueError(f"{path} holds records but no packing plan: it was not written by this packer; "
-                                     f"pass overwrite=True (--overwrite) or choose another target")
+                    raise DatasetError(f"{path} holds records but no packing plan: it was not written by this packer; "
+                                       f"pass overwrite=True (--overwrite) or choose another target")
             writer.put_many([(PLAN_KEY, pack_record(plan))])
 
         with env.begin() as txn:
@@ -185,8 +187,8 @@ def pack_lmdb(sources: Sequence[Any], encode: Callable[[Any], dict], path: str |
 def _check_same_pack(path: Path, found: dict, plan: dict) -> None:
     for key in plan:
         if found.get(key) != plan[key]:
-            raise ValueError(f"{path} holds a different pack ({key}: {found.get(key)!r}, this run: {plan[key]!r}); "
-                             f"pass overwrite=True (--overwrite) to replace it or choose another target")
+            raise DatasetError(f"{path} holds a different pack ({key}: {found.get(key)!r}, this run: {plan[key]!r}); "
+                               f"pass overwrite=True (--overwrite) to replace it or choose another target")
 
 
 def _encoded(todo: list[int], sources: Sequence[Any], encode: Callable, num_workers: int,
@@ -230,7 +232,7 @@ def _verify_keys(env: lmdb.Environment, path: Path, num_samples: int) -> None:
     with env.begin() as txn:
         missing = [i for i in range(num_samples) if txn.get(sample_key(i)) is None]
     if missing:
-        raise RuntimeError(f"{path}: {len(missing)} of {num_samples} records missing after packing "
+        raise DatasetError(f"{path}: {len(missing)} of {num_samples} records missing after packing "
                            f"(first: {sample_key(missing[0])!r}); re-run the packer with --resume")
 
 
@@ -243,12 +245,12 @@ def read_meta(path: str | os.PathLike, env: lmdb.Environment | None = None) -> d
             raise FileNotFoundError(f"{path}: no such LMDB database directory; run the packer "
                                     f"(tools/datasets/cityscapes_packer.py) to create it")
         if not _is_lmdb_dir(path):
-            raise ValueError(f"{path} is not an LMDB database (no data.mdb); point the dataset at the packer's "
-                             f"output directory")
+            raise DatasetError(f"{path} is not an LMDB database (no data.mdb); point the dataset at the packer's "
+                               f"output directory")
         try:
             env = lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
         except lmdb.Error as e:
-            raise ValueError(f"{path}: not a readable LMDB database ({type(e).__name__}: {e}); re-pack it") from None
+            raise DatasetError(f"{path}: not a readable LMDB database ({type(e).__name__}: {e}); re-pack it") from None
         try:
             return read_meta(path, env)
         finally:
@@ -257,23 +259,24 @@ def read_meta(path: str | os.PathLike, env: lmdb.Environment | None = None) -> d
         with env.begin() as txn:
             raw, plan, entries = txn.get(META_KEY), txn.get(PLAN_KEY), txn.stat()["entries"]
     except lmdb.Error as e:
-        raise ValueError(f"{path}: the database is damaged ({type(e).__name__}: {e}); re-pack it") from None
+        raise DatasetError(f"{path}: the database is damaged ({type(e).__name__}: {e}); re-pack it") from None
     if raw is None:
         if plan is not None:
-            raise ValueError(f"{path} is an interrupted pack (no {META_KEY.decode()} record); re-run the packer "
-                             f"with --resume to finish it")
-        raise ValueError(f"{path} is not a database written by the hbdk-sim packer ({entries} records, no "
-                         f"{META_KEY.decode()} record); re-pack the dataset with the packer")
+            raise DatasetError(f"{path} is an interrupted pack (no {META_KEY.decode()} record); re-run the packer "
+                               f"with --resume to finish it")
+        raise DatasetError(f"{path} is not a database written by the hbdk-sim packer ({entries} records, no "
+                           f"{META_KEY.decode()} record); re-pack the dataset with the packer")
     try:
         meta = unpack_record(raw)
     except (msgpack.UnpackException, ValueError) as e:
-        raise ValueError(f"{path}: the {META_KEY.decode()} record is not msgpack ({e}); re-pack the dataset") from None
+        raise DatasetError(f"{path}: the {META_KEY.decode()} record is not msgpack ({e}); "
+                           "re-pack the dataset") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: the {META_KEY.decode()} record is not an hbdk-sim pack (format "
-                         f"{meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r}); re-pack it")
+        raise DatasetError(f"{path}: the {META_KEY.decode()} record is not an hbdk-sim pack (format "
+                           f"{meta.get('format') if isinstance(meta, dict) else type(meta).__name__!r}); re-pack it")
     if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: pack format version {meta.get('version')} but this reader reads version "
-                         f"{FORMAT_VERSION}; re-pack the dataset with this version's packer")
+        raise DatasetError(f"{path}: pack format version {meta.get('version')} but this reader reads version "
+                           f"{FORMAT_VERSION}; re-pack the dataset with this version's packer")
     return meta
 
 
@@ -292,8 +295,8 @@ def verify_lmdb(path: str | os.PathLike, env: lmdb.Environment | None = None) ->
         with env.begin() as txn:
             entries = txn.stat()["entries"]
         if entries != n + 1:
-            raise ValueError(f"{path}: {entries} records but the metadata says {n} samples + 1 metadata record; "
-                             f"re-pack with --overwrite")
+            raise DatasetError(f"{path}: {entries} records but the metadata says {n} samples + 1 metadata record; "
+                               f"re-pack with --overwrite")
         return meta
     finally:
         if own:

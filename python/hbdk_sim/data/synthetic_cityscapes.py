@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from hbdk_sim.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX, NAME_TO_ID
+from hbdk_sim.errors import UsageError
 from hbdk_sim.files import write_file
 
 TRAIN_CITIES = ("aachen", "bochum", "bremen", "cologne", "darmstadt")
@@ -374,7 +375,7 @@ def _render(c: _Canvas, s: _Street, rng: np.random.Generator) -> np.ndarray:
 def render_scene(height: int, width: int, seed: int | np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic street scene: (HxWx3 uint8 RGB image, HxW uint8 Cityscapes label ids)."""
     if height < 16 or width < 16:
-        raise ValueError(f"synthetic scene size must be at least 16x16 but got {height}x{width}")
+        raise UsageError(f"synthetic scene size must be at least 16x16 but got {height}x{width}")
     rng = np.random.default_rng(seed)
     s = _Street(height, width, rng)
     c = _Canvas(height, width, rng)
@@ -399,7 +400,7 @@ def make_synthetic_cityscapes(out: str | os.PathLike, *, train: int = 64, val: i
     out = Path(out)
     for n, what in ((train, "train"), (val, "val")):
         if n < 0:
-            raise ValueError(f"the number of {what} images must be >= 0 but got {n}")
+            raise UsageError(f"the number of {what} images must be >= 0 but got {n}")
     if not overwrite and any((out / d).exists() for d in ("leftImg8bit", "gtFine")):
         raise FileExistsError(f"{out} already holds a dataset (leftImg8bit/ or gtFine/); pass overwrite=True "
                               f"(--overwrite) or choose another --out")

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from hbdk_sim.data.cityscapes import ID_TO_TRAIN_ID, IGNORE_INDEX
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.registry import TRANSFORMS, build_from_cfg
 
 Sample = dict[str, Any]
@@ -45,12 +46,12 @@ def _check_sample(sample: Sample, name: str) -> tuple[np.ndarray, np.ndarray | N
     img = sample.get("img")
     if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         got = f"{type(img).__name__} {getattr(img, 'shape', '')} {getattr(img, 'dtype', '')}"
-        raise TypeError(f"{name}: expected sample['img'] to be an HxWx3 uint8 array but got {got}; "
-                        f"put {name} before ToTensor")
+        raise UsageTypeError(f"{name}: expected sample['img'] to be an HxWx3 uint8 array but got {got}; "
+                             f"put {name} before ToTensor")
     gt = sample.get("gt_seg")
     if gt is not None and (not isinstance(gt, np.ndarray) or gt.shape != img.shape[:2]):
-        raise TypeError(f"{name}: expected sample['gt_seg'] to be an array of shape {img.shape[:2]} but got "
-                        f"{getattr(gt, 'shape', type(gt).__name__)}")
+        raise UsageTypeError(f"{name}: expected sample['gt_seg'] to be an array of shape {img.shape[:2]} but got "
+                             f"{getattr(gt, 'shape', type(gt).__name__)}")
     return img, gt
 
 
@@ -62,7 +63,7 @@ class Compose:
         self.transforms = [build_from_cfg(t, TRANSFORMS) for t in transforms]
         for t in self.transforms:
             if not callable(t):
-                raise TypeError(f"Compose: {t!r} is not a transform (not callable)")
+                raise UsageTypeError(f"Compose: {t!r} is not a transform (not callable)")
 
     def __call__(self, sample: Sample) -> Sample:
         for t in self.transforms:
@@ -83,14 +84,14 @@ class LabelRemap:
         self.table = np.full(256, ignore_index, dtype=np.uint8)
         for src, dst in mapping.items():
             if not (0 <= int(src) < 256 and 0 <= int(dst) < 256):
-                raise ValueError(f"LabelRemap: mapping {src} -> {dst} is outside 0..255")
+                raise UsageError(f"LabelRemap: mapping {src} -> {dst} is outside 0..255")
             self.table[int(src)] = int(dst)
 
     def __call__(self, sample: Sample) -> Sample:
         gt = sample["gt_seg"]
         if not isinstance(gt, np.ndarray) or gt.dtype != np.uint8:
-            raise TypeError(f"LabelRemap: expected sample['gt_seg'] to be a uint8 array but got "
-                            f"{type(gt).__name__} {getattr(gt, 'dtype', '')}")
+            raise UsageTypeError(f"LabelRemap: expected sample['gt_seg'] to be a uint8 array but got "
+                                 f"{type(gt).__name__} {getattr(gt, 'dtype', '')}")
         return {**sample, "gt_seg": self.table[gt]}
 
 
@@ -100,7 +101,7 @@ class Resize:
 
     def __init__(self, size: Sequence[int]) -> None:
         if len(size) != 2 or min(size) <= 0:
-            raise ValueError(f"Resize: size must be (height, width) > 0 but got {size!r}")
+            raise UsageError(f"Resize: size must be (height, width) > 0 but got {size!r}")
         self.size = (int(size[0]), int(size[1]))
 
     def __call__(self, sample: Sample) -> Sample:
@@ -121,7 +122,7 @@ class SegRandomAffine:
     def __init__(self, scale: Sequence[float] = (0.5, 2.0), size: Sequence[int] | None = None, img_fill: int = 0,
                  label_fill: int = IGNORE_INDEX, p: float = 1.0, generator: torch.Generator | None = None) -> None:
         if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-            raise ValueError(f"SegRandomAffine: scale must be (low, high) with 0 < low <= high but got {scale!r}")
+            raise UsageError(f"SegRandomAffine: scale must be (low, high) with 0 < low <= high but got {scale!r}")
         self.scale = (float(scale[0]), float(scale[1]))
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.img_fill, self.label_fill, self.p, self.generator = img_fill, label_fill, p, generator
@@ -153,7 +154,7 @@ class RandomFlip:
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandomFlip: p must be in [0, 1] but got {p}")
+            raise UsageError(f"RandomFlip: p must be in [0, 1] but got {p}")
         self.p, self.generator = p, generator
 
     def __call__(self, sample: Sample) -> Sample:
@@ -176,11 +177,11 @@ class MultiScaleLabels:
 
     def __init__(self, strides: Sequence[int] | None = (4, 8, 16, 32), factors: Sequence[float] | None = None) -> None:
         if (strides is None) == (factors is None):
-            raise ValueError("MultiScaleLabels: give exactly one of strides or factors")
+            raise UsageError("MultiScaleLabels: give exactly one of strides or factors")
         if strides is not None and any(int(s) < 1 for s in strides):
-            raise ValueError(f"MultiScaleLabels: strides must be >= 1 but got {list(strides)}")
+            raise UsageError(f"MultiScaleLabels: strides must be >= 1 but got {list(strides)}")
         if factors is not None and any(not 0 < f <= 1 for f in factors):
-            raise ValueError(f"MultiScaleLabels: factors must be in (0, 1] but got {list(factors)}")
+            raise UsageError(f"MultiScaleLabels: factors must be in (0, 1] but got {list(factors)}")
         self.strides = None if strides is None else [int(s) for s in strides]
         self.factors = None if factors is None else [float(f) for f in factors]
 
@@ -204,7 +205,7 @@ def rgb_to_yuv444(img: np.ndarray, order: str = "rgb") -> np.ndarray:
     """HxWx3 uint8 RGB (or BGR with order="bgr") -> HxWx3 uint8 YUV444, BT.601 full range
     (`RGB_TO_YUV_BT601_FULL`), rounded half up and clipped."""
     if order not in ("rgb", "bgr"):
-        raise ValueError(f"rgb_to_yuv444: order must be 'rgb' or 'bgr' but got {order!r}")
+        raise UsageError(f"rgb_to_yuv444: order must be 'rgb' or 'bgr' but got {order!r}")
     rgb = img[..., ::-1] if order == "bgr" else img
     yuv = rgb.astype(np.float64) @ RGB_TO_YUV_BT601_FULL.T + YUV_OFFSET
     return np.clip(np.floor(yuv + 0.5), 0, 255).astype(np.uint8)
@@ -235,7 +236,7 @@ class ToTensor:
 
     def __init__(self, to_yuv: bool = False, img_dtype: str = "float32") -> None:
         if img_dtype not in ("float32", "uint8"):
-            raise ValueError(f"ToTensor: img_dtype must be 'float32' or 'uint8' but got {img_dtype!r}")
+            raise UsageError(f"ToTensor: img_dtype must be 'float32' or 'uint8' but got {img_dtype!r}")
         self.to_yuv, self.img_dtype = to_yuv, img_dtype
 
     def __call__(self, sample: Sample) -> Sample:
@@ -261,7 +262,7 @@ def _channel_stats(value: float | Sequence[float], name: str) -> torch.Tensor:
     if t.ndim == 0:
         return t
     if t.shape != (3,):
-        raise ValueError(f"{name}: expected a scalar or 3 per-channel values but got {list(t.shape)}")
+        raise UsageError(f"{name}: expected a scalar or 3 per-channel values but got {list(t.shape)}")
     return t
 
 
@@ -273,13 +274,13 @@ class Normalize:
     def __init__(self, mean: float | Sequence[float] = 128.0, std: float | Sequence[float] = 128.0) -> None:
         self.mean, self.std = _channel_stats(mean, "Normalize mean"), _channel_stats(std, "Normalize std")
         if (self.std == 0).any():
-            raise ValueError("Normalize: std must be non-zero")
+            raise UsageError("Normalize: std must be non-zero")
 
     def __call__(self, sample: Sample) -> Sample:
         img = sample["img"]
         if not isinstance(img, torch.Tensor) or img.ndim != 3:
-            raise TypeError(f"Normalize: expected sample['img'] to be a CxHxW tensor (put ToTensor first) but got "
-                            f"{type(img).__name__} {getattr(img, 'shape', '')}")
+            raise UsageTypeError(f"Normalize: expected sample['img'] to be a CxHxW tensor (put ToTensor first) but got "
+                                 f"{type(img).__name__} {getattr(img, 'shape', '')}")
         shape = (-1, 1, 1)
         return {**sample, "img": (img.float() - self.mean.view(shape)) / self.std.view(shape)}
 
@@ -289,8 +290,8 @@ class Normalize:
 def _check_batch(batch: Mapping[str, Any], name: str) -> torch.Tensor:
     img = batch.get("img")
     if not isinstance(img, torch.Tensor) or img.ndim != 4:
-        raise TypeError(f"{name}: expected batch['img'] to be a BxCxHxW tensor but got "
-                        f"{type(img).__name__} {list(getattr(img, 'shape', []))}")
+        raise UsageTypeError(f"{name}: expected batch['img'] to be a BxCxHxW tensor but got "
+                             f"{type(img).__name__} {list(getattr(img, 'shape', []))}")
     return img
 
 
@@ -315,7 +316,7 @@ class BatchRandomFlip:
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"BatchRandomFlip: p must be in [0, 1] but got {p}")
+            raise UsageError(f"BatchRandomFlip: p must be in [0, 1] but got {p}")
         self.p, self.generator = p, generator
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

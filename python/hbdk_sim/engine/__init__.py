@@ -1,6 +1,7 @@
 """The training engine: config files and overrides, the Trainer with its callbacks and LR schedules,
 the Predictor, and data-parallel helpers over torch.distributed."""
 
+from hbdk_sim.engine.batch_processor import BATCH_PROCESSORS, BatchProcessor, sum_losses
 from hbdk_sim.engine.callbacks import (
     EMA,
     Callback,
@@ -24,7 +25,7 @@ from hbdk_sim.engine.distributed import (
 )
 from hbdk_sim.engine.predictor import Predictor
 from hbdk_sim.engine.schedulers import CosineWithWarmup, build_optimizer, build_scheduler
-from hbdk_sim.engine.trainer import BATCH_PROCESSORS, BatchProcessor, Trainer, build_trainer, sum_losses
+from hbdk_sim.engine.trainer import Trainer, build_trainer
 
 __all__ = [
     "BATCH_PROCESSORS", "EMA", "BatchProcessor", "Callback", "Checkpoint", "Config", "ConfigError",

@@ -24,6 +24,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from hbdk_sim.checkpoints import fit_state_dict
 from hbdk_sim.engine.distributed import all_gather_object, barrier, get_rank, unwrap_model
+from hbdk_sim.engine.predictor import Predictor
+from hbdk_sim.errors import CheckpointError, UsageError, UsageTypeError
 from hbdk_sim.files import write_file
 from hbdk_sim.registry import CALLBACKS, build_from_cfg
 
@@ -53,7 +55,7 @@ def build_callbacks(callbacks: Sequence[Any]) -> list[Callback]:
     built = [build_from_cfg(cb, CALLBACKS) for cb in callbacks]
     for cb in built:
         if not isinstance(cb, Callback):
-            raise TypeError(f"callbacks must be Callback objects or CALLBACKS configs, got {type(cb).__name__}")
+            raise UsageTypeError(f"callbacks must be Callback objects or CALLBACKS configs, got {type(cb).__name__}")
     return sorted(built, key=lambda cb: cb.priority)
 
 
@@ -100,13 +102,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     """A checkpoint written by Checkpoint, loaded with weights_only=True."""
     path = Path(path)
     if path.exists() and not path.is_file():
-        raise ValueError(f"checkpoint {path} is not a regular file; give the path of a checkpoint (.pt)")
+        raise CheckpointError(f"checkpoint {path} is not a regular file; give the path of a checkpoint (.pt)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise ValueError(f"checkpoint {path} cannot be loaded with weights_only=True: {e}") from e
+        raise CheckpointError(f"checkpoint {path} cannot be loaded with weights_only=True: {e}") from e
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, use_ema: bool = False,
@@ -114,10 +116,11 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, use_ema: bo
     """Load a checkpoint's model weights (or its EMA weights) into `model` (for predict/export)."""
     state = load_checkpoint(path)
     if not isinstance(state, Mapping):
-        raise ValueError(f"checkpoint {path}: expected a dict but found a {type(state).__name__}")
+        raise CheckpointError(f"checkpoint {path}: expected a dict but found a {type(state).__name__}")
     if use_ema:
         if "ema" not in state:
-            raise KeyError(f"checkpoint {path} holds no EMA weights (train with the EMA callback, or drop use_ema)")
+            raise CheckpointError(f"checkpoint {path} holds no EMA weights (train with the EMA callback, or drop "
+                                  "use_ema)")
         weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
     else:
         weights = state["model"] if "model" in state else state
@@ -154,9 +157,9 @@ class Checkpoint(Callback):
     def __init__(self, dir: str | os.PathLike, monitor: str | None = None, mode: str = "max",
                  resume: bool | str | os.PathLike = False, overwrite: bool = False, every_n_epochs: int = 1) -> None:
         if mode not in ("max", "min"):
-            raise ValueError(f"Checkpoint mode must be 'max' or 'min', got {mode!r}")
+            raise UsageError(f"Checkpoint mode must be 'max' or 'min', got {mode!r}")
         if every_n_epochs < 1:
-            raise ValueError(f"Checkpoint every_n_epochs must be >= 1, got {every_n_epochs}")
+            raise UsageError(f"Checkpoint every_n_epochs must be >= 1, got {every_n_epochs}")
         self.dir = Path(dir)
         self.monitor = monitor
         self.mode = mode
@@ -264,13 +267,13 @@ class EMA(Callback):
 
     def __init__(self, decay: float = 0.9998, use_buffers: bool = True) -> None:
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+            raise UsageError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.use_buffers = use_buffers
 
     def setup(self, trainer: Any) -> None:
         if trainer.optimizer is None:
-            raise ValueError("EMA needs a training run (this trainer has no optimizer)")
+            raise UsageError("EMA needs a training run (this trainer has no optimizer)")
         trainer.ema_model = AveragedModel(unwrap_model(trainer.model), device=trainer.device,
                                           multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=self.use_buffers)
 
@@ -300,9 +303,9 @@ class Validation(Callback):
     def __init__(self, data_loader: Any, metric: Any, every_n_epochs: int = 1, use_ema: bool = True,
                  batch_processor: Any = None, max_steps: int | None = None, metric_name: str = "metric") -> None:
         if every_n_epochs < 1:
-            raise ValueError(f"Validation every_n_epochs must be >= 1, got {every_n_epochs}")
+            raise UsageError(f"Validation every_n_epochs must be >= 1, got {every_n_epochs}")
         if not hasattr(metric, "reset") and not isinstance(metric, Mapping):
-            raise TypeError(f"Validation metric {type(metric).__name__} needs reset() (it is reused every epoch)")
+            raise UsageTypeError(f"Validation metric {type(metric).__name__} needs reset() (it is reused every epoch)")
         self.data_loader = data_loader
         self.metric = metric
         self.every_n_epochs = every_n_epochs
@@ -313,8 +316,6 @@ class Validation(Callback):
         self.history: list[dict[str, Any]] = []
 
     def on_epoch_end(self, trainer: Any) -> None:
-        from hbdk_sim.engine.predictor import Predictor
-
         if (trainer.epoch + 1) % self.every_n_epochs and trainer.epoch + 1 != trainer.num_epochs:
             return
         model = trainer.ema_model.module if self.use_ema and trainer.ema_model is not None \
@@ -354,7 +355,7 @@ class Logger(Callback):
     def __init__(self, log_file: str | os.PathLike | None = None, interval: int = 10,
                  progress_bar: bool = True) -> None:
         if interval < 1:
-            raise ValueError(f"Logger interval must be >= 1, got {interval}")
+            raise UsageError(f"Logger interval must be >= 1, got {interval}")
         self.log_file = Path(log_file) if log_file is not None else None
         self.interval = interval
         self.progress_bar = progress_bar

@@ -23,11 +23,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hbdk_sim.errors import ConfigError
 from hbdk_sim.files import write_file
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be read or run, or an override that does not fit the config."""
 
 
 class Config(dict):

@@ -9,7 +9,6 @@ The deploy network of a stage is `stages.deploy_model`; these helpers only feed 
 from __future__ import annotations
 
 import io
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,10 +19,22 @@ import torch
 from PIL import Image
 
 from hbdk_sim import files
+from hbdk_sim.engine.batch_processor import BATCH_PROCESSORS, BatchProcessor
 from hbdk_sim.engine.config import Config
-from hbdk_sim.engine.predictor import _plain
-from hbdk_sim.engine.stages import build_data_loader, stage_entry
-from hbdk_sim.engine.trainer import BATCH_PROCESSORS, BatchProcessor
+from hbdk_sim.engine.memory import check_fits_memory
+from hbdk_sim.engine.predictor import metric_results
+from hbdk_sim.engine.stages import (
+    STAGES,
+    build_data_loader,
+    deploy_input_shape,
+    deploy_model,
+    load_config,
+    missing_checkpoints,
+    stage_entry,
+    untrained_network,
+)
+from hbdk_sim.engine.toolkit import config_parser
+from hbdk_sim.errors import ConfigError, InputFileError, UsageError
 from hbdk_sim.files import write_file
 from hbdk_sim.registry import METRICS, MODELS, TRANSFORMS, build_from_cfg
 
@@ -50,23 +61,13 @@ def task_name(cfg: Mapping) -> str:
 def deploy_dir(cfg: Mapping) -> Path:
     """`<work_dir>/deploy`: where exported graphs and compiled binaries go by default."""
     if "work_dir" not in cfg:
-        raise KeyError("the config has no 'work_dir'; set one (or pass --opts work_dir=DIR)")
+        raise ConfigError("the config has no 'work_dir'; set one (or pass --opts work_dir=DIR)")
     return Path(cfg["work_dir"]) / "deploy"
 
 
 def default_output(cfg: Mapping, stage: str, suffix: str) -> Path:
     """`<work_dir>/deploy/<task_name>_<stage><suffix>`."""
     return deploy_dir(cfg) / f"{task_name(cfg)}_{stage}{suffix}"
-
-
-def deploy_input_shape(cfg: Mapping) -> list[int]:
-    """`deploy_input_shape` of the config, checked: (N, C, H, W) positive ints."""
-    if "deploy_input_shape" not in cfg:
-        raise KeyError("the config has no 'deploy_input_shape'; set it to the board input, e.g. [1, 3, 1024, 2048]")
-    shape = list(cfg["deploy_input_shape"])
-    if len(shape) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ValueError(f"config deploy_input_shape: expected 4 positive ints (N, C, H, W) but got {shape}")
-    return shape
 
 
 def parse_input_shape(text: str, cfg: Mapping) -> list[int]:
@@ -76,70 +77,17 @@ def parse_input_shape(text: str, cfg: Mapping) -> list[int]:
     try:
         shape = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"--input-shape {text!r}: expected comma-separated ints N,C,H,W, e.g. 1,3,512,1024") from None
+        raise UsageError(f"--input-shape {text!r}: expected comma-separated ints N,C,H,W, e.g. 1,3,512,1024") from None
     if len(shape) != 4 or min(shape) <= 0:
-        raise ValueError(f"--input-shape {text!r}: expected 4 positive dims N,C,H,W, e.g. 1,3,512,1024")
+        raise UsageError(f"--input-shape {text!r}: expected 4 positive dims N,C,H,W, e.g. 1,3,512,1024")
     channels = deploy_input_shape(cfg)[1]
     if shape[1] != channels:
-        raise ValueError(f"--input-shape {text!r}: the network takes {channels} channels (deploy_input_shape), "
+        raise UsageError(f"--input-shape {text!r}: the network takes {channels} channels (deploy_input_shape), "
                          f"not {shape[1]}")
     stride = int(getattr(build_from_cfg(cfg["deploy_model"], MODELS), "max_stride", 1))
     if shape[2] % stride or shape[3] % stride:
-        raise ValueError(f"--input-shape {text!r}: H and W must be multiples of the network's stride {stride}")
+        raise UsageError(f"--input-shape {text!r}: H and W must be multiples of the network's stride {stride}")
     return shape
-
-
-def available_memory_bytes() -> int:
-    """Memory this process can still allocate: MemAvailable of /proc/meminfo, else physical memory."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
-
-
-def activation_bytes(cfg: Mapping, shape: Sequence[int]) -> int:
-    """The float32 bytes of every activation the deploy network computes on an input of `shape`,
-    counted on the meta device (no memory is allocated): what tracing and calibration hold at least."""
-    with torch.device("meta"):
-        network = build_from_cfg(cfg["deploy_model"], MODELS).eval()
-    total = 0
-
-    def count(module: torch.nn.Module, inputs: Any, output: Any) -> None:
-        nonlocal total
-        for t in output if isinstance(output, list | tuple) else [output]:
-            if isinstance(t, torch.Tensor):
-                total += t.numel() * 4
-
-    hooks = [m.register_forward_hook(count) for m in network.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            network(torch.empty(list(shape), device="meta"))
-    except RuntimeError as e:  # shapes that do not line up (a size that is no multiple of the stride)
-        stride = getattr(network, "max_stride", None)
-        hint = f"; H and W must be multiples of the network's stride {stride}" if stride else ""
-        raise ValueError(f"input shape {list(shape)}: the deploy network does not run on it "
-                         f"({str(e).splitlines()[0]}){hint}") from None
-    finally:
-        for h in hooks:
-            h.remove()
-    return total + math.prod(shape) * 4
-
-
-def check_fits_memory(cfg: Mapping, shape: Sequence[int], what: str = "deploy_input_shape") -> None:
-    """Refuse an input size whose activations alone exceed this machine's free memory, before any
-    tensor of that size is allocated (ValueError naming the size and the fix)."""
-    need, have = activation_bytes(cfg, shape), available_memory_bytes()
-    if need > have:
-        raise ValueError(f"{what} {list(shape)}: the network's activations take {need / 1e9:,.1f} GB at that size "
-                         f"(counted without allocating), more than the {have / 1e9:.1f} GB this machine has free; "
-                         "use a smaller image_size (or --input-shape)")
 
 
 def example_input(cfg: Mapping) -> torch.Tensor:
@@ -168,8 +116,6 @@ def deploy_network(cfg: Config, stage: str, ckpt: str | os.PathLike | None = Non
     note. With `random_init`, or when the default checkpoints are missing (a config not trained
     yet), the float deploy network at random initialization (seeded by the config's `seed`) and a
     seeded random input to calibrate it on; the note says so, for the tool to print."""
-    from hbdk_sim.engine.stages import deploy_model, missing_checkpoints, untrained_network
-
     if not random_init:
         missing = [] if ckpt is not None else missing_checkpoints(cfg, stage)
         if not missing:
@@ -194,9 +140,6 @@ def refuse_existing(paths: Iterable[Path], force: bool) -> None:
 def export_job(description: str, suffix: str) -> tuple[Any, Config, Path, torch.nn.Module]:
     """The export tools' common part: parse `--config --opts --stage --ckpt --out --force`, refuse
     an existing output, and build the stage's deploy network. Returns (args, cfg, out, network)."""
-    from hbdk_sim.engine.stages import STAGES, deploy_model, load_config
-    from hbdk_sim.engine.toolkit import config_parser
-
     parser = config_parser(description)
     parser.add_argument("--stage", default="int_infer", choices=STAGES)
     parser.add_argument("--ckpt", help="the stage's weights (default: the path its predictor pipeline names)")
@@ -225,8 +168,8 @@ def val_transform_specs(cfg: Mapping) -> list:
     if specs is None:
         specs = cfg.get("val_transforms")
     if specs is None:
-        raise KeyError("the config has neither val_data_loader.dataset.transforms nor val_transforms; "
-                       "the image preprocessing comes from them")
+        raise ConfigError("the config has neither val_data_loader.dataset.transforms nor val_transforms; "
+                          "the image preprocessing comes from them")
     specs = specs.to_dict() if isinstance(specs, Config) else specs
     return [t.to_dict() if isinstance(t, Config) else t for t in specs]
 
@@ -237,8 +180,8 @@ def image_transforms(cfg: Mapping) -> Callable[[dict], dict]:
     specs = [t for t in val_transform_specs(cfg) if _type_name(t) not in LABEL_TRANSFORMS]
     random = [_type_name(t) for t in specs if _type_name(t) in RANDOM_TRANSFORMS]
     if random:
-        raise ValueError(f"the validation transforms hold random ones ({', '.join(random)}); the board "
-                         "preprocessing must be deterministic: move them to train_transforms")
+        raise ConfigError(f"the validation transforms hold random ones ({', '.join(random)}); the board "
+                          "preprocessing must be deterministic: move them to train_transforms")
     transforms = [build_from_cfg(t, TRANSFORMS) for t in specs]
 
     def apply(sample: dict) -> dict:
@@ -258,7 +201,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as im:
             return np.array(im.convert("RGB"))
     except OSError as e:  # Pillow's UnidentifiedImageError is an OSError
-        raise ValueError(f"{path}: not an image Pillow can read ({e})") from None
+        raise InputFileError(path, f"not an image Pillow can read ({e})") from None
 
 
 def prepare_image(rgb: np.ndarray, transforms: Callable[[dict], dict]) -> torch.Tensor:
@@ -266,8 +209,8 @@ def prepare_image(rgb: np.ndarray, transforms: Callable[[dict], dict]) -> torch.
     sample = transforms({"img": rgb, "color_space": "rgb"})
     img = sample["img"]
     if not isinstance(img, torch.Tensor) or img.ndim != 3:
-        raise TypeError(f"the validation transforms gave an image of type {type(img).__name__}; they must end "
-                        "with ToTensor (and Normalize) so the network gets a CxHxW tensor")
+        raise ConfigError(f"the validation transforms gave an image of type {type(img).__name__}; they must end "
+                          "with ToTensor (and Normalize) so the network gets a CxHxW tensor")
     return img.float().unsqueeze(0)
 
 
@@ -277,12 +220,12 @@ def parse_model_inputs(text: str) -> list[Path]:
     for item in (p.strip() for p in text.split(",")):
         name, sep, path = item.partition(":")
         if not sep or name != "img" or not path:
-            raise ValueError(f"--model-inputs {text!r}: expected img:PATH[,img:PATH2...] but got {item!r}")
+            raise UsageError(f"--model-inputs {text!r}: expected img:PATH[,img:PATH2...] but got {item!r}")
         paths.append(Path(path))
     stems = [p.stem for p in paths]
     twice = sorted({s for s in stems if stems.count(s) > 1})
     if twice:
-        raise ValueError(f"--model-inputs: several images are named {', '.join(twice)}; their outputs would "
+        raise UsageError(f"--model-inputs: several images are named {', '.join(twice)}; their outputs would "
                          "collide in --save-path")
     return paths
 
@@ -301,7 +244,7 @@ def colorize(class_ids: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndar
     table[: len(palette)] = np.asarray(palette, np.uint8)
     ids = np.asarray(class_ids)
     if ids.min(initial=0) < 0 or ids.max(initial=0) > 255:
-        raise ValueError(f"colorize: class ids must be in 0..255 but range {ids.min()}..{ids.max()}")
+        raise UsageError(f"colorize: class ids must be in 0..255 but range {ids.min()}..{ids.max()}")
     return table[ids.astype(np.uint8)]
 
 
@@ -348,7 +291,7 @@ def evaluate_binary(cfg: Config, executor: Any, progress_bar: bool = True) -> di
         else BatchProcessor()
     metric = build_from_cfg(entry.get("metric", cfg.get("metric")), METRICS)
     if metric is None:
-        raise KeyError("the config has no 'metric' to evaluate align_bpu with")
+        raise ConfigError("the config has no 'metric' to evaluate align_bpu with")
     if hasattr(metric, "reset"):
         metric.reset()
     loader = build_data_loader(cfg, entry.get("data_loader", "val_data_loader"), train=False, batch_size=1)
@@ -370,7 +313,4 @@ def evaluate_binary(cfg: Config, executor: Any, progress_bar: bool = True) -> di
     finally:
         if bar is not None:
             bar.close()
-    result = metric.compute()
-    if isinstance(result, dict):
-        return {str(k): _plain(v) for k, v in result.items()}
-    return {"metric": _plain(result)}
+    return metric_results(metric)

@@ -22,6 +22,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler, Sampler
 
+from hbdk_sim.errors import UsageError, UsageTypeError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -67,7 +69,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer (torchrun sets it)") from None
+        raise UsageError(f"environment variable {name}={value!r} is not an integer (torchrun sets it)") from None
 
 
 def init_distributed(backend: str | None = None, timeout_s: float = 1800.0) -> DistInfo:
@@ -125,7 +127,7 @@ def wrap_model(model: nn.Module, device: torch.device, *, find_unused_parameters
         sync_bn = device.type == "cuda"
     if sync_bn:
         if device.type != "cuda":
-            raise ValueError("sync_bn=True needs CUDA devices; SyncBatchNorm has no CPU implementation")
+            raise UsageError("sync_bn=True needs CUDA devices; SyncBatchNorm has no CPU implementation")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
@@ -188,14 +190,14 @@ def reduce_metric(metric: Any) -> None:
         return
     names = getattr(metric, "sum_states", None)
     if names is None:
-        raise TypeError(f"{type(metric).__name__} cannot be reduced across ranks: give it a `sum_states` tuple "
-                        "naming its summable tensor attributes")
+        raise UsageTypeError(f"{type(metric).__name__} cannot be reduced across ranks: give it a `sum_states` tuple "
+                             "naming its summable tensor attributes")
     tensors = []
     for name in names:
         value = getattr(metric, name, None)
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{type(metric).__name__}.{name} is listed in sum_states but is "
-                            f"{type(value).__name__}, not a tensor")
+            raise UsageTypeError(f"{type(metric).__name__}.{name} is listed in sum_states but is "
+                                 f"{type(value).__name__}, not a tensor")
         tensors.append(value)
     all_reduce_sum_(tensors)
 

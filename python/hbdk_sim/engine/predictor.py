@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from hbdk_sim.engine.batch_processor import BATCH_PROCESSORS, BatchProcessor, num_batches
 from hbdk_sim.engine.distributed import default_device, get_rank, reduce_metric
-from hbdk_sim.engine.trainer import BATCH_PROCESSORS, BatchProcessor
+from hbdk_sim.errors import UsageTypeError
 from hbdk_sim.registry import METRICS, TRAINERS, build_from_cfg
 
 
@@ -37,25 +38,19 @@ class Predictor:
                  device: str | torch.device | None = None, max_steps: int | None = None, progress_bar: bool = True,
                  metric_name: str = "metric") -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"Predictor model must be an nn.Module, got {type(model).__name__}")
+            raise UsageTypeError(f"Predictor model must be an nn.Module, got {type(model).__name__}")
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
         self.data_loader = data_loader
         self.metric = build_from_cfg(metric, METRICS)
         if self.metric is not None and not (hasattr(self.metric, "update") and hasattr(self.metric, "compute")):
-            raise TypeError(f"Predictor metric {type(self.metric).__name__} needs update(preds, batch) and compute()")
+            raise UsageTypeError(f"Predictor metric {type(self.metric).__name__} needs update(preds, batch) and "
+                                 "compute()")
         self.batch_processor = build_from_cfg(batch_processor, BATCH_PROCESSORS) if batch_processor \
             else BatchProcessor()
         self.max_steps = max_steps
         self.progress_bar = progress_bar
         self.metric_name = metric_name
-
-    def _total(self) -> int | None:
-        try:
-            n = len(self.data_loader)  # type: ignore[arg-type]
-        except TypeError:
-            return self.max_steps
-        return n if self.max_steps is None else min(n, self.max_steps)
 
     def predictions(self) -> Iterator[tuple[Any, Any]]:
         """(model outputs, prepared batch) for each batch, in eval mode under no_grad; the model's
@@ -66,7 +61,8 @@ class Predictor:
         if self.progress_bar and get_rank() == 0:
             from tqdm import tqdm
 
-            bar = tqdm(total=self._total(), desc="predict", dynamic_ncols=True, leave=False)
+            bar = tqdm(total=num_batches(self.data_loader, self.max_steps), desc="predict", dynamic_ncols=True,
+                       leave=False)
         try:
             with torch.no_grad():
                 for i, batch in enumerate(self.data_loader):
@@ -93,14 +89,19 @@ class Predictor:
         for preds, batch in self.predictions():
             self.metric.update(preds, batch)
         reduce_metric(self.metric)
-        result = self.metric.compute()
-        if isinstance(result, dict):
-            return {str(k): _plain(v) for k, v in result.items()}
-        return {self.metric_name: _plain(result)}
+        return metric_results(self.metric, self.metric_name)
+
+
+def metric_results(metric: Any, name: str = "metric") -> dict[str, Any]:
+    """`metric.compute()` as a dict (a single number under `name`) of plain numbers and lists: results
+    go into checkpoints (loaded with weights_only) and JSON."""
+    result = metric.compute()
+    if isinstance(result, dict):
+        return {str(k): _plain(v) for k, v in result.items()}
+    return {name: _plain(result)}
 
 
 def _plain(value: Any) -> Any:
-    """Numbers and lists, not tensors or arrays: results go into checkpoints (weights_only) and JSON."""
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else value.tolist()
     if isinstance(value, np.ndarray | np.generic):

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler
 
+from hbdk_sim.errors import ConfigError, UsageError
 from hbdk_sim.registry import OPTIMIZERS, SCHEDULERS, build_from_cfg
 
 for _cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop):
@@ -37,7 +38,7 @@ def CosineWithWarmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_
     """Linear warmup from `warmup_start_factor * lr` to `lr` over `warmup_steps`, then cosine decay
     to `eta_min` at `total_steps`."""
     if not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"CosineWithWarmup: warmup_steps={warmup_steps} must be in [0, total_steps={total_steps})")
+        raise UsageError(f"CosineWithWarmup: warmup_steps={warmup_steps} must be in [0, total_steps={total_steps})")
     cosine = lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=eta_min)
     if warmup_steps == 0:
         return cosine
@@ -53,7 +54,7 @@ def build_optimizer(cfg: Mapping[str, Any] | torch.optim.Optimizer, params: Iter
     if isinstance(cfg, torch.optim.Optimizer):
         return cfg
     if not isinstance(cfg, Mapping):
-        raise TypeError(f"optimizer must be a config dict with 'type' or a torch optimizer, not {type(cfg).__name__}")
+        raise ConfigError(f"optimizer must be a config dict with 'type' or a torch optimizer, not {type(cfg).__name__}")
     return build_from_cfg(cfg, OPTIMIZERS, params=[p for p in params if p.requires_grad])
 
 
@@ -61,11 +62,11 @@ def build_scheduler(cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, *,
                     num_epochs: int) -> tuple[lr_scheduler.LRScheduler, str]:
     """The schedule `cfg` describes and its interval ("step" or "epoch")."""
     if not isinstance(cfg, Mapping) or "type" not in cfg:
-        raise TypeError(f"lr_scheduler must be a config dict with 'type' (and optional interval), got {cfg!r}")
+        raise ConfigError(f"lr_scheduler must be a config dict with 'type' (and optional interval), got {cfg!r}")
     cfg = dict(cfg)
     interval = cfg.pop("interval", "epoch")
     if interval not in INTERVALS:
-        raise ValueError(f"lr_scheduler interval must be one of {INTERVALS}, got {interval!r}")
+        raise ConfigError(f"lr_scheduler interval must be one of {INTERVALS}, got {interval!r}")
     kind = cfg["type"]
     factory = SCHEDULERS.get(kind) if isinstance(kind, str) else kind
     defaults: dict[str, Any] = {"optimizer": optimizer}

@@ -26,9 +26,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from hbdk_sim.engine.config import Config, ConfigError
+from hbdk_sim.engine.config import Config
 from hbdk_sim.engine.distributed import build_sampler
+from hbdk_sim.engine.memory import check_fits_memory
 from hbdk_sim.engine.trainer import build_trainer
+from hbdk_sim.errors import ConfigError, UsageError
 from hbdk_sim.registry import CONVERTERS, DATASETS, METRICS, MODELS, build_from_cfg
 
 STAGES = ("float", "calibration", "qat", "int_infer")
@@ -81,14 +83,24 @@ def check_top_level_names(cfg: Mapping, source: str, where: str) -> None:
                               f"the config; {fix}")
 
 
+def deploy_input_shape(cfg: Mapping) -> list[int]:
+    """`deploy_input_shape` of the config, checked: (N, C, H, W) positive ints."""
+    if "deploy_input_shape" not in cfg:
+        raise ConfigError("the config has no 'deploy_input_shape'; set it to the board input, e.g. [1, 3, 1024, 2048]")
+    shape = list(cfg["deploy_input_shape"])
+    if len(shape) != 4 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ConfigError(f"config deploy_input_shape: expected 4 positive ints (N, C, H, W) but got {shape}")
+    return shape
+
+
 def stage_entry(cfg: Mapping, stage: str, kind: str) -> dict:
     """`cfg["<stage>_<kind>"]` (kind: trainer or predictor) as a plain dict."""
     if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        raise UsageError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     key = f"{stage}_{kind}"
     if key not in cfg:
         have = sorted(k for k in cfg if k.endswith(("_trainer", "_predictor")))
-        raise KeyError(f"the config has no {key!r} entry (it has: {', '.join(have) or 'none'})")
+        raise ConfigError(f"the config has no {key!r} entry (it has: {', '.join(have) or 'none'})")
     entry = cfg[key]
     return entry.to_dict() if isinstance(entry, Config) else dict(entry)
 
@@ -133,7 +145,7 @@ def build_data_loader(cfg: Mapping, key: str, *, train: bool, batch_size: int | 
     """A DataLoader from `cfg[key]` = dict(dataset=..., batch_size, shuffle, num_workers, ...), with a
     distributed sampler under torchrun."""
     if key not in cfg:
-        raise KeyError(f"the config has no {key!r} entry")
+        raise ConfigError(f"the config has no {key!r} entry")
     spec = dict(cfg[key].to_dict() if isinstance(cfg[key], Config) else cfg[key])
     dataset = build_from_cfg(spec.pop("dataset"), DATASETS)
     shuffle = bool(spec.pop("shuffle", train))
@@ -152,8 +164,6 @@ def check_batch_fits_memory(cfg: Mapping, loader_key: str) -> None:
     fit in the free memory. A config without a deploy network is not checked."""
     if "deploy_model" not in cfg or "deploy_input_shape" not in cfg or loader_key not in cfg:
         return
-    from hbdk_sim.engine.deploy import check_fits_memory, deploy_input_shape
-
     batch = int(dict(cfg[loader_key]).get("batch_size", 1) or 1)
     shape = [batch, *deploy_input_shape(cfg)[1:]]
     check_fits_memory(cfg, shape, f"a batch of {loader_key} (batch_size x deploy_input_shape)")
@@ -175,7 +185,7 @@ def _fill_validation(callbacks: list, cfg: Mapping) -> list:
 def build_stage_trainer(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None):
     """The Trainer of a training stage, model converted and data loaders built."""
     if stage not in TRAIN_STAGES:
-        raise ValueError(f"stage {stage!r} does not train; expected one of {', '.join(TRAIN_STAGES)}")
+        raise UsageError(f"stage {stage!r} does not train; expected one of {', '.join(TRAIN_STAGES)}")
     entry = stage_entry(cfg, stage, "trainer")
     check_batch_fits_memory(cfg, entry.get("data_loader", "train_data_loader"))
     model = convert(build_from_cfg(cfg["model"], MODELS), entry, ckpt)
@@ -227,7 +237,7 @@ def deploy_model(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None)
     for c in converters:
         if isinstance(c, Mapping) and c.get("type") == "QAT2Quantize":
             c = {k: v for k, v in c.items() if k != "submodule"}
-            c["input_shape"] = list(cfg["deploy_input_shape"])
+            c["input_shape"] = deploy_input_shape(cfg)
         if isinstance(c, Mapping) and c.get("type") == "LoadCheckpoint":
             c = dict(c, prefix=prefix)  # the task model's checkpoint, into its network
         fixed.append(c)

@@ -9,23 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Errors a user can cause (bad config, missing file, unsupported model...) and fix from the message.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError,
-                                                NotADirectoryError, PermissionError)
+from hbdk_sim import _core
+from hbdk_sim.errors import FILE_ERRORS, UserError
 
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    errors = list(USER_ERRORS)
-    try:
-        from hbdk_sim import _core
-
-        errors.append(_core.HbirError)
-        errors.append(_core.HbmError)
-        errors.append(_core.MarchError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
+# What a user can cause and fix from the message: the UserError family, the core's own errors (a
+# malformed .hbir, .hbm or march file; a model the compiler refuses) and the OS errors of a path the
+# user named. Anything else, a KeyError or TypeError included, is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, _core.HbirError, *FILE_ERRORS)
 
 EXIT_USER_ERROR = 2
 
@@ -39,8 +29,8 @@ def _is_allocation_failure(e: BaseException) -> bool:
 
 def _one_line(message: str) -> str:
     """The message as one line. An error raised in a DataLoader worker arrives with the worker's
-    traceback inside its text ("Caught ValueError in DataLoader worker process 0. Original Traceback
-    ... ValueError: <message>"): only its last line, the original message, is kept."""
+    traceback inside its text ("Caught DatasetError in DataLoader worker process 0. Original Traceback
+    ... DatasetError: <message>"): only its last line, the original message, is kept."""
     if "Original Traceback" in message:
         last = [line for line in message.splitlines() if line.strip()][-1]
         kind, sep, rest = last.partition(": ")
@@ -55,8 +45,8 @@ def run_tool(name: str, main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         sys.exit(130)
-    except _user_errors() as e:
-        message = _one_line(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
+    except USER_ERRORS as e:
+        message = _one_line(str(e))
         if message.startswith("error: "):  # the compiler's messages carry their own prefix
             message = message[len("error: "):]
         print(f"{name}: error: {message}", file=sys.stderr)

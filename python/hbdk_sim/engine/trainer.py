@@ -17,124 +17,15 @@ import torch
 from torch import nn
 
 from hbdk_sim.checkpoints import fit_state_dict
+from hbdk_sim.engine.batch_processor import BATCH_PROCESSORS, BatchProcessor, num_batches
 from hbdk_sim.engine.callbacks import Callback, build_callbacks
 from hbdk_sim.engine.distributed import default_device, get_rank, get_world_size, unwrap_model, wrap_model
 from hbdk_sim.engine.schedulers import build_optimizer, build_scheduler
-from hbdk_sim.registry import TRAINERS, build_from_cfg, registry
-
-BATCH_PROCESSORS = registry("batch_processor")
+from hbdk_sim.errors import CheckpointError, UsageError, UsageTypeError
+from hbdk_sim.registry import TRAINERS, build_from_cfg
 
 CHECKPOINT_FORMAT = "hbdk_sim.checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-def move_to_device(batch: Any, device: torch.device, non_blocking: bool = True) -> Any:
-    """`batch` with every tensor inside dicts, lists and tuples moved to `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, Mapping):
-        return {k: move_to_device(v, device, non_blocking) for k, v in batch.items()}
-    if isinstance(batch, list):
-        return [move_to_device(v, device, non_blocking) for v in batch]
-    if isinstance(batch, tuple):
-        return type(batch)(*(move_to_device(v, device, non_blocking) for v in batch)) if hasattr(batch, "_fields") \
-            else tuple(move_to_device(v, device, non_blocking) for v in batch)
-    return batch
-
-
-def _scalar_losses(name: str, value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"model output {name!r} has shape {tuple(value.shape)}; loss entries must be scalars "
-                             "(reduce them inside the loss)")
-        return [value.reshape(())]
-    if isinstance(value, Mapping):
-        return [t for k, v in value.items() for t in _scalar_losses(f"{name}.{k}", v)]
-    if isinstance(value, list | tuple):
-        return [t for i, v in enumerate(value) for t in _scalar_losses(f"{name}[{i}]", v)]
-    raise TypeError(f"model output {name!r} is a {type(value).__name__}; loss entries must be tensors "
-                    "(or lists/dicts of them)")
-
-
-def sum_losses(outputs: Any, prefix: str = "loss") -> tuple[torch.Tensor, dict[str, float]]:
-    """The total loss of a model's training outputs: the sum of every entry whose key starts with
-    `prefix` (a tensor, or a list/dict of scalar tensors such as per-scale losses), and each entry's
-    value for logging."""
-    if not isinstance(outputs, Mapping):
-        raise TypeError(f"in training the model must return a dict with '{prefix}*' entries, got "
-                        f"{type(outputs).__name__}")
-    parts = {k: _scalar_losses(k, v) for k, v in outputs.items() if isinstance(k, str) and k.startswith(prefix)}
-    if not parts or not any(parts.values()):
-        raise KeyError(f"the model's outputs have no loss: expected keys starting with {prefix!r}, got "
-                       f"{sorted(map(str, outputs))}")
-    total = torch.stack([t for ts in parts.values() for t in ts]).sum()
-    return total, {k: float(torch.stack(ts).sum().detach()) for k, ts in parts.items() if ts}
-
-
-@BATCH_PROCESSORS.register
-class BatchProcessor:
-    """One step on one batch (the MultiBatchProcessor idea: preprocessing runs batched on the
-    training device, not per sample in the data workers).
-
-    Config keys:
-      transforms: list of callables (or TRANSFORMS configs) `batch -> batch`, applied in order after
-        the batch is on the device (e.g. batched normalisation or augmentation on the GPU).
-      grad_clip: None, a max norm (float), or dict(max_norm=..., norm_type=2.0); clips the gradients
-        with torch.nn.utils.clip_grad_norm_ before the optimizer step.
-      loss_prefix: output keys starting with this are summed into the loss ("loss").
-      non_blocking: asynchronous host-to-device copies (True).
-    """
-
-    def __init__(self, transforms: Sequence[Callable[[Any], Any]] = (), grad_clip: float | Mapping | None = None,
-                 loss_prefix: str = "loss", non_blocking: bool = True) -> None:
-        for t in transforms:
-            if not callable(t):
-                raise TypeError(f"BatchProcessor transforms must be callables, got {type(t).__name__}")
-        self.transforms = list(transforms)
-        if grad_clip is None or isinstance(grad_clip, Mapping):
-            self.grad_clip = dict(grad_clip) if grad_clip else None
-        elif isinstance(grad_clip, int | float):
-            self.grad_clip = {"max_norm": float(grad_clip)}
-        else:
-            raise TypeError(f"grad_clip must be a max norm or dict(max_norm=..., norm_type=...), got {grad_clip!r}")
-        if self.grad_clip is not None and set(self.grad_clip) - {"max_norm", "norm_type"}:
-            raise KeyError(f"grad_clip accepts max_norm and norm_type, got {sorted(self.grad_clip)}")
-        self.loss_prefix = loss_prefix
-        self.non_blocking = non_blocking
-
-    def prepare(self, batch: Any, device: torch.device) -> Any:
-        """The batch on `device` with the batched transforms applied."""
-        batch = move_to_device(batch, device, self.non_blocking)
-        for t in self.transforms:
-            batch = t(batch)
-        return batch
-
-    def train_step(self, model: nn.Module, batch: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-        """Forward, backward, clip, step on an already prepared batch. Returns the detached total
-        loss, each loss entry, and the gradient norm before clipping (None without clipping)."""
-        optimizer.zero_grad(set_to_none=True)
-        outputs = model(batch)
-        loss, losses = sum_losses(outputs, self.loss_prefix)
-        if not torch.isfinite(loss.detach()):
-            raise FloatingPointError(f"the loss is {float(loss.detach())} ({losses}); lower the learning rate or clip "
-                                     "gradients (grad_clip)")
-        loss.backward()
-        grad_norm = None
-        if self.grad_clip is not None:
-            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, **self.grad_clip))
-        optimizer.step()
-        return {"loss": float(loss.detach()), "losses": losses, "grad_norm": grad_norm}
-
-    def __call__(self, model: nn.Module, batch: Any, device: torch.device,
-                 optimizer: torch.optim.Optimizer | None = None) -> Any:
-        """With an optimizer: one training step (see train_step). Without: the model's outputs on
-        the batch under no_grad (predictions, or calibration forwards)."""
-        batch = self.prepare(batch, device)
-        if optimizer is not None:
-            return self.train_step(model, batch, optimizer)
-        with torch.no_grad():
-            return model(batch)
 
 
 @TRAINERS.register
@@ -173,23 +64,23 @@ class Trainer:
                  lr_interval: str = "epoch", steps_per_epoch: int | None = None, model_mode: str | None = None,
                  find_unused_parameters: bool = False, sync_bn: bool | None = None, config: Any = None) -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"Trainer model must be an nn.Module, got {type(model).__name__}")
+            raise UsageTypeError(f"Trainer model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(num_epochs, int) or num_epochs < 1:
-            raise ValueError(f"Trainer num_epochs must be a positive integer, got {num_epochs!r}")
+            raise UsageError(f"Trainer num_epochs must be a positive integer, got {num_epochs!r}")
         self.device = torch.device(device) if device is not None else default_device()
         self.unwrapped_model = model.to(self.device)
         self.data_loader = data_loader
         self.num_epochs = num_epochs
-        self.steps_per_epoch = self._steps_per_epoch(data_loader, steps_per_epoch)
+        self.steps_per_epoch = num_batches(data_loader, steps_per_epoch)
         self.optimizer = build_optimizer(optimizer, model.parameters()) if optimizer is not None else None
         self.lr_scheduler = None
         self.lr_interval = lr_interval
         if lr_scheduler is not None:
             if self.optimizer is None:
-                raise ValueError("Trainer: lr_scheduler needs an optimizer (this trainer is forward-only)")
+                raise UsageError("Trainer: lr_scheduler needs an optimizer (this trainer is forward-only)")
             if isinstance(lr_scheduler, Mapping):
                 if self.steps_per_epoch is None and lr_scheduler.get("interval") == "step":
-                    raise ValueError("Trainer: a per-step lr_scheduler needs steps_per_epoch when the data loader "
+                    raise UsageError("Trainer: a per-step lr_scheduler needs steps_per_epoch when the data loader "
                                      "has no length")
                 self.lr_scheduler, self.lr_interval = build_scheduler(
                     lr_scheduler, self.optimizer, steps_per_epoch=self.steps_per_epoch or 0,
@@ -197,10 +88,10 @@ class Trainer:
             else:
                 self.lr_scheduler = lr_scheduler
         if self.lr_interval not in ("step", "epoch"):
-            raise ValueError(f"Trainer lr_interval must be 'step' or 'epoch', got {self.lr_interval!r}")
+            raise UsageError(f"Trainer lr_interval must be 'step' or 'epoch', got {self.lr_interval!r}")
         self.model_mode = model_mode or ("train" if self.optimizer is not None else "eval")
         if self.model_mode not in ("train", "eval"):
-            raise ValueError(f"Trainer model_mode must be 'train' or 'eval', got {self.model_mode!r}")
+            raise UsageError(f"Trainer model_mode must be 'train' or 'eval', got {self.model_mode!r}")
         # Forward-only runs need no gradient synchronisation, so only training is wrapped in DDP.
         self.model = (wrap_model(self.unwrapped_model, self.device, find_unused_parameters=find_unused_parameters,
                                  sync_bn=sync_bn) if self.optimizer is not None else self.unwrapped_model)
@@ -217,14 +108,6 @@ class Trainer:
         self.ema_model: nn.Module | None = None
         self.stop_training = False
         self.last_output: Any = None
-
-    @staticmethod
-    def _steps_per_epoch(data_loader: Iterable, limit: int | None) -> int | None:
-        try:
-            n = len(data_loader)  # type: ignore[arg-type]
-        except TypeError:
-            return limit
-        return n if limit is None else min(n, limit)
 
     @property
     def is_main(self) -> bool:
@@ -294,21 +177,21 @@ class Trainer:
         """Restore what `state_dict` saved; training continues at epoch `state["epoch"]`."""
         if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
             found = f"a {type(state).__name__}" if not isinstance(state, Mapping) else "no format entry"
-            raise ValueError(f"{source} is not an hbdk_sim checkpoint (expected a dict with format="
-                             f"{CHECKPOINT_FORMAT!r}, found {found}); resume from a last.pt the Checkpoint callback "
-                             "wrote")
+            raise CheckpointError(f"{source} is not an hbdk_sim checkpoint (expected a dict with format="
+                                  f"{CHECKPOINT_FORMAT!r}, found {found}); resume from a last.pt the Checkpoint "
+                                  "callback wrote")
         fit_state_dict(unwrap_model(self.model), state.get("model"), f"{source} (model)")
         for key, obj in (("optimizer", self.optimizer), ("lr_scheduler", self.lr_scheduler)):
             if obj is None:
                 continue
             if key not in state:
-                raise KeyError(f"{source} holds no {key} state, so training cannot resume from it; start a new run "
-                               "and load its weights with hbdk_sim.engine.load_weights instead")
+                raise CheckpointError(f"{source} holds no {key} state, so training cannot resume from it; start a "
+                                      "new run and load its weights with hbdk_sim.engine.load_weights instead")
             obj.load_state_dict(state[key])
         if self.ema_model is not None:
             if "ema" not in state:
-                raise KeyError(f"{source} holds no EMA weights but this run uses EMA; resume without EMA or start "
-                               "a new run")
+                raise CheckpointError(f"{source} holds no EMA weights but this run uses EMA; resume without EMA or "
+                                      "start a new run")
             self.ema_model.load_state_dict(state["ema"])
         self.start_epoch = int(state["epoch"])
         self.epoch = self.start_epoch

@@ -25,6 +25,7 @@ from torch import nn
 
 from hbdk_sim import _core, api
 from hbdk_sim.calibration import calibrate
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.files import write_file
 from hbdk_sim.frontend.torch_tracer import trace_float, trace_quant
 from hbdk_sim.quantization.fuse_modules import is_prepared
@@ -37,14 +38,14 @@ def _inputs(example_inputs: Inputs) -> tuple[torch.Tensor, ...]:
         return (example_inputs,)
     inputs = tuple(example_inputs)
     if not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
-        raise TypeError("expected example_inputs as a tensor or a tuple of tensors (one per model input)")
+        raise UsageTypeError("expected example_inputs as a tensor or a tuple of tensors (one per model input)")
     return inputs
 
 
 def model_kind(model: nn.Module) -> str:
     """'quantized' (an IntModel), 'quant' (has quantizers: calibrated or QAT) or 'float'."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"expected a torch nn.Module but got {type(model).__name__}")
+        raise UsageTypeError(f"expected a torch nn.Module but got {type(model).__name__}")
     if getattr(model, "hbir_text", None) is not None:
         return "quantized"
     if is_prepared(model):
@@ -111,7 +112,7 @@ def compile_perf_model(model: nn.Module, example_inputs: Inputs, march="bpu", ou
     """The PerfReport of the compiled model (writes .hbm and perf JSON/HTML into `out_dir` when given)."""
     api.check_march_by_keyword(example_inputs)
     if example_inputs is None:
-        raise ValueError("compile_perf of a torch model needs example_inputs (a tensor or a tuple of tensors) "
+        raise UsageError("compile_perf of a torch model needs example_inputs (a tensor or a tuple of tensors) "
                          "to trace it")
     module = _compilable(model, example_inputs, name)
     return api.compile_perf(module, march=march, out_dir=out_dir, overwrite=overwrite)

@@ -34,6 +34,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch.fx.passes.shape_prop import ShapeProp
 
 from hbdk_sim import _core
+from hbdk_sim.errors import UnsupportedModelError, UsageError
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
 from hbdk_sim.quantization.fuse_modules import (
     Add,
@@ -67,7 +68,7 @@ F32_MAX = float(np.finfo(np.float32).max)
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
 
-class UnsupportedOpError(ValueError):
+class UnsupportedOpError(UnsupportedModelError):
     """A model the tracer cannot express in HBIR: the message names the module path, the op and the
     user's source line."""
 
@@ -883,7 +884,7 @@ _FUNCTION_HANDLERS: dict[object, Callable] = {
 
 
 def check_finite_weights(model: nn.Module, name: str = "model") -> None:
-    """Raise ValueError naming the first parameter or BN statistic that holds a NaN or an infinity:
+    """Raise UsageError naming the first parameter or BN statistic that holds a NaN or an infinity:
     such weights would quantize to garbage without a word. A quantizer's own state (an observer's
     running range starts at +-inf) is left to the quantizer."""
     quantizer_prefixes = tuple(f"{n}." for n, m in model.named_modules() if isinstance(m, FakeQuantize) and n)
@@ -895,7 +896,7 @@ def check_finite_weights(model: nn.Module, name: str = "model") -> None:
         if bad.any():
             index = tuple(int(i) for i in bad.nonzero()[0])
             value = float(t.detach()[index]) if index else float(t.detach())
-            raise ValueError(f"{name}: {'parameter' if isinstance(t, nn.Parameter) else 'buffer'} '{key}' holds "
+            raise UsageError(f"{name}: {'parameter' if isinstance(t, nn.Parameter) else 'buffer'} '{key}' holds "
                              f"{value} at index {list(index)} ({int(bad.sum())} non-finite of {t.numel()}); "
                              "the weights are corrupt: retrain (a lower learning rate or gradient clipping) or "
                              "load a good checkpoint")
@@ -946,6 +947,6 @@ def trace_quant(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], name
     quantizers in their current state and their observers paused; weights are traced through their
     fake-quantizers. Raises UnsupportedOpError as `trace_float` does, and for a value without a scale."""
     if not any(isinstance(m, FakeQuantize) for m in model.modules()):
-        raise ValueError(f"{name}: the model has no quantizers; prepare it with hbdk_sim.quantization.prepare_qat "
+        raise UsageError(f"{name}: the model has no quantizers; prepare it with hbdk_sim.quantization.prepare_qat "
                          "and calibrate it first, or trace it with trace_float")
     return _trace_module(model, example_inputs, name, quant=True)

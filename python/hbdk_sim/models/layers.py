@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UsageError
 from hbdk_sim.quantization import Add, fuse_modules
 
 
@@ -81,7 +82,7 @@ def fuse_blocks(model: nn.Module, mode: str = "fuse_bn") -> nn.Module:
     groups = fusion_groups(model)
     for group in groups:
         if not isinstance(model.get_submodule(group[1]), nn.BatchNorm2d):
-            raise ValueError(f"{type(model).__name__} is already fused ({group[1]!r} is no BatchNorm2d); "
+            raise UsageError(f"{type(model).__name__} is already fused ({group[1]!r} is no BatchNorm2d); "
                              "call fuse_model once, on the float model")
     return fuse_modules(model, groups, mode=mode, inplace=True)
 

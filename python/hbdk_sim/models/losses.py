@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.registry import LOSSES, build_from_cfg
 
 
@@ -27,7 +28,7 @@ class FocalLoss(nn.Module):
                  ignore_index: int = 255) -> None:
         super().__init__()
         if not gamma >= 0:
-            raise ValueError(f"FocalLoss: expected gamma >= 0 but got {gamma}")
+            raise UsageError(f"FocalLoss: expected gamma >= 0 but got {gamma}")
         self.gamma = float(gamma)
         self.ignore_index = int(ignore_index)
         if alpha is None:
@@ -35,23 +36,23 @@ class FocalLoss(nn.Module):
         else:
             a = torch.as_tensor(alpha, dtype=torch.float32)
             if a.dim() > 1 or (a < 0).any():
-                raise ValueError(f"FocalLoss: expected alpha to be a non-negative number or a list of one "
+                raise UsageError(f"FocalLoss: expected alpha to be a non-negative number or a list of one "
                                  f"per class but got {alpha}")
             self.register_buffer("alpha", a)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if logits.dim() != target.dim() + 1 or logits.shape[:1] + logits.shape[2:] != target.shape:
-            raise ValueError(f"FocalLoss: expected logits (N, C, *S) and target (N, *S) but got "
+            raise UsageError(f"FocalLoss: expected logits (N, C, *S) and target (N, *S) but got "
                              f"{tuple(logits.shape)} and {tuple(target.shape)}")
         num_classes = logits.shape[1]
         if self.alpha is not None and self.alpha.dim() == 1 and self.alpha.numel() != num_classes:
-            raise ValueError(f"FocalLoss: alpha has {self.alpha.numel()} weights for {num_classes} classes")
+            raise UsageError(f"FocalLoss: alpha has {self.alpha.numel()} weights for {num_classes} classes")
         target = target.long()
         valid = target != self.ignore_index
         index = torch.where(valid, target, torch.zeros_like(target))
         if bool(((index < 0) | (index >= num_classes)).any()):
             bad = torch.unique(target[valid & ((index < 0) | (index >= num_classes))])[:8].tolist()
-            raise ValueError(f"FocalLoss: labels {bad} are outside 0..{num_classes - 1} and are not "
+            raise UsageError(f"FocalLoss: labels {bad} are outside 0..{num_classes - 1} and are not "
                              f"ignore_index={self.ignore_index}")
         log_p = F.log_softmax(logits.float(), dim=1).gather(1, index.unsqueeze(1)).squeeze(1)
         loss = -log_p
@@ -75,14 +76,14 @@ class MultiScaleSegLoss(nn.Module):
         super().__init__()
         self.loss = build_from_cfg(loss, LOSSES) if loss is not None else FocalLoss()
         if not isinstance(self.loss, nn.Module):
-            raise TypeError(f"MultiScaleSegLoss: expected loss to be an nn.Module or its config but got "
-                            f"{type(self.loss).__name__}")
+            raise UsageTypeError(f"MultiScaleSegLoss: expected loss to be an nn.Module or its config but got "
+                                 f"{type(self.loss).__name__}")
         self.weights = tuple(float(w) for w in weights)
 
     def forward(self, logits: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
                 strides: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
         if not len(logits) == len(targets) == len(self.weights):
-            raise ValueError(f"MultiScaleSegLoss: got {len(logits)} logits, {len(targets)} targets and "
+            raise UsageError(f"MultiScaleSegLoss: got {len(logits)} logits, {len(targets)} targets and "
                              f"{len(self.weights)} weights; give one weight per output scale")
         names = [f"loss_s{s}" for s in strides] if strides is not None else [f"loss_{i}" for i in range(len(logits))]
         return {name: w * self.loss(x, t)

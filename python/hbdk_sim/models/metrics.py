@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.distributed as dist
 
+from hbdk_sim.errors import UsageError
 from hbdk_sim.registry import METRICS
 
 
@@ -29,9 +30,9 @@ class MeanIoU:
     def __init__(self, num_classes: int = 19, ignore_index: int = 255,
                  class_names: Sequence[str] | None = None, pred_key: str = "preds", label_key: str = "gt_seg") -> None:
         if num_classes < 1:
-            raise ValueError(f"MeanIoU: expected num_classes >= 1 but got {num_classes}")
+            raise UsageError(f"MeanIoU: expected num_classes >= 1 but got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"MeanIoU: expected {num_classes} class_names but got {len(class_names)}")
+            raise UsageError(f"MeanIoU: expected {num_classes} class_names but got {len(class_names)}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.pred_key, self.label_key = pred_key, label_key
@@ -45,7 +46,7 @@ class MeanIoU:
         if isinstance(labels, (list, tuple)):
             same = [t for t in labels if tuple(t.shape) == tuple(shape)]
             if len(same) != 1:
-                raise ValueError(f"MeanIoU: expected exactly one label map of the predictions' shape {tuple(shape)} "
+                raise UsageError(f"MeanIoU: expected exactly one label map of the predictions' shape {tuple(shape)} "
                                  f"but got shapes {[tuple(t.shape) for t in labels]}")
             return same[0]
         return labels
@@ -62,12 +63,12 @@ class MeanIoU:
             labels = labels[self.label_key]
         if preds.is_floating_point():
             if preds.dim() < 2 or preds.shape[1] != self.num_classes:
-                raise ValueError(f"MeanIoU: expected logits (N, {self.num_classes}, H, W) or class indices "
+                raise UsageError(f"MeanIoU: expected logits (N, {self.num_classes}, H, W) or class indices "
                                  f"but got a float tensor of shape {tuple(preds.shape)}")
             preds = preds.argmax(1)
         labels = self._pick_labels(labels, preds.shape)
         if preds.shape != labels.shape:
-            raise ValueError(f"MeanIoU: predictions {tuple(preds.shape)} and labels {tuple(labels.shape)} differ "
+            raise UsageError(f"MeanIoU: predictions {tuple(preds.shape)} and labels {tuple(labels.shape)} differ "
                              "in shape; resize the predictions to the labels")
         preds = preds.reshape(-1).long()
         labels = labels.reshape(-1).to(preds.device).long()
@@ -77,7 +78,7 @@ class MeanIoU:
         for name, t in (("labels", labels), ("predictions", preds)):
             if t.numel() and (int(t.min()) < 0 or int(t.max()) >= c):
                 bad = torch.unique(t[(t < 0) | (t >= c)])[:8].tolist()
-                raise ValueError(f"MeanIoU: {name} hold values {bad} outside 0..{c - 1}"
+                raise UsageError(f"MeanIoU: {name} hold values {bad} outside 0..{c - 1}"
                                  + (f" (ignore_index is {self.ignore_index})" if name == "labels" else ""))
         counts = torch.bincount(labels * c + preds, minlength=c * c).reshape(c, c)
         self.confusion_matrix += counts.to(self.confusion_matrix.device)

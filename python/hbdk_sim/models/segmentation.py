@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.models.backbones.mobilenet_v1 import STRIDES, MobileNetV1
 from hbdk_sim.models.heads.seg_head import SegHead
 from hbdk_sim.models.layers import fuse_blocks
@@ -37,7 +38,7 @@ class UNetMobileNetV1(nn.Module):
         super().__init__()
         out_strides = tuple(sorted(out_strides))
         if not out_strides or any(s not in STRIDES for s in out_strides):
-            raise ValueError(f"UNetMobileNetV1: expected out_strides from {STRIDES} but got {out_strides}")
+            raise UsageError(f"UNetMobileNetV1: expected out_strides from {STRIDES} but got {out_strides}")
         self.num_classes = num_classes
         self.out_strides = out_strides
         self.deploy = deploy
@@ -65,10 +66,10 @@ class UNetMobileNetV1(nn.Module):
 def _validate_image(image: object, max_stride: int) -> torch.Tensor:
     if not isinstance(image, torch.Tensor) or image.dim() != 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"Segmentor: expected an image batch tensor (N, C, H, W) but got {shape}")
+        raise UsageError(f"Segmentor: expected an image batch tensor (N, C, H, W) but got {shape}")
     h, w = image.shape[-2:]
     if h % max_stride or w % max_stride:
-        raise ValueError(f"Segmentor: image size {h}x{w} is not a multiple of the network's stride {max_stride}; "
+        raise UsageError(f"Segmentor: image size {h}x{w} is not a multiple of the network's stride {max_stride}; "
                          "resize or pad the images to a multiple of it")
     return image
 
@@ -79,7 +80,7 @@ def downsample_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor
     h, w = labels.shape[-2:]
     oh, ow = int(size[0]), int(size[1])
     if h % oh or w % ow or h // oh != w // ow:
-        raise ValueError(f"Segmentor: labels {h}x{w} are not an integer multiple of the logits' {oh}x{ow}")
+        raise UsageError(f"Segmentor: labels {h}x{w} are not an integer multiple of the logits' {oh}x{ow}")
     s = h // oh
     return labels[..., s // 2::s, s // 2::s]
 
@@ -118,7 +119,7 @@ class Segmentor(nn.Module):
         strides = getattr(self.network, "out_strides", None)
         weights = getattr(self.loss, "weights", None)
         if strides is not None and weights is not None and len(weights) != len(strides):
-            raise ValueError(f"Segmentor: the loss has {len(weights)} weights for the network's "
+            raise UsageError(f"Segmentor: the loss has {len(weights)} weights for the network's "
                              f"{len(strides)} out_strides {tuple(strides)}; give one weight per stride")
         self.image_key = image_key
         self.label_key = label_key
@@ -129,15 +130,15 @@ class Segmentor(nn.Module):
         """Fuse the network's conv+bn(+add)(+relu) groups in place (see UNetMobileNetV1.fuse_model)."""
         fuse = getattr(self.network, "fuse_model", None)
         if fuse is None:
-            raise TypeError(f"Segmentor: the network {type(self.network).__name__} has no fuse_model method")
+            raise UsageTypeError(f"Segmentor: the network {type(self.network).__name__} has no fuse_model method")
         fuse(mode)
         return self
 
     def _finest_at_label_size(self, batch: Mapping, logits: tuple[torch.Tensor, ...]):
         labels = batch.get(self.label_key)
         if not isinstance(labels, torch.Tensor):
-            raise KeyError(f"Segmentor: finest_loss_at_label_size needs the full-size label map under "
-                           f"{self.label_key!r} in the batch")
+            raise UsageError(f"Segmentor: finest_loss_at_label_size needs the full-size label map under "
+                             f"{self.label_key!r} in the batch")
         if labels.dim() == 4 and labels.shape[1] == 1:
             labels = labels[:, 0]
         finest = F.interpolate(logits[0], size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False)
@@ -146,26 +147,26 @@ class Segmentor(nn.Module):
     def _targets(self, labels, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if isinstance(labels, (list, tuple)):
             if len(labels) != len(logits):
-                raise ValueError(f"Segmentor: got {len(labels)} label maps for {len(logits)} output scales")
+                raise UsageError(f"Segmentor: got {len(labels)} label maps for {len(logits)} output scales")
             targets = list(labels)
             for t, x in zip(targets, logits, strict=True):
                 if tuple(t.shape[-2:]) != tuple(x.shape[-2:]):
-                    raise ValueError(f"Segmentor: a label map is {tuple(t.shape[-2:])} where its scale's logits "
+                    raise UsageError(f"Segmentor: a label map is {tuple(t.shape[-2:])} where its scale's logits "
                                      f"are {tuple(x.shape[-2:])}")
         elif isinstance(labels, torch.Tensor):
             if labels.dim() == 4 and labels.shape[1] == 1:
                 labels = labels[:, 0]
             targets = [downsample_labels(labels, x.shape[-2:]) for x in logits]
         else:
-            raise ValueError(f"Segmentor: expected the labels to be a tensor or a list of them but got "
+            raise UsageError(f"Segmentor: expected the labels to be a tensor or a list of them but got "
                              f"{type(labels).__name__}")
         return [t.to(x.device).long() for t, x in zip(targets, logits, strict=True)]
 
     def forward(self, batch: Mapping | torch.Tensor) -> dict[str, torch.Tensor]:
         if isinstance(batch, Mapping):
             if self.image_key not in batch:
-                raise KeyError(f"Segmentor: the batch has no {self.image_key!r} (keys: {sorted(batch)}); "
-                               "set image_key")
+                raise UsageError(f"Segmentor: the batch has no {self.image_key!r} (keys: {sorted(batch)}); "
+                                 "set image_key")
             image = batch[self.image_key]
         else:
             image = batch
@@ -176,8 +177,8 @@ class Segmentor(nn.Module):
             key = next((k for k in (self.scales_key, self.label_key) if isinstance(batch, Mapping) and k in batch),
                        None)
             if key is None:
-                raise KeyError(f"Segmentor: training needs labels under {self.scales_key!r} or {self.label_key!r} "
-                               "in the batch")
+                raise UsageError(f"Segmentor: training needs labels under {self.scales_key!r} or {self.label_key!r} "
+                                 "in the batch")
             targets = self._targets(batch[key], logits)
             if self.finest_loss_at_label_size:
                 logits, targets[0] = self._finest_at_label_size(batch, logits)

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from hbdk_sim.checkpoints import fit_state_dict
+from hbdk_sim.errors import CheckpointError, UsageError, UsageTypeError
 from hbdk_sim.quantization.fake_quantize import set_fake_quant_state
 from hbdk_sim.quantization.fuse_modules import MODES, is_prepared, prepare_qat
 from hbdk_sim.quantization.observers import (
@@ -61,14 +62,14 @@ def qconfig_for(observer: str = "min_max", dtype: str = "si8", **observer_kwargs
     """A QConfig with activation observer `observer` (one of OBSERVERS) at `dtype` and the default
     per-channel si8 weight quantizer."""
     if observer not in OBSERVERS:
-        raise ValueError(f"expected an observer in {sorted(OBSERVERS)} but got {observer!r}")
+        raise UsageError(f"expected an observer in {sorted(OBSERVERS)} but got {observer!r}")
     act = fake_quant_factory(OBSERVERS[observer], dtype=dtype, **observer_kwargs)
     return QConfig(input=act, weight=weight_fake_quant(), output=act)
 
 
 def _fuse(model: nn.Module, mode: str) -> None:
     if mode not in MODES:
-        raise ValueError(f"expected fuse_mode in {MODES} but got {mode!r}")
+        raise UsageError(f"expected fuse_mode in {MODES} but got {mode!r}")
     fuse = getattr(model, "fuse_model", None)
     if fuse is None:
         return
@@ -77,7 +78,7 @@ def _fuse(model: nn.Module, mode: str) -> None:
     elif mode == "fuse_bn":
         fuse()
     else:
-        raise ValueError(f"{type(model).__name__}.fuse_model() takes no mode, so it cannot fuse in {mode!r} mode")
+        raise UsageError(f"{type(model).__name__}.fuse_model() takes no mode, so it cannot fuse in {mode!r} mode")
 
 
 class _Prepare:
@@ -94,7 +95,7 @@ class _Prepare:
 
     def __call__(self, model: nn.Module) -> nn.Module:
         if is_prepared(model):
-            raise ValueError(f"{type(model).__name__} already has quantizers; convert a float model")
+            raise UsageError(f"{type(model).__name__} already has quantizers; convert a float model")
         if self.fuse:
             _fuse(model, self.fuse_mode)
         if self.by_name or self.by_type:
@@ -131,7 +132,7 @@ def _example(example_inputs, input_shape, model: nn.Module) -> tuple[torch.Tenso
     if example_inputs is not None:
         return (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     if input_shape is None:
-        raise ValueError("QAT2Quantize needs example_inputs or input_shape (e.g. input_shape=(1, 3, 128, 256)) "
+        raise UsageError("QAT2Quantize needs example_inputs or input_shape (e.g. input_shape=(1, 3, 128, 256)) "
                          "to trace the model")
     shapes = [input_shape] if isinstance(input_shape[0], int) else list(input_shape)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -164,7 +165,7 @@ class QAT2Quantize:
             try:
                 target = model.get_submodule(self.submodule)
             except AttributeError:
-                raise ValueError(f"QAT2Quantize: {type(model).__name__} has no submodule {self.submodule!r}") from None
+                raise UsageError(f"QAT2Quantize: {type(model).__name__} has no submodule {self.submodule!r}") from None
             converted = QAT2Quantize(self.example_inputs, self.input_shape, self.name)(target)
             parent, _, child = self.submodule.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, converted)
@@ -179,11 +180,11 @@ class QAT2Quantize:
 
 def _state_dict_of(checkpoint, key: str | None, path: Path) -> Mapping[str, torch.Tensor]:
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"{path}: expected a checkpoint dict but found a {type(checkpoint).__name__}; save "
-                         "checkpoints with the Checkpoint callback or torch.save(model.state_dict())")
+        raise CheckpointError(f"{path}: expected a checkpoint dict but found a {type(checkpoint).__name__}; save "
+                              "checkpoints with the Checkpoint callback or torch.save(model.state_dict())")
     if key is not None:
         if key not in checkpoint:
-            raise ValueError(f"{path}: no '{key}' entry (entries: {', '.join(sorted(map(str, checkpoint)))})")
+            raise CheckpointError(f"{path}: no '{key}' entry (entries: {', '.join(sorted(map(str, checkpoint)))})")
         return checkpoint[key]
     for k in ("model", "state_dict"):
         if isinstance(checkpoint.get(k), Mapping):
@@ -218,19 +219,19 @@ class LoadCheckpoint:
 
     def __call__(self, model: nn.Module) -> nn.Module:
         if self.path.exists() and not self.path.is_file():
-            raise ValueError(f"{self.path}: not a regular file; give the path of a checkpoint (.pt)")
+            raise CheckpointError(f"{self.path}: not a regular file; give the path of a checkpoint (.pt)")
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: checkpoint not found; train the previous stage first or fix the "
                                     "path")
         try:
             checkpoint = torch.load(self.path, map_location=self.map_location, weights_only=True)
         except Exception as e:  # an unpickling error names the offending global; keep it to one line
-            raise ValueError(f"{self.path}: not a loadable checkpoint ({str(e).splitlines()[0]})") from None
+            raise CheckpointError(f"{self.path}: not a loadable checkpoint ({str(e).splitlines()[0]})") from None
         state = _strip_prefixes(_state_dict_of(checkpoint, self.state_dict_key, self.path), ["module."])
         if self.prefix:
             state = {k[len(self.prefix):]: v for k, v in state.items() if k.startswith(self.prefix)}
             if not state:
-                raise ValueError(f"{self.path}: no weights under {self.prefix!r}; check the prefix")
+                raise CheckpointError(f"{self.path}: no weights under {self.prefix!r}; check the prefix")
         return fit_state_dict(model, state, str(self.path), strict=self.strict)
 
 
@@ -243,7 +244,7 @@ class SetFakeQuantState:
         from hbdk_sim.quantization.fake_quantize import STATES
 
         if state not in STATES:
-            raise ValueError(f"expected a state in {STATES} but got {state!r}")
+            raise UsageError(f"expected a state in {STATES} but got {state!r}")
         self.state = state
 
     def __call__(self, model: nn.Module) -> nn.Module:
@@ -261,11 +262,11 @@ class ModelConvertPipeline:
         self.converters = [build_from_cfg(c, CONVERTERS) for c in converters]
         for c in self.converters:
             if not callable(c):
-                raise TypeError(f"expected a converter (callable model -> model) but got {type(c).__name__}")
+                raise UsageTypeError(f"expected a converter (callable model -> model) but got {type(c).__name__}")
 
     def __call__(self, model: nn.Module) -> nn.Module:
         for c in self.converters:
             model = c(model)
             if not isinstance(model, nn.Module):
-                raise TypeError(f"converter {type(c).__name__} returned {type(model).__name__}, not an nn.Module")
+                raise UsageTypeError(f"converter {type(c).__name__} returned {type(model).__name__}, not an nn.Module")
         return model

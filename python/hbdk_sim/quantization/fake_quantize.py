@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.quantization.observers import QMAX, QMIN, MinMaxObserver, ObserverBase
 
 STATES = ("calibration", "qat", "validation")
@@ -74,7 +75,7 @@ class FakeQuantize(nn.Module):
     def __init__(self, observer: ObserverBase) -> None:
         super().__init__()
         if not isinstance(observer, ObserverBase):
-            raise TypeError(f"expected an observer module but got {type(observer).__name__}")
+            raise UsageTypeError(f"expected an observer module but got {type(observer).__name__}")
         self.observer = observer
         # The state is how the model is used now, not something it learned: it is not saved, so a
         # calibration checkpoint loaded into a QAT model leaves it training with fake quantization.
@@ -101,7 +102,7 @@ class FakeQuantize(nn.Module):
 
     def set_state(self, state: str) -> FakeQuantize:
         if state not in STATES:
-            raise ValueError(f"expected a state in {STATES} but got {state!r}")
+            raise UsageError(f"expected a state in {STATES} but got {state!r}")
         self.enable_observer(state != "validation")
         self.enable_fake_quant(state != "calibration")
         if state == "validation":
@@ -162,7 +163,7 @@ class FakeQuantize(nn.Module):
 def set_fake_quant_state(model: nn.Module, state: str) -> nn.Module:
     """Put every FakeQuantize in `model` into `state` ("calibration", "qat" or "validation")."""
     if state not in STATES:
-        raise ValueError(f"expected a state in {STATES} but got {state!r}")
+        raise UsageError(f"expected a state in {STATES} but got {state!r}")
     for m in model.modules():
         if isinstance(m, FakeQuantize):
             m.set_state(state)
@@ -180,8 +181,8 @@ class WeightFakeQuantize(FakeQuantize):
 
     def __init__(self, observer: ObserverBase) -> None:
         if not isinstance(observer, MinMaxObserver):
-            raise TypeError(f"expected a MinMaxObserver for a weight but got {type(observer).__name__}: "
-                            "the compiler quantizes weights by their max, so their fake-quantizer must too")
+            raise UsageTypeError(f"expected a MinMaxObserver for a weight but got {type(observer).__name__}: "
+                                 "the compiler quantizes weights by their max, so their fake-quantizer must too")
         super().__init__(observer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

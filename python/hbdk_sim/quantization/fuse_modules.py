@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UnsupportedModelError, UsageError, UsageTypeError
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
 from hbdk_sim.quantization.qconfig import QConfig, activation_fake_quant
 from hbdk_sim.quantization.stubs import QuantStub
@@ -75,9 +76,10 @@ def _bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, to
 
 def _check_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     if not bn.track_running_stats or bn.running_var is None:
-        raise ValueError("expected a BatchNorm2d that tracks running statistics but got track_running_stats=False")
+        raise UnsupportedModelError("expected a BatchNorm2d that tracks running statistics but got "
+                                    "track_running_stats=False")
     if bn.num_features != conv.out_channels:
-        raise ValueError(
+        raise UnsupportedModelError(
             f"expected BatchNorm2d over the conv's {conv.out_channels} output channels but got {bn.num_features}"
         )
 
@@ -110,11 +112,11 @@ class _ConvFusion(nn.Module):
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, act: nn.Module | None) -> None:
         super().__init__()
         if not isinstance(conv, nn.Conv2d):
-            raise TypeError(f"expected nn.Conv2d but got {type(conv).__name__}")
+            raise UsageTypeError(f"expected nn.Conv2d but got {type(conv).__name__}")
         if bn is not None:
             _check_bn(conv, bn)
         if act is not None and not isinstance(act, _ACTIVATIONS):
-            raise TypeError(f"expected nn.ReLU or nn.ReLU6 but got {type(act).__name__}")
+            raise UsageTypeError(f"expected nn.ReLU or nn.ReLU6 but got {type(act).__name__}")
         self.conv = conv
         self.bn = bn
         self.act = act
@@ -181,7 +183,7 @@ class ConvBn2d(_ConvFusion):
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: nn.Module | None = None) -> None:
         if not isinstance(bn, nn.BatchNorm2d):
-            raise TypeError(f"expected nn.BatchNorm2d but got {type(bn).__name__}")
+            raise UsageTypeError(f"expected nn.BatchNorm2d but got {type(bn).__name__}")
         super().__init__(conv, bn, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,7 +215,7 @@ def _lookup(model: nn.Module, name: str) -> nn.Module:
     try:
         return model.get_submodule(name)
     except AttributeError:
-        raise ValueError(f"expected a submodule named {name!r} but the model has none") from None
+        raise UsageError(f"expected a submodule named {name!r} but the model has none") from None
 
 
 def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -227,12 +229,12 @@ def _fuse_group(mods: list[nn.Module], mode: str) -> tuple[nn.Module, int]:
     kinds = [type(m).__name__ for m in mods]
     conv, rest = mods[0], list(mods[1:])
     if not isinstance(conv, nn.Conv2d) or not rest:
-        raise ValueError(f"expected Conv2d followed by BatchNorm2d, Add or ReLU/ReLU6 but got {kinds}")
+        raise UsageError(f"expected Conv2d followed by BatchNorm2d, Add or ReLU/ReLU6 but got {kinds}")
     bn = rest.pop(0) if isinstance(rest[0], nn.BatchNorm2d) else None
     add = rest.pop(0) if rest and isinstance(rest[0], Add) else None
     act = rest.pop(0) if rest and isinstance(rest[0], _ACTIVATIONS) else None
     if rest:
-        raise ValueError(f"expected Conv2d, [BatchNorm2d], [Add], [ReLU|ReLU6] but got {kinds}")
+        raise UsageError(f"expected Conv2d, [BatchNorm2d], [Add], [ReLU|ReLU6] but got {kinds}")
     if bn is not None and mode == "fuse_bn":
         conv, bn = fold_conv_bn(conv, bn), None
     if add is not None:
@@ -256,7 +258,7 @@ def fuse_modules(
     Add's first operand. The other slots become nn.Identity.
     """
     if mode not in MODES:
-        raise ValueError(f"expected mode in {MODES} but got {mode!r}")
+        raise UsageError(f"expected mode in {MODES} but got {mode!r}")
     if not inplace:
         model = copy.deepcopy(model)
     for names in groups:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from hbdk_sim import _core
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.quantization.int_ops import OP_MODULES, SUPPORTED_OPS, TORCH_DTYPES, Constant, OpInfo, ValueInfo
 
 
@@ -173,17 +174,17 @@ class IntModel(nn.Module):
 
     def _check_inputs(self, inputs: Sequence[torch.Tensor]) -> None:
         if len(inputs) != len(self.input_names):
-            raise ValueError(f"int model @{self.function} takes {len(self.input_names)} input(s) "
+            raise UsageError(f"int model @{self.function} takes {len(self.input_names)} input(s) "
                              f"({', '.join(self.input_names)}) but got {len(inputs)}")
         buffer = next(self.buffers(), None)
         for name, shape, x in zip(self.input_names, self._input_shapes, inputs, strict=True):
             if not isinstance(x, torch.Tensor):
-                raise TypeError(f"input '{name}' must be a torch.Tensor but is {type(x).__name__}")
+                raise UsageTypeError(f"input '{name}' must be a torch.Tensor but is {type(x).__name__}")
             if buffer is not None and x.device != buffer.device:
-                raise ValueError(f"input '{name}' is on {x.device} but the model is on {buffer.device}; "
+                raise UsageError(f"input '{name}' is on {x.device} but the model is on {buffer.device}; "
                                  f"move the model with .to({str(x.device)!r})")
             if list(x.shape[1:]) != shape[1:] or x.dim() != len(shape):
-                raise ValueError(f"input '{name}' expects shape [N, {', '.join(map(str, shape[1:]))}] "
+                raise UsageError(f"input '{name}' expects shape [N, {', '.join(map(str, shape[1:]))}] "
                                  f"(traced with N = {shape[0] if shape else '-'}) but got {list(x.shape)}")
 
     def _run(self, inputs: Sequence[torch.Tensor], keep_all: bool) -> list[torch.Tensor | None]:

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 from hbdk_sim import _core
+from hbdk_sim.errors import UnsupportedModelError, UsageError
 
 # ---- element types and exact integer helpers ------------------------------------------------------
 
@@ -125,8 +126,8 @@ class OpInfo:
     def where(self) -> str:
         return f"op '{self.name}'" + (f" at loc '{self.loc}'" if self.loc else "")
 
-    def error(self, why: str) -> ValueError:
-        return ValueError(f"int model: {self.where}: {why}")
+    def error(self, why: str) -> UnsupportedModelError:
+        return UnsupportedModelError(f"int model: {self.where}: {why}")
 
     def scale(self, v: ValueInfo, label: str) -> float:
         """The one per-tensor scale of a value, as float64 of the f32."""
@@ -559,7 +560,7 @@ class Gather(IntOp):
         idx = indices.to(torch.int64)
         if bool(((idx < -dim) | (idx >= dim)).any()):
             bad = idx[(idx < -dim) | (idx >= dim)][0].item()
-            raise ValueError(f"int model: {self.where}: expected gather indices in [{-dim}, {dim}) but got {bad}")
+            raise UsageError(f"int model: {self.where}: expected gather indices in [{-dim}, {dim}) but got {bad}")
         idx = torch.where(idx < 0, idx + dim, idx)
         out = x.index_select(self.axis, idx.reshape(-1))
         return [out.reshape(*x.shape[: self.axis], *indices.shape, *x.shape[self.axis + 1:])]

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UsageError
+
 QMAX = {"si8": 127, "si16": 32767}
 QMIN = {"si8": -128, "si16": -32768}
 
@@ -27,7 +29,7 @@ MIN_SCALE = 1e-8
 
 def check_dtype(dtype: str) -> str:
     if dtype not in QMAX:
-        raise ValueError(f"expected dtype 'si8' or 'si16' but got {dtype!r}")
+        raise UsageError(f"expected dtype 'si8' or 'si16' but got {dtype!r}")
     return dtype
 
 
@@ -89,7 +91,7 @@ def _batch_min_max(x: torch.Tensor, ch_axis: int | None) -> tuple[torch.Tensor, 
     if ch_axis is None:
         return torch.aminmax(x)
     if x.dim() == 0:
-        raise ValueError(f"expected a tensor with a channel axis {ch_axis} but got a scalar")
+        raise UsageError(f"expected a tensor with a channel axis {ch_axis} but got a scalar")
     flat = x.movedim(ch_axis, 0).reshape(x.shape[ch_axis], -1)
     return torch.aminmax(flat, dim=1)
 
@@ -114,7 +116,7 @@ class _MinMaxBase(ObserverBase):
             self.max_val = hi.clone()
         else:
             if lo.shape != self.min_val.shape:
-                raise ValueError(
+                raise UsageError(
                     f"expected {tuple(self.min_val.shape)} channels along axis {self.ch_axis} but got {tuple(lo.shape)}"
                 )
             self._update(lo, hi)
@@ -140,7 +142,7 @@ class MovingAverageMinMaxObserver(_MinMaxBase):
 
     def __init__(self, averaging_constant: float = 0.01, dtype: str = "si8", ch_axis: int | None = None) -> None:
         if not 0.0 < averaging_constant <= 1.0:
-            raise ValueError(f"expected averaging_constant in (0, 1] but got {averaging_constant}")
+            raise UsageError(f"expected averaging_constant in (0, 1] but got {averaging_constant}")
         super().__init__(dtype, ch_axis)
         self.averaging_constant = averaging_constant
 
@@ -163,7 +165,7 @@ class HistogramObserverBase(ObserverBase):
 
     def __init__(self, bins: int = 2048, dtype: str = "si8") -> None:
         if bins < 2:
-            raise ValueError(f"expected bins >= 2 but got {bins}")
+            raise UsageError(f"expected bins >= 2 but got {bins}")
         super().__init__(dtype, None)
         self.bins = bins
         self.register_buffer("histogram", torch.zeros(bins, dtype=torch.float64))
@@ -221,7 +223,7 @@ class PercentileObserver(HistogramObserverBase):
 
     def __init__(self, percentile: float = 99.99, bins: int = 2048, dtype: str = "si8") -> None:
         if not 0.0 < percentile <= 100.0:
-            raise ValueError(f"expected percentile in (0, 100] but got {percentile}")
+            raise UsageError(f"expected percentile in (0, 100] but got {percentile}")
         super().__init__(bins, dtype)
         self.percentile = percentile
 
@@ -250,7 +252,7 @@ class MSEObserver(HistogramObserverBase):
     def __init__(self, bins: int = 2048, candidates: int = 512, dtype: str = "si8") -> None:
         super().__init__(bins, dtype)
         if candidates < 1:
-            raise ValueError(f"expected candidates >= 1 but got {candidates}")
+            raise UsageError(f"expected candidates >= 1 but got {candidates}")
         self.candidates = candidates
 
     def threshold(self) -> torch.Tensor:

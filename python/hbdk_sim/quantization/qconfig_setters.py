@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
+from hbdk_sim.errors import UsageError
 from hbdk_sim.quantization.qconfig import QConfig
 
 
@@ -19,7 +20,7 @@ def _check_names(model: nn.Module, names: list[str]) -> None:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
             hint = f"; close matches: {', '.join(close)}" if close else ""
-            raise ValueError(f"expected a submodule name of the model but got {name!r}{hint}")
+            raise UsageError(f"expected a submodule name of the model but got {name!r}{hint}")
 
 
 def _by_type(module: nn.Module, by_type: Mapping[type, QConfig | None]):
@@ -42,7 +43,7 @@ def set_qconfig(
 
     A name in `by_name` covers that module and everything inside it, and the longest such name
     wins; a `by_name` entry beats a `by_type` entry, which beats `default`. `None` anywhere means
-    "leave in float". Unknown names raise ValueError listing close matches.
+    "leave in float". Unknown names raise UsageError listing close matches.
     """
     by_name = dict(by_name or {})
     by_type = dict(by_type or {})

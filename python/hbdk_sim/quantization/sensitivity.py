@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
 from hbdk_sim.quantization.qconfig import QConfig, qconfig_int16
 from hbdk_sim.quantization.stubs import QuantStub
@@ -90,7 +91,7 @@ class SensitivityReport:
 
     def most_sensitive(self, k: int) -> list[LayerSensitivity]:
         if not isinstance(k, int) or isinstance(k, bool) or k < 0:
-            raise ValueError(f"most_sensitive: expected a count k >= 0 but got {k!r}")
+            raise UsageError(f"most_sensitive: expected a count k >= 0 but got {k!r}")
         return self.layers[:k]
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,8 +175,8 @@ def _flatten_outputs(out: Any) -> list[torch.Tensor]:
         return [t for o in out for t in _flatten_outputs(o)]
     if isinstance(out, dict):
         return [t for o in out.values() for t in _flatten_outputs(o)]
-    raise TypeError(f"sensitivity: expected model outputs made of tensors (or tuples, lists, dicts of them) "
-                    f"but got {type(out).__name__}")
+    raise UsageTypeError(f"sensitivity: expected model outputs made of tensors (or tuples, lists, dicts of them) "
+                         f"but got {type(out).__name__}")
 
 
 def _run(model: nn.Module, data: list) -> torch.Tensor:
@@ -189,7 +190,7 @@ def _run(model: nn.Module, data: list) -> torch.Tensor:
 
 def _score(name: str, module_type: str, dtype: str, ref: torch.Tensor, test: torch.Tensor) -> LayerSensitivity:
     if test.shape != ref.shape:
-        raise ValueError(f"sensitivity: the quantized model gives {test.numel()} output values but the float model "
+        raise UsageError(f"sensitivity: the quantized model gives {test.numel()} output values but the float model "
                          f"{ref.numel()}; expected the same model before and after prepare_qat")
     return LayerSensitivity(name, module_type, dtype, cosine_similarity(ref, test), sqnr_db(ref, test))
 
@@ -203,13 +204,13 @@ def sensitivity(float_model: nn.Module, quant_model: nn.Module, data: Iterable,
     Both models run in eval mode under no_grad; their modes and every FakeQuantize's state are
     restored afterwards."""
     if metric not in METRICS:
-        raise ValueError(f"sensitivity: expected metric in {METRICS} but got {metric!r}")
+        raise UsageError(f"sensitivity: expected metric in {METRICS} but got {metric!r}")
     samples = list(data)
     if not samples:
-        raise ValueError("sensitivity: expected at least one input sample in data but got none")
+        raise UsageError("sensitivity: expected at least one input sample in data but got none")
     layers = [_Layer(n, m, fqs) for n, m, fqs in quantized_layers(quant_model) if fqs]
     if not layers:
-        raise ValueError("sensitivity: the quantized model has no fake-quantizers; prepare it with prepare_qat "
+        raise UsageError("sensitivity: the quantized model has no fake-quantizers; prepare it with prepare_qat "
                          "and calibrate it first")
     with _frozen([float_model, quant_model]) as all_fqs:
         ref = _run(float_model, samples)
@@ -223,13 +224,13 @@ def sensitivity(float_model: nn.Module, quant_model: nn.Module, data: Iterable,
                 except RuntimeError as e:
                     missing.append(e)
             if missing and len(missing) < len(layer.fake_quants):
-                raise ValueError(f"sensitivity: layer '{layer.name}' has no scale yet ({missing[0]})")
+                raise UsageError(f"sensitivity: layer '{layer.name}' has no scale yet ({missing[0]})")
             if missing:
                 first_error = first_error or f"layer '{layer.name}': {missing[0]}"
             else:
                 reached.append(layer)
         if not reached:
-            raise ValueError(f"sensitivity: every quantized layer has no scale yet ({first_error}); calibrate first")
+            raise UsageError(f"sensitivity: every quantized layer has no scale yet ({first_error}); calibrate first")
         layers = reached
         results = []
         for layer in layers:
@@ -257,6 +258,6 @@ def int16_qconfig_for_sensitive(report: SensitivityReport, k: int) -> dict[str, 
     QuantStubs are passed over: a stub builds its fake-quantizer when it is constructed (raise one
     with `QuantStub(qconfig_int16())`), so a qconfig set later would not change it."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 0:
-        raise ValueError(f"int16_qconfig_for_sensitive: expected a count k >= 0 but got {k!r}")
+        raise UsageError(f"int16_qconfig_for_sensitive: expected a count k >= 0 but got {k!r}")
     names = [x.name for x in report.layers if x.module_type != QuantStub.__name__][:k]
     return {name: qconfig_int16() for name in names}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UsageError
 from hbdk_sim.quantization.qconfig import QConfig
 
 
@@ -22,7 +23,7 @@ class QuantStub(nn.Module):
         self.activation_post_process = None
         if qconfig is not None:
             if qconfig.output is None:
-                raise ValueError("expected a qconfig with an output fake-quantizer for QuantStub but got output=None")
+                raise UsageError("expected a qconfig with an output fake-quantizer for QuantStub but got output=None")
             self.qconfig = qconfig
             self.activation_post_process = qconfig.output()
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UsageError
 from hbdk_sim.models.layers import ConvBNAct, DepthwiseSeparable, kaiming_init
 from hbdk_sim.registry import MODELS
 
@@ -36,10 +37,10 @@ class MobileNetV1(nn.Module):
     def __init__(self, width: float = 0.25, in_channels: int = 3, out_strides: Sequence[int] = STRIDES) -> None:
         super().__init__()
         if not width > 0:
-            raise ValueError(f"MobileNetV1: expected width > 0 but got {width}")
+            raise UsageError(f"MobileNetV1: expected width > 0 but got {width}")
         bad = [s for s in out_strides if s not in STRIDES]
         if bad or not out_strides:
-            raise ValueError(f"MobileNetV1: expected out_strides from {STRIDES} but got {tuple(out_strides)}")
+            raise UsageError(f"MobileNetV1: expected out_strides from {STRIDES} but got {tuple(out_strides)}")
         self.width = width
         self.out_strides = tuple(sorted(out_strides))
         self.stem = ConvBNAct(in_channels, scaled(STEM_CHANNELS, width), 3, stride=2)

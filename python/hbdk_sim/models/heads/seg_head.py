@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UsageError
 from hbdk_sim.registry import MODELS
 
 
@@ -17,7 +18,7 @@ class SegHead(nn.Module):
     def __init__(self, in_channels: Sequence[int], num_classes: int = 19) -> None:
         super().__init__()
         if num_classes < 1:
-            raise ValueError(f"SegHead: expected num_classes >= 1 but got {num_classes}")
+            raise UsageError(f"SegHead: expected num_classes >= 1 but got {num_classes}")
         self.num_classes = num_classes
         self.convs = nn.ModuleList(nn.Conv2d(c, num_classes, 1) for c in in_channels)
         for conv in self.convs:

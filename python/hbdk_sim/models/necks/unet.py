@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hbdk_sim.errors import UsageError
 from hbdk_sim.models.layers import ConvBNAct, ConvBNAddAct, DepthwiseSeparable, kaiming_init
 from hbdk_sim.registry import MODELS
 
@@ -31,15 +32,15 @@ class UNetNeck(nn.Module):
         super().__init__()
         in_strides, in_channels = tuple(in_strides), tuple(in_channels)
         if len(in_channels) != len(in_strides):
-            raise ValueError(f"UNetNeck: expected one in_channels entry per in_stride {in_strides} "
+            raise UsageError(f"UNetNeck: expected one in_channels entry per in_stride {in_strides} "
                              f"but got {in_channels}")
         if any(b != 2 * a for a, b in zip(in_strides, in_strides[1:], strict=False)):
-            raise ValueError(f"UNetNeck: expected in_strides ascending by factors of 2 but got {in_strides}")
+            raise UsageError(f"UNetNeck: expected in_strides ascending by factors of 2 but got {in_strides}")
         out_strides = tuple(sorted(out_strides))
         if not out_strides or any(s not in in_strides for s in out_strides):
-            raise ValueError(f"UNetNeck: expected out_strides among in_strides {in_strides} but got {out_strides}")
+            raise UsageError(f"UNetNeck: expected out_strides among in_strides {in_strides} but got {out_strides}")
         if upsample_mode not in UPSAMPLE_MODES:
-            raise ValueError(f"UNetNeck: expected upsample_mode in {UPSAMPLE_MODES} but got {upsample_mode!r}")
+            raise UsageError(f"UNetNeck: expected upsample_mode in {UPSAMPLE_MODES} but got {upsample_mode!r}")
         self.in_strides = in_strides
         self.out_strides = out_strides
         self.channels = dict(zip(in_strides, in_channels, strict=True))
