@@ -5,12 +5,16 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <sstream>
 
 #include "bindings/handles.h"
+#include "exec/float_reference.h"
+#include "exec/int_optimized.h"
+#include "exec/int_reference.h"
 #include "ir/ir.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
@@ -175,9 +179,25 @@ py::dict opDefToPy(const OpDef& d) {
         py::arg("name") = a.name, py::arg("kind") = attrKindName(a.kind),
         py::arg("default") = a.defaultValue ? py::object(py::str(a.defaultValue->str())) : py::object(py::none()),
         py::arg("doc") = a.doc));
+  const OpTraits& t = d.traits;
+  std::optional<hbdk::isa::Opcode> code = t.opcode ? hbdk::isa::parseOpcode(t.opcode) : std::nullopt;
+  py::dict traits(
+      py::arg("quant_rule") = quantRuleName(t.quant), py::arg("quant_rule_varies") = t.quantOf != nullptr,
+      py::arg("opcode") = t.opcode ? py::object(py::str(t.opcode)) : py::object(py::none()),
+      py::arg("unit") =
+          code ? py::object(py::str(hbdk::isa::unitName(hbdk::isa::unitOf(*code)))) : py::object(py::none()),
+      py::arg("tile") = tileClassName(t.tile), py::arg("fusion") = fusionName(t.fusion),
+      py::arg("weight_axis") = t.weightAxis,
+      py::arg("vector_work") = code ? py::object(py::str(hbdk::isa::vectorWorkName(hbdk::isa::vectorWorkOf(*code))))
+                                    : py::object(py::none()));
+  py::dict kernels(py::arg("float") = hbdk::exec::floatKernelExists(d.name),
+                   py::arg("int") = hbdk::exec::intKernelExists(d.name),
+                   py::arg("optimized") =
+                       std::any_of(hbdk::exec::optimizedKernelOps().begin(), hbdk::exec::optimizedKernelOps().end(),
+                                   [&](const char* n) { return std::string_view(n) == d.name; }));
   return py::dict(py::arg("name") = d.name, py::arg("summary") = d.summary, py::arg("operands") = operands,
                   py::arg("results") = results, py::arg("attrs") = attrs, py::arg("example") = d.example,
-                  py::arg("has_macs") = d.macs != nullptr);
+                  py::arg("has_macs") = d.macs != nullptr, py::arg("traits") = traits, py::arg("kernels") = kernels);
 }
 
 std::vector<Value*> unwrapValues(const std::vector<PyValue>& vs) {

@@ -465,6 +465,7 @@ FloatTensor constantValue(const ir::Module& m, const Op& constantOp) {
 }
 
 bool hasFloatKernel(const Op& op) { return kernels().count(op.name()) > 0; }
+bool floatKernelExists(std::string_view opName) { return kernels().count(std::string(opName)) > 0; }
 
 std::optional<std::vector<FloatTensor>> evalOpFloat(const Op& op, const std::vector<FloatTensor>& inputs) {
   auto it = kernels().find(op.name());

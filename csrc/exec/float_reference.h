@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "ir/ir.h"
@@ -36,6 +37,8 @@ FloatTensor constantValue(const ir::Module& m, const ir::Op& constantOp);
 // (gather, point_pillar_scatter, argmax, topk): the Executor runs those on f32 data through the
 // integer reference kernels, whose data movement and ordering are element-type generic.
 bool hasFloatKernel(const ir::Op& op);
+// Whether an op of this name has a float reference kernel at all (the op coverage matrix).
+bool floatKernelExists(std::string_view opName);
 
 // Evaluates one op on float inputs, one FloatTensor per operand in operand order; returns one
 // tensor per result. nullopt when the op has no float kernel, which callers treat as "cannot

@@ -560,6 +560,11 @@ bool allPositive(const ir::Shape& s) {
 
 }  // namespace
 
+const std::vector<const char*>& optimizedKernelOps() {
+  static const std::vector<const char*> ops = {"conv2d", "linear", "matmul", "requantize"};
+  return ops;
+}
+
 std::unique_ptr<OptimizedKernel> makeOptimizedKernel(const ir::Op& op, const std::vector<const Tensor*>& constants) {
   auto isSmallInt = [](const ir::Value* v) {
     return isType(v, ElemType::SI8) || isType(v, ElemType::SI16) || isType(v, ElemType::SI32);

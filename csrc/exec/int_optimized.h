@@ -26,6 +26,9 @@ class OptimizedKernel {
 // operand i's value when it is a constant and nullptr otherwise.
 std::unique_ptr<OptimizedKernel> makeOptimizedKernel(const ir::Op& op, const std::vector<const Tensor*>& constants);
 
+// The ops makeOptimizedKernel has kernels for (under its preconditions), for the op coverage matrix.
+const std::vector<const char*>& optimizedKernelOps();
+
 // The longest si8 x si8 dot product whose int32 sum cannot overflow: |sum| <= K * 2^14 < 2^31.
 constexpr int64_t kMaxExactInt8Reduction = (int64_t{1} << 17) - 1;
 

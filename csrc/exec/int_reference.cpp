@@ -829,6 +829,8 @@ const std::unordered_map<std::string, Kernel>& kernels() {
 
 }  // namespace
 
+bool intKernelExists(std::string_view opName) { return kernels().count(std::string(opName)) > 0; }
+
 bool hasIntKernel(const Op& op) {
   if (kernels().count(op.name()) == 0) return false;
   for (const ir::Value* v : op.operands())

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "exec/tensor.h"
@@ -13,6 +14,8 @@ namespace hbdk::exec {
 // Whether `op` (with its operand and result types) has an integer kernel: at least one operand
 // or result is an integer type and the op has integer semantics in docs/numerics.md.
 bool hasIntKernel(const ir::Op& op);
+// Whether an op of this name has an integer reference kernel at all (the op coverage matrix).
+bool intKernelExists(std::string_view opName);
 
 // Evaluates one op; one Tensor per operand (operand order), one per result (with the result's
 // declared type). Requantization parameters come from computeRequant on the types' scales, or

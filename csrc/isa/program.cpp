@@ -73,6 +73,21 @@ std::optional<Opcode> parseOpcode(std::string_view name) {
 Unit unitOf(Opcode op) { return kOpcodes[static_cast<int>(op)].unit; }
 VectorWork vectorWorkOf(Opcode op) { return kOpcodes[static_cast<int>(op)].work; }
 
+const char* vectorWorkName(VectorWork w) {
+  switch (w) {
+    case VectorWork::View: return "view";
+    case VectorWork::PerElement: return "per_element";
+    case VectorWork::Softmax: return "softmax";
+    case VectorWork::Window: return "window";
+    case VectorWork::Plane: return "plane";
+    case VectorWork::Axis: return "axis";
+    case VectorWork::SortNetwork: return "sort_network";
+    case VectorWork::Interpolate: return "interpolate";
+    case VectorWork::NotVector: return "not_vector";
+  }
+  return "?";
+}
+
 const char* bufferRoleName(BufferRole r) {
   switch (r) {
     case BufferRole::Input: return "input";

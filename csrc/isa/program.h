@@ -70,6 +70,7 @@ enum class VectorWork : uint8_t {
   NotVector,    // the MAC array's and DMA's opcodes
 };
 VectorWork vectorWorkOf(Opcode op);
+const char* vectorWorkName(VectorWork w);  // "per_element", "window", ...
 
 // A buffer an instruction uses in SRAM. Double-buffered operands have count 2: one buffer is
 // filled by DMA while the unit works on the other.

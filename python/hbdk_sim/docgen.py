@@ -17,7 +17,8 @@ from hbdk_sim.march import list_marches, load_march, supported_ops_report
 
 HEADER = """# HBIR ops
 
-Generated from the op table in `csrc/ir/ops.cpp` by `make docs`; do not edit by hand.
+Generated from the op table (`csrc/ir/ops_*.cpp`, one file per family) by `make docs`; do not edit by
+hand. Which kernels, marches, tracer mappings and tests each op has: [op_coverage.md](op_coverage.md).
 Layout is NCHW. Operands marked *optional* may be left out (trailing only); *variadic* takes any
 number. Attributes without a default are required. Element-type rules and the text syntax are in
 [hbir.md](hbir.md).
@@ -26,6 +27,13 @@ number. Attributes without a default are required. Element-type rules and the te
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _traits_line(t: dict) -> str:
+    rule = t["quant_rule"] + (" (by mode)" if t["quant_rule_varies"] else "")
+    runs = f"instruction `{t['opcode']}` on the {t['unit']}" if t["opcode"] else "no instruction"
+    fusion = f", fuses as {t['fusion']}" if t["fusion"] != "none" else ""
+    return f"Traits: quantize rule `{rule}`; {runs}; tiling `{t['tile']}`{fusion}."
 
 
 def ops_markdown() -> str:
@@ -51,6 +59,7 @@ def ops_markdown() -> str:
             out.append("")
         if d["has_macs"]:
             out += ["Counts multiply-accumulates (MACs).", ""]
+        out += [_traits_line(d["traits"]), ""]
         out += ["```", d["example"], "```"]
     return "\n".join(out) + "\n"
 

@@ -290,7 +290,10 @@ class _Exporter:
 
     def generic(self, op: _core.Op) -> None:
         """A float ONNX op; integer operands are dequantized and integer results quantized (QDQ)."""
-        inputs = [self.operand(v) for v in op.operands]
+        # A compiler-built table (softmax's exp) is what the integer kernel reads; ONNX's float op
+        # computes the function itself.
+        operands = op.operands[:1] if _TRAITS[op.name]["quant_rule"] == "rescale_lut" else op.operands
+        inputs = [self.operand(v) for v in operands]
         outputs, quantized = [], []
         for r in op.results:
             t = r.type
@@ -462,6 +465,8 @@ def _topk(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
     e.node("TopK", [ins[0], k], [outs[0], index], axis=a["axis"], largest=int(a["largest"]), sorted=1)
     e.node("Cast", [index], [outs[1]], to=TensorProto.INT32)
 
+
+_TRAITS = {d["name"]: d["traits"] for d in _core.op_table()}
 
 _FLOAT_OPS: dict[str, Callable] = {
     "conv2d": _conv2d,

@@ -384,14 +384,18 @@ def resize2d(x, size, mode, coordinate_mode, s_in=None, s_out=None, dtype=None):
     return requant_to(acc, s_in / (s_out * 2.0**20), dtype)
 
 
+def softmax_exp_table(s_in, in_dtype):
+    """EXP[k] = round_half_even(65535 * exp(-k * step)), step = s_in (si8) or s_in * 256 (si16)."""
+    step = s_in * 256 if in_dtype == "si16" else s_in
+    return np.array([round_half_even(65535 * math.exp(-k * step)) for k in range(256)], np.int64)
+
+
 def softmax(q, s_in, s_out, in_dtype, out_dtype, axis=-1):
     q = np.asarray(q, np.int64)
     d = q.max(axis=axis, keepdims=True) - q
-    step = s_in
     if in_dtype == "si16":
         d = d >> 8
-        step = s_in * 256
-    table = np.array([round_half_even(65535 * math.exp(-k * step)) for k in range(256)], np.int64)
+    table = softmax_exp_table(s_in, in_dtype)
     e = table[np.minimum(d, 255)]
     total = e.sum(axis=axis, keepdims=True)
     if not 1 / s_out < 2.0**31:

@@ -21,6 +21,7 @@ from hbdk_sim.quantization.int_model import (
 )
 from hbdk_sim.quantization.int_ops import SUPPORTED_OPS, apply_requant
 from hypothesis import HealthCheck, given, settings
+from numerics_oracle import softmax_exp_table
 from test_random_graphs import _layers_of_every_kind, build, graph_recipe
 
 
@@ -301,7 +302,8 @@ def test_requantize_ties_saturation_and_per_axis_from_types():
     %axis = requantize(%q) : tensor<2x32768xsi8, scale=[0.37, 3.1], axis=0>
     %tab = constant {value = dense_resource<tab>} : tensor<257xsi16>
     %l = lut(%q, %tab) : tensor<2x32768xsi16, scale=1.0>
-    %s = softmax(%q) {axis = 0} : tensor<2x32768xsi16, scale=0.0001>
+    %et = constant {value = dense_resource<et>} : tensor<256xsi32>
+    %s = softmax(%q, %et) {axis = 0} : tensor<2x32768xsi16, scale=0.0001>
     %d1 = dequantize(%half) : tensor<2x32768xf32>
     %d2 = dequantize(%axis) : tensor<2x32768xf32>
     %d3 = dequantize(%l) : tensor<2x32768xf32>
@@ -314,7 +316,8 @@ def test_requantize_ties_saturation_and_per_axis_from_types():
   }
 }
 """ + "\nresources {\n  tab = \"0x" + np.random.default_rng(3).integers(-32768, 32768, 257).astype("<i2").tobytes()
-        .hex().upper() + "\"\n}\n")
+        .hex().upper() + "\"\n  et = \"0x"
+        + softmax_exp_table(1.0, "si16").astype("<i4").tobytes().hex().upper() + "\"\n}\n")
     x = np.arange(-32768, 32768, dtype=np.float32).reshape(2, 32768)
     values = assert_matches_executor(q, [x])
     # The exact half rounds up: -3 * 0.5 = -1.5 -> -1, 3 * 0.5 -> 2; big values saturate.
