@@ -187,7 +187,7 @@ py::dict opDefToPy(const OpDef& d) {
       py::arg("unit") =
           code ? py::object(py::str(hbdk::isa::unitName(hbdk::isa::unitOf(*code)))) : py::object(py::none()),
       py::arg("tile") = tileClassName(t.tile), py::arg("fusion") = fusionName(t.fusion),
-      py::arg("weight_axis") = t.weightAxis,
+      py::arg("weight_axis") = t.weightAxis, py::arg("bounded_by_input") = t.boundedByInput,
       py::arg("vector_work") = code ? py::object(py::str(hbdk::isa::vectorWorkName(hbdk::isa::vectorWorkOf(*code))))
                                     : py::object(py::none()));
   py::dict kernels(py::arg("float") = hbdk::exec::floatKernelExists(d.name),

@@ -111,6 +111,10 @@ struct OpTraits {
   const char* opcode = nullptr;
   TileClass tile = TileClass::None;
   Fusion fusion = Fusion::None;
+  // Every result value's magnitude is at most the largest input magnitude (moving, selecting,
+  // averaging, max(x, 0)), so the input's symmetric scale covers the result: the torch front end
+  // gives such a result its input's scale where no quantizer observes it.
+  bool boundedByInput = false;
   int weightAxis = -1;  // Weighted: the weight axis holding the output channels
   QuantRuleFn quantOf = nullptr;
 };

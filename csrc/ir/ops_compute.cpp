@@ -178,7 +178,7 @@ void addComputeOps(std::vector<OpDef>& t) {
             macsConv2d,
             "%y = conv2d(%x, %w, %b) {stride = [1, 1], padding = [1, 1, 1, 1], dilation = [1, 1], groups = 1} : "
             "tensor<1x16x32x32xf32>",
-            {QuantRule::Weighted, "conv2d", TileClass::ConvWindow, Fusion::Anchor, 0}});
+            {QuantRule::Weighted, "conv2d", TileClass::ConvWindow, Fusion::Anchor, false, 0}});
   t.push_back(
       OpDef{"conv_transpose2d",
             "2-D transposed convolution (gradient of conv2d) of NCHW input with weight [Cin, Cout/groups, KH, KW], "
@@ -199,7 +199,7 @@ void addComputeOps(std::vector<OpDef>& t) {
             macsConvTranspose2d,
             "%y = conv_transpose2d(%x, %w, %b) {stride = [2, 2], padding = [1, 1, 1, 1], output_padding = [1, 1], "
             "dilation = [1, 1], groups = 1} : tensor<1x8x16x16xf32>",
-            {QuantRule::Weighted, "conv_transpose2d", TileClass::DeconvWindow, Fusion::Anchor, 1}});
+            {QuantRule::Weighted, "conv_transpose2d", TileClass::DeconvWindow, Fusion::Anchor, false, 1}});
   t.push_back(
       OpDef{"linear",
             "Fully connected layer over the last dim: input [..., K] times weight [N, K] transposed, plus "
@@ -211,7 +211,7 @@ void addComputeOps(std::vector<OpDef>& t) {
             nullptr,
             macsLinear,
             "%y = linear(%x, %w, %b) : tensor<1x10xf32>",
-            {QuantRule::Weighted, "gemm", TileClass::Gemm, Fusion::Anchor, 0}});
+            {QuantRule::Weighted, "gemm", TileClass::Gemm, Fusion::Anchor, false, 0}});
   t.push_back(OpDef{"matmul",
                     "Batched matrix product [..., M, K] x [..., K, N] -> [..., M, N]; batch dims broadcast like "
                     "numpy.",

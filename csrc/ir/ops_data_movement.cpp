@@ -193,7 +193,7 @@ void addDataMovementOps(std::vector<OpDef>& t) {
                     nullptr,
                     nullptr,
                     "%a, %b = split(%x) {axis = 1, sizes = [8, 8]} : tensor<1x8x4x4xf32>, tensor<1x8x4x4xf32>",
-                    {QuantRule::KeepsScale, "split", TileClass::Elementwise}});
+                    {QuantRule::KeepsScale, "split", TileClass::Elementwise, Fusion::None, true}});
   t.push_back(
       OpDef{"slice",
             "Takes [start, end) with step along each listed axis; negative positions count from the end, then clamp "
@@ -208,7 +208,7 @@ void addDataMovementOps(std::vector<OpDef>& t) {
             nullptr,
             nullptr,
             "%y = slice(%x) {axes = [2, 3], starts = [0, 0], ends = [4, -1], steps = [1, 2]} : tensor<1x8x4x2xf32>",
-            {QuantRule::KeepsScale, "slice", TileClass::Elementwise}});
+            {QuantRule::KeepsScale, "slice", TileClass::Elementwise, Fusion::None, true}});
   t.push_back(OpDef{"reshape",
                     "Row-major reshape to `shape`; one dim may be -1 and is inferred from the element count.",
                     {kInput},
@@ -218,7 +218,7 @@ void addDataMovementOps(std::vector<OpDef>& t) {
                     nullptr,
                     nullptr,
                     "%y = reshape(%x) {shape = [1, -1]} : tensor<1x128xf32>",
-                    {QuantRule::KeepsScale, "reshape", TileClass::Elementwise}});
+                    {QuantRule::KeepsScale, "reshape", TileClass::Elementwise, Fusion::None, true}});
   t.push_back(OpDef{"transpose",
                     "Permutes dims: output dim i is input dim perm[i].",
                     {kInput},
@@ -228,7 +228,7 @@ void addDataMovementOps(std::vector<OpDef>& t) {
                     nullptr,
                     nullptr,
                     "%y = transpose(%x) {perm = [0, 2, 3, 1]} : tensor<1x4x4x8xf32>",
-                    {QuantRule::KeepsScale, "transpose", TileClass::Elementwise}});
+                    {QuantRule::KeepsScale, "transpose", TileClass::Elementwise, Fusion::None, true}});
   t.push_back(
       OpDef{"flatten",
             "Merges dims start_dim..end_dim (inclusive) into one, row-major.",
@@ -240,7 +240,7 @@ void addDataMovementOps(std::vector<OpDef>& t) {
             nullptr,
             nullptr,
             "%y = flatten(%x) {start_dim = 1, end_dim = -1} : tensor<1x128xf32>",
-            {QuantRule::KeepsScale, "reshape", TileClass::Elementwise}});
+            {QuantRule::KeepsScale, "reshape", TileClass::Elementwise, Fusion::None, true}});
   t.push_back(OpDef{
       "pad",
       "Pads every dim with pads[d] before and pads[rank + d] after, using a constant, the edge value "
@@ -255,7 +255,7 @@ void addDataMovementOps(std::vector<OpDef>& t) {
       nullptr,
       "%y = pad(%x) {pads = [0, 0, 1, 1, 0, 0, 1, 1], mode = \"constant\", value = 0.0} : "
       "tensor<1x8x6x6xf32>",
-      {QuantRule::KeepsScale, "pad", TileClass::Elementwise}});
+      {QuantRule::KeepsScale, "pad", TileClass::Elementwise, Fusion::None, true}});
   t.push_back(OpDef{"gather",
                     "Picks entries of `input` along `axis` at si32 `indices`: output shape is input.shape[:axis] + "
                     "indices.shape + input.shape[axis+1:].",
@@ -266,7 +266,7 @@ void addDataMovementOps(std::vector<OpDef>& t) {
                     verifyGather,
                     nullptr,
                     "%y = gather(%x, %idx) {axis = 0} : tensor<5x64xf32>",
-                    {QuantRule::KeepsScale, "gather", TileClass::Indexed}});
+                    {QuantRule::KeepsScale, "gather", TileClass::Indexed, Fusion::None, true}});
 }
 
 }  // namespace hbdk::ir

@@ -73,9 +73,9 @@ OpDef binaryOp(const char* name, const char* summary, const char* example, OpTra
 void addElementwiseOps(std::vector<OpDef>& t) {
   // ---- Elementwise activations ----
   t.push_back(unaryOp("relu", "Elementwise max(x, 0).", "%y = relu(%x) : tensor<1x8x4x4xf32>",
-                      {QuantRule::Clamp, "clamp", TileClass::Elementwise, Fusion::Epilogue}));
+                      {QuantRule::Clamp, "clamp", TileClass::Elementwise, Fusion::Epilogue, true}));
   t.push_back(unaryOp("relu6", "Elementwise min(max(x, 0), 6).", "%y = relu6(%x) : tensor<1x8x4x4xf32>",
-                      {QuantRule::Clamp, "clamp", TileClass::Elementwise, Fusion::Epilogue}));
+                      {QuantRule::Clamp, "clamp", TileClass::Elementwise, Fusion::Epilogue, true}));
   t.push_back(
       unaryOp("sigmoid", "Elementwise 1 / (1 + exp(-x)).", "%y = sigmoid(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
   t.push_back(

@@ -128,7 +128,7 @@ void addSpatialOps(std::vector<OpDef>& t) {
       nullptr,
       "%y = max_pool2d(%x) {kernel = [3, 3], stride = [2, 2], padding = [1, 1, 1, 1], dilation = [1, 1], "
       "ceil_mode = false} : tensor<1x8x16x16xf32>",
-      {QuantRule::KeepsScale, "max_pool", TileClass::PoolWindow}});
+      {QuantRule::KeepsScale, "max_pool", TileClass::PoolWindow, Fusion::None, true}});
   t.push_back(OpDef{
       "avg_pool2d",
       "Mean over KH x KW windows of NCHW input.",
@@ -143,7 +143,7 @@ void addSpatialOps(std::vector<OpDef>& t) {
       nullptr,
       "%y = avg_pool2d(%x) {kernel = [2, 2], stride = [2, 2], padding = [0, 0, 0, 0], ceil_mode = false, "
       "count_include_pad = true} : tensor<1x8x16x16xf32>",
-      {QuantRule::Rescale, "avg_pool", TileClass::PoolWindow}});
+      {QuantRule::Rescale, "avg_pool", TileClass::PoolWindow, Fusion::None, true}});
   t.push_back(OpDef{"global_avg_pool2d",
                     "Mean over H and W of NCHW input, giving [N, C, 1, 1].",
                     {{"input", Arity::One, "[N, C, H, W]"}},
@@ -153,7 +153,7 @@ void addSpatialOps(std::vector<OpDef>& t) {
                     nullptr,
                     nullptr,
                     "%y = global_avg_pool2d(%x) : tensor<1x512x1x1xf32>",
-                    {QuantRule::Rescale, "global_avg_pool", TileClass::PlaneReduce}});
+                    {QuantRule::Rescale, "global_avg_pool", TileClass::PlaneReduce, Fusion::None, true}});
   t.push_back(OpDef{"resize2d",
                     "Resizes H and W of NCHW input to `size` by nearest or bilinear sampling.",
                     {{"input", Arity::One, "[N, C, H, W]"}},
@@ -168,7 +168,7 @@ void addSpatialOps(std::vector<OpDef>& t) {
                     nullptr,
                     "%y = resize2d(%x) {size = [16, 16], mode = \"nearest\", coordinate_mode = \"half_pixel\"} : "
                     "tensor<1x8x16x16xf32>",
-                    {QuantRule::Rescale, "resize", TileClass::ResizeWindow, Fusion::None, -1, resizeQuantRule}});
+                    {QuantRule::Rescale, "resize", TileClass::ResizeWindow, Fusion::None, true, -1, resizeQuantRule}});
 
   // ---- Detection ----
   t.push_back(OpDef{"point_pillar_scatter",
@@ -184,7 +184,7 @@ void addSpatialOps(std::vector<OpDef>& t) {
                     nullptr,
                     "%bev = point_pillar_scatter(%feat, %coords) {grid = [496, 432], batch = 1} : "
                     "tensor<1x64x496x432xf32>",
-                    {QuantRule::KeepsScale, "scatter", TileClass::Scatter}});
+                    {QuantRule::KeepsScale, "scatter", TileClass::Scatter, Fusion::None, true}});
 
   // ---- Reductions and selection ----
   t.push_back(OpDef{"argmax",
@@ -212,7 +212,7 @@ void addSpatialOps(std::vector<OpDef>& t) {
                     nullptr,
                     "%values, %indices = topk(%x) {k = 5, axis = -1, largest = true, sorted = true} : "
                     "tensor<1x5xf32>, tensor<1x5xsi32>",
-                    {QuantRule::KeepsScale, "topk", TileClass::AxisReduce}});
+                    {QuantRule::KeepsScale, "topk", TileClass::AxisReduce, Fusion::None, true}});
 }
 
 }  // namespace hbdk::ir

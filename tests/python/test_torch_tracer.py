@@ -187,7 +187,7 @@ def test_unsupported_op_names_module_op_and_source():
     msg = str(e.value)
     assert isinstance(e.value, ValueError) and "\n" not in msg
     assert "'torch.sort'" in msg and "'body.1'" in msg and "test_torch_tracer.py" in msg
-    assert "torch.sort(x, dim=1)" in msg and "supports: Conv2d" in msg
+    assert "torch.sort(x, dim=1)" in msg and "supports: modules " in msg and "nn.Conv2d" in msg and "F.conv2d" in msg
 
 
 def test_unsupported_module_and_attribute():

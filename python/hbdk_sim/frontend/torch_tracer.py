@@ -24,7 +24,7 @@ from __future__ import annotations
 import operator
 import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -35,35 +35,38 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from hbdk_sim import _core
 from hbdk_sim.errors import UnsupportedModelError, UsageError
+from hbdk_sim.frontend.torch_ops import (
+    FUNCTION_HANDLERS,
+    MODULE_HANDLERS,
+    is_tensor_like,
+    pair,
+)
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
-from hbdk_sim.quantization.fuse_modules import (
-    Add,
-    Concat,
-    ConvAdd2d,
-    Matmul,
-    Mul,
-    QATConv2d,
-    QATConvTranspose2d,
-    QATLinear,
-    _ConvFusion,
-    _fold_params,
-)
-from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
+from hbdk_sim.quantization.fuse_modules import QAT_MODULE_MAPPINGS
 
-SUPPORTED = (
-    "Conv2d, ConvTranspose2d, Linear, BatchNorm2d (eval), ReLU, ReLU6, Hardtanh, clamp, LeakyReLU, sigmoid, "
-    "tanh, exp, softmax, add, sub, mul, div by a scalar, matmul, cat, flatten, reshape/view, permute/transpose, "
-    "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), mean over H and W, interpolate/Upsample (nearest, bilinear), "
-    "pad, Dropout and Identity; hbdk_sim.quantization's QuantStub, DeQuantStub, FakeQuantize, fused and QAT "
-    "convs and deconvs, QATLinear, Add, Mul, Matmul and Concat"
-)
-# Modules the tracer maps whole instead of tracing through their forward.
-_LEAVES = (FakeQuantize, QuantStub, DeQuantStub, _ConvFusion, QATConv2d, QATConvTranspose2d, QATLinear, Add, Mul,
-           Matmul, Concat)
+
+def _supported() -> str:
+    modules = sorted({h.target for h in MODULE_HANDLERS.values()})
+    functions = sorted({h.target for h in FUNCTION_HANDLERS.values()})
+    return f"modules {', '.join(modules)}; functions and methods {', '.join(functions)}"
+
+
+# What the tracer maps, as its messages list it: every target of the handler registry.
+SUPPORTED = _supported()
+# Modules the tracer maps whole instead of tracing through their forward: the quantization
+# package's own modules and the QAT classes prepare_qat makes (torch's own nn modules are leaves
+# for torch.fx anyway).
+_LEAVES = tuple(c for c in MODULE_HANDLERS if c.__module__.startswith("hbdk_sim.")) + tuple(
+    m.qat_class for m in QAT_MODULE_MAPPINGS.values())
+_TRAITS = {d["name"]: d["traits"] for d in _core.op_table()}
 # Ops whose result, when no quantizer annotates it, keeps the (first) input's scale.
-_KEEPS_SCALE = {"relu", "reshape", "flatten", "transpose", "slice", "split", "max_pool2d", "pad", "resize2d",
-                "avg_pool2d", "global_avg_pool2d", "gather", "topk"}
-_CLAMPS = {"relu", "relu6", "clip"}
+_KEEPS_SCALE = frozenset(n for n, t in _TRAITS.items() if t["bounded_by_input"])
+_CLAMPS = frozenset(n for n, t in _TRAITS.items() if t["quant_rule"] == "clamp")
+# Ops whose result, read only by a quantized clamp, takes the clamp's scale: accumulators and
+# elementwise arithmetic, which the clamp saturates anyway.
+_TAKES_CLAMP_SCALE = frozenset(
+    n for n, t in _TRAITS.items()
+    if t["quant_rule"] in ("weighted", "accumulate") or (t["quant_rule"] == "rescale" and t["tile"] == "elementwise"))
 F32_MAX = float(np.finfo(np.float32).max)
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
@@ -155,19 +158,6 @@ class _Recorder(ShapeProp):
         return result
 
 
-def _pair(v) -> list[int]:
-    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
-
-
-def _arg(node: fx.Node, i: int, name: str, default=None):
-    return node.args[i] if len(node.args) > i else node.kwargs.get(name, default)
-
-
-def _is_tensor_like(v) -> bool:
-    return isinstance(v, torch.Tensor) or (
-        isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v))
-
-
 class _Builder:
     def __init__(self, gm: fx.GraphModule, results: dict[fx.Node, object], name: str, quant: bool = False) -> None:
         self.gm = gm
@@ -180,6 +170,7 @@ class _Builder:
         self.env: dict[fx.Node, object] = {}  # an HBIR Value for tensors, the Python value otherwise
         self.modules = dict(gm.named_modules())
         self.node: fx.Node | None = None
+        self.emitted: list[str] = []  # the HBIR op names emit() created, in order (constants aside)
 
     # -- diagnostics -------------------------------------------------------------------------------
 
@@ -256,6 +247,7 @@ class _Builder:
         """Create `op` for the current node; its result must have the node's shape. Ops after the
         first of one node get a `suffix` to keep value names unique."""
         node = self.node
+        self.emitted.append(op)
         result = self.module.create_op(self.fn, op, operands, attrs or {}, loc=self._loc(node),
                                        names=[node.name + suffix]).result()
         expected = self.shape(node)
@@ -279,7 +271,7 @@ class _Builder:
                 self.env[node] = self.tensor_const(t, str(node.target)) if isinstance(t, torch.Tensor) else t
             elif node.op == "output":
                 outputs = self._outputs(node.args[0])
-            elif not _is_tensor_like(self.results[node]):
+            elif not is_tensor_like(self.results[node]):
                 # shape arithmetic (x.size(0), x.shape[1] * 2): fixed by the example inputs
                 self.env[node] = self.results[node]
             else:
@@ -295,31 +287,38 @@ class _Builder:
             return [v for o in out for v in self._outputs(o)]
         return [self.value(out)]
 
-    def _convert(self, node: fx.Node) -> _core.Value:
+    def _handler(self, node: fx.Node):
         if node.op == "call_module":
             mod = self.modules[node.target]
             for cls in type(mod).__mro__:
-                handler = _MODULE_HANDLERS.get(cls)
-                if handler is not None:
-                    result = handler(self, node, mod)
-                    post = getattr(mod, "activation_post_process", None)
-                    if isinstance(post, FakeQuantize) and isinstance(result, _core.Value):
-                        self.annotate(result, post, str(node.target))
-                    return result
-            raise self.error()
+                if cls in MODULE_HANDLERS:
+                    return MODULE_HANDLERS[cls], mod
+            return None, mod
         key = ("method", node.target) if node.op == "call_method" else node.target
         try:
-            handler = _FUNCTION_HANDLERS.get(key)
-        except TypeError:  # an unhashable target
-            handler = None
+            return FUNCTION_HANDLERS.get(key), None
+        except TypeError:  # an unhashable target is no registry key
+            return None, None
+
+    def _convert(self, node: fx.Node) -> _core.Value:
+        handler, mod = self._handler(node)
         if handler is None:
             raise self.error()
-        return handler(self, node)
+        before = len(self.emitted)
+        result = handler.fn(self, node, mod) if node.op == "call_module" else handler.fn(self, node)
+        emitted = set(self.emitted[before:])
+        if not emitted <= set(handler.emits):
+            raise RuntimeError(f"tracer handler of {handler.target} emitted {sorted(emitted)} but declares "
+                               f"{list(handler.emits)}; fix its row in frontend/torch_ops.py")
+        post = getattr(mod, "activation_post_process", None) if mod is not None else None
+        if isinstance(post, FakeQuantize) and isinstance(result, _core.Value):
+            self.annotate(result, post, str(node.target))
+        return result
 
     # -- shared emitters -----------------------------------------------------------------------------
 
     def conv(self, x, weight, bias, stride, padding, dilation, groups, kernel, suffix: str = "") -> _core.Value:
-        dilation = _pair(dilation)
+        dilation = pair(dilation)
         if isinstance(padding, str):
             if padding == "valid":
                 pads = [0, 0, 0, 0]
@@ -327,10 +326,10 @@ class _Builder:
                 total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
                 pads = [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]
         else:
-            p = _pair(padding)
+            p = pair(padding)
             pads = [p[0], p[1], p[0], p[1]]
         operands = [x, weight] + ([bias] if bias is not None else [])
-        return self.emit("conv2d", operands, {"stride": _pair(stride), "padding": pads, "dilation": dilation,
+        return self.emit("conv2d", operands, {"stride": pair(stride), "padding": pads, "dilation": dilation,
                                               "groups": int(groups)}, suffix=suffix)
 
     def binary(self, op: str, lhs, rhs) -> _core.Value:
@@ -381,9 +380,9 @@ class _Builder:
         return self.emit("resize2d", [self.value(x)], {"size": out_hw, **attrs})
 
     def pool(self, op: str, x, kernel, stride, padding, ceil_mode, extra: dict) -> _core.Value:
-        kernel = _pair(kernel)
-        stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and not stride) else _pair(stride)
-        p = _pair(padding)
+        kernel = pair(kernel)
+        stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and not stride) else pair(stride)
+        p = pair(padding)
         return self.emit(op, [self.value(x)], {"kernel": kernel, "stride": stride,
                                                "padding": [p[0], p[1], p[0], p[1]], "ceil_mode": bool(ceil_mode),
                                                **extra})
@@ -410,6 +409,7 @@ class _Builder:
 
     def emit_unchecked(self, op: str, operands, attrs) -> _core.Value:
         node = self.node
+        self.emitted.append(op)
         return self.module.create_op(self.fn, op, operands, attrs, loc=self._loc(node),
                                      names=[f"{node.name}.{op}"]).result()
 
@@ -491,396 +491,11 @@ class _Builder:
             return known[0]
         if op.name == "concat" and known and all(k is not None for k in known):
             return max(known, key=lambda k: k[0])
-        if op.name in ("conv2d", "conv_transpose2d", "linear", "matmul", "add", "sub"):
+        if op.name in _TAKES_CLAMP_SCALE:
             uses = self.fn.uses(r)
             if len(uses) == 1 and uses[0][0] is not None and uses[0][0].name in _CLAMPS:
                 return self.scales.get(uses[0][0].result())
         return None
-
-
-# -- module handlers ---------------------------------------------------------------------------------
-
-
-def _m_conv(b: _Builder, node: fx.Node, m: nn.Conv2d) -> _core.Value:
-    if m.padding_mode != "zeros":
-        raise b.error(f"padding_mode '{m.padding_mode}'")
-    w = b.weight(m.weight, getattr(m, "weight_fake_quant", None), f"{node.target}.weight")
-    bias = b.tensor_const(m.bias, f"{node.target}.bias") if m.bias is not None else None
-    return b.conv(b.value(node.args[0]), w, bias, m.stride, m.padding, m.dilation, m.groups, m.kernel_size)
-
-
-def _m_fused_conv(b: _Builder, node: fx.Node, m: _ConvFusion) -> _core.Value:
-    """FusedConv2d, ConvBn2d (BN folded as its eval forward folds it) and ConvAdd2d."""
-    conv, path = m.conv, str(node.target)
-    if conv.padding_mode != "zeros":
-        raise b.error(f"padding_mode '{conv.padding_mode}'")
-    if m.bn is not None:
-        with torch.no_grad():
-            weight, bias = _fold_params(conv, m.bn, conv.weight.dtype)
-    else:
-        weight, bias = conv.weight, conv.bias
-    w = b.weight(weight, m.weight_fake_quant, f"{path}.weight")
-    bias_v = b.tensor_const(bias, f"{path}.bias") if bias is not None else None
-    last = m.act is None and not isinstance(m, ConvAdd2d)
-    y = b.conv(b.value(node.args[0]), w, bias_v, conv.stride, conv.padding, conv.dilation, conv.groups,
-               conv.kernel_size, suffix="" if last else ".conv")
-    if isinstance(m, ConvAdd2d):
-        b.annotate(y, m.conv_post_process, path)
-        y = b.emit("add", [y, b.value(node.args[1])], suffix="" if m.act is None else ".add")
-        if m.act is not None:
-            b.annotate(y, m.activation_post_process, path)  # clamped at once: one rounding, as QAT computes
-    elif m.act is not None:
-        b.annotate(y, m.activation_post_process, path)  # the activation takes the requantize over
-    if m.act is not None:
-        y = b.emit("relu6" if isinstance(m.act, nn.ReLU6) else "relu", [y])
-    return y
-
-
-def _m_quant_stub(b: _Builder, node: fx.Node, m: QuantStub) -> _core.Value:
-    v = b.value(node.args[0])
-    b.annotate(v, m.activation_post_process, str(node.target))
-    return v
-
-
-def _m_fake_quant(b: _Builder, node: fx.Node, m: FakeQuantize) -> _core.Value:
-    v = b.value(node.args[0])
-    b.annotate(v, m, str(node.target))
-    return v
-
-
-def _m_add(b: _Builder, node: fx.Node, m: Add) -> _core.Value:
-    return b.binary("add", node.args[0], node.args[1])
-
-
-def _m_mul(b: _Builder, node: fx.Node, m: Mul) -> _core.Value:
-    return b.binary("mul", node.args[0], node.args[1])
-
-
-def _m_matmul(b: _Builder, node: fx.Node, m=None) -> _core.Value:
-    if len(node.args) != 2 or node.kwargs:
-        raise b.error("matmul with out= or other extra arguments")
-    for side, a in zip(("lhs", "rhs"), node.args, strict=True):
-        if not isinstance(a, fx.Node) or not isinstance(b.env[a], _core.Value):
-            raise b.error(f"matmul {side} that is not a tensor")
-        if len(b.shape(a)) < 2:
-            raise b.error(f"matmul {side} of rank {len(b.shape(a))} (needs rank >= 2)")
-    return b.emit("matmul", [b.value(node.args[0]), b.value(node.args[1])])
-
-
-def _m_concat(b: _Builder, node: fx.Node, m: Concat) -> _core.Value:
-    return b.emit("concat", [b.value(t) for t in node.args], {"axis": b.axis(m.dim, len(b.shape(node)))})
-
-
-def _m_conv_transpose(b: _Builder, node: fx.Node, m: nn.ConvTranspose2d) -> _core.Value:
-    if len(node.args) > 1 or node.kwargs:
-        raise b.error("output_size argument")
-    p = _pair(m.padding)
-    # A QATConvTranspose2d's weight as QAT trained it (per channel along axis 1).
-    w = b.weight(m.weight, getattr(m, "weight_fake_quant", None), f"{node.target}.weight")
-    operands = [b.value(node.args[0]), w]
-    if m.bias is not None:
-        operands.append(b.tensor_const(m.bias, f"{node.target}.bias"))
-    return b.emit("conv_transpose2d", operands, {
-        "stride": _pair(m.stride), "padding": [p[0], p[1], p[0], p[1]], "output_padding": _pair(m.output_padding),
-        "dilation": _pair(m.dilation), "groups": int(m.groups)})
-
-
-def _m_linear(b: _Builder, node: fx.Node, m: nn.Linear) -> _core.Value:
-    operands = [b.value(node.args[0]), b.weight(m.weight, getattr(m, "weight_fake_quant", None),
-                                                 f"{node.target}.weight")]
-    if m.bias is not None:
-        operands.append(b.tensor_const(m.bias, f"{node.target}.bias"))
-    return b.emit("linear", operands)
-
-
-def _m_batch_norm(b: _Builder, node: fx.Node, m: nn.BatchNorm2d) -> _core.Value:
-    if m.running_mean is None or m.running_var is None:
-        raise b.error("BatchNorm without running statistics (track_running_stats=False)")
-    c = m.num_features
-    gamma = m.weight if m.affine else torch.ones(c)
-    beta = m.bias if m.affine else torch.zeros(c)
-    path = str(node.target)
-    params = [b.tensor_const(m.running_mean, f"{path}.running_mean"),
-              b.tensor_const(m.running_var, f"{path}.running_var"),
-              b.tensor_const(gamma, f"{path}.weight"), b.tensor_const(beta, f"{path}.bias")]
-    return b.emit("batch_norm", [b.value(node.args[0]), *params], {"eps": float(m.eps)})
-
-
-def _m_unary(op: str) -> Callable:
-    return lambda b, node, m: b.emit(op, [b.value(node.args[0])])
-
-
-def _m_hardtanh(b: _Builder, node: fx.Node, m: nn.Hardtanh) -> _core.Value:
-    return b.clip(node.args[0], m.min_val, m.max_val)
-
-
-def _m_leaky_relu(b: _Builder, node: fx.Node, m: nn.LeakyReLU) -> _core.Value:
-    return b.emit("leaky_relu", [b.value(node.args[0])], {"alpha": float(m.negative_slope)})
-
-
-def _m_softmax(b: _Builder, node: fx.Node, m: nn.Softmax) -> _core.Value:
-    if m.dim is None:
-        raise b.error("implicit softmax dim")
-    return b.emit("softmax", [b.value(node.args[0])], {"axis": b.axis(m.dim, len(b.shape(node)))})
-
-
-def _m_flatten(b: _Builder, node: fx.Node, m: nn.Flatten) -> _core.Value:
-    return b.emit("flatten", [b.value(node.args[0])], {"start_dim": m.start_dim, "end_dim": m.end_dim})
-
-
-def _m_max_pool(b: _Builder, node: fx.Node, m: nn.MaxPool2d) -> _core.Value:
-    if m.return_indices:
-        raise b.error("return_indices=True")
-    return b.pool("max_pool2d", node.args[0], m.kernel_size, m.stride, m.padding, m.ceil_mode,
-                  {"dilation": _pair(m.dilation)})
-
-
-def _m_avg_pool(b: _Builder, node: fx.Node, m: nn.AvgPool2d) -> _core.Value:
-    if m.divisor_override is not None:
-        raise b.error("divisor_override")
-    return b.pool("avg_pool2d", node.args[0], m.kernel_size, m.stride, m.padding, m.ceil_mode,
-                  {"count_include_pad": bool(m.count_include_pad)})
-
-
-def _is_one(size) -> bool:
-    return size == 1 or (isinstance(size, (tuple, list)) and all(s == 1 for s in size))
-
-
-def _m_adaptive_avg(b: _Builder, node: fx.Node, m: nn.AdaptiveAvgPool2d) -> _core.Value:
-    if not _is_one(m.output_size):
-        raise b.error(f"output_size {m.output_size}; only 1 (global average) is supported")
-    return b.global_pool(node.args[0])
-
-
-def _m_upsample(b: _Builder, node: fx.Node, m: nn.Upsample) -> _core.Value:
-    return b.resize(node.args[0], m.size, m.scale_factor, m.mode, m.align_corners)
-
-
-def _m_pad(b: _Builder, node: fx.Node, m) -> _core.Value:
-    return b.pad(node.args[0], list(m.padding), "constant", getattr(m, "value", 0.0))
-
-
-def _alias(b: _Builder, node: fx.Node, m=None) -> _core.Value:
-    return b.value(node.args[0])
-
-
-_MODULE_HANDLERS: dict[type, Callable] = {
-    _ConvFusion: _m_fused_conv,
-    QuantStub: _m_quant_stub,
-    DeQuantStub: _alias,
-    FakeQuantize: _m_fake_quant,
-    Add: _m_add,
-    Mul: _m_mul,
-    Matmul: _m_matmul,
-    Concat: _m_concat,
-    nn.Conv2d: _m_conv,
-    nn.ConvTranspose2d: _m_conv_transpose,
-    nn.Linear: _m_linear,
-    nn.BatchNorm2d: _m_batch_norm,
-    nn.ReLU: _m_unary("relu"),
-    nn.ReLU6: _m_unary("relu6"),
-    nn.Hardtanh: _m_hardtanh,
-    nn.LeakyReLU: _m_leaky_relu,
-    nn.Sigmoid: _m_unary("sigmoid"),
-    nn.Tanh: _m_unary("tanh"),
-    nn.Softmax: _m_softmax,
-    nn.Flatten: _m_flatten,
-    nn.MaxPool2d: _m_max_pool,
-    nn.AvgPool2d: _m_avg_pool,
-    nn.AdaptiveAvgPool2d: _m_adaptive_avg,
-    nn.Upsample: _m_upsample,
-    nn.ZeroPad2d: _m_pad,
-    nn.ConstantPad2d: _m_pad,
-    nn.Dropout: _alias,
-    nn.Dropout2d: _alias,
-    nn.Identity: _alias,
-}
-
-# -- function and method handlers --------------------------------------------------------------------
-
-
-def _f_unary(op: str) -> Callable:
-    return lambda b, node: b.emit(op, [b.value(node.args[0])])
-
-
-def _f_hardtanh(b: _Builder, node: fx.Node) -> _core.Value:
-    return b.clip(node.args[0], _arg(node, 1, "min_val", -1.0), _arg(node, 2, "max_val", 1.0))
-
-
-def _f_clamp(b: _Builder, node: fx.Node) -> _core.Value:
-    return b.clip(node.args[0], _arg(node, 1, "min"), _arg(node, 2, "max"))
-
-
-def _f_leaky_relu(b: _Builder, node: fx.Node) -> _core.Value:
-    return b.emit("leaky_relu", [b.value(node.args[0])], {"alpha": float(b.py(_arg(node, 1, "negative_slope", 0.01)))})
-
-
-def _f_softmax(b: _Builder, node: fx.Node) -> _core.Value:
-    dim = _arg(node, 1, "dim")
-    if dim is None:
-        raise b.error("implicit softmax dim")
-    if _arg(node, 3 if node.op == "call_function" and node.target is F.softmax else 2, "dtype") is not None:
-        raise b.error("softmax dtype")
-    return b.emit("softmax", [b.value(node.args[0])], {"axis": b.axis(dim, len(b.shape(node)))})
-
-
-def _f_binary(op: str) -> Callable:
-    def handler(b: _Builder, node: fx.Node) -> _core.Value:
-        alpha = b.py(node.kwargs.get("alpha", 1))
-        if alpha != 1:
-            raise b.error(f"alpha={alpha}")
-        return b.binary(op, node.args[0], _arg(node, 1, "other"))
-    return handler
-
-
-def _f_div(b: _Builder, node: fx.Node) -> _core.Value:
-    rhs = _arg(node, 1, "other")
-    if node.kwargs.get("rounding_mode") is not None or (isinstance(rhs, fx.Node) and
-                                                        isinstance(b.env[rhs], _core.Value)):
-        raise b.error("only division by a number is supported")
-    return b.binary("mul", node.args[0], 1.0 / float(b.py(rhs)))
-
-
-def _f_cat(b: _Builder, node: fx.Node) -> _core.Value:
-    tensors = _arg(node, 0, "tensors")
-    return b.emit("concat", [b.value(t) for t in tensors],
-                  {"axis": b.axis(_arg(node, 1, "dim", 0), len(b.shape(node)))})
-
-
-def _f_flatten(b: _Builder, node: fx.Node) -> _core.Value:
-    return b.emit("flatten", [b.value(node.args[0])], {"start_dim": int(b.py(_arg(node, 1, "start_dim", 0))),
-                                                       "end_dim": int(b.py(_arg(node, 2, "end_dim", -1)))})
-
-
-def _f_reshape(b: _Builder, node: fx.Node) -> _core.Value:
-    # the target shape, with any -1 and x.size() arithmetic resolved, is the shape torch produced
-    return b.emit("reshape", [b.value(node.args[0])], {"shape": b.shape(node)})
-
-
-def _f_permute(b: _Builder, node: fx.Node) -> _core.Value:
-    dims = list(node.args[1:]) if node.op == "call_method" else [_arg(node, 1, "dims")]
-    if len(dims) == 1 and isinstance(b.py(dims[0]), (list, tuple)):
-        dims = list(b.py(dims[0]))
-    rank = len(b.shape(node))
-    return b.emit("transpose", [b.value(node.args[0])], {"perm": [b.axis(d, rank) for d in dims]})
-
-
-def _f_transpose(b: _Builder, node: fx.Node) -> _core.Value:
-    rank = len(b.shape(node))
-    d0, d1 = b.axis(_arg(node, 1, "dim0"), rank), b.axis(_arg(node, 2, "dim1"), rank)
-    perm = list(range(rank))
-    perm[d0], perm[d1] = perm[d1], perm[d0]
-    return b.emit("transpose", [b.value(node.args[0])], {"perm": perm})
-
-
-def _f_max_pool(b: _Builder, node: fx.Node) -> _core.Value:
-    if b.py(_arg(node, 6, "return_indices", False)):
-        raise b.error("return_indices=True")
-    return b.pool("max_pool2d", node.args[0], b.py(_arg(node, 1, "kernel_size")), b.py(_arg(node, 2, "stride")),
-                  b.py(_arg(node, 3, "padding", 0)), b.py(_arg(node, 5, "ceil_mode", False)),
-                  {"dilation": _pair(b.py(_arg(node, 4, "dilation", 1)))})
-
-
-def _f_avg_pool(b: _Builder, node: fx.Node) -> _core.Value:
-    if b.py(_arg(node, 6, "divisor_override")) is not None:
-        raise b.error("divisor_override")
-    return b.pool("avg_pool2d", node.args[0], b.py(_arg(node, 1, "kernel_size")), b.py(_arg(node, 2, "stride")),
-                  b.py(_arg(node, 3, "padding", 0)), b.py(_arg(node, 4, "ceil_mode", False)),
-                  {"count_include_pad": bool(b.py(_arg(node, 5, "count_include_pad", True)))})
-
-
-def _f_adaptive_avg(b: _Builder, node: fx.Node) -> _core.Value:
-    size = b.py(_arg(node, 1, "output_size"))
-    if not _is_one(size):
-        raise b.error(f"output_size {size}; only 1 (global average) is supported")
-    return b.global_pool(node.args[0])
-
-
-def _f_mean(b: _Builder, node: fx.Node) -> _core.Value:
-    rank = len(b.shape(node.args[0]))
-    dims = b.py(_arg(node, 1, "dim"))
-    dims = sorted(b.axis(d, rank) for d in (dims if isinstance(dims, (list, tuple)) else [dims])) \
-        if dims is not None else None
-    if rank != 4 or dims != [2, 3] or _arg(node, 3, "dtype") is not None:
-        raise b.error("only the mean over H and W of an NCHW tensor is supported")
-    return b.global_pool(node.args[0], bool(b.py(_arg(node, 2, "keepdim", False))))
-
-
-def _f_interpolate(b: _Builder, node: fx.Node) -> _core.Value:
-    if b.py(_arg(node, 6, "antialias", False)):
-        raise b.error("antialias=True")
-    return b.resize(node.args[0], b.py(_arg(node, 1, "size")), b.py(_arg(node, 2, "scale_factor")),
-                    b.py(_arg(node, 3, "mode", "nearest")), b.py(_arg(node, 4, "align_corners")))
-
-
-def _f_pad(b: _Builder, node: fx.Node) -> _core.Value:
-    return b.pad(node.args[0], _arg(node, 1, "pad"), b.py(_arg(node, 2, "mode", "constant")),
-                 _arg(node, 3, "value"))
-
-
-def _f_conv(b: _Builder, node: fx.Node) -> _core.Value:
-    weight = _arg(node, 1, "weight")
-    bias = _arg(node, 2, "bias")
-    kernel = b.shape(weight)[2:]
-    return b.conv(b.value(node.args[0]), b.value(weight), b.value(bias) if bias is not None else None,
-                  b.py(_arg(node, 3, "stride", 1)), b.py(_arg(node, 4, "padding", 0)),
-                  b.py(_arg(node, 5, "dilation", 1)), b.py(_arg(node, 6, "groups", 1)), kernel)
-
-
-def _f_linear(b: _Builder, node: fx.Node) -> _core.Value:
-    bias = _arg(node, 2, "bias")
-    operands = [b.value(node.args[0]), b.value(_arg(node, 1, "weight"))]
-    return b.emit("linear", operands + ([b.value(bias)] if bias is not None else []))
-
-
-def _f_dropout(b: _Builder, node: fx.Node) -> _core.Value:
-    if b.py(_arg(node, 2, "training", True)):
-        raise b.error("F.dropout with training=True (pass training=self.training and trace in eval)")
-    return b.value(node.args[0])
-
-
-def _f_alias(b: _Builder, node: fx.Node) -> _core.Value:
-    return b.value(node.args[0])
-
-
-def _method(name: str) -> tuple[str, str]:
-    return ("method", name)
-
-
-_FUNCTION_HANDLERS: dict[object, Callable] = {
-    F.relu: _f_unary("relu"), torch.relu: _f_unary("relu"), _method("relu"): _f_unary("relu"),
-    F.relu6: _f_unary("relu6"),
-    F.hardtanh: _f_hardtanh,
-    torch.clamp: _f_clamp, torch.clip: _f_clamp, _method("clamp"): _f_clamp, _method("clip"): _f_clamp,
-    F.leaky_relu: _f_leaky_relu,
-    torch.sigmoid: _f_unary("sigmoid"), F.sigmoid: _f_unary("sigmoid"), _method("sigmoid"): _f_unary("sigmoid"),
-    torch.tanh: _f_unary("tanh"), F.tanh: _f_unary("tanh"), _method("tanh"): _f_unary("tanh"),
-    torch.exp: _f_unary("exp"), _method("exp"): _f_unary("exp"),
-    F.softmax: _f_softmax, torch.softmax: _f_softmax, _method("softmax"): _f_softmax,
-    operator.add: _f_binary("add"), operator.iadd: _f_binary("add"), torch.add: _f_binary("add"),
-    _method("add"): _f_binary("add"),
-    operator.sub: _f_binary("sub"), operator.isub: _f_binary("sub"), torch.sub: _f_binary("sub"),
-    _method("sub"): _f_binary("sub"),
-    operator.mul: _f_binary("mul"), operator.imul: _f_binary("mul"), torch.mul: _f_binary("mul"),
-    _method("mul"): _f_binary("mul"),
-    torch.matmul: _m_matmul, operator.matmul: _m_matmul, _method("matmul"): _m_matmul,
-    operator.truediv: _f_div, torch.div: _f_div, _method("div"): _f_div,
-    torch.cat: _f_cat, torch.concat: _f_cat,
-    torch.flatten: _f_flatten, _method("flatten"): _f_flatten,
-    torch.reshape: _f_reshape, _method("reshape"): _f_reshape, _method("view"): _f_reshape,
-    torch.permute: _f_permute, _method("permute"): _f_permute,
-    torch.transpose: _f_transpose, _method("transpose"): _f_transpose,
-    F.max_pool2d: _f_max_pool,
-    F.avg_pool2d: _f_avg_pool,
-    F.adaptive_avg_pool2d: _f_adaptive_avg,
-    torch.mean: _f_mean, _method("mean"): _f_mean,
-    F.interpolate: _f_interpolate,
-    F.pad: _f_pad,
-    F.conv2d: _f_conv,
-    F.linear: _f_linear,
-    F.dropout: _f_dropout,
-    _method("contiguous"): _f_alias,
-}
 
 
 def check_finite_weights(model: nn.Module, name: str = "model") -> None:

@@ -105,7 +105,7 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return folded
 
 
-class _ConvFusion(nn.Module):
+class ConvFusion(nn.Module):
     """A conv, an optional BN kept live for QAT ("with_bn"), an optional activation, and the
     fake-quantizers `prepare_qat` attaches: `weight_fake_quant` and `activation_post_process`."""
 
@@ -125,6 +125,15 @@ class _ConvFusion(nn.Module):
         # ConvAdd2d only: the conv output before the residual add. The integer graph holds it as
         # a tensor of its own, so QAT must see its rounding too; si16 keeps that rounding small.
         self.conv_post_process: FakeQuantize | None = None
+
+    def deploy_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The conv's weight and bias as the deployed graph holds them, before weight fake-quant:
+        BN (when kept live) folded with its running statistics, as the eval forward folds it."""
+        conv = self.conv
+        if self.bn is None:
+            return conv.weight, conv.bias
+        with torch.no_grad():
+            return _fold_params(conv, self.bn, conv.weight.dtype)
 
     def _weight(self, weight: torch.Tensor) -> torch.Tensor:
         return self.weight_fake_quant(weight) if self.weight_fake_quant is not None else weight
@@ -166,7 +175,7 @@ class _ConvFusion(nn.Module):
         return fused.train(self.training)
 
 
-class FusedConv2d(_ConvFusion):
+class FusedConv2d(ConvFusion):
     """`act(conv(x))` (act optional) with the BN, if any, already folded into the conv."""
 
     def __init__(self, conv: nn.Conv2d, act: nn.Module | None = None) -> None:
@@ -176,7 +185,7 @@ class FusedConv2d(_ConvFusion):
         return self._finish(self._conv_out(x))
 
 
-class ConvBn2d(_ConvFusion):
+class ConvBn2d(ConvFusion):
     """`act(bn(conv(x)))` for QAT with BN: in training BN uses batch statistics and updates its
     running ones while the weight fake-quantizer sees the weight folded with the running
     statistics; in eval it is exactly the folded conv."""
@@ -194,7 +203,7 @@ class ConvBn2d(_ConvFusion):
         return self._folded_copy(FusedConv2d, copy.deepcopy(self.act))
 
 
-class ConvAdd2d(_ConvFusion):
+class ConvAdd2d(ConvFusion):
     """`act(conv(x) + residual)`; `bn` (with_bn mode) is kept live as in ConvBn2d."""
 
     def __init__(self, conv: nn.Conv2d, relu: nn.Module | None = None, bn: nn.BatchNorm2d | None = None) -> None:
@@ -387,7 +396,7 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                 if not isinstance(child, FakeQuantize):
                     visit(child)
                 continue
-            if isinstance(child, _ConvFusion):
+            if isinstance(child, ConvFusion):
                 if child.weight_fake_quant is None and qc.weight is not None:
                     child.weight_fake_quant = qc.weight()
                 if child.activation_post_process is None and qc.output is not None:

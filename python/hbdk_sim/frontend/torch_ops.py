@@ -1,0 +1,471 @@
+"""The torch side of the tracer: one handler per torch module class, function or Tensor method,
+each registered with the HBIR ops it emits. The tracer (torch_tracer.py) dispatches fx nodes here;
+`SUPPORTED` (its error messages' list) and the op coverage matrix are read from this registry, and
+the tracer checks on every node that a handler emitted only what it declares.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F  # noqa: N812 - the conventional name
+
+from hbdk_sim import _core
+from hbdk_sim.quantization.fake_quantize import FakeQuantize
+from hbdk_sim.quantization.fuse_modules import (
+    Add,
+    Concat,
+    ConvAdd2d,
+    ConvFusion,
+    Matmul,
+    Mul,
+)
+from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
+
+# A handler's first argument: the tracer's graph builder (torch_tracer._Builder: emit, value, shape,
+# error, ...). Not imported: the tracer imports this module.
+Builder = Any
+
+
+@dataclass(frozen=True)
+class Handler:
+    """Maps one torch target: `fn(builder, node[, module])` returns the HBIR value (or values) of
+    the node; `emits` are the HBIR ops it may create besides constants (none: it passes a value
+    through or only records a quantization scale)."""
+
+    fn: Callable
+    emits: tuple[str, ...]
+    target: str
+
+
+MODULE_HANDLERS: dict[type, Handler] = {}
+FUNCTION_HANDLERS: dict[object, Handler] = {}
+
+
+def target_name(t: object) -> str:
+    """How messages and the coverage matrix name a torch target: nn.Conv2d, F.conv2d, Tensor.view."""
+    if isinstance(t, tuple) and t[:1] == ("method",):
+        return f"Tensor.{t[1]}"
+    if isinstance(t, type):
+        if t.__module__.startswith("torch.nn"):
+            return f"nn.{t.__name__}"
+        return t.__name__
+    short = getattr(t, "__name__", None) or str(t)
+    for namespace, prefix in ((F, "F."), (torch, "torch."), (operator, "operator.")):
+        if getattr(namespace, short, None) is t:
+            return prefix + short
+    return short
+
+
+def _register_modules(rows: Iterable[tuple[tuple[type, ...], Callable, tuple[str, ...]]]) -> None:
+    for classes, fn, emits in rows:
+        for cls in classes:
+            MODULE_HANDLERS[cls] = Handler(fn, emits, target_name(cls))
+
+
+def _register_functions(rows: Iterable[tuple[tuple[object, ...], Callable, tuple[str, ...]]]) -> None:
+    for targets, fn, emits in rows:
+        for t in targets:
+            FUNCTION_HANDLERS[t] = Handler(fn, emits, target_name(t))
+
+
+def _method(name: str) -> tuple[str, str]:
+    return ("method", name)
+
+
+# -- argument helpers ------------------------------------------------------------------------------
+
+
+def pair(v) -> list[int]:
+    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
+
+
+def arg(node: fx.Node, i: int, name: str, default=None):
+    return node.args[i] if len(node.args) > i else node.kwargs.get(name, default)
+
+
+def is_tensor_like(v) -> bool:
+    return isinstance(v, torch.Tensor) or (
+        isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v))
+
+
+# -- module handlers ---------------------------------------------------------------------------------
+
+
+def _m_conv(b: Builder, node: fx.Node, m: nn.Conv2d) -> _core.Value:
+    if m.padding_mode != "zeros":
+        raise b.error(f"padding_mode '{m.padding_mode}'")
+    w = b.weight(m.weight, getattr(m, "weight_fake_quant", None), f"{node.target}.weight")
+    bias = b.tensor_const(m.bias, f"{node.target}.bias") if m.bias is not None else None
+    return b.conv(b.value(node.args[0]), w, bias, m.stride, m.padding, m.dilation, m.groups, m.kernel_size)
+
+
+def _m_fused_conv(b: Builder, node: fx.Node, m: ConvFusion) -> _core.Value:
+    """FusedConv2d, ConvBn2d (BN folded as its eval forward folds it) and ConvAdd2d."""
+    conv, path = m.conv, str(node.target)
+    if conv.padding_mode != "zeros":
+        raise b.error(f"padding_mode '{conv.padding_mode}'")
+    weight, bias = m.deploy_weight_and_bias()
+    w = b.weight(weight, m.weight_fake_quant, f"{path}.weight")
+    bias_v = b.tensor_const(bias, f"{path}.bias") if bias is not None else None
+    last = m.act is None and not isinstance(m, ConvAdd2d)
+    y = b.conv(b.value(node.args[0]), w, bias_v, conv.stride, conv.padding, conv.dilation, conv.groups,
+               conv.kernel_size, suffix="" if last else ".conv")
+    if isinstance(m, ConvAdd2d):
+        b.annotate(y, m.conv_post_process, path)
+        y = b.emit("add", [y, b.value(node.args[1])], suffix="" if m.act is None else ".add")
+        if m.act is not None:
+            b.annotate(y, m.activation_post_process, path)  # clamped at once: one rounding, as QAT computes
+    elif m.act is not None:
+        b.annotate(y, m.activation_post_process, path)  # the activation takes the requantize over
+    if m.act is not None:
+        y = b.emit("relu6" if isinstance(m.act, nn.ReLU6) else "relu", [y])
+    return y
+
+
+def _m_quant_stub(b: Builder, node: fx.Node, m: QuantStub) -> _core.Value:
+    v = b.value(node.args[0])
+    b.annotate(v, m.activation_post_process, str(node.target))
+    return v
+
+
+def _m_fake_quant(b: Builder, node: fx.Node, m: FakeQuantize) -> _core.Value:
+    v = b.value(node.args[0])
+    b.annotate(v, m, str(node.target))
+    return v
+
+
+def _m_add(b: Builder, node: fx.Node, m: Add) -> _core.Value:
+    return b.binary("add", node.args[0], node.args[1])
+
+
+def _m_mul(b: Builder, node: fx.Node, m: Mul) -> _core.Value:
+    return b.binary("mul", node.args[0], node.args[1])
+
+
+def _m_matmul(b: Builder, node: fx.Node, m=None) -> _core.Value:
+    if len(node.args) != 2 or node.kwargs:
+        raise b.error("matmul with out= or other extra arguments")
+    for side, a in zip(("lhs", "rhs"), node.args, strict=True):
+        if not isinstance(a, fx.Node) or not isinstance(b.env[a], _core.Value):
+            raise b.error(f"matmul {side} that is not a tensor")
+        if len(b.shape(a)) < 2:
+            raise b.error(f"matmul {side} of rank {len(b.shape(a))} (needs rank >= 2)")
+    return b.emit("matmul", [b.value(node.args[0]), b.value(node.args[1])])
+
+
+def _m_concat(b: Builder, node: fx.Node, m: Concat) -> _core.Value:
+    return b.emit("concat", [b.value(t) for t in node.args], {"axis": b.axis(m.dim, len(b.shape(node)))})
+
+
+def _m_conv_transpose(b: Builder, node: fx.Node, m: nn.ConvTranspose2d) -> _core.Value:
+    if len(node.args) > 1 or node.kwargs:
+        raise b.error("output_size argument")
+    p = pair(m.padding)
+    # A QATConvTranspose2d's weight as QAT trained it (per channel along axis 1).
+    w = b.weight(m.weight, getattr(m, "weight_fake_quant", None), f"{node.target}.weight")
+    operands = [b.value(node.args[0]), w]
+    if m.bias is not None:
+        operands.append(b.tensor_const(m.bias, f"{node.target}.bias"))
+    return b.emit("conv_transpose2d", operands, {
+        "stride": pair(m.stride), "padding": [p[0], p[1], p[0], p[1]], "output_padding": pair(m.output_padding),
+        "dilation": pair(m.dilation), "groups": int(m.groups)})
+
+
+def _m_linear(b: Builder, node: fx.Node, m: nn.Linear) -> _core.Value:
+    operands = [b.value(node.args[0]), b.weight(m.weight, getattr(m, "weight_fake_quant", None),
+                                                 f"{node.target}.weight")]
+    if m.bias is not None:
+        operands.append(b.tensor_const(m.bias, f"{node.target}.bias"))
+    return b.emit("linear", operands)
+
+
+def _m_batch_norm(b: Builder, node: fx.Node, m: nn.BatchNorm2d) -> _core.Value:
+    if m.running_mean is None or m.running_var is None:
+        raise b.error("BatchNorm without running statistics (track_running_stats=False)")
+    c = m.num_features
+    gamma = m.weight if m.affine else torch.ones(c)
+    beta = m.bias if m.affine else torch.zeros(c)
+    path = str(node.target)
+    params = [b.tensor_const(m.running_mean, f"{path}.running_mean"),
+              b.tensor_const(m.running_var, f"{path}.running_var"),
+              b.tensor_const(gamma, f"{path}.weight"), b.tensor_const(beta, f"{path}.bias")]
+    return b.emit("batch_norm", [b.value(node.args[0]), *params], {"eps": float(m.eps)})
+
+
+def _m_unary(op: str) -> Callable:
+    return lambda b, node, m: b.emit(op, [b.value(node.args[0])])
+
+
+def _m_hardtanh(b: Builder, node: fx.Node, m: nn.Hardtanh) -> _core.Value:
+    return b.clip(node.args[0], m.min_val, m.max_val)
+
+
+def _m_leaky_relu(b: Builder, node: fx.Node, m: nn.LeakyReLU) -> _core.Value:
+    return b.emit("leaky_relu", [b.value(node.args[0])], {"alpha": float(m.negative_slope)})
+
+
+def _m_softmax(b: Builder, node: fx.Node, m: nn.Softmax) -> _core.Value:
+    if m.dim is None:
+        raise b.error("implicit softmax dim")
+    return b.emit("softmax", [b.value(node.args[0])], {"axis": b.axis(m.dim, len(b.shape(node)))})
+
+
+def _m_flatten(b: Builder, node: fx.Node, m: nn.Flatten) -> _core.Value:
+    return b.emit("flatten", [b.value(node.args[0])], {"start_dim": m.start_dim, "end_dim": m.end_dim})
+
+
+def _m_max_pool(b: Builder, node: fx.Node, m: nn.MaxPool2d) -> _core.Value:
+    if m.return_indices:
+        raise b.error("return_indices=True")
+    return b.pool("max_pool2d", node.args[0], m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                  {"dilation": pair(m.dilation)})
+
+
+def _m_avg_pool(b: Builder, node: fx.Node, m: nn.AvgPool2d) -> _core.Value:
+    if m.divisor_override is not None:
+        raise b.error("divisor_override")
+    return b.pool("avg_pool2d", node.args[0], m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                  {"count_include_pad": bool(m.count_include_pad)})
+
+
+def _is_one(size) -> bool:
+    return size == 1 or (isinstance(size, (tuple, list)) and all(s == 1 for s in size))
+
+
+def _m_adaptive_avg(b: Builder, node: fx.Node, m: nn.AdaptiveAvgPool2d) -> _core.Value:
+    if not _is_one(m.output_size):
+        raise b.error(f"output_size {m.output_size}; only 1 (global average) is supported")
+    return b.global_pool(node.args[0])
+
+
+def _m_upsample(b: Builder, node: fx.Node, m: nn.Upsample) -> _core.Value:
+    return b.resize(node.args[0], m.size, m.scale_factor, m.mode, m.align_corners)
+
+
+def _m_pad(b: Builder, node: fx.Node, m) -> _core.Value:
+    return b.pad(node.args[0], list(m.padding), "constant", getattr(m, "value", 0.0))
+
+
+def _alias(b: Builder, node: fx.Node, m=None) -> _core.Value:
+    return b.value(node.args[0])
+
+
+# (module classes, handler, the HBIR ops it emits besides constants); the first class in a
+# module's MRO that has an entry handles it.
+_register_modules([
+    ((ConvFusion,), _m_fused_conv, ("conv2d", "add", "relu", "relu6")),
+    ((QuantStub,), _m_quant_stub, ()),
+    ((DeQuantStub,), _alias, ()),
+    ((FakeQuantize,), _m_fake_quant, ()),
+    ((Add,), _m_add, ("add",)),
+    ((Mul,), _m_mul, ("mul",)),
+    ((Matmul,), _m_matmul, ("matmul",)),
+    ((Concat,), _m_concat, ("concat",)),
+    ((nn.Conv2d,), _m_conv, ("conv2d",)),
+    ((nn.ConvTranspose2d,), _m_conv_transpose, ("conv_transpose2d",)),
+    ((nn.Linear,), _m_linear, ("linear",)),
+    ((nn.BatchNorm2d,), _m_batch_norm, ("batch_norm",)),
+    ((nn.ReLU,), _m_unary("relu"), ("relu",)),
+    ((nn.ReLU6,), _m_unary("relu6"), ("relu6",)),
+    ((nn.Hardtanh,), _m_hardtanh, ("clip", "relu6")),
+    ((nn.LeakyReLU,), _m_leaky_relu, ("leaky_relu",)),
+    ((nn.Sigmoid,), _m_unary("sigmoid"), ("sigmoid",)),
+    ((nn.Tanh,), _m_unary("tanh"), ("tanh",)),
+    ((nn.Softmax,), _m_softmax, ("softmax",)),
+    ((nn.Flatten,), _m_flatten, ("flatten",)),
+    ((nn.MaxPool2d,), _m_max_pool, ("max_pool2d",)),
+    ((nn.AvgPool2d,), _m_avg_pool, ("avg_pool2d",)),
+    ((nn.AdaptiveAvgPool2d,), _m_adaptive_avg, ("global_avg_pool2d",)),
+    ((nn.Upsample,), _m_upsample, ("resize2d",)),
+    ((nn.ZeroPad2d, nn.ConstantPad2d), _m_pad, ("pad",)),
+    ((nn.Dropout, nn.Dropout2d, nn.Identity), _alias, ()),
+])
+
+# -- function and method handlers --------------------------------------------------------------------
+
+
+def _f_unary(op: str) -> Callable:
+    return lambda b, node: b.emit(op, [b.value(node.args[0])])
+
+
+def _f_hardtanh(b: Builder, node: fx.Node) -> _core.Value:
+    return b.clip(node.args[0], arg(node, 1, "min_val", -1.0), arg(node, 2, "max_val", 1.0))
+
+
+def _f_clamp(b: Builder, node: fx.Node) -> _core.Value:
+    return b.clip(node.args[0], arg(node, 1, "min"), arg(node, 2, "max"))
+
+
+def _f_leaky_relu(b: Builder, node: fx.Node) -> _core.Value:
+    return b.emit("leaky_relu", [b.value(node.args[0])], {"alpha": float(b.py(arg(node, 1, "negative_slope", 0.01)))})
+
+
+def _f_softmax(b: Builder, node: fx.Node) -> _core.Value:
+    dim = arg(node, 1, "dim")
+    if dim is None:
+        raise b.error("implicit softmax dim")
+    if arg(node, 3 if node.op == "call_function" and node.target is F.softmax else 2, "dtype") is not None:
+        raise b.error("softmax dtype")
+    return b.emit("softmax", [b.value(node.args[0])], {"axis": b.axis(dim, len(b.shape(node)))})
+
+
+def _f_binary(op: str) -> Callable:
+    def handler(b: Builder, node: fx.Node) -> _core.Value:
+        alpha = b.py(node.kwargs.get("alpha", 1))
+        if alpha != 1:
+            raise b.error(f"alpha={alpha}")
+        return b.binary(op, node.args[0], arg(node, 1, "other"))
+    return handler
+
+
+def _f_div(b: Builder, node: fx.Node) -> _core.Value:
+    rhs = arg(node, 1, "other")
+    if node.kwargs.get("rounding_mode") is not None or (isinstance(rhs, fx.Node) and
+                                                        isinstance(b.env[rhs], _core.Value)):
+        raise b.error("only division by a number is supported")
+    return b.binary("mul", node.args[0], 1.0 / float(b.py(rhs)))
+
+
+def _f_cat(b: Builder, node: fx.Node) -> _core.Value:
+    tensors = arg(node, 0, "tensors")
+    return b.emit("concat", [b.value(t) for t in tensors],
+                  {"axis": b.axis(arg(node, 1, "dim", 0), len(b.shape(node)))})
+
+
+def _f_flatten(b: Builder, node: fx.Node) -> _core.Value:
+    return b.emit("flatten", [b.value(node.args[0])], {"start_dim": int(b.py(arg(node, 1, "start_dim", 0))),
+                                                       "end_dim": int(b.py(arg(node, 2, "end_dim", -1)))})
+
+
+def _f_reshape(b: Builder, node: fx.Node) -> _core.Value:
+    # the target shape, with any -1 and x.size() arithmetic resolved, is the shape torch produced
+    return b.emit("reshape", [b.value(node.args[0])], {"shape": b.shape(node)})
+
+
+def _f_permute(b: Builder, node: fx.Node) -> _core.Value:
+    dims = list(node.args[1:]) if node.op == "call_method" else [arg(node, 1, "dims")]
+    if len(dims) == 1 and isinstance(b.py(dims[0]), (list, tuple)):
+        dims = list(b.py(dims[0]))
+    rank = len(b.shape(node))
+    return b.emit("transpose", [b.value(node.args[0])], {"perm": [b.axis(d, rank) for d in dims]})
+
+
+def _f_transpose(b: Builder, node: fx.Node) -> _core.Value:
+    rank = len(b.shape(node))
+    d0, d1 = b.axis(arg(node, 1, "dim0"), rank), b.axis(arg(node, 2, "dim1"), rank)
+    perm = list(range(rank))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return b.emit("transpose", [b.value(node.args[0])], {"perm": perm})
+
+
+def _f_max_pool(b: Builder, node: fx.Node) -> _core.Value:
+    if b.py(arg(node, 6, "return_indices", False)):
+        raise b.error("return_indices=True")
+    return b.pool("max_pool2d", node.args[0], b.py(arg(node, 1, "kernel_size")), b.py(arg(node, 2, "stride")),
+                  b.py(arg(node, 3, "padding", 0)), b.py(arg(node, 5, "ceil_mode", False)),
+                  {"dilation": pair(b.py(arg(node, 4, "dilation", 1)))})
+
+
+def _f_avg_pool(b: Builder, node: fx.Node) -> _core.Value:
+    if b.py(arg(node, 6, "divisor_override")) is not None:
+        raise b.error("divisor_override")
+    return b.pool("avg_pool2d", node.args[0], b.py(arg(node, 1, "kernel_size")), b.py(arg(node, 2, "stride")),
+                  b.py(arg(node, 3, "padding", 0)), b.py(arg(node, 4, "ceil_mode", False)),
+                  {"count_include_pad": bool(b.py(arg(node, 5, "count_include_pad", True)))})
+
+
+def _f_adaptive_avg(b: Builder, node: fx.Node) -> _core.Value:
+    size = b.py(arg(node, 1, "output_size"))
+    if not _is_one(size):
+        raise b.error(f"output_size {size}; only 1 (global average) is supported")
+    return b.global_pool(node.args[0])
+
+
+def _f_mean(b: Builder, node: fx.Node) -> _core.Value:
+    rank = len(b.shape(node.args[0]))
+    dims = b.py(arg(node, 1, "dim"))
+    dims = sorted(b.axis(d, rank) for d in (dims if isinstance(dims, (list, tuple)) else [dims])) \
+        if dims is not None else None
+    if rank != 4 or dims != [2, 3] or arg(node, 3, "dtype") is not None:
+        raise b.error("only the mean over H and W of an NCHW tensor is supported")
+    return b.global_pool(node.args[0], bool(b.py(arg(node, 2, "keepdim", False))))
+
+
+def _f_interpolate(b: Builder, node: fx.Node) -> _core.Value:
+    if b.py(arg(node, 6, "antialias", False)):
+        raise b.error("antialias=True")
+    return b.resize(node.args[0], b.py(arg(node, 1, "size")), b.py(arg(node, 2, "scale_factor")),
+                    b.py(arg(node, 3, "mode", "nearest")), b.py(arg(node, 4, "align_corners")))
+
+
+def _f_pad(b: Builder, node: fx.Node) -> _core.Value:
+    return b.pad(node.args[0], arg(node, 1, "pad"), b.py(arg(node, 2, "mode", "constant")),
+                 arg(node, 3, "value"))
+
+
+def _f_conv(b: Builder, node: fx.Node) -> _core.Value:
+    weight = arg(node, 1, "weight")
+    bias = arg(node, 2, "bias")
+    kernel = b.shape(weight)[2:]
+    return b.conv(b.value(node.args[0]), b.value(weight), b.value(bias) if bias is not None else None,
+                  b.py(arg(node, 3, "stride", 1)), b.py(arg(node, 4, "padding", 0)),
+                  b.py(arg(node, 5, "dilation", 1)), b.py(arg(node, 6, "groups", 1)), kernel)
+
+
+def _f_linear(b: Builder, node: fx.Node) -> _core.Value:
+    bias = arg(node, 2, "bias")
+    operands = [b.value(node.args[0]), b.value(arg(node, 1, "weight"))]
+    return b.emit("linear", operands + ([b.value(bias)] if bias is not None else []))
+
+
+def _f_dropout(b: Builder, node: fx.Node) -> _core.Value:
+    if b.py(arg(node, 2, "training", True)):
+        raise b.error("F.dropout with training=True (pass training=self.training and trace in eval)")
+    return b.value(node.args[0])
+
+
+def _f_alias(b: Builder, node: fx.Node) -> _core.Value:
+    return b.value(node.args[0])
+
+
+# (targets, handler, the HBIR ops it emits besides constants); ("method", name) is Tensor.<name>.
+_register_functions([
+    ((F.relu, torch.relu, _method("relu")), _f_unary("relu"), ("relu",)),
+    ((F.relu6,), _f_unary("relu6"), ("relu6",)),
+    ((F.hardtanh,), _f_hardtanh, ("clip", "relu6")),
+    ((torch.clamp, torch.clip, _method("clamp"), _method("clip")), _f_clamp, ("clip", "relu6")),
+    ((F.leaky_relu,), _f_leaky_relu, ("leaky_relu",)),
+    ((torch.sigmoid, F.sigmoid, _method("sigmoid")), _f_unary("sigmoid"), ("sigmoid",)),
+    ((torch.tanh, F.tanh, _method("tanh")), _f_unary("tanh"), ("tanh",)),
+    ((torch.exp, _method("exp")), _f_unary("exp"), ("exp",)),
+    ((F.softmax, torch.softmax, _method("softmax")), _f_softmax, ("softmax",)),
+    ((operator.add, operator.iadd, torch.add, _method("add")), _f_binary("add"), ("add",)),
+    ((operator.sub, operator.isub, torch.sub, _method("sub")), _f_binary("sub"), ("sub",)),
+    ((operator.mul, operator.imul, torch.mul, _method("mul")), _f_binary("mul"), ("mul",)),
+    ((torch.matmul, operator.matmul, _method("matmul")), _m_matmul, ("matmul",)),
+    ((operator.truediv, torch.div, _method("div")), _f_div, ("mul",)),
+    ((torch.cat, torch.concat), _f_cat, ("concat",)),
+    ((torch.flatten, _method("flatten")), _f_flatten, ("flatten",)),
+    ((torch.reshape, _method("reshape"), _method("view")), _f_reshape, ("reshape",)),
+    ((torch.permute, _method("permute")), _f_permute, ("transpose",)),
+    ((torch.transpose, _method("transpose")), _f_transpose, ("transpose",)),
+    ((F.max_pool2d,), _f_max_pool, ("max_pool2d",)),
+    ((F.avg_pool2d,), _f_avg_pool, ("avg_pool2d",)),
+    ((F.adaptive_avg_pool2d,), _f_adaptive_avg, ("global_avg_pool2d",)),
+    ((torch.mean, _method("mean")), _f_mean, ("global_avg_pool2d", "reshape")),
+    ((F.interpolate,), _f_interpolate, ("resize2d",)),
+    ((F.pad,), _f_pad, ("pad",)),
+    ((F.conv2d,), _f_conv, ("conv2d",)),
+    ((F.linear,), _f_linear, ("linear",)),
+    ((F.dropout,), _f_dropout, ()),
+    ((_method("contiguous"),), _f_alias, ()),
+])
+
+
