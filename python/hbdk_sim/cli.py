@@ -384,6 +384,15 @@ def cmd_marches(args: argparse.Namespace) -> int:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
+    if args.coverage or args.json:
+        from hbdk_sim import op_coverage
+
+        repo = Path.cwd() if (Path.cwd() / op_coverage.KERNEL_TESTS).is_file() else None
+        if args.json:
+            print(json.dumps(op_coverage.coverage(repo), indent=2))
+        else:
+            print(op_coverage.coverage_markdown(repo), end="")
+        return EXIT_OK
     table = _core.op_table()
     width = max(len(d["name"]) for d in table)
     for d in table:
@@ -494,7 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     mh.add_argument("--json", action="store_true", help="machine-readable list on stdout")
     mh.set_defaults(func=cmd_marches)
 
-    sub.add_parser("ops", help="list the HBIR ops").set_defaults(func=cmd_ops)
+    ops = sub.add_parser("ops", help="list the HBIR ops (--coverage: what each has at every stage)")
+    ops.add_argument("--coverage", action="store_true",
+                     help="the op coverage matrix (kernels, quantize rule, instruction, marches, tracer, int_infer, "
+                          "ONNX, bit-exact tests) as Markdown")
+    ops.add_argument("--json", action="store_true", help="the coverage matrix as JSON")
+    ops.set_defaults(func=cmd_ops)
     sub.add_parser("passes", help="list passes and pipelines").set_defaults(func=cmd_passes)
     return p
 

@@ -1,6 +1,6 @@
 """Documents derived from the code: docs/ops.md from the C++ op table, docs/passes.md from the
 pass registry and the named pipelines, docs/marches.md from the march schema, the constraint rules
-and the shipped march files.
+and the shipped march files, docs/op_coverage.md from every registry an op appears in.
 
     python -m hbdk_sim.docgen --write   # regenerate docs/ (from the repository root)
     python -m hbdk_sim.docgen --check   # exit 1 if a document is stale
@@ -117,7 +117,15 @@ def marches_markdown() -> str:
     return "\n".join(out)
 
 
-DOCUMENTS = {"ops.md": ops_markdown, "passes.md": passes_markdown, "marches.md": marches_markdown}
+def op_coverage_markdown(repo: Path) -> str:
+    from hbdk_sim.op_coverage import coverage_markdown  # imports the torch front end
+
+    return coverage_markdown(repo)
+
+
+# name -> render(repository root)
+DOCUMENTS = {"ops.md": lambda repo: ops_markdown(), "passes.md": lambda repo: passes_markdown(),
+             "marches.md": lambda repo: marches_markdown(), "op_coverage.md": op_coverage_markdown}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for name, render in DOCUMENTS.items():
         path = args.docs_dir / name
-        text = render()
+        text = render(args.docs_dir.resolve().parent)
         if args.write:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")

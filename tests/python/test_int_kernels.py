@@ -262,9 +262,12 @@ def test_requantize_explicit(data):
     shift = [data.draw(st.integers(0, 62)) for _ in range(count)]
     out_dtype = data.draw(act_dtypes())
     x = data.draw(int_arrays(shape, "si32"))
-    got = run_op("requantize", [Arg(x, "si32", 0.001)], {"multiplier": mult, "shift": shift, "axis": axis},
-                 [T(shape, out_dtype, 0.1)])
-    assert_same(got, ref.requantize(x, out_dtype, multiplier=mult, shift=shift, axis=axis))
+    want = ref.requantize(x, out_dtype, multiplier=mult, shift=shift, axis=axis)
+    attrs = {"multiplier": mult, "shift": shift, "axis": axis}
+    assert_same(run_op("requantize", [Arg(x, "si32", 0.001)], attrs, [T(shape, out_dtype, 0.1)]), want)
+    # The optimized kernel (explicit multipliers between si8/si16/si32) states the same numerics.
+    assert_same(run_op("requantize", [Arg(x, "si32", 0.001)], attrs, [T(shape, out_dtype, 0.1)], optimized=True),
+                want)
 
 
 # ---- clamps and tables -----------------------------------------------------------------------------
