@@ -1,8 +1,9 @@
 """What every integer op module shares: exact integer helpers (saturation, the requant rule), the
 builder's view of one graph op (OpInfo) and the IntOp base class. Each op module is built from one
 op of the compiler's integer graph (`OpInfo`): weights, biases, tables and explicit
-multipliers/shifts are the graph's; every other requantization parameter comes from `_core.compute_requant` / `_core.compute_requant_pair`.
-Values are held in their declared dtype and computed in int64, or in float64 where that is exact.
+multipliers/shifts are the graph's; every other requantization parameter comes from
+`_core.compute_requant` / `_core.compute_requant_pair`. Values are held in their declared dtype
+and computed in int64, or in float64 where that is exact.
 """
 
 from __future__ import annotations
