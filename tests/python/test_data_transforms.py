@@ -157,3 +157,95 @@ def test_transforms_build_from_config_names():
     assert torch.allclose(out["img"][1:], torch.zeros(2, 8, 16))  # black: Y 0, U and V 128 -> 0 after Normalize
     with pytest.raises(ConfigError, match="closest"):
         build_from_cfg(dict(type="LabelRemapp"), TRANSFORMS)
+
+
+# ---- geometric fields move with the image ------------------------------------------------------------
+
+
+def _boxes_sample(h: int = 64, w: int = 96) -> dict:
+    """Three boxes, each also painted into gt_seg with its own label: the label pixels are the oracle
+    for where a box must go."""
+    boxes = np.array([[10, 8, 30, 20], [50, 30, 90, 60], [0, 0, 6, 5]], np.float32)
+    gt = np.full((h, w), 255, np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(boxes.astype(int)):
+        gt[y1:y2, x1:x2] = i
+    keypoints = np.stack([boxes[:, :2], boxes[:, 2:]], axis=1)  # corners (x1, y1), (x2, y2)
+    keypoints = np.concatenate([keypoints, np.ones((3, 2, 1), np.float32)], axis=2)
+    return {"img": np.zeros((h, w, 3), np.uint8), "gt_seg": gt, "gt_boxes": boxes,
+            "gt_classes": np.array([3, 5, 7]), "gt_track_ids": np.array([11, 12, 13]), "gt_keypoints": keypoints}
+
+
+def _label_box(gt: np.ndarray, label: int) -> np.ndarray | None:
+    ys, xs = np.nonzero(gt == label)
+    return None if len(xs) == 0 else np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_affine_and_resize_move_boxes_where_the_label_pixels_go(seed):
+    sample = _boxes_sample()
+    g = torch.Generator().manual_seed(seed)
+    for t in (SegRandomAffine(scale=(1.0, 2.0), size=(48, 80), generator=g), Resize((32, 48)), Resize((128, 192))):
+        out = t(sample)
+        classes = list(out["gt_classes"])
+        assert len(out["gt_boxes"]) == len(classes) == len(out["gt_track_ids"]) == len(out["gt_keypoints"])
+        for box, cls, kp in zip(out["gt_boxes"], classes, out["gt_keypoints"], strict=True):
+            label = {3: 0, 5: 1, 7: 2}[int(cls)]
+            want = _label_box(out["gt_seg"], label)
+            if want is None:  # a sliver narrower than a pixel holds no pixel centre
+                assert min(box[2] - box[0], box[3] - box[1]) < 1.0 + 1e-4, box
+                continue
+            # nearest sampling of the label: the painted region lands within a pixel of the box
+            assert np.abs(box - want).max() <= 1.0 + 1e-4, (type(t).__name__, box, want)
+            # the corner keypoints moved like the box corners (the box is clipped, the keypoints not)
+            h, w = out["img"].shape[:2]
+            assert np.allclose(kp[0, :2].clip(0, [w, h]), box[:2], atol=1e-4)
+            assert np.allclose(kp[1, :2].clip(0, [w, h]), box[2:], atol=1e-4)
+        for label, cls in enumerate((3, 5, 7)):
+            if cls not in classes:  # dropped with its per-object fields: nothing of it is left
+                assert _label_box(out["gt_seg"], label) is None
+
+
+def test_a_box_that_leaves_the_image_is_dropped_with_its_fields_and_its_keypoints_go_invisible():
+    sample = _boxes_sample()
+    dropped = 0
+    for seed in range(10):  # scale 2, a 32x48 window: the small top-left box is often cropped away
+        out = SegRandomAffine(scale=(2.0, 2.0), size=(32, 48), generator=torch.Generator().manual_seed(seed))(sample)
+        if 7 not in list(out["gt_classes"]):
+            dropped += 1
+            assert 13 not in list(out["gt_track_ids"]) and len(out["gt_keypoints"]) == len(out["gt_boxes"])
+            assert _label_box(out["gt_seg"], 2) is None
+    assert dropped > 0
+    single = {"img": np.zeros((10, 10, 3), np.uint8), "gt_keypoints": np.array([[2, 2, 2], [9.5, 9.5, 1]], np.float32)}
+    moved = Resize((5, 5))(single)
+    assert moved["gt_keypoints"].tolist() == [[1, 1, 2], [4.75, 4.75, 1]]
+    crop = SegRandomAffine(scale=(2.0, 2.0), size=(5, 5), generator=torch.Generator().manual_seed(1))(single)
+    x, y = crop["gt_keypoints"][1, :2]
+    assert (crop["gt_keypoints"][1, 2] == 0) == bool(x < 0 or x > 5 or y < 0 or y > 5)
+
+
+def test_flip_mirrors_boxes_and_swaps_keypoint_pairs_with_their_visibility():
+    img = np.zeros((10, 20, 3), np.uint8)
+    kp = np.array([[2.5, 4, 1], [15, 5, 0], [10, 1, 2]], np.float32)  # a left one, a right one, a centre one
+    sample = {"img": img, "gt_boxes": np.array([[1, 2, 5, 8]], np.float32), "gt_keypoints": kp}
+    out = RandomFlip(p=1.0, keypoint_flip_pairs=[[0, 1]])(sample)
+    assert out["gt_boxes"].tolist() == [[15, 2, 19, 8]]
+    # keypoint 0 is now the mirror of old keypoint 1, visibility and all
+    assert out["gt_keypoints"].tolist() == [[5, 5, 0], [17.5, 4, 1], [10, 1, 2]]
+    back = RandomFlip(p=1.0, keypoint_flip_pairs=[[0, 1]])(out)
+    assert np.array_equal(back["gt_keypoints"], kp) and np.array_equal(back["gt_boxes"], sample["gt_boxes"])
+    with pytest.raises(ValueError, match="keypoint_flip_pairs"):
+        RandomFlip(p=1.0)(sample)
+    with pytest.raises(ValueError, match="twice"):
+        RandomFlip(keypoint_flip_pairs=[[0, 1], [1, 2]])
+
+
+def test_transforms_declare_random_and_label_only():
+    from hbdk_sim.engine.deploy import image_transforms
+
+    assert SegRandomAffine.random and RandomFlip.random and not Resize.__dict__.get("random", False)
+    assert LabelRemap.label_only and not Resize.__dict__.get("label_only", False)
+    cfg = {"val_transforms": [dict(type="LabelRemap"), dict(type="Resize", size=[8, 8]), dict(type="ToTensor")]}
+    out = image_transforms(cfg)({"img": np.zeros((4, 4, 3), np.uint8)})  # LabelRemap skipped: no label
+    assert tuple(out["img"].shape) == (3, 8, 8)
+    with pytest.raises(ConfigError, match="random ones \\(RandomFlip\\)"):
+        image_transforms({"val_transforms": [dict(type="RandomFlip")]})

@@ -1,9 +1,23 @@
-"""Segmentation transforms, per sample (on the data workers) and per batch (on the training device).
+"""Image transforms, per sample (on the data workers) and per batch (on the training device).
 
-A per-sample transform takes and returns a sample dict:
+A per-sample transform takes and returns a sample dict. The fields it may hold (the sample schema):
     img: HxWx3 uint8 numpy array, channel order in `color_space` ("rgb" from the datasets, "bgr", "yuv444")
     gt_seg: HxW uint8 numpy array (label ids, or train ids after LabelRemap; 255 = ignore)
     gt_seg_scales: list of hxw uint8 arrays (after MultiScaleLabels), coarsest last
+    gt_boxes: Nx4 float32 (x1, y1, x2, y2) in image pixels, per object; with it, per object:
+        gt_classes (N,) int64, gt_track_ids (N,) int64, gt_ignore (N,) bool, gt_keypoints NxKx3
+    gt_keypoints: Kx3 (one object) or NxKx3 float32 (x, y, visibility; 0 = not visible)
+    points: PxD float32 lidar points (x, y, z, ...) in the sensor frame; image transforms leave them
+Coordinates are continuous: pixel (i, j) covers [j, j+1) x [i, i+1). Every geometric transform
+(Resize, SegRandomAffine, RandomFlip) moves every geometric field it finds: boxes are clipped to
+the image and dropped, with their per-object fields, when nothing of them is left; keypoints that
+leave the image keep their coordinates and become invisible. RandomFlip swaps the keypoints of each
+of its `keypoint_flip_pairs` (coordinates and visibility together).
+
+A transform class declares `random = True` when it draws random numbers (it cannot be part of the
+board preprocessing) and `label_only = True` when it touches only labels (an image without labels
+skips it).
+
 ToTensor turns `img` into a CxHxW tensor and the labels into int64 tensors; Normalize works on that.
 
 A batch transform (Batch*) takes and returns a collated batch dict of tensors (img BxCxHxW, gt_seg
@@ -55,6 +69,47 @@ def _check_sample(sample: Sample, name: str) -> tuple[np.ndarray, np.ndarray | N
     return img, gt
 
 
+# Per-object fields that follow gt_boxes when a box is dropped.
+_PER_OBJECT = ("gt_classes", "gt_track_ids", "gt_ignore")
+
+
+def _move_geometry(sample: Sample, out: Sample, sx: float, tx: float, sy: float, ty: float,
+                   size: tuple[int, int]) -> None:
+    """Apply x' = sx * x + tx, y' = sy * y + ty to the boxes and keypoints of `sample` into `out`,
+    for an output image of `size` = (height, width)."""
+    h, w = size
+    keypoints = sample.get("gt_keypoints")
+    if keypoints is not None:
+        k = np.array(keypoints, dtype=np.float32, copy=True)
+        if k.ndim not in (2, 3) or k.shape[-1] != 3:
+            raise UsageTypeError(f"expected sample['gt_keypoints'] of shape Kx3 or NxKx3 but got {k.shape}")
+        k[..., 0] = sx * k[..., 0] + tx
+        k[..., 1] = sy * k[..., 1] + ty
+        outside = (k[..., 0] < 0) | (k[..., 0] > w) | (k[..., 1] < 0) | (k[..., 1] > h)
+        k[..., 2] = np.where(outside, 0.0, k[..., 2])
+        out["gt_keypoints"] = k
+    boxes = sample.get("gt_boxes")
+    if boxes is None:
+        return
+    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    xs = np.stack([sx * b[:, 0] + tx, sx * b[:, 2] + tx], axis=1)
+    ys = np.stack([sy * b[:, 1] + ty, sy * b[:, 3] + ty], axis=1)
+    moved = np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1)
+    moved[:, 0::2] = moved[:, 0::2].clip(0, w)
+    moved[:, 1::2] = moved[:, 1::2].clip(0, h)
+    keep = (moved[:, 2] > moved[:, 0]) & (moved[:, 3] > moved[:, 1])
+    out["gt_boxes"] = moved[keep]
+    for key in _PER_OBJECT:
+        if sample.get(key) is not None:
+            out[key] = np.asarray(sample[key])[keep]
+    k = out.get("gt_keypoints")
+    if k is not None and k.ndim == 3:
+        if k.shape[0] != b.shape[0]:
+            raise UsageTypeError(f"expected one NxKx3 gt_keypoints entry per box ({b.shape[0]}) but got "
+                                 f"{k.shape[0]}")
+        out["gt_keypoints"] = k[keep]
+
+
 @TRANSFORMS.register
 class Compose:
     """Run transforms in order; entries may be callables or TRANSFORMS config dicts."""
@@ -78,6 +133,8 @@ class Compose:
 class LabelRemap:
     """Map label ids to train ids with a 256-entry table; ids without an entry become `ignore_index`.
     Default: the official Cityscapes table (34 ids -> 19 train ids, the rest 255)."""
+
+    label_only = True
 
     def __init__(self, mapping: Mapping[int, int] | None = None, ignore_index: int = IGNORE_INDEX) -> None:
         mapping = ID_TO_TRAIN_ID if mapping is None else mapping
@@ -110,6 +167,8 @@ class Resize:
         out = {**sample, "img": np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))}
         if gt is not None:
             out["gt_seg"] = np.array(Image.fromarray(gt).resize((w, h), Image.NEAREST))
+        ih, iw = img.shape[:2]
+        _move_geometry(sample, out, w / iw, 0.0, h / ih, 0.0, (h, w))
         return out
 
 
@@ -118,6 +177,8 @@ class SegRandomAffine:
     """Random scaling by a factor in `scale`, then a random translation that crops (or pads) back to
     the input size, or to `size` = (height, width) when given. No rotation or shear. The image is
     sampled bilinear and padded with `img_fill`; the label nearest, padded with `label_fill` (ignored)."""
+
+    random = True
 
     def __init__(self, scale: Sequence[float] = (0.5, 2.0), size: Sequence[int] | None = None, img_fill: int = 0,
                  label_fill: int = IGNORE_INDEX, p: float = 1.0, generator: torch.Generator | None = None) -> None:
@@ -145,23 +206,50 @@ class SegRandomAffine:
         if gt is not None:
             out["gt_seg"] = np.array(Image.fromarray(gt).transform(
                 (ow, oh), Image.AFFINE, coeffs, resample=Image.NEAREST, fillcolor=self.label_fill))
+        # PIL samples output point X at input 1/s * X + o/s (continuous coordinates): x' = s x - o.
+        _move_geometry(sample, out, s, -ox, s, -oy, (oh, ow))
         return out
 
 
 @TRANSFORMS.register
 class RandomFlip:
-    """Flip the image and its labels left-right with probability `p`."""
+    """Flip the image and its labels left-right with probability `p`: boxes and keypoints move with
+    it, and the keypoints of each pair in `keypoint_flip_pairs` (a left and a right one) swap places,
+    visibility included. A sample with keypoints needs the pairs ([] when no keypoint has a mirror
+    twin)."""
 
-    def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
+    random = True
+
+    def __init__(self, p: float = 0.5, keypoint_flip_pairs: Sequence[Sequence[int]] | None = None,
+                 generator: torch.Generator | None = None) -> None:
         if not 0.0 <= p <= 1.0:
             raise UsageError(f"RandomFlip: p must be in [0, 1] but got {p}")
-        self.p, self.generator = p, generator
+        pairs = None if keypoint_flip_pairs is None else [tuple(int(i) for i in pair) for pair in keypoint_flip_pairs]
+        if pairs is not None and any(len(pair) != 2 for pair in pairs):
+            raise UsageError(f"RandomFlip: keypoint_flip_pairs must be pairs of indices but got {keypoint_flip_pairs}")
+        if pairs is not None and len({i for pair in pairs for i in pair}) != 2 * len(pairs):
+            raise UsageError(f"RandomFlip: keypoint_flip_pairs name a keypoint twice: {keypoint_flip_pairs}")
+        self.p, self.pairs, self.generator = p, pairs, generator
 
     def __call__(self, sample: Sample) -> Sample:
-        _check_sample(sample, "RandomFlip")
+        img, _ = _check_sample(sample, "RandomFlip")
+        if sample.get("gt_keypoints") is not None and self.pairs is None:
+            raise UsageError("RandomFlip: the sample holds gt_keypoints; give keypoint_flip_pairs (the index "
+                             "pairs that swap in a mirror image, [] for none)")
         if float(torch.rand((), generator=self.generator)) >= self.p:
             return sample
         out = dict(sample)
+        h, w = img.shape[:2]
+        _move_geometry(sample, out, -1.0, float(w), 1.0, 0.0, (h, w))
+        if out.get("gt_keypoints") is not None and self.pairs:
+            k = out["gt_keypoints"]
+            order = np.arange(k.shape[-2])
+            for a, b in self.pairs:
+                if max(a, b) >= len(order):
+                    raise UsageError(f"RandomFlip: keypoint_flip_pairs name keypoint {max(a, b)} but the sample "
+                                     f"has {len(order)}")
+                order[a], order[b] = b, a
+            out["gt_keypoints"] = np.ascontiguousarray(k[..., order, :])
         for key in ("img", "gt_seg"):
             if out.get(key) is not None:
                 out[key] = np.ascontiguousarray(out[key][:, ::-1])
@@ -174,6 +262,8 @@ class RandomFlip:
 class MultiScaleLabels:
     """Add `gt_seg_scales`: the label downsampled (nearest, sampling each output pixel's centre) by
     each of `strides` (output H//s x W//s) or `factors` (output round(H*f) x round(W*f)), in order."""
+
+    label_only = True
 
     def __init__(self, strides: Sequence[int] | None = (4, 8, 16, 32), factors: Sequence[float] | None = None) -> None:
         if (strides is None) == (factors is None):
@@ -313,6 +403,8 @@ class BatchNormalize:
 class BatchRandomFlip:
     """Flip each sample of a batch left-right with probability `p` (one draw per sample), image and
     labels together."""
+
+    random = True
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
         if not 0.0 <= p <= 1.0:

@@ -38,10 +38,6 @@ from hbdk_sim.errors import ConfigError, InputFileError, UsageError
 from hbdk_sim.files import write_file
 from hbdk_sim.registry import METRICS, MODELS, TRANSFORMS, build_from_cfg
 
-# Transforms that only touch the labels: an image without a label skips them.
-LABEL_TRANSFORMS = frozenset({"LabelRemap", "MultiScaleLabels"})
-# Transforms that draw random numbers: not part of a deterministic board preprocessing.
-RANDOM_TRANSFORMS = frozenset({"SegRandomAffine", "RandomFlip"})
 # Blend weight of the class colours over the image in `<stem>_pred.png`.
 OVERLAY_ALPHA = 0.5
 
@@ -154,11 +150,6 @@ def export_job(description: str, suffix: str) -> tuple[Any, Config, Path, torch.
     return args, cfg, out, network
 
 
-def _type_name(t: Any) -> str:
-    kind = t.get("type") if isinstance(t, Mapping) else t
-    return kind if isinstance(kind, str) else getattr(kind, "__name__", type(kind).__name__)
-
-
 def val_transform_specs(cfg: Mapping) -> list:
     """The transforms of the config's validation dataset (`val_data_loader.dataset.transforms`, else
     `val_transforms`): what prediction and align_bpu feed the network."""
@@ -175,14 +166,15 @@ def val_transform_specs(cfg: Mapping) -> list:
 
 
 def image_transforms(cfg: Mapping) -> Callable[[dict], dict]:
-    """The validation transforms without the label-only ones (LabelRemap, MultiScaleLabels): resize,
-    YUV444, normalize. A random transform there is a config error."""
-    specs = [t for t in val_transform_specs(cfg) if _type_name(t) not in LABEL_TRANSFORMS]
-    random = [_type_name(t) for t in specs if _type_name(t) in RANDOM_TRANSFORMS]
+    """The validation transforms without the label-only ones (a transform class declaring
+    `label_only = True`, such as LabelRemap): resize, YUV444, normalize. A transform declaring
+    `random = True` there is a config error."""
+    built = [build_from_cfg(t, TRANSFORMS) for t in val_transform_specs(cfg)]
+    random = [type(t).__name__ for t in built if getattr(t, "random", False)]
     if random:
         raise ConfigError(f"the validation transforms hold random ones ({', '.join(random)}); the board "
                           "preprocessing must be deterministic: move them to train_transforms")
-    transforms = [build_from_cfg(t, TRANSFORMS) for t in specs]
+    transforms = [t for t in built if not getattr(t, "label_only", False)]
 
     def apply(sample: dict) -> dict:
         for t in transforms:
