@@ -11,6 +11,8 @@ Every stage reads its weights from the previous one under `work_dir`: float/best
 calibration/last.pt -> qat/best.pt.
 """
 
+from hbdk_sim.engine.recipes import quantization_stages
+
 task_name = "unet_mobilenetv1_cityscapes"
 data_root = "./data/cityscapes"  # <data_root>/{train,val}_lmdb from tools/datasets/cityscapes_packer.py
 work_dir = "./work/unet_mobilenetv1_cityscapes"
@@ -69,72 +71,17 @@ val_data_loader = dict(
 metric = dict(type="MeanIoU", num_classes=num_classes)
 
 
-def _stage(name, monitor=True):
-    return [
-        dict(type="Checkpoint", dir=f"{work_dir}/{name}", monitor="mIoU" if monitor else None, resume=True),
-        dict(type="Logger", log_file=f"{work_dir}/{name}/log.jsonl", interval=10),
-    ]
-
-
-float_trainer = dict(
-    type="Trainer",
-    num_epochs=float_epochs,
-    optimizer=dict(type="AdamW", lr=float_lr, weight_decay=1e-4),
-    lr_scheduler=dict(type="CosineWithWarmup", warmup_steps=warmup_steps, interval="step"),
-    batch_processor=dict(type="BatchProcessor", grad_clip=5.0),
-    callbacks=[dict(type="Validation", every_n_epochs=5), *_stage("float")],
+# The four stages (float -> calibration -> qat, and the int_infer conversion), each reading the
+# previous one's checkpoint under work_dir: the shared recipe of every task config.
+_stages = quantization_stages(
+    work_dir=work_dir, monitor="mIoU", float_epochs=float_epochs, float_lr=float_lr, warmup_steps=warmup_steps,
+    calibration_batches=calibration_batches, qat_epochs=qat_epochs, qat_lr=qat_lr,
+    deploy_input_shape=deploy_input_shape,
 )
-calibration_trainer = dict(
-    type="Trainer",
-    num_epochs=1,
-    steps_per_epoch=calibration_batches,
-    optimizer=None,  # forward only: the observers record
-    model_convert_pipeline=[
-        dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt"),
-        dict(type="Float2Calibration"),
-    ],
-    callbacks=_stage("calibration", monitor=False),
-)
-qat_trainer = dict(
-    type="Trainer",
-    num_epochs=qat_epochs,
-    optimizer=dict(type="AdamW", lr=qat_lr, weight_decay=1e-4),
-    lr_scheduler=dict(type="CosineWithWarmup", warmup_steps=0, interval="step"),
-    batch_processor=dict(type="BatchProcessor", grad_clip=5.0),
-    model_convert_pipeline=[
-        dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt"),
-        dict(type="Float2QAT"),
-        dict(type="LoadCheckpoint", path=f"{work_dir}/calibration/last.pt"),
-    ],
-    callbacks=[dict(type="Validation", every_n_epochs=1), *_stage("qat")],
-)
-
-float_predictor = dict(
-    type="Predictor",
-    model_convert_pipeline=[dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt")],
-)
-
-
-def _fake_quant_predictor(prepare, checkpoint):
-    """Evaluate a fake-quant stage: prepare the float model the stage's way, load its weights and
-    scales, freeze the scales."""
-    return dict(
-        type="Predictor",
-        model_convert_pipeline=[
-            dict(type=prepare),
-            dict(type="LoadCheckpoint", path=f"{work_dir}/{checkpoint}"),
-            dict(type="SetFakeQuantState", state="validation"),
-        ],
-    )
-
-
-calibration_predictor = _fake_quant_predictor("Float2Calibration", "calibration/last.pt")
-qat_predictor = _fake_quant_predictor("Float2QAT", "qat/best.pt")
-int_infer_predictor = dict(
-    type="Predictor",
-    model_convert_pipeline=[
-        dict(type="Float2QAT"),
-        dict(type="LoadCheckpoint", path=f"{work_dir}/qat/best.pt"),
-        dict(type="QAT2Quantize", input_shape=[1, 3] + image_size, submodule="network"),
-    ],
-)
+float_trainer = _stages["float_trainer"]
+calibration_trainer = _stages["calibration_trainer"]
+qat_trainer = _stages["qat_trainer"]
+float_predictor = _stages["float_predictor"]
+calibration_predictor = _stages["calibration_predictor"]
+qat_predictor = _stages["qat_predictor"]
+int_infer_predictor = _stages["int_infer_predictor"]

@@ -137,3 +137,17 @@ def test_top_level_overrides_apply_before_the_file_derives_from_them(tmp_path):
     assert cfg.trainer.num_epochs == 7 and cfg.epochs == 5
     with pytest.raises(ConfigError, match="assigns no top-level 'image_sze'; closest: image_size"):
         Config.fromfile(path, ["image_sze=[1]"])
+
+
+def test_the_shared_stage_recipe_follows_top_level_overrides():
+    """The segmentation config builds its stages with engine.recipes: an override of a top-level
+    number flows into every stage built from it, and each stage reads the previous one's checkpoint."""
+    from conftest import REPO
+
+    path = REPO / "models" / "segmentation" / "unet_mobilenetv1_cityscapes.py"
+    cfg = Config.fromfile(path, ["float_epochs=3", "work_dir=/tmp/w", "image_size=[64,128]"])
+    assert cfg.float_trainer.num_epochs == 3
+    assert cfg.qat_trainer.model_convert_pipeline[0].path == "/tmp/w/float/best.pt"
+    assert cfg.qat_trainer.model_convert_pipeline[2].path == "/tmp/w/calibration/last.pt"
+    assert cfg.int_infer_predictor.model_convert_pipeline[2].input_shape == [1, 3, 64, 128]
+    assert "_stages" not in cfg and "quantization_stages" not in cfg
