@@ -229,3 +229,51 @@ def test_synthetic_scenes_hold_all_19_classes_and_ignored_ids(tmp_path):
         seen_train[np.unique(remap({"gt_seg": ids})["gt_seg"])] = True
     assert np.flatnonzero(seen_train).tolist() == [*range(19), 255]
     assert seen_ids[[0, 1, 4]].all()  # unlabeled, ego vehicle, static: ignored ids LabelRemap must drop
+
+
+# ---- records of other tasks: the sample schema's array fields ----------------------------------------
+
+
+def _detection_record(i: int) -> dict:
+    from hbdk_sim.data.sample import encode_array
+
+    rng = np.random.default_rng(i)
+    img = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    n = i % 3  # 0 boxes too
+    boxes = rng.uniform(0, 6, (n, 4)).astype(np.float32)
+    return {"img": img.tobytes(), "img_format": "raw", "shape": [6, 8], "name": f"frame{i}", "sequence": "seq-a",
+            "frame": i, "gt_boxes": encode_array("gt_boxes", boxes),
+            "gt_classes": encode_array("gt_classes", np.arange(n)),
+            "gt_track_ids": encode_array("gt_track_ids", np.arange(n) + 100),
+            "gt_keypoints": encode_array("gt_keypoints", rng.uniform(0, 6, (n, 2, 3)))}
+
+
+def test_schema_fields_round_trip_through_a_packed_database(tmp_path):
+    from hbdk_sim.data.sample import decode_array
+
+    pack_lmdb(list(range(4)), _detection_record, tmp_path / "det_lmdb", name="det", split="train")
+    ds = LmdbDataset(tmp_path / "det_lmdb")
+    for i in range(4):
+        want = _detection_record(i)
+        got = ds[i]
+        assert "gt_seg" not in got and got["img"].shape == (6, 8, 3)
+        assert got["name"] == f"frame{i}" and got["sequence"] == "seq-a" and got["frame"] == i
+        for key in ("gt_boxes", "gt_classes", "gt_track_ids", "gt_keypoints"):
+            expected = decode_array(key, want[key], "want")
+            assert got[key].dtype == expected.dtype and np.array_equal(got[key], expected), key
+        assert got["gt_boxes"].shape == (i % 3, 4) and got["gt_keypoints"].shape == (i % 3, 2, 3)
+
+
+def test_a_damaged_array_field_is_one_dataset_error(tmp_path):
+    from hbdk_sim.data.sample import decode_array, encode_array
+    from hbdk_sim.errors import DatasetError
+
+    good = encode_array("gt_boxes", np.zeros((2, 4)))
+    with pytest.raises(DatasetError, match=r"rec\[0\]: field 'gt_boxes' holds 31 bytes, expected 32"):
+        decode_array("gt_boxes", {**good, "data": good["data"][:-1]}, "rec[0]")
+    with pytest.raises(DatasetError, match="expected float32 of rank 2 with last dim 4"):
+        decode_array("gt_boxes", {**good, "shape": [4, 2]}, "rec[0]")
+    with pytest.raises(DatasetError, match="not an encoded array"):
+        decode_array("gt_classes", [1, 2], "rec[0]")
+    with pytest.raises(ValueError, match="last dim 3"):
+        encode_array("gt_keypoints", np.zeros((4, 2)))

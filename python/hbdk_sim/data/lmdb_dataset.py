@@ -1,8 +1,11 @@
-"""Segmentation datasets: `LmdbDataset` reads a database packed by `hbdk_sim.data.packer`,
-`CityscapesFromFolder` reads the Cityscapes PNG tree directly. Both give the same sample dict:
+"""Datasets of packed records: `LmdbDataset` reads a database packed by `hbdk_sim.data.packer` (any
+task: the record's fields follow the sample schema of hbdk_sim.data.sample), `CityscapesFromFolder`
+reads the Cityscapes PNG tree directly. A Cityscapes sample is
 
     img: HxWx3 uint8, RGB       gt_seg: HxW uint8, official Cityscapes label ids (LabelRemap makes train ids)
     color_space: "rgb"          name: str, city: str
+
+and a detection, keypoint or tracking record adds its boxes, classes, keypoints or track ids;
 
 then apply `transforms` (a callable, or a list of transforms / TRANSFORMS config dicts run in order).
 """
@@ -23,6 +26,7 @@ from torch.utils.data import Dataset
 
 from hbdk_sim.data.cityscapes import find_pairs
 from hbdk_sim.data.packer import read_meta, sample_key, unpack_record
+from hbdk_sim.data.sample import decode_fields
 from hbdk_sim.data.transforms import Compose
 from hbdk_sim.errors import DatasetError
 from hbdk_sim.registry import DATASETS
@@ -101,19 +105,23 @@ class LmdbDataset(Dataset):
         rec = self.read_record(index)
         where = f"{self.path}[{index}]"
         try:
+            gt = None
             if rec["img_format"] == "raw":
                 h, w = rec["shape"]
                 img = np.frombuffer(rec["img"], np.uint8).reshape(h, w, 3).copy()
-                gt = np.frombuffer(rec["gt_seg"], np.uint8).reshape(h, w).copy()
+                if "gt_seg" in rec:
+                    gt = np.frombuffer(rec["gt_seg"], np.uint8).reshape(h, w).copy()
             else:
                 img = _decode_image(io.BytesIO(rec["img"]))
-                gt = _decode_label(io.BytesIO(rec["gt_seg"]), where)
-        except DatasetError:  # the label decoder's own message, naming the record
+                if "gt_seg" in rec:
+                    gt = _decode_label(io.BytesIO(rec["gt_seg"]), where)
+            fields = decode_fields(rec, where)
+        except DatasetError:  # the decoders' own messages, naming the record
             raise
         except (KeyError, TypeError, ValueError, OSError) as e:  # a damaged or foreign record
             raise DatasetError(f"{where}: the record does not decode ({type(e).__name__}: {e}); re-pack with "
                                "--overwrite") from None
-        sample = {"img": img, "gt_seg": gt, "color_space": "rgb", "name": rec["name"], "city": rec["city"]}
+        sample = {"img": img, **({"gt_seg": gt} if gt is not None else {}), "color_space": "rgb", **fields}
         return self.transforms(sample) if self.transforms else sample
 
     def __getstate__(self) -> dict[str, Any]:
