@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import torch
 from hbdk_sim.data import CityscapesFromFolder, LmdbDataset, pack_cityscapes
-from hbdk_sim.data.cityscapes import find_pairs
-from hbdk_sim.data.synthetic_cityscapes import make_synthetic_cityscapes
+from hbdk_sim.data.datasets.cityscapes import find_pairs
+from hbdk_sim.data.datasets.synthetic_cityscapes import make_synthetic_cityscapes
 from torch.utils.data import DataLoader, Dataset
 
 WORKERS = 2

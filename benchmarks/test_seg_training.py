@@ -15,7 +15,7 @@ import copy
 
 import pytest
 import torch
-from hbdk_sim.models import Segmentor, UNetMobileNetV1
+from hbdk_sim.nn import Segmentor, UNetMobileNetV1
 from hbdk_sim.quantization import Float2QAT
 from timing import interleaved_best
 

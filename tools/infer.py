@@ -28,7 +28,7 @@ from hbdk_sim.engine.deploy import (
 )
 from hbdk_sim.engine.stages import STAGES, deploy_model, load_config
 from hbdk_sim.engine.toolkit import config_parser, run_tool
-from hbdk_sim.models.segmentation import seg_postprocess
+from hbdk_sim.nn.postprocess import seg_postprocess
 
 
 def main() -> int:

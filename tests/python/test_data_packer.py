@@ -16,9 +16,9 @@ import pytest
 import torch
 from conftest import REPO
 from hbdk_sim.data import CityscapesFromFolder, LmdbDataset, pack_cityscapes, pack_lmdb, read_meta, verify_lmdb
-from hbdk_sim.data.cityscapes import find_pairs, lmdb_path
+from hbdk_sim.data.datasets.cityscapes import find_pairs, lmdb_path
+from hbdk_sim.data.datasets.synthetic_cityscapes import make_synthetic_cityscapes
 from hbdk_sim.data.packer import COMMIT_EVERY, META_KEY, sample_key, unpack_record
-from hbdk_sim.data.synthetic_cityscapes import make_synthetic_cityscapes
 from hbdk_sim.data.transforms import LabelRemap, ToTensor
 from PIL import Image
 from torch.utils.data import DataLoader

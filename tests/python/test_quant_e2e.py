@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from hbdk_sim import quantization as Q  # noqa: E402
-from hbdk_sim.models.segmentation import UNetMobileNetV1  # noqa: E402
+from hbdk_sim.nn.structures.segmentation import UNetMobileNetV1  # noqa: E402
 
 SHAPE = (2, 3, 32, 64)
 

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from hbdk_sim.frontend import trace_float, trace_quant  # noqa: E402
-from hbdk_sim.models import (  # noqa: E402
+from hbdk_sim.nn import (  # noqa: E402
     FocalLoss,
     MeanIoU,
     MultiScaleSegLoss,

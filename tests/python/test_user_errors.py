@@ -210,7 +210,7 @@ def test_the_console_script_prints_no_traceback(files):
 def task(tmp_path_factory) -> dict[str, Path]:
     """A tiny packed synthetic Cityscapes, and checkpoints of every wrong kind."""
     from hbdk_sim import quantization as Q
-    from hbdk_sim.models import UNetMobileNetV1
+    from hbdk_sim.nn import UNetMobileNetV1
 
     root = tmp_path_factory.mktemp("bad_tool_inputs")
     make_synthetic_cityscapes(root / "raw", train=4, val=2, height=H, width=W, seed=0)
@@ -249,7 +249,7 @@ def task(tmp_path_factory) -> dict[str, Path]:
     (root / "damaged" / "val_lmdb" / "data.mdb").write_bytes(bytes(data))
     t["damaged"] = root / "damaged"
     t["typo_config"] = root / "typo.py"
-    t["typo_config"].write_text(CONFIG.read_text().replace("\nfloat_trainer = dict(", "\nfloat_trainr = dict(", 1))
+    t["typo_config"].write_text(CONFIG.read_text().replace("\nfloat_trainer = ", "\nfloat_trainr = ", 1))
     t["broken_config"] = root / "broken.py"
     t["broken_config"].write_text("model = dict(\n")
     del UNetMobileNetV1
@@ -331,7 +331,7 @@ def test_a_key_error_in_a_forward_is_a_bug_with_its_traceback(task, tmp_path, mo
     """A KeyError raised inside the model's forward is hbdk-sim's bug (or the model's), not a mistake
     the user can fix from one line: run_tool lets it through with its traceback instead of printing
     `predict: error: ...` and exiting 2."""
-    from hbdk_sim.models.segmentation import Segmentor
+    from hbdk_sim.nn.structures.segmentation import Segmentor
 
     def forward(self, batch):
         return {"logits": batch["no such key"]}

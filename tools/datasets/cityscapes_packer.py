@@ -13,7 +13,7 @@ import os
 import sys
 
 import lmdb
-from hbdk_sim.data.cityscapes import pack_cityscapes
+from hbdk_sim.data.datasets.cityscapes import pack_cityscapes
 from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg, run_tool
 
 

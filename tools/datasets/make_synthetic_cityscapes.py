@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from hbdk_sim.data.synthetic_cityscapes import make_synthetic_cityscapes
+from hbdk_sim.data.datasets.synthetic_cityscapes import make_synthetic_cityscapes
 from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg, run_tool
 
 

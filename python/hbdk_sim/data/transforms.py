@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hbdk_sim.data.cityscapes import ID_TO_TRAIN_ID, IGNORE_INDEX
+from hbdk_sim.data.datasets.cityscapes import ID_TO_TRAIN_ID, IGNORE_INDEX
 from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.registry import TRANSFORMS, build_from_cfg
 

@@ -276,7 +276,7 @@ def evaluate_binary(cfg: Config, executor: Any, progress_bar: bool = True) -> di
     transforms and the int_infer predictor's batch processor) run by `executor` (an
     hbdk_sim.Executor) and post-processed as the int_infer predictor does: the finest logits
     resized to the image and arg-maxed (seg_postprocess)."""
-    from hbdk_sim.models.segmentation import seg_postprocess
+    from hbdk_sim.nn.postprocess import seg_postprocess
 
     entry = stage_entry(cfg, "int_infer", "predictor")
     processor = build_from_cfg(entry["batch_processor"], BATCH_PROCESSORS) if entry.get("batch_processor") \

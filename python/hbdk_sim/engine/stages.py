@@ -41,7 +41,7 @@ QUANT_STAGES = ("calibration", "qat", "int_infer")
 def _import_task_registries() -> None:
     # Registering happens on import: the models, data and converters a config may name.
     import hbdk_sim.data  # noqa: F401
-    import hbdk_sim.models  # noqa: F401
+    import hbdk_sim.nn  # noqa: F401
     import hbdk_sim.quantization  # noqa: F401
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from hbdk_sim.data.cityscapes import find_pairs
+from hbdk_sim.data.datasets.cityscapes import find_pairs
 from hbdk_sim.data.packer import read_meta, sample_key, unpack_record
 from hbdk_sim.data.sample import decode_fields
 from hbdk_sim.data.transforms import Compose

@@ -12,11 +12,12 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
 from hbdk_sim.errors import UsageError, UsageTypeError
-from hbdk_sim.models.backbones.mobilenet_v1 import STRIDES, MobileNetV1
-from hbdk_sim.models.heads.seg_head import SegHead
-from hbdk_sim.models.layers import fuse_blocks
-from hbdk_sim.models.losses import MultiScaleSegLoss
-from hbdk_sim.models.necks.unet import UNetNeck
+from hbdk_sim.nn.backbones.mobilenet_v1 import STRIDES, MobileNetV1
+from hbdk_sim.nn.heads.seg_head import SegHead
+from hbdk_sim.nn.layers import fuse_blocks
+from hbdk_sim.nn.losses import MultiScaleSegLoss
+from hbdk_sim.nn.necks.unet import UNetNeck
+from hbdk_sim.nn.postprocess.segmentation import seg_postprocess
 from hbdk_sim.quantization import DeQuantStub, QuantStub
 from hbdk_sim.registry import LOSSES, MODELS, build_from_cfg
 
@@ -83,15 +84,6 @@ def downsample_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor
         raise UsageError(f"Segmentor: labels {h}x{w} are not an integer multiple of the logits' {oh}x{ow}")
     s = h // oh
     return labels[..., s // 2::s, s // 2::s]
-
-
-def seg_postprocess(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Class ids (N, H, W) at `size` from (N, C, h, w) logits: bilinear resize, then argmax. The same
-    step turns a compiled model's output into predictions."""
-    if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits.float(), size=tuple(int(s) for s in size), mode="bilinear",
-                               align_corners=False)
-    return logits.argmax(1)
 
 
 @MODELS.register

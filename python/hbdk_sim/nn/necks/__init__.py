@@ -1,5 +1,5 @@
 """Necks: multi-scale feature fusion between a backbone and the heads."""
 
-from hbdk_sim.models.necks.unet import UNetNeck
+from hbdk_sim.nn.necks.unet import UNetNeck
 
 __all__ = ["UNetNeck"]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from hbdk_sim.errors import UsageError
-from hbdk_sim.models.layers import ConvBNAct, ConvBNAddAct, DepthwiseSeparable, kaiming_init
+from hbdk_sim.nn.layers import ConvBNAct, ConvBNAddAct, DepthwiseSeparable, kaiming_init
 from hbdk_sim.registry import MODELS
 
 UPSAMPLE_MODES = ("nearest", "bilinear")

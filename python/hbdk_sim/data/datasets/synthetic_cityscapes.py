@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hbdk_sim.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX, NAME_TO_ID
+from hbdk_sim.data.datasets.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX, NAME_TO_ID
 from hbdk_sim.errors import UsageError
 from hbdk_sim.files import write_file
 

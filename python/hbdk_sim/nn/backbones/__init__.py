@@ -1,5 +1,5 @@
 """Backbones: feature extractors returning multi-stride feature maps for a neck."""
 
-from hbdk_sim.models.backbones.mobilenet_v1 import MobileNetV1
+from hbdk_sim.nn.backbones.mobilenet_v1 import MobileNetV1
 
 __all__ = ["MobileNetV1"]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from hbdk_sim.errors import UsageError
-from hbdk_sim.models.layers import ConvBNAct, DepthwiseSeparable, kaiming_init
+from hbdk_sim.nn.layers import ConvBNAct, DepthwiseSeparable, kaiming_init
 from hbdk_sim.registry import MODELS
 
 STEM_CHANNELS = 32

@@ -1,5 +1,5 @@
 """Heads: task outputs computed from neck features."""
 
-from hbdk_sim.models.heads.seg_head import SegHead
+from hbdk_sim.nn.heads.seg_head import SegHead
 
 __all__ = ["SegHead"]

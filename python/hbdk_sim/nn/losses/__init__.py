@@ -1,0 +1,5 @@
+"""Losses of the task models, registered in LOSSES."""
+
+from hbdk_sim.nn.losses.segmentation import FocalLoss, MultiScaleSegLoss
+
+__all__ = ["FocalLoss", "MultiScaleSegLoss"]
