@@ -7,7 +7,7 @@ produces, run op for op as torch modules that implement docs/numerics.md exactly
 
 Weights, biases, multipliers/shifts and LUT tables are the compiler's (read from the graph); every
 other requantization parameter comes from `_core.compute_requant` / `_core.compute_requant_pair`,
-the one implementation the quantize pass and the executors use. The op modules are in int_ops.py;
+the one implementation the quantize pass and the executors use. The op modules are in the int_ops package;
 this file builds and runs the graph of them.
 """
 
