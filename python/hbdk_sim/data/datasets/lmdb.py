@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from hbdk_sim.data.datasets.cityscapes import find_pairs
 from hbdk_sim.data.packer import read_meta, sample_key, unpack_record
 from hbdk_sim.data.sample import decode_fields
-from hbdk_sim.data.transforms import Compose
+from hbdk_sim.data.transforms.base import Compose
 from hbdk_sim.errors import DatasetError
 from hbdk_sim.registry import DATASETS
 

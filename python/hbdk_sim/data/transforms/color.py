@@ -1,0 +1,43 @@
+"""Colour spaces: RGB/BGR to YUV444 as the camera ISP delivers it to the BPU."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hbdk_sim.data.transforms.base import Sample, check_sample
+from hbdk_sim.errors import UsageError
+from hbdk_sim.registry import TRANSFORMS
+
+# BT.601 full-range ("JFIF") RGB -> YCbCr, as camera ISPs deliver YUV to the BPU: rows give Y, U (Cb), V (Cr)
+# from (R, G, B); U and V are offset by 128. Each channel is rounded half up and clipped to [0, 255].
+RGB_TO_YUV_BT601_FULL = np.array([[0.299, 0.587, 0.114],
+                                  [-0.168736, -0.331264, 0.5],
+                                  [0.5, -0.418688, -0.081312]], dtype=np.float64)
+YUV_OFFSET = np.array([0.0, 128.0, 128.0])
+
+
+def rgb_to_yuv444(img: np.ndarray, order: str = "rgb") -> np.ndarray:
+    """HxWx3 uint8 RGB (or BGR with order="bgr") -> HxWx3 uint8 YUV444, BT.601 full range
+    (`RGB_TO_YUV_BT601_FULL`), rounded half up and clipped."""
+    if order not in ("rgb", "bgr"):
+        raise UsageError(f"rgb_to_yuv444: order must be 'rgb' or 'bgr' but got {order!r}")
+    rgb = img[..., ::-1] if order == "bgr" else img
+    yuv = rgb.astype(np.float64) @ RGB_TO_YUV_BT601_FULL.T + YUV_OFFSET
+    return np.clip(np.floor(yuv + 0.5), 0, 255).astype(np.uint8)
+
+
+@TRANSFORMS.register
+class ImageBgrToYuv444:
+    """Convert `img` to YUV444 (BT.601 full range, see `RGB_TO_YUV_BT601_FULL`), the BPU's camera
+    input format. The input channel order is the sample's `color_space` ("bgr" or "rgb"; the
+    datasets give "rgb"), or `input_order` when the sample carries none."""
+
+    def __init__(self, input_order: str = "bgr") -> None:
+        self.input_order = input_order
+
+    def __call__(self, sample: Sample) -> Sample:
+        img, _ = check_sample(sample, "ImageBgrToYuv444")
+        order = sample.get("color_space", self.input_order)
+        if order == "yuv444":
+            return sample
+        return {**sample, "img": rgb_to_yuv444(img, order), "color_space": "yuv444"}
