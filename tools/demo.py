@@ -123,7 +123,7 @@ def main() -> int:
                                  json_result=True)["mIoU"]
     deploy = work / "deploy"
     hbir = deploy / "unet_mobilenetv1_cityscapes_int_infer.hbir"
-    step.run("export the integer network to HBIR", "tools/export_hbir.py", "--stage", "int_infer", "--out", hbir,
+    step.run("export the integer network to HBIR", "tools/export_hbir.py", "--stage", "int_infer", "--out-dir", deploy,
              *cfg, *opts)
     perf = step.run("compile for bpu and estimate", "tools/compile_perf.py", "--stage", "int_infer", "--march", "bpu",
                     "--out-dir", deploy, "--json", *cfg, *opts, json_result=True)

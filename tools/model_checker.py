@@ -1,11 +1,12 @@
-"""Check that the deploy network of a stage fits a march: prints "This model is supported!" or every
+"""Check that the board graphs of a stage fit a march: prints "This model is supported!" or every
 violation (and exits 1).
 
     python3 tools/model_checker.py --config models/segmentation/unet_mobilenetv1_cityscapes.py \
         [--stage float] [--ckpt PATH] [--march bpu]
 
-The network is traced on zeros of the config's deploy_input_shape; a float network is calibrated
-on that input first, a calibration/qat/int_infer one keeps its own scales.
+Each board graph of the task model is traced on zeros of its inputs at the config's
+deploy_input_shape; a float graph is calibrated on them first, a calibration/qat/int_infer one
+keeps its own scales. A task with several graphs is supported when every graph is.
 
 Check before you train: when the stage's checkpoint does not exist yet (or with --random-init), the
 architecture is checked at random initialization, calibrated on seeded random inputs of
@@ -15,7 +16,7 @@ deploy_input_shape, and the first line of the output says so.
 from __future__ import annotations
 
 import hbdk_sim
-from hbdk_sim.engine.deploy import deploy_network, task_name
+from hbdk_sim.engine.deploy import checked_graphs, graph_stem
 from hbdk_sim.engine.stages import STAGES, load_config
 from hbdk_sim.engine.toolkit import config_parser, run_tool
 
@@ -34,14 +35,22 @@ def main() -> int:
         parser.error("--random-init and --ckpt exclude each other")
     cfg = load_config(args.config, args.opts)
     march = args.march or cfg.get("march", "bpu")
-    model, example, note = deploy_network(cfg, args.stage, args.ckpt, random_init=args.random_init)
+    graphs, note = checked_graphs(cfg, args.stage, args.ckpt, random_init=args.random_init)
     if note:
         print(f"model_checker: {note}")
-    result = hbdk_sim.check_model(model, example, march, name=f"{task_name(cfg)}_{args.stage}")
-    if result.ok:
+    names = [g.name for g, _ in graphs]
+    failed = []
+    for graph, inputs in graphs:
+        result = hbdk_sim.check_model(graph.module, inputs, march, name=graph_stem(cfg, args.stage, graph.name, names))
+        if not result.ok:
+            failed.append((graph.name, result))
+    if not failed:
         print(SUPPORTED)
         return 0
-    print(result.format())
+    for name, result in failed:
+        if len(graphs) > 1:
+            print(f"board graph {name!r}:")
+        print(result.format())
     return 1
 
 

@@ -41,8 +41,7 @@ model = dict(
     loss=dict(type="MultiScaleSegLoss", loss=dict(type="FocalLoss", gamma=focal_gamma), weights=loss_weights),
     finest_loss_at_label_size=True,  # the finest logits upsampled to the labels, as predictions are made
 )
-# What the board runs: the finest scale only.
-deploy_model = dict(network, deploy=True)
+# The board runs one graph, the network's finest scale (Segmentor's board graph "network").
 deploy_input_shape = [1, 3] + image_size
 
 # Camera images arrive as YUV444; the network sees (yuv - 128) / 128.

@@ -21,9 +21,10 @@ ort = pytest.importorskip("onnxruntime")
 
 from conftest import run_tool_here  # noqa: E402
 from hbdk_sim.data import PALETTE, make_synthetic_cityscapes, pack_cityscapes  # noqa: E402
-from hbdk_sim.engine.deploy import image_transforms, overlay, prepare_image, read_image  # noqa: E402
-from hbdk_sim.engine.stages import build_data_loader, deploy_model, load_config  # noqa: E402
+from hbdk_sim.engine.deploy import image_transforms, prepare_image, read_image  # noqa: E402
+from hbdk_sim.engine.stages import build_data_loader, build_task_model, deploy_graphs, load_config  # noqa: E402
 from hbdk_sim.registry import MODELS, build_from_cfg  # noqa: E402
+from hbdk_sim.visualize import overlay  # noqa: E402
 from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,8 +99,9 @@ def _deploy(run_root) -> Path:
 
 
 def _conv_macs_and_tensors(cfg, shape) -> tuple[int, int]:
-    """MACs of every conv (from forward hooks) and the elements of all parameters and BN statistics."""
-    network = build_from_cfg(cfg["deploy_model"], MODELS).eval()
+    """MACs of every conv the board graph runs (from forward hooks) and the elements of its parameters
+    and BN statistics."""
+    network = build_task_model(cfg).network.eval()
     macs = []
 
     def hook(module, inputs, output):
@@ -110,8 +112,8 @@ def _conv_macs_and_tensors(cfg, shape) -> tuple[int, int]:
         if isinstance(m, torch.nn.Conv2d):
             m.register_forward_hook(hook)
     with torch.no_grad():
-        network(torch.zeros(shape))
-    used = network.head.convs[0]  # the deploy network runs the finest head only
+        network.head.convs[0](network.neck(network.backbone(torch.zeros(shape)))[0])
+    used = network.head.convs[0]  # the board graph runs the finest head only
     unused = sum(p.numel() for c in network.head.convs if c is not used for p in c.parameters())
     tensors = sum(t.numel() for name, t in network.state_dict().items() if not name.endswith("num_batches_tracked"))
     return sum(macs), tensors - unused
@@ -150,27 +152,29 @@ def test_export_hbir_gives_each_stage_its_graph(tools, run_root):
     int_ops = {op.name for op in hbdk_sim.load(int_path).function("main").ops}
     assert "requantize" in int_ops
 
-    float_path = run_root / "exports" / "float.hbir"
-    code, _, _ = tools("export_hbir", "--stage", "float", "--out", float_path)
+    exports = run_root / "exports"
+    float_path = exports / f"{TASK}_float.hbir"
+    code, _, _ = tools("export_hbir", "--stage", "float", "--out-dir", exports)
     assert code == 0
     fn = hbdk_sim.load(float_path).function("main")
     assert "requantize" not in {op.name for op in fn.ops}
     assert [list(a.shape) for a in fn.arguments] == [[1, 3, H, W]]
 
     before = float_path.read_bytes()
-    code, _, err = tools("export_hbir", "--stage", "float", "--out", float_path)
+    code, _, err = tools("export_hbir", "--stage", "float", "--out-dir", exports)
     _one_line_error(code, err, "export_hbir", str(float_path), "--force")
     assert float_path.read_bytes() == before
-    code, _, _ = tools("export_hbir", "--stage", "qat", "--out", float_path, "--force")
+    code, _, _ = tools("export_hbir", "--stage", "qat", "--out-dir", exports)
     assert code == 0
-    assert hbdk_sim.load(float_path).print() != before.decode()  # now the qat graph with its scales
+    qat = hbdk_sim.load(exports / f"{TASK}_qat.hbir")
+    assert qat.print() != before.decode()  # the qat graph, with its scales
 
 
 def test_export_hbir_missing_checkpoint_is_one_line(tools, run_root):
     missing = run_root / "nowhere" / "best.pt"
-    code, _, err = tools("export_hbir", "--stage", "float", "--ckpt", missing, "--out", run_root / "x.hbir")
+    code, _, err = tools("export_hbir", "--stage", "float", "--ckpt", missing, "--out-dir", run_root / "x")
     _one_line_error(code, err, "export_hbir", str(missing), "not found")
-    assert not (run_root / "x.hbir").exists()
+    assert not (run_root / "x").exists()
 
 
 def test_export_onnx_float_matches_torch_and_qat_is_qdq(tools, run_root):
@@ -182,12 +186,13 @@ def test_export_onnx_float_matches_torch_and_qat_is_qdq(tools, run_root):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
-        want = deploy_model(tools.cfg(), "float")(x).numpy()
+        (graph,) = deploy_graphs(tools.cfg(), "float")
+        want = graph.module(x).numpy()
     assert got.shape == (1, 19, H // 4, W // 4)
     assert np.abs(got - want).max() <= 1e-4
 
-    qdq = run_root / "exports" / "qat.onnx"
-    code, _, _ = tools("export_onnx", "--stage", "qat", "--out", qdq)
+    qdq = run_root / "exports" / f"{TASK}_qat.onnx"
+    code, _, _ = tools("export_onnx", "--stage", "qat", "--out-dir", qdq.parent)
     assert code == 0
     import onnx
 
@@ -214,7 +219,7 @@ def test_untrained_config_is_checked_and_estimated_at_random_initialization(tool
     note, verdict = out.strip().splitlines()
     assert (code, verdict) == (0, "This model is supported!"), err
     assert note.startswith(f"model_checker: no checkpoint at {tmp_path / 'work' / 'float' / 'best.pt'} ")
-    assert f"random initialization (deploy_model, seed 0), calibrated on random inputs of deploy_input_shape " \
+    assert f"random initialization (model, seed 0), calibrated on random inputs of deploy_input_shape " \
            f"[1, 3, {H}, {W}]" in note
     code, out, err = tools("compile_perf")
     assert code == 0, err
@@ -235,7 +240,7 @@ def test_model_checker_prints_every_violation(tools, run_root):
     march["ops"]["conv2d"]["channels_max"] = 16
     path = run_root / "bpu_narrow.json"
     path.write_text(json.dumps(march))
-    network = build_from_cfg(tools.cfg()["deploy_model"], MODELS)
+    network = build_task_model(tools.cfg()).network
     used = [m for name, m in network.named_modules() if isinstance(m, torch.nn.Conv2d)
             and not (name.startswith("head.convs.") and name != "head.convs.0")]
     wide = sum(1 for m in used if max(m.in_channels, m.out_channels) > 16)
@@ -314,7 +319,7 @@ def test_infer_preprocessing_is_the_validation_pipeline(tools, run_root):
     cfg = tools.cfg()
     batch = next(iter(build_data_loader(cfg, "val_data_loader", train=False, batch_size=1)))
     png = next((run_root / "raw" / "leftImg8bit" / "val").rglob(f"{batch['name'][0]}_leftImg8bit.png"))
-    x = prepare_image(read_image(png), image_transforms(cfg))
+    x = prepare_image(read_image(png), image_transforms(cfg))["img"]
     assert torch.equal(x, batch["img"])
 
 
@@ -326,7 +331,7 @@ def test_infer_paints_predictions_at_the_image_size(tools, run_root):
     code, out, _ = tools("infer", "--stage", "qat", "--model-inputs", f"img:{png},img:{jpg}", "--save-path", save)
     assert code == 0
     cfg = tools.cfg()
-    model = deploy_model(cfg, "qat")
+    (graph,) = deploy_graphs(cfg, "qat")
     palette = np.asarray(PALETTE, np.uint8)
     for image in (png, jpg):
         rgb = read_image(image)
@@ -334,7 +339,7 @@ def test_infer_paints_predictions_at_the_image_size(tools, run_root):
         pred = np.array(Image.open(save / f"{image.stem}_pred.png"))
         assert color.shape == pred.shape == rgb.shape
         with torch.no_grad():
-            logits = model(prepare_image(rgb, image_transforms(cfg)))
+            logits = graph.module(prepare_image(rgb, image_transforms(cfg))["img"])
         ids = torch.nn.functional.interpolate(logits, size=rgb.shape[:2], mode="bilinear").argmax(1)[0].numpy()
         np.testing.assert_array_equal(color, palette[ids])
         np.testing.assert_array_equal(pred, overlay(rgb, palette[ids]))
@@ -353,7 +358,8 @@ def test_infer_int_infer_paints_what_the_binary_predicts(compiled, tools, run_ro
     code, _, err = tools("infer", "--model-inputs", f"img:{png}", "--save-path", save)  # int_infer by default
     assert code == 0, err
     rgb = read_image(png)
-    (logits,) = hbdk_sim.Executor(hbm).run([prepare_image(rgb, image_transforms(tools.cfg())).numpy()]).values()
+    image = prepare_image(rgb, image_transforms(tools.cfg()))["img"]
+    (logits,) = hbdk_sim.Executor(hbm).run([image.numpy()]).values()
     ids = torch.nn.functional.interpolate(torch.from_numpy(logits), size=rgb.shape[:2], mode="bilinear").argmax(1)
     color = np.array(Image.open(save / f"{png.stem}_color.png"))
     np.testing.assert_array_equal(color, np.asarray(PALETTE, np.uint8)[ids[0].numpy()])

@@ -1,14 +1,15 @@
 """What the deployment tools share (calops, export_hbir/onnx, model_checker, compile_perf, infer,
-validation_hbir): where their outputs go, the deploy network's example input, an image file
-prepared as the board sees it, the predictions painted in the Cityscapes palette, and the
-compiled `.hbm` evaluated in the bit-exact executor over the validation set ("align_bpu").
+validation_hbir): the board graphs of a stage and their example inputs, where their outputs go, an
+image file prepared as the board sees it, and the compiled graphs evaluated in the bit-exact
+executor over the validation set ("align_bpu").
 
-The deploy network of a stage is `stages.deploy_model`; these helpers only feed and read it.
+Every tool goes through the task contract (hbdk_sim.nn.structures.base): a task model has one or
+more named board graphs; a tool handles each, and names a graph's files `<task>_<stage>` when the
+task has one graph, `<task>_<stage>_<graph>` when it has several.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,21 +27,18 @@ from hbdk_sim.engine.predictor import metric_results
 from hbdk_sim.engine.stages import (
     STAGES,
     build_data_loader,
+    build_task_model,
+    deploy_graphs,
     deploy_input_shape,
-    deploy_model,
     load_config,
     missing_checkpoints,
     stage_entry,
-    untrained_network,
+    untrained_graphs,
 )
 from hbdk_sim.engine.toolkit import config_parser
 from hbdk_sim.errors import ConfigError, InputFileError, UsageError
-from hbdk_sim.files import write_file
-from hbdk_sim.registry import METRICS, MODELS, TRANSFORMS, build_from_cfg
-
-# Blend weight of the class colours over the image in `<stem>_pred.png`.
-OVERLAY_ALPHA = 0.5
-
+from hbdk_sim.nn.structures.base import BoardGraph, Runner
+from hbdk_sim.registry import METRICS, TRANSFORMS, build_from_cfg
 
 # ---- names and shapes ------------------------------------------------------------------------------
 
@@ -61,14 +59,23 @@ def deploy_dir(cfg: Mapping) -> Path:
     return Path(cfg["work_dir"]) / "deploy"
 
 
-def default_output(cfg: Mapping, stage: str, suffix: str) -> Path:
-    """`<work_dir>/deploy/<task_name>_<stage><suffix>`."""
-    return deploy_dir(cfg) / f"{task_name(cfg)}_{stage}{suffix}"
+def graph_stem(cfg: Mapping, stage: str, graph: str, graph_names: Sequence[str]) -> str:
+    """The file stem of one board graph: `<task_name>_<stage>`, with `_<graph>` when the task has
+    several graphs."""
+    stem = f"{task_name(cfg)}_{stage}"
+    return stem if list(graph_names) == [graph] else f"{stem}_{graph}"
+
+
+def default_output(cfg: Mapping, stage: str, suffix: str, graph: str | None = None,
+                   graph_names: Sequence[str] = ()) -> Path:
+    """`<work_dir>/deploy/<graph_stem><suffix>` (`<task_name>_<stage><suffix>` without a graph)."""
+    stem = graph_stem(cfg, stage, graph, graph_names) if graph else f"{task_name(cfg)}_{stage}"
+    return deploy_dir(cfg) / f"{stem}{suffix}"
 
 
 def parse_input_shape(text: str, cfg: Mapping) -> list[int]:
-    """`--input-shape 1,3,H,W` as ints, checked against the deploy network: 4 positive dims, the
-    channels of `deploy_input_shape`, and H, W multiples of the network's stride."""
+    """`--input-shape 1,3,H,W` as ints, checked against the task model: 4 positive dims, the
+    channels of `deploy_input_shape`, and H, W multiples of the task model's `max_stride`."""
     parts = [p.strip() for p in text.split(",")]
     try:
         shape = [int(p) for p in parts]
@@ -80,49 +87,48 @@ def parse_input_shape(text: str, cfg: Mapping) -> list[int]:
     if shape[1] != channels:
         raise UsageError(f"--input-shape {text!r}: the network takes {channels} channels (deploy_input_shape), "
                          f"not {shape[1]}")
-    stride = int(getattr(build_from_cfg(cfg["deploy_model"], MODELS), "max_stride", 1))
+    stride = int(getattr(build_task_model(cfg), "max_stride", 1))
     if shape[2] % stride or shape[3] % stride:
         raise UsageError(f"--input-shape {text!r}: H and W must be multiples of the network's stride {stride}")
     return shape
 
 
-def example_input(cfg: Mapping) -> torch.Tensor:
-    """Zeros of `deploy_input_shape`: what the deploy network is traced with (refused first when
-    that size cannot fit in memory)."""
-    shape = deploy_input_shape(cfg)
-    check_fits_memory(cfg, shape)
-    return torch.zeros(shape)
+def graph_inputs(graph: BoardGraph, random_seed: int | None = None) -> tuple[torch.Tensor, ...]:
+    """What a board graph is traced with: zeros of its inputs, or with `random_seed` seeded uniform
+    values of each input's range (what an untrained graph is calibrated on, where zeros would give
+    every activation a zero range)."""
+    if random_seed is None:
+        return graph.example_inputs()
+    return graph.example_inputs(torch.Generator().manual_seed(random_seed))
 
 
-def random_example_input(cfg: Mapping) -> torch.Tensor:
-    """Seeded uniform [-1, 1) values of `deploy_input_shape` (the range of a normalized image): what
-    an untrained network is calibrated on, where zeros would give every activation a zero range."""
-    shape = deploy_input_shape(cfg)
-    check_fits_memory(cfg, shape)
-    generator = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
-    return torch.rand(shape, generator=generator) * 2 - 1
+def stage_graphs(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> list[BoardGraph]:
+    """The board graphs of `stage` (refused first when `deploy_input_shape` cannot fit in memory)."""
+    check_fits_memory(cfg, deploy_input_shape(cfg))
+    return deploy_graphs(cfg, stage, ckpt)
 
 
-def deploy_network(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None, *,
-                   random_init: bool = False) -> tuple[torch.nn.Module, torch.Tensor, str | None]:
-    """The board network of `stage` and the input to trace it with, for the tools that judge an
-    architecture (model_checker, compile_perf): (network, example input, note).
+def checked_graphs(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None, *, random_init: bool = False
+                   ) -> tuple[list[tuple[BoardGraph, tuple[torch.Tensor, ...]]], str | None]:
+    """The board graphs of `stage` with the inputs to trace them with, for the tools that judge an
+    architecture (model_checker, compile_perf): ([(graph, inputs)], note).
 
-    With the stage's checkpoints in place (or `ckpt` given), the stage's network on zeros and no
+    With the stage's checkpoints in place (or `ckpt` given), the stage's graphs on zeros and no
     note. With `random_init`, or when the default checkpoints are missing (a config not trained
-    yet), the float deploy network at random initialization (seeded by the config's `seed`) and a
-    seeded random input to calibrate it on; the note says so, for the tool to print."""
+    yet), the float graphs at random initialization (seeded by the config's `seed`) with seeded
+    random inputs to calibrate them on; the note says so, for the tool to print."""
     if not random_init:
         missing = [] if ckpt is not None else missing_checkpoints(cfg, stage)
         if not missing:
-            return deploy_model(cfg, stage, ckpt), example_input(cfg), None
+            return [(g, graph_inputs(g)) for g in stage_graphs(cfg, stage, ckpt)], None
         reason = f"no checkpoint at {missing[0]} (stage {stage} is not trained yet)"
     else:
         reason = "--random-init"
-    note = (f"{reason}: using the architecture at random initialization (deploy_model, seed "
-            f"{int(cfg.get('seed', 0))}), calibrated on random inputs of deploy_input_shape "
-            f"{deploy_input_shape(cfg)}")
-    return untrained_network(cfg), random_example_input(cfg), note
+    seed = int(cfg.get("seed", 0))
+    note = (f"{reason}: using the architecture at random initialization (model, seed {seed}), calibrated on "
+            f"random inputs of deploy_input_shape {deploy_input_shape(cfg)}")
+    check_fits_memory(cfg, deploy_input_shape(cfg))
+    return [(g, graph_inputs(g, seed)) for g in untrained_graphs(cfg)], note
 
 
 def refuse_existing(paths: Iterable[Path], force: bool) -> None:
@@ -133,21 +139,24 @@ def refuse_existing(paths: Iterable[Path], force: bool) -> None:
 # ---- an image file as the board sees it ---------------------------------------------------------------
 
 
-def export_job(description: str, suffix: str) -> tuple[Any, Config, Path, torch.nn.Module]:
-    """The export tools' common part: parse `--config --opts --stage --ckpt --out --force`, refuse
-    an existing output, and build the stage's deploy network. Returns (args, cfg, out, network)."""
+def export_job(description: str, suffix: str) -> tuple[Any, Config, list[tuple[BoardGraph, Path, str]]]:
+    """The export tools' common part: parse `--config --opts --stage --ckpt --out-dir --force`,
+    refuse existing outputs, and build the stage's board graphs. Returns (args, cfg, [(graph, output
+    path, module name)])."""
     parser = config_parser(description)
     parser.add_argument("--stage", default="int_infer", choices=STAGES)
     parser.add_argument("--ckpt", help="the stage's weights (default: the path its predictor pipeline names)")
-    parser.add_argument("--out", help=f"the {suffix} to write (default: <work_dir>/deploy/<task_name>_<stage>{suffix})")
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.add_argument("--out-dir", help="where the files go (default: <work_dir>/deploy)")
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
     args = parser.parse_args()
     cfg = load_config(args.config, args.opts)
-    out = Path(args.out) if args.out else default_output(cfg, args.stage, suffix)
-    refuse_existing([out], args.force)
-    network = deploy_model(cfg, args.stage, args.ckpt)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return args, cfg, out, network
+    names = build_task_model(cfg).graph_names()
+    out_dir = Path(args.out_dir) if args.out_dir else deploy_dir(cfg)
+    stems = {name: graph_stem(cfg, args.stage, name, names) for name in names}
+    refuse_existing([out_dir / f"{stem}{suffix}" for stem in stems.values()], args.force)
+    graphs = stage_graphs(cfg, args.stage, args.ckpt)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return args, cfg, [(g, out_dir / f"{stems[g.name]}{suffix}", stems[g.name]) for g in graphs]
 
 
 def val_transform_specs(cfg: Mapping) -> list:
@@ -196,14 +205,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputFileError(path, f"not an image Pillow can read ({e})") from None
 
 
-def prepare_image(rgb: np.ndarray, transforms: Callable[[dict], dict]) -> torch.Tensor:
-    """The network input (1, C, H, W) of one RGB image after `transforms` (see image_transforms)."""
+def prepare_image(rgb: np.ndarray, transforms: Callable[[dict], dict]) -> dict[str, Any]:
+    """A batch of one RGB image after `transforms` (see image_transforms): `img` (1, C, H, W)."""
     sample = transforms({"img": rgb, "color_space": "rgb"})
     img = sample["img"]
     if not isinstance(img, torch.Tensor) or img.ndim != 3:
         raise ConfigError(f"the validation transforms gave an image of type {type(img).__name__}; they must end "
                           "with ToTensor (and Normalize) so the network gets a CxHxW tensor")
-    return img.float().unsqueeze(0)
+    return {"img": img.float().unsqueeze(0)}
 
 
 def parse_model_inputs(text: str) -> list[Path]:
@@ -222,62 +231,39 @@ def parse_model_inputs(text: str) -> list[Path]:
     return paths
 
 
-def first_output(outputs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-    """The finest logits: a deploy network returns them alone, a multi-scale one first."""
-    return outputs if isinstance(outputs, torch.Tensor) else outputs[0]
+def prediction_paths(save_dir: Path, image: Path, names: Iterable[str]) -> list[Path]:
+    """`<save_dir>/<stem>_<name>.png` for each picture the task model's `visualize` draws."""
+    return [save_dir / f"{image.stem}_{name}.png" for name in names]
 
 
-# ---- painting predictions ---------------------------------------------------------------------------
-
-
-def colorize(class_ids: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
-    """HxW class ids -> HxWx3 uint8 colours; an id outside the palette (e.g. 255, ignore) is black."""
-    table = np.zeros((256, 3), np.uint8)
-    table[: len(palette)] = np.asarray(palette, np.uint8)
-    ids = np.asarray(class_ids)
-    if ids.min(initial=0) < 0 or ids.max(initial=0) > 255:
-        raise UsageError(f"colorize: class ids must be in 0..255 but range {ids.min()}..{ids.max()}")
-    return table[ids.astype(np.uint8)]
-
-
-def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """`color` blended over `rgb` with weight `alpha` (both HxWx3 uint8)."""
-    mixed = (1.0 - alpha) * rgb.astype(np.float32) + alpha * color.astype(np.float32)
-    return np.clip(np.floor(mixed + 0.5), 0, 255).astype(np.uint8)
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def prediction_paths(save_dir: Path, image: Path) -> tuple[Path, Path]:
-    """`<save_dir>/<stem>_pred.png` (colours over the image) and `<stem>_color.png` (colours only)."""
-    return save_dir / f"{image.stem}_pred.png", save_dir / f"{image.stem}_color.png"
-
-
-def write_prediction(rgb: np.ndarray, class_ids: np.ndarray, pred_path: Path, color_path: Path,
-                     palette: Sequence[Sequence[int]], *, overwrite: bool) -> None:
-    color = colorize(class_ids, palette)
-    write_file(pred_path, png_bytes(overlay(rgb, color)), overwrite=overwrite)
-    write_file(color_path, png_bytes(color), overwrite=overwrite)
+def first_of_batch(prediction: Mapping[str, Any]) -> dict[str, Any]:
+    """The first sample of a batch's predictions (each value a batched tensor or a per-sample list)."""
+    return {k: v[0] for k, v in prediction.items()}
 
 
 # ---- align_bpu: the compiled binary over the validation set ---------------------------------------------
 
 
-def _to_torch(outputs: Mapping[str, np.ndarray]) -> list[torch.Tensor]:
-    return [torch.from_numpy(np.ascontiguousarray(v)) for v in outputs.values()]
+def executor_runner(executor: Any) -> Runner:
+    """A compiled graph as a runner: torch tensors in, the executor's outputs (in order) out."""
+
+    def run(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = executor.run([np.ascontiguousarray(x.detach().cpu().numpy()) for x in inputs])
+        return tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in outputs.values())
+
+    return run
 
 
-def evaluate_binary(cfg: Config, executor: Any, progress_bar: bool = True) -> dict[str, Any]:
+def evaluate_binaries(cfg: Config, executors: Mapping[str, Any], progress_bar: bool = True) -> dict[str, Any]:
     """The config's metric over its validation set, each sample (batch size 1, the validation
-    transforms and the int_infer predictor's batch processor) run by `executor` (an
-    hbdk_sim.Executor) and post-processed as the int_infer predictor does: the finest logits
-    resized to the image and arg-maxed (seg_postprocess)."""
-    from hbdk_sim.nn.postprocess import seg_postprocess
-
+    transforms and the int_infer predictor's batch processor) predicted by the task model's host
+    side around the compiled graphs: `executors` maps each board graph to an hbdk_sim.Executor.
+    The host code is the one int_infer runs around its integer torch graphs."""
+    model = build_task_model(cfg).eval()
+    missing = sorted(set(model.graph_names()) - set(executors))
+    if missing:
+        raise UsageError(f"no compiled binary for board graph(s) {', '.join(missing)} of {type(model).__name__}")
+    runners = {name: executor_runner(executors[name]) for name in model.graph_names()}
     entry = stage_entry(cfg, "int_infer", "predictor")
     processor = build_from_cfg(entry["batch_processor"], BATCH_PROCESSORS) if entry.get("batch_processor") \
         else BatchProcessor()
@@ -294,14 +280,12 @@ def evaluate_binary(cfg: Config, executor: Any, progress_bar: bool = True) -> di
         bar = tqdm(total=len(loader), desc="align_bpu", dynamic_ncols=True, leave=False)
     cpu = torch.device("cpu")
     try:
-        for batch in loader:
-            batch = processor.prepare(batch, cpu)
-            image = batch["img"]
-            logits = first_output(_to_torch(executor.run([image.numpy().astype(np.float32)])))
-            preds = seg_postprocess(logits, image.shape[-2:])
-            metric.update({"preds": preds, "logits": logits}, batch)
-            if bar is not None:
-                bar.update(1)
+        with torch.no_grad():
+            for batch in loader:
+                batch = processor.prepare(batch, cpu)
+                metric.update(model.predict(batch, runners), batch)
+                if bar is not None:
+                    bar.update(1)
     finally:
         if bar is not None:
             bar.close()

@@ -44,7 +44,7 @@ def _fake_quant_predictor(work_dir: str, prepare: str, checkpoint: str) -> dict:
 
 def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float_lr: float, warmup_steps: int,
                         calibration_batches: int, qat_epochs: int, qat_lr: float, deploy_input_shape: Sequence[int],
-                        deploy_submodule: str = "network", weight_decay: float = 1e-4, grad_clip: float | None = 5.0,
+                        weight_decay: float = 1e-4, grad_clip: float | None = 5.0,
                         float_validate_every: int = 5, qat_validate_every: int = 1,
                         optimizer: str = "AdamW") -> dict[str, Any]:
     """The trainers and predictors of the four stages:
@@ -55,7 +55,7 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
     - qat_trainer: from float/best.pt with calibration/last.pt's scales, cosine decay, the best by
       `monitor`;
     - float_/calibration_/qat_/int_infer_predictor: each stage's evaluation, int_infer converting
-      `deploy_submodule` of the QAT model at `deploy_input_shape`.
+      the board graphs of the QAT task model at `deploy_input_shape`.
     """
     batch_processor = dict(type="BatchProcessor", grad_clip=grad_clip)
     return dict(
@@ -104,7 +104,7 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
             model_convert_pipeline=[
                 dict(type="Float2QAT"),
                 dict(type="LoadCheckpoint", path=f"{work_dir}/qat/best.pt"),
-                dict(type="QAT2Quantize", input_shape=list(deploy_input_shape), submodule=deploy_submodule),
+                dict(type="QAT2Quantize", input_shape=list(deploy_input_shape)),
             ],
         ),
     )

@@ -3,8 +3,10 @@ calibration, qat, int_infer) through its `model_convert_pipeline`, its data load
 trainer or predictor.
 
 A task config defines (see models/segmentation/unet_mobilenetv1_cityscapes.py):
-  model                       the float model (MODELS config).
-  deploy_model                the network a board runs (MODELS config), `deploy_input_shape`.
+  model                       the float task model (MODELS config of a TaskModel: its board graphs
+                              are what the deployment tools export and compile).
+  deploy_input_shape          the board's primary input (N, C, H, W); the task model derives
+                              every graph's inputs from it.
   train_data_loader / val_data_loader
                               dict(dataset=DATASETS config, batch_size, shuffle, num_workers, ...).
   metric                      METRICS config for validation and prediction.
@@ -31,6 +33,7 @@ from hbdk_sim.engine.distributed import build_sampler
 from hbdk_sim.engine.memory import check_fits_memory
 from hbdk_sim.engine.trainer import build_trainer
 from hbdk_sim.errors import ConfigError, UsageError
+from hbdk_sim.nn.structures.base import BoardGraph, TaskModel
 from hbdk_sim.registry import CONVERTERS, DATASETS, METRICS, MODELS, build_from_cfg
 
 STAGES = ("float", "calibration", "qat", "int_infer")
@@ -47,7 +50,7 @@ def _import_task_registries() -> None:
 
 # The top-level names the stages and tools read from a task config.
 ENGINE_KEYS = frozenset({
-    "task_name", "work_dir", "march", "seed", "model", "deploy_model", "deploy_input_shape", "deploy_weights_prefix",
+    "task_name", "work_dir", "march", "seed", "model", "deploy_input_shape",
     "train_data_loader", "val_data_loader", "metric", "val_transforms",
     *(f"{s}_trainer" for s in TRAIN_STAGES), *(f"{s}_predictor" for s in STAGES),
 })
@@ -159,10 +162,10 @@ def build_data_loader(cfg: Mapping, key: str, *, train: bool, batch_size: int | 
 
 
 def check_batch_fits_memory(cfg: Mapping, loader_key: str) -> None:
-    """Refuse a run whose batches cannot fit in memory before the first one is loaded: the deploy
-    network's activations on a batch of `deploy_input_shape` images (counted on the meta device) must
-    fit in the free memory. A config without a deploy network is not checked."""
-    if "deploy_model" not in cfg or "deploy_input_shape" not in cfg or loader_key not in cfg:
+    """Refuse a run whose batches cannot fit in memory before the first one is loaded: the board
+    graphs' activations on a batch of `deploy_input_shape` inputs (counted on the meta device) must
+    fit in the free memory. A config without a deploy input shape is not checked."""
+    if "deploy_input_shape" not in cfg or loader_key not in cfg:
         return
     batch = int(dict(cfg[loader_key]).get("batch_size", 1) or 1)
     shape = [batch, *deploy_input_shape(cfg)[1:]]
@@ -219,29 +222,29 @@ def missing_checkpoints(cfg: Mapping, stage: str) -> list[Path]:
     return [p for p in paths if not p.is_file()]
 
 
-def untrained_network(cfg: Mapping) -> torch.nn.Module:
-    """The float `deploy_model` at random initialization, seeded by the config's `seed`."""
+def build_task_model(cfg: Mapping) -> TaskModel:
+    """The config's float `model` at its initialization, refused unless it is a task model."""
+    model = build_from_cfg(cfg["model"], MODELS)
+    if not isinstance(model, TaskModel):
+        raise ConfigError(f"the config's model is a {type(model).__name__}, not a task model: the deployment tools "
+                          "need its board graphs (wrap the network in a structure such as Segmentor, or subclass "
+                          "hbdk_sim.nn.structures.TaskModel)")
+    return model
+
+
+def untrained_graphs(cfg: Mapping) -> list[BoardGraph]:
+    """The float board graphs at random initialization, seeded by the config's `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(cfg.get("seed", 0)))
-        return build_from_cfg(cfg["deploy_model"], MODELS).eval()
+        return build_task_model(cfg).eval().board_graphs(deploy_input_shape(cfg))
 
 
-def deploy_model(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> torch.nn.Module:
-    """The board network of `stage`: `deploy_model` through the stage predictor's pipeline, its
-    converters applied to the network itself (a `submodule` of QAT2Quantize is dropped)."""
-    entry = stage_entry(cfg, stage, "predictor")
-    pipeline = entry.get("model_convert_pipeline")
-    converters = list(pipeline.get("converters", [])) if isinstance(pipeline, Mapping) else list(pipeline or [])
-    prefix = cfg.get("deploy_weights_prefix", "network.")
-    fixed = []
-    for c in converters:
-        if isinstance(c, Mapping) and c.get("type") == "QAT2Quantize":
-            c = {k: v for k, v in c.items() if k != "submodule"}
-            c["input_shape"] = deploy_input_shape(cfg)
-        if isinstance(c, Mapping) and c.get("type") == "LoadCheckpoint":
-            c = dict(c, prefix=prefix)  # the task model's checkpoint, into its network
-        fixed.append(c)
-    entry["model_convert_pipeline"] = fixed
-    network = build_from_cfg(cfg["deploy_model"], MODELS)
-    return convert(network, entry, ckpt).eval()
-
+def deploy_graphs(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> list[BoardGraph]:
+    """The board graphs of `stage` at `deploy_input_shape`: the task model through the stage
+    predictor's pipeline (whose QAT2Quantize makes int_infer's graphs integer)."""
+    model = build_model(cfg, stage, "predictor", ckpt)
+    if not isinstance(model, TaskModel):
+        build_task_model(cfg)  # names the problem
+        raise ConfigError(f"the {stage}_predictor's model_convert_pipeline gives a {type(model).__name__}, not the "
+                          "task model; its converters must convert the model in place")
+    return model.eval().board_graphs(deploy_input_shape(cfg))

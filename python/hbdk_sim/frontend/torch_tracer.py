@@ -142,7 +142,12 @@ def _trace(model: nn.Module, name: str, record_stack_traces: bool = True) -> fx.
             f"{name}: cannot trace module '{path}' ({kind}){' at ' + where if where else ''}: {reason}; "
             "the tracer needs a forward without data-dependent control flow (torch.fx symbolic tracing)"
         ) from e
-    return fx.GraphModule(model, graph, name)
+    gm = fx.GraphModule(model, graph, name)
+    # The graph is what reaches the outputs: work nothing reads (the coarser outputs of a network
+    # whose board graph keeps the finest) is not exported.
+    if gm.graph.eliminate_dead_code():
+        gm.recompile()
+    return gm
 
 
 class _Recorder(ShapeProp):

@@ -148,8 +148,13 @@ class QAT2Quantize:
     integer graph, and the IntModel runs that graph in torch bit for bit like the executor. The
     result is on the model's device and in eval mode.
 
-    With `submodule` (e.g. "network"), only that part of the model is converted and put back in
-    its place: a task wrapper (losses, post-processing) stays in torch around the integer network."""
+    A task model (`hbdk_sim.nn.structures.TaskModel`) converts each of its board graphs, traced on
+    zeros of the graph's inputs at `input_shape` (the primary input, e.g. the config's
+    deploy_input_shape), into the integer model the task then runs them with: its host side (losses,
+    post-processing, what runs between graphs) stays in torch.
+
+    With `submodule` (e.g. "network"), only that part of a model is converted and put back in its
+    place."""
 
     def __init__(self, example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
                  input_shape: Sequence[int] | Sequence[Sequence[int]] | None = None, name: str = "model",
@@ -171,11 +176,28 @@ class QAT2Quantize:
             setattr(model.get_submodule(parent) if parent else model, child, converted)
             set_fake_quant_state(model, "validation")
             return model.eval()
+        from hbdk_sim.nn.structures.base import TaskModel
+
+        if isinstance(model, TaskModel):
+            return self._convert_board_graphs(model)
         inputs = _example(self.example_inputs, self.input_shape, model)
         set_fake_quant_state(model, "validation")
         float_graph = trace_quant(model, tuple(x.cpu() for x in inputs), self.name)
         device = inputs[0].device
         return IntModel.from_hbir(quantize_module(float_graph)).to(device).eval()
+
+    def _convert_board_graphs(self, model) -> nn.Module:
+        if self.input_shape is None or self.example_inputs is not None:
+            raise UsageError(f"QAT2Quantize: the task model {type(model).__name__} traces its board graphs at "
+                             "input_shape (its primary input, e.g. deploy_input_shape); give input_shape, "
+                             "not example_inputs")
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        set_fake_quant_state(model, "validation")
+        for graph in model.board_graphs([int(d) for d in self.input_shape]):
+            inputs = tuple(x.to(device) for x in graph.example_inputs())
+            converted = QAT2Quantize(inputs, name=f"{self.name}_{graph.name}")(graph.module.eval())
+            model.set_integer_graph(graph.name, converted)
+        return model.eval()
 
 
 def _state_dict_of(checkpoint, key: str | None, path: Path) -> Mapping[str, torch.Tensor]:

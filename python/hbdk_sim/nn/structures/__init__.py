@@ -1,6 +1,8 @@
-"""Task models ("structures"): a network with its training forward, loss and evaluation forward,
-registered in MODELS."""
+"""Task models ("structures"): a network with its training forward and loss, its board graphs and
+the host code around them (the task contract of `base`), registered in MODELS."""
 
-from hbdk_sim.nn.structures.segmentation import Segmentor, UNetMobileNetV1, downsample_labels
+from hbdk_sim.nn.structures.base import BoardGraph, GraphInput, TaskModel
+from hbdk_sim.nn.structures.segmentation import FinestLogits, Segmentor, UNetMobileNetV1, downsample_labels
 
-__all__ = ["Segmentor", "UNetMobileNetV1", "downsample_labels"]
+__all__ = ["BoardGraph", "FinestLogits", "GraphInput", "Segmentor", "TaskModel", "UNetMobileNetV1",
+           "downsample_labels"]

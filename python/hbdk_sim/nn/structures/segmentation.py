@@ -1,16 +1,20 @@
 """UNet-MobileNetV1 semantic segmentation: the network (`UNetMobileNetV1`, image tensor in, logits
-per output stride out; what gets exported and compiled) and `Segmentor`, which wraps a network with
-its loss for training and with the postprocess (resize to the image, argmax) for evaluation.
+per output stride out) and `Segmentor`, the task model around it: its loss for training, one board
+graph (the network's finest logits), the host post-processing (resize to the image, argmax) and
+the class colours over the image for `tools/infer.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
+from hbdk_sim.data.datasets.cityscapes import PALETTE as CITYSCAPES_PALETTE
 from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.nn.backbones.mobilenet_v1 import STRIDES, MobileNetV1
 from hbdk_sim.nn.heads.seg_head import SegHead
@@ -18,8 +22,10 @@ from hbdk_sim.nn.layers import fuse_blocks
 from hbdk_sim.nn.losses import MultiScaleSegLoss
 from hbdk_sim.nn.necks.unet import UNetNeck
 from hbdk_sim.nn.postprocess.segmentation import seg_postprocess
+from hbdk_sim.nn.structures.base import GraphInput, Runner, TaskModel
 from hbdk_sim.quantization import DeQuantStub, QuantStub
 from hbdk_sim.registry import LOSSES, MODELS, build_from_cfg
+from hbdk_sim.visualize import colorize, overlay
 
 
 @MODELS.register
@@ -86,8 +92,21 @@ def downsample_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor
     return labels[..., s // 2::s, s // 2::s]
 
 
+class FinestLogits(nn.Module):
+    """The board graph of a segmentation network: its first (finest) logits only. The coarser
+    heads stay in the network for training and calibration; the tracer drops them as unread."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.network(x)
+        return logits if isinstance(logits, torch.Tensor) else logits[0]
+
+
 @MODELS.register
-class Segmentor(nn.Module):
+class Segmentor(TaskModel):
     """Training and evaluation around a segmentation network.
 
     `forward(batch)` takes a dict with the images under `image_key` (N, 3, H, W) and, in training, the
@@ -100,11 +119,17 @@ class Segmentor(nn.Module):
     `finest_loss_at_label_size=True` scores the finest logits after the same bilinear resize to the
     full label map that evaluation applies (the coarser scales keep their downsampled labels), so
     training sees the boundaries that evaluation measures.
+
+    The board runs one graph, "network": the image in, the finest logits out. `palette` colours the
+    classes in `visualize` (default: Cityscapes').
     """
+
+    visual_names = ("pred", "color")
 
     def __init__(self, network: nn.Module | Mapping, loss: nn.Module | Mapping | None = None,
                  image_key: str = "img", label_key: str = "gt_seg", scales_key: str = "gt_seg_scales",
-                 finest_loss_at_label_size: bool = False) -> None:
+                 finest_loss_at_label_size: bool = False,
+                 palette: Sequence[Sequence[int]] = CITYSCAPES_PALETTE) -> None:
         super().__init__()
         self.network = build_from_cfg(network, MODELS)
         self.loss = build_from_cfg(loss, LOSSES) if loss is not None else MultiScaleSegLoss()
@@ -117,6 +142,33 @@ class Segmentor(nn.Module):
         self.label_key = label_key
         self.scales_key = scales_key
         self.finest_loss_at_label_size = finest_loss_at_label_size
+        self.palette = [tuple(int(v) for v in c) for c in palette]
+
+    @property
+    def max_stride(self) -> int:
+        """What the image height and width must be multiples of."""
+        return int(getattr(self.network, "max_stride", 1))
+
+    # ---- the task contract ----------------------------------------------------------------------------
+
+    def board_modules(self) -> dict[str, nn.Module]:
+        return {"network": FinestLogits(self.network)}
+
+    def board_inputs(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]]:
+        return {"network": (GraphInput(self.image_key, tuple(int(d) for d in input_shape)),)}
+
+    def predict(self, batch: Mapping[str, Any] | torch.Tensor, runners: Mapping[str, Runner]) -> dict[str, Any]:
+        """`{"preds": (N, H, W) class ids at the image size, "logits": the finest logits}`."""
+        image = _validate_image(self._image(batch), self.max_stride)
+        logits = runners["network"](image)[0]
+        return {"preds": seg_postprocess(logits, image.shape[-2:]), "logits": logits}
+
+    def visualize(self, image: np.ndarray, prediction: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """"pred": the class colours blended over the image; "color": the colours alone. The logits
+        are resized to the image before the argmax, as evaluation does at the label size."""
+        class_ids = seg_postprocess(prediction["logits"][None], image.shape[:2])[0].numpy()
+        color = colorize(class_ids, self.palette)
+        return {"pred": overlay(image, color), "color": color}
 
     def fuse_model(self, mode: str = "fuse_bn") -> Segmentor:
         """Fuse the network's conv+bn(+add)(+relu) groups in place (see UNetMobileNetV1.fuse_model)."""
@@ -154,25 +206,24 @@ class Segmentor(nn.Module):
                              f"{type(labels).__name__}")
         return [t.to(x.device).long() for t, x in zip(targets, logits, strict=True)]
 
+    def _image(self, batch: Mapping | torch.Tensor) -> torch.Tensor:
+        if not isinstance(batch, Mapping):
+            return batch
+        if self.image_key not in batch:
+            raise UsageError(f"Segmentor: the batch has no {self.image_key!r} (keys: {sorted(batch)}); set image_key")
+        return batch[self.image_key]
+
     def forward(self, batch: Mapping | torch.Tensor) -> dict[str, torch.Tensor]:
-        if isinstance(batch, Mapping):
-            if self.image_key not in batch:
-                raise UsageError(f"Segmentor: the batch has no {self.image_key!r} (keys: {sorted(batch)}); "
-                                 "set image_key")
-            image = batch[self.image_key]
-        else:
-            image = batch
-        image = _validate_image(image, getattr(self.network, "max_stride", 1))
+        if not self.training:
+            return self.predict(batch, self.board_runners())
+        image = _validate_image(self._image(batch), self.max_stride)
         logits = self.network(image)
         logits = (logits,) if isinstance(logits, torch.Tensor) else tuple(logits)
-        if self.training:
-            key = next((k for k in (self.scales_key, self.label_key) if isinstance(batch, Mapping) and k in batch),
-                       None)
-            if key is None:
-                raise UsageError(f"Segmentor: training needs labels under {self.scales_key!r} or {self.label_key!r} "
-                                 "in the batch")
-            targets = self._targets(batch[key], logits)
-            if self.finest_loss_at_label_size:
-                logits, targets[0] = self._finest_at_label_size(batch, logits)
-            return self.loss(logits, targets, getattr(self.network, "out_strides", None))
-        return {"preds": seg_postprocess(logits[0], image.shape[-2:]), "logits": logits[0]}
+        key = next((k for k in (self.scales_key, self.label_key) if isinstance(batch, Mapping) and k in batch), None)
+        if key is None:
+            raise UsageError(f"Segmentor: training needs labels under {self.scales_key!r} or {self.label_key!r} "
+                             "in the batch")
+        targets = self._targets(batch[key], logits)
+        if self.finest_loss_at_label_size:
+            logits, targets[0] = self._finest_at_label_size(batch, logits)
+        return self.loss(logits, targets, getattr(self.network, "out_strides", None))
