@@ -3,6 +3,13 @@
 Exit codes: 0 success; 1 the model is rejected (it fails verification after a pass, or a
 constraint check); 2 a usage or input-file error (bad flags, unreadable or malformed file).
 Every error is one line on stderr; no traceback reaches the user.
+
+`dump` and `opt` take `--split-input-file` (as mlir-opt does): the file holds several cases
+separated by lines `// -----`, each parsed and processed on its own (its errors keep the whole
+file's line numbers), and the outputs are printed separated by the same line. With
+`--verify-diagnostics` a case states the error it must give on a line
+`// expected-error: LINE:COL: error: MESSAGE` (lines counted from the case's first line), a case
+without one must succeed, and the exit status is 1 when any case does otherwise.
 """
 
 from __future__ import annotations
@@ -17,15 +24,15 @@ import shutil
 import stat
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from hbdk_sim import _core, api
 from hbdk_sim.errors import FILE_ERRORS, InputFileError, UserError
-from hbdk_sim.files import MAX_INPUT_BYTES, write_file
-from hbdk_sim.ir import load, save, summarize
+from hbdk_sim.files import MAX_INPUT_BYTES, read_bytes, write_file
+from hbdk_sim.ir import load, parse, save, summarize
 from hbdk_sim.march import list_marches, load_march
 
 EXIT_OK = 0
@@ -45,8 +52,13 @@ class CliError(UserError):
 
 
 def _load(path: str) -> _core.Module:
+    return _reading(path, lambda: load(path))
+
+
+def _reading(path: str, read: Callable):
+    """`read()`, its errors about the file `path` as one-line CliErrors."""
     try:
-        return load(path)
+        return read()
     except FileNotFoundError:
         raise CliError(f"{path}: error: no such file") from None
     except IsADirectoryError:
@@ -85,16 +97,72 @@ def _write_module(module: _core.Module, out: str | None, force: bool) -> None:
         raise CliError(f"{out}: error: cannot write: {e.strerror}") from None
 
 
+# ---- several cases in one file (--split-input-file) ------------------------------------------------
+
+SPLIT_MARKER = "// -----"
+EXPECTED_ERROR = b"// expected-error: "
+
+
+def _split_parts(data: bytes) -> list[tuple[int, bytes]]:
+    """The cases of a split input: (line number of the case's first line, its bytes), cut at the
+    lines that hold only SPLIT_MARKER."""
+    parts, start, lines = [], 1, []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if line.rstrip(b"\r") == SPLIT_MARKER.encode():
+            parts.append((start, b"\n".join(lines) + b"\n"))
+            start, lines = number + 1, []
+        else:
+            lines.append(line)
+    parts.append((start, b"\n".join(lines)))
+    return parts
+
+
+def _expected_errors(part: bytes) -> list[str]:
+    found = []
+    for line in part.split(b"\n"):
+        at = line.find(EXPECTED_ERROR)
+        if at >= 0:
+            found.append(line[at + len(EXPECTED_ERROR):].decode("utf-8", "replace").strip())
+    return found
+
+
+def _run_cases(args: argparse.Namespace, process: Callable[[_core.Module], str]) -> int:
+    """`process` on the file's module, or on each case's with --split-input-file; prints the text."""
+    if not args.split_input_file:
+        if args.verify_diagnostics:
+            raise CliError("error: --verify-diagnostics needs --split-input-file")
+        sys.stdout.write(process(_load(args.file)))
+        return EXIT_OK
+    data = _reading(args.file, lambda: read_bytes(args.file, "an .hbir file"))
+    outputs, mismatches = [], []
+    for start, part in _split_parts(data):
+        expected = _expected_errors(part) if args.verify_diagnostics else []
+        # Verified cases count lines from their own first line; otherwise errors name the file's lines.
+        text = part if args.verify_diagnostics else b"\n" * (start - 1) + part
+        try:
+            outputs.append(process(_reading(args.file, lambda text=text: parse(text, args.file))))
+        except CliError as e:
+            if not args.verify_diagnostics:
+                raise
+            got = str(e).removeprefix(f"{args.file}:")
+            outputs.append("")
+            if got not in expected:
+                want = f"expected error {expected[0]!r}" if expected else "expected no error"
+                mismatches.append(f"{args.file}:{start}: case: {want} but got {got!r}")
+            continue
+        if expected:
+            mismatches.append(f"{args.file}:{start}: case: expected error {expected[0]!r} but it succeeded")
+    sys.stdout.write(f"{SPLIT_MARKER}\n".join(outputs))
+    for line in mismatches:
+        print(line, file=sys.stderr)
+    return EXIT_REJECTED if mismatches else EXIT_OK
+
+
 # ---- subcommands ---------------------------------------------------------------------------------
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    module = _load(args.file)
-    if args.summary:
-        print(summarize(module).format())
-    else:
-        sys.stdout.write(module.print())
-    return EXIT_OK
+    return _run_cases(args, lambda module: f"{summarize(module).format()}\n" if args.summary else module.print())
 
 
 def cmd_opt(args: argparse.Namespace) -> int:
@@ -103,8 +171,18 @@ def cmd_opt(args: argparse.Namespace) -> int:
         raise CliError("error: --passes needs at least one pass or pipeline name")
     _check_pass_names(names)
     _check_pass_names(args.print_ir_after or [])
-    module = _load(args.file)
     march = _march(args.march) if args.march else None
+    if args.output not in (None, "-") and args.split_input_file:
+        raise CliError("error: --split-input-file prints its cases on stdout; drop --output")
+    if args.output not in (None, "-"):
+        module = _run_passes(_load(args.file), names, march, args)
+        _write_module(module, args.output, args.force)
+        return EXIT_OK
+    return _run_cases(args, lambda module: _run_passes(module, names, march, args).print())
+
+
+def _run_passes(module: _core.Module, names: list[str], march: _core.March | None,
+                args: argparse.Namespace) -> _core.Module:
     before = summarize(module) if args.summary else None
     try:
         result = module.run_pipeline(
@@ -124,8 +202,7 @@ def cmd_opt(args: argparse.Namespace) -> int:
     if before is not None:
         after = summarize(module)
         print(f"before:\n{before.format()}\nafter:\n{after.format()}", file=sys.stderr)
-    _write_module(module, args.output, args.force)
-    return EXIT_OK
+    return module
 
 
 def _march(name: str) -> _core.March:
@@ -434,6 +511,13 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog}: error: {message} (see --help)")
 
 
+def _split_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split-input-file", action="store_true",
+                        help=f"the file holds cases separated by '{SPLIT_MARKER}' lines; process each on its own")
+    parser.add_argument("--verify-diagnostics", action="store_true",
+                        help="with --split-input-file: each case's error must be its '// expected-error: ...' line")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hbdk-sim", description="hbdk-sim: HBIR tools, compiler and simulator for the BPU.")
     p.add_argument("--version", action="version", version=f"hbdk-sim {_core.__version__}")
@@ -442,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dump", help="print an .hbir file in canonical text form")
     d.add_argument("file", help="an .hbir file")
     d.add_argument("--summary", action="store_true", help="print ops by kind, parameters and MACs instead")
+    _split_flags(d)
     d.set_defaults(func=cmd_dump)
 
     o = sub.add_parser("opt", help="run passes on an .hbir file (like mlir-opt)")
@@ -456,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--no-verify-each", action="store_true", help="verify only at the end, not after every pass")
     o.add_argument("--summary", action="store_true", help="print the module summary before and after (stderr)")
     o.add_argument("--march", help="target march (name or JSON path), for fuse, check-constraints, lower")
+    _split_flags(o)
     o.set_defaults(func=cmd_opt)
 
     c = sub.add_parser("compile", help="compile a calibrated .hbir model to an .hbm binary "

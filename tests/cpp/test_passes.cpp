@@ -435,12 +435,18 @@ std::string readFile(const std::filesystem::path& p) {
   return s.str();
 }
 
-// "// RUN: --passes a,b [--march NAME]" -> {"a", "b"} and NAME (a shipped march, or "");
-// empty when the line is missing.
-std::vector<std::string> runLinePasses(const std::string& text, std::string* marchName = nullptr) {
+// "// RUN: --passes a,b [--march NAME] [--split-input-file]" -> {"a", "b"}, NAME (a shipped
+// march, or "") and whether the file holds several cases; empty when the line is missing.
+std::vector<std::string> runLinePasses(const std::string& text, std::string* marchName, bool* split) {
   const std::string prefix = "// RUN: --passes ";
   if (text.compare(0, prefix.size(), prefix) != 0) return {};
   std::string list = text.substr(prefix.size(), text.find('\n') - prefix.size());
+  const std::string splitFlag = " --split-input-file";
+  *split = false;
+  if (size_t at = list.find(splitFlag); at != std::string::npos) {
+    *split = true;
+    list.erase(at, splitFlag.size());
+  }
   const std::string marchFlag = " --march ";
   if (size_t at = list.find(marchFlag); at != std::string::npos) {
     if (marchName) *marchName = list.substr(at + marchFlag.size());
@@ -470,11 +476,12 @@ TEST(PassTextCases) {
     }
   }
   std::sort(cases.begin(), cases.end());
-  CHECK(cases.size() >= 12);
+  size_t total = 0;
   for (const fs::path& c : cases) {
     std::string text = readFile(c);
     std::string marchName;
-    std::vector<std::string> names = runLinePasses(text, &marchName);
+    bool split = false;
+    std::vector<std::string> names = runLinePasses(text, &marchName, &split);
     if (names.empty()) {
       hbdk::testing::recordFailure(c.string().c_str(), 1, "missing '// RUN: --passes ...' first line");
       continue;
@@ -482,9 +489,6 @@ TEST(PassTextCases) {
     fs::path expectedPath = c;
     expectedPath.replace_extension(".expected.hbir");
     try {
-      auto m = ir::parseModule(text, c.string());
-      passes::PassManager pm;
-      for (const auto& n : names) pm.add(n);
       march::March target;
       passes::PassContext ctx;
       if (!marchName.empty()) {
@@ -492,8 +496,19 @@ TEST(PassTextCases) {
             (fs::path(HBDK_SOURCE_DIR) / "python" / "hbdk_sim" / "marches" / (marchName + ".json")).string());
         ctx.march = &target;
       }
-      pm.run(*m, ctx);
-      std::string got = ir::printModule(*m), want = readFile(expectedPath);
+      std::vector<hbdk::testing::TextCase> parts =
+          split ? hbdk::testing::splitCases(text) : std::vector<hbdk::testing::TextCase>{{1, text}};
+      std::string got;
+      total += parts.size();
+      for (size_t i = 0; i < parts.size(); ++i) {
+        // Each case keeps the file's line numbers, as the CLI parses it.
+        auto m = ir::parseModule(std::string(parts[i].firstLine - 1, '\n') + parts[i].text, c.string());
+        passes::PassManager pm;
+        for (const auto& n : names) pm.add(n);
+        pm.run(*m, ctx);
+        got += (i ? "// -----\n" : "") + ir::printModule(*m);
+      }
+      std::string want = readFile(expectedPath);
       if (got != want)
         hbdk::testing::recordFailure(c.string().c_str(), 0,
                                      "output differs from " + expectedPath.filename().string() + "\n--- got:\n" + got +
@@ -502,4 +517,5 @@ TEST(PassTextCases) {
       hbdk::testing::recordFailure(c.string().c_str(), 0, e.what());
     }
   }
+  CHECK(total >= 25);
 }
