@@ -114,6 +114,26 @@ class CompileResult:
         return "\n".join(lines)
 
 
+def program_listing(hbm: bytes, perf: PerfReport) -> str:
+    """The lowered program of compiled `hbm` as text: one line per instruction (unit, opcode and
+    fused post-ops, op index, layer, output shape, tile shape and count, MACs, elements, bytes, DDR
+    traffic) ending with the cycles the schedule gives it, `@[start,end)`, then the SRAM plan and
+    the cycle totals of `perf`. What `hbdk-sim compile --print-program` prints and tests/ir/lower/
+    pins."""
+    lines = _core.load_hbm_bytes(hbm, "<compiled>").program_text.splitlines()
+    cycles = {e.instruction: (e.start, e.end) for e in perf.timeline}
+    out = []
+    for line in lines:
+        index, sep, _ = line.strip().partition(":")
+        if line.startswith("  ") and sep and index.isdigit() and int(index) in cycles:
+            start, end = cycles[int(index)]
+            line = f"{line} @[{start},{end})"
+        out.append(line)
+    out.append(f"cycles: total={perf.total_cycles} compute={perf.compute_cycles} memory={perf.memory_cycles} "
+               f"stall={perf.stall_cycles}")
+    return "\n".join(out) + "\n"
+
+
 def perf_report_paths(hbm_path: str | os.PathLike) -> tuple[Path, Path]:
     """Where the reports of `<name>.hbm` go: `<name>.perf.json` and `<name>.perf.html` beside it."""
     path = Path(hbm_path)

@@ -228,7 +228,10 @@ def _print_json(obj) -> None:
 def cmd_compile(args: argparse.Namespace) -> int:
     march = _march(args.march)
     source = Path(_model_path(args.file))
-    output = Path(args.output) if args.output else source.with_suffix(".hbm")
+    if args.print_program and (args.output or args.json):
+        raise CliError("error: --print-program prints the program instead of writing a binary; drop "
+                       f"{'--output' if args.output else '--json'}")
+    output = None if args.print_program else Path(args.output) if args.output else source.with_suffix(".hbm")
     try:
         result = api.compile(source, march, output, overwrite=args.force)
     except FileExistsError as e:
@@ -247,7 +250,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise CliError(str(e), EXIT_REJECTED) from None
     if args.time_passes:
         sys.stderr.write(result.pass_report)
-    if args.json:
+    if args.print_program:
+        sys.stdout.write(api.program_listing(result.hbm, result.perf))
+    elif args.json:
         s = result.summary
         _print_json({"ok": True, "march": result.march, "output": str(result.output), "bytes": len(result.hbm),
                      "ops": s.num_ops, "ops_by_kind": dict(s.ops_by_kind), "parameters": s.parameters,
@@ -552,6 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     c.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     c.add_argument("--time-passes", action="store_true", help="report wall time per pass (stderr)")
+    c.add_argument("--print-program", action="store_true",
+                   help="print the lowered program with each instruction's tiling and scheduled cycles instead of "
+                        "writing the .hbm")
     c.set_defaults(func=cmd_compile)
 
     pf = sub.add_parser("perf", help="estimate cycles, latency, fps and DDR traffic of a model on a march")

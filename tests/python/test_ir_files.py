@@ -1,6 +1,7 @@
 """Text-in/text-out pass tests through the CLI, like lit: every tests/ir/<pass>/<file>.hbir has a
 first line `// RUN: --passes ...` (with `--split-input-file` for a file of several cases separated by
-`// -----` lines) and an exact expected output in <file>.expected.hbir. tests/ir/malformed/ holds
+`// -----` lines) and an exact expected output in <file>.expected.hbir; tests/ir/program/ runs
+`compile --print-program` and pins the lowered program: tiles and each instruction's cycles. tests/ir/malformed/ holds
 cases that must fail, each stating its error inline (`// expected-error: LINE:COL: error: ...`)."""
 
 import shlex
@@ -16,8 +17,10 @@ CASES = sorted(p for p in IR_TESTS.glob("*/*.hbir")
 @pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_pass_case(case, cli):
     first = case.read_text(encoding="utf-8").splitlines()[0]
-    assert first.startswith("// RUN:"), f"{case}: first line must be '// RUN: <opt flags>'"
-    r = cli("opt", case, *shlex.split(first[len("// RUN:"):]))
+    assert first.startswith("// RUN:"), f"{case}: first line must be '// RUN: [subcommand] <flags>'"
+    flags = shlex.split(first[len("// RUN:"):])
+    command = flags.pop(0) if flags and not flags[0].startswith("-") else "opt"  # e.g. compile --print-program
+    r = cli(command, case, *flags)
     assert r.returncode == 0, r.stderr
     expected = case.with_name(case.stem + ".expected.hbir").read_text(encoding="utf-8")
     assert r.stdout == expected
@@ -106,3 +109,14 @@ def test_generated_bad_bytes(data, cli, tmp_path):
     path.write_bytes(data)
     r = cli("dump", path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith(f"{path}:")
+
+
+def test_print_program_writes_no_binary(cli, tmp_path):
+    case = tmp_path / "separable_residual.hbir"
+    case.write_bytes((IR_TESTS / "program" / "separable_residual.hbir").read_bytes())
+    r = cli("compile", case, "--print-program")
+    assert r.returncode == 0 and r.stdout.startswith("program @main for bpu: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [case.name]
+    r = cli("compile", case, "--print-program", "-o", tmp_path / "x.hbm")
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "error: --print-program prints the program instead of writing a binary; drop --output"]
