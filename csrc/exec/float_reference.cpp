@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "exec/index_math.h"
 #include "exec/resize_coords.h"
 
 namespace hbdk::exec {
@@ -23,37 +24,6 @@ using Inputs = std::vector<FloatTensor>;
 using Kernel = std::vector<FloatTensor> (*)(const Op& op, const Inputs& in);
 
 Shape outShape(const Op& op, size_t i = 0) { return op.result(i)->type.shape; }
-
-std::vector<int64_t> stridesOf(const Shape& s) {
-  std::vector<int64_t> st(s.size(), 1);
-  for (int64_t i = static_cast<int64_t>(s.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
-  return st;
-}
-
-int64_t normAxis(int64_t axis, size_t rank) { return axis < 0 ? axis + static_cast<int64_t>(rank) : axis; }
-
-// Strides for reading `in` while walking a tensor of shape `out` under numpy broadcasting:
-// dimensions of size 1 (or missing on the left) get stride 0.
-std::vector<int64_t> broadcastStrides(const Shape& in, const Shape& out) {
-  std::vector<int64_t> inStrides = stridesOf(in), st(out.size(), 0);
-  size_t offset = out.size() - in.size();
-  for (size_t i = 0; i < in.size(); ++i) st[offset + i] = in[i] == 1 ? 0 : inStrides[i];
-  return st;
-}
-
-// Calls f(outIndex, coords) for every element of `shape` in row-major order.
-template <typename F>
-void forEachIndex(const Shape& shape, F f) {
-  std::vector<int64_t> c(shape.size(), 0);
-  int64_t n = ir::numElements(shape);
-  for (int64_t o = 0; o < n; ++o) {
-    f(o, c);
-    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-      if (++c[d] < shape[d]) break;
-      c[d] = 0;
-    }
-  }
-}
 
 template <typename F>
 std::vector<FloatTensor> unary(const Inputs& in, F f) {
@@ -191,14 +161,6 @@ std::vector<FloatTensor> slice(const Op& op, const Inputs& in) {
     out.data[o] = in[0].data[src];
   });
   return {out};
-}
-
-// Maps an out-of-range index back into [0, n) for the edge and reflect pad modes.
-int64_t padSource(int64_t i, int64_t n, const std::string& mode) {
-  if (mode == "edge") return std::clamp<int64_t>(i, 0, n - 1);
-  if (n == 1) return 0;
-  while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;  // reflect, edge not repeated
-  return i;
 }
 
 std::vector<FloatTensor> pad(const Op& op, const Inputs& in) {

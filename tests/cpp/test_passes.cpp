@@ -15,6 +15,7 @@
 #include "march/march.h"
 #include "passes/pass.h"
 #include "testing.h"
+#include "text_cases.h"
 
 using namespace hbdk;
 using exec::FloatTensor;
