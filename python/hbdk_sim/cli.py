@@ -4,12 +4,8 @@ Exit codes: 0 success; 1 the model is rejected (it fails verification after a pa
 constraint check); 2 a usage or input-file error (bad flags, unreadable or malformed file).
 Every error is one line on stderr; no traceback reaches the user.
 
-`dump` and `opt` take `--split-input-file` (as mlir-opt does): the file holds several cases
-separated by lines `// -----`, each parsed and processed on its own (its errors keep the whole
-file's line numbers), and the outputs are printed separated by the same line. With
-`--verify-diagnostics` a case states the error it must give on a line
-`// expected-error: LINE:COL: error: MESSAGE` (lines counted from the case's first line), a case
-without one must succeed, and the exit status is 1 when any case does otherwise.
+`dump` and `opt` take `--split-input-file` and `--verify-diagnostics`: several cases in one file,
+their errors stated inline (hbdk_sim.text_cases says how).
 """
 
 from __future__ import annotations
@@ -34,6 +30,7 @@ from hbdk_sim.errors import FILE_ERRORS, InputFileError, UserError
 from hbdk_sim.files import MAX_INPUT_BYTES, read_bytes, write_file
 from hbdk_sim.ir import load, parse, save, summarize
 from hbdk_sim.march import list_marches, load_march
+from hbdk_sim.text_cases import SPLIT_MARKER, expected_errors, split_cases
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -99,33 +96,6 @@ def _write_module(module: _core.Module, out: str | None, force: bool) -> None:
 
 # ---- several cases in one file (--split-input-file) ------------------------------------------------
 
-SPLIT_MARKER = "// -----"
-EXPECTED_ERROR = b"// expected-error: "
-
-
-def _split_parts(data: bytes) -> list[tuple[int, bytes]]:
-    """The cases of a split input: (line number of the case's first line, its bytes), cut at the
-    lines that hold only SPLIT_MARKER."""
-    parts, start, lines = [], 1, []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        if line.rstrip(b"\r") == SPLIT_MARKER.encode():
-            parts.append((start, b"\n".join(lines) + b"\n"))
-            start, lines = number + 1, []
-        else:
-            lines.append(line)
-    parts.append((start, b"\n".join(lines)))
-    return parts
-
-
-def _expected_errors(part: bytes) -> list[str]:
-    found = []
-    for line in part.split(b"\n"):
-        at = line.find(EXPECTED_ERROR)
-        if at >= 0:
-            found.append(line[at + len(EXPECTED_ERROR):].decode("utf-8", "replace").strip())
-    return found
-
-
 def _run_cases(args: argparse.Namespace, process: Callable[[_core.Module], str]) -> int:
     """`process` on the file's module, or on each case's with --split-input-file; prints the text."""
     if not args.split_input_file:
@@ -135,8 +105,8 @@ def _run_cases(args: argparse.Namespace, process: Callable[[_core.Module], str])
         return EXIT_OK
     data = _reading(args.file, lambda: read_bytes(args.file, "an .hbir file"))
     outputs, mismatches = [], []
-    for start, part in _split_parts(data):
-        expected = _expected_errors(part) if args.verify_diagnostics else []
+    for start, part in split_cases(data):
+        expected = expected_errors(part) if args.verify_diagnostics else []
         # Verified cases count lines from their own first line; otherwise errors name the file's lines.
         text = part if args.verify_diagnostics else b"\n" * (start - 1) + part
         try:

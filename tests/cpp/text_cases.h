@@ -1,7 +1,7 @@
 // The several-cases-per-file form of the text tests (as mlir-opt's --split-input-file): cases are
 // separated by lines that hold only "// -----"; a case states the error it must give on a line
 // "// expected-error: LINE:COL: error: MESSAGE", its lines counted from the case's first line.
-// The CLI reads the same form (python/hbdk_sim/cli.py); both must agree on it.
+// The CLI reads the same form (python/hbdk_sim/text_cases.py); both must agree on it.
 #pragma once
 
 #include <string>

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 from conftest import IR_TESTS
-from hbdk_sim.cli import _expected_errors, _split_parts
+from hbdk_sim.text_cases import expected_errors, split_cases
 
 CASES = sorted(p for p in IR_TESTS.glob("*/*.hbir")
                if not p.name.endswith(".expected.hbir") and p.parent.name not in ("roundtrip", "malformed"))
@@ -34,16 +34,16 @@ def test_dump_roundtrip(case, cli):
 
 
 MALFORMED = sorted((IR_TESTS / "malformed").glob("*.hbir"))
-MALFORMED_CASES = [(path, start, part) for path in MALFORMED for start, part in _split_parts(path.read_bytes())]
+MALFORMED_CASES = [(path, start, part) for path in MALFORMED for start, part in split_cases(path.read_bytes())]
 
 
 def test_enough_malformed_cases():
     assert len(MALFORMED_CASES) >= 70
-    assert all(len(_expected_errors(part)) == 1 for _, _, part in MALFORMED_CASES)
+    assert all(len(expected_errors(part)) == 1 for _, _, part in MALFORMED_CASES)
 
 
 @pytest.mark.parametrize("path", MALFORMED, ids=lambda p: p.stem)
-def test_malformed_cases_give_their_expected_errors(path, cli):
+def test_malformed_cases_give_theirexpected_errors(path, cli):
     r = cli("dump", path, "--split-input-file", "--verify-diagnostics")
     assert (r.returncode, r.stderr) == (0, "")
     assert r.stdout == "// -----\n" * (sum(1 for p, _, _ in MALFORMED_CASES if p == path) - 1)
@@ -57,7 +57,7 @@ def test_malformed_input_is_one_line_exit_2(case, cli, tmp_path):
     path.write_bytes(part)
     r = cli("dump", path)
     assert r.returncode == 2, (r.returncode, r.stderr)
-    assert r.stderr.splitlines() == [f"{path}:{_expected_errors(part)[0]}"]
+    assert r.stderr.splitlines() == [f"{path}:{expected_errors(part)[0]}"]
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
