@@ -439,7 +439,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
     if args.coverage or args.json:
         from hbdk_sim import op_coverage
 
-        repo = Path.cwd() if (Path.cwd() / op_coverage.KERNEL_TESTS).is_file() else None
+        repo = Path.cwd() if any(Path.cwd().glob(op_coverage.KERNEL_TESTS)) else None
         if args.json:
             print(json.dumps(op_coverage.coverage(repo), indent=2))
         else:

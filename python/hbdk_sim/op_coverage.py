@@ -19,7 +19,7 @@ from hbdk_sim.march import list_marches, load_march
 
 # The kernel tests whose cases compare the C++ integer reference with the independent numpy oracle
 # (tests/python/numerics_oracle.py) bit for bit.
-KERNEL_TESTS = Path("tests/python/test_int_kernels.py")
+KERNEL_TESTS = "tests/python/test_int_kernels*.py"
 _KERNEL_RUNNERS = ("check", "run_op")
 MISSING = "missing"
 
@@ -36,17 +36,17 @@ def _yes(detail: str = "") -> str:
 
 
 def kernel_tests(repo: Path) -> dict[str, dict[str, list[str]]] | None:
-    """op -> {"reference": [test names], "optimized": [test names]} from the kernel test file, or
-    None when it is not there (an installed package). A test covers the ops it passes to
+    """op -> {"reference": [test names], "optimized": [test names]} from the kernel test files, or
+    None when they are not there (an installed package). A test covers the ops it passes to
     check()/run_op() by name, or, where it passes a variable, the op names its body and its
     decorators spell (a parametrized or looped test)."""
-    path = repo / KERNEL_TESTS
-    if not path.is_file():
+    paths = sorted(repo.glob(KERNEL_TESTS))
+    if not paths:
         return None
     ops = {d["name"] for d in _core.op_table()}
-    tree = ast.parse(path.read_text(encoding="utf-8"))
     found: dict[str, dict[str, list[str]]] = {}
-    for fn in tree.body:
+    functions = [fn for path in paths for fn in ast.parse(path.read_text(encoding="utf-8")).body]
+    for fn in functions:
         if not isinstance(fn, ast.FunctionDef) or not fn.name.startswith("test_"):
             continue
         spelled = {n.value for n in ast.walk(fn) if isinstance(n, ast.Constant) and n.value in ops}
@@ -156,7 +156,7 @@ it, "n/a" with the reason the op never reaches that stage, or **missing**. Colum
 - *tracer*: the torch targets whose handler emits it (python/hbdk_sim/frontend/torch_ops.py).
 - *int_infer*: its torch module in python/hbdk_sim/quantization/int_ops/.
 - *ONNX export*: an emitter in python/hbdk_sim/onnx_export.py.
-- *bit-exact test*: the tests/python/test_int_kernels.py cases comparing the integer reference with
+- *bit-exact test*: the tests/python/test_int_kernels*.py cases comparing the integer reference with
   the independent numpy oracle bit for bit.
 """
 
