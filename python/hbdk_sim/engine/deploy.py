@@ -66,11 +66,9 @@ def graph_stem(cfg: Mapping, stage: str, graph: str, graph_names: Sequence[str])
     return stem if list(graph_names) == [graph] else f"{stem}_{graph}"
 
 
-def default_output(cfg: Mapping, stage: str, suffix: str, graph: str | None = None,
-                   graph_names: Sequence[str] = ()) -> Path:
-    """`<work_dir>/deploy/<graph_stem><suffix>` (`<task_name>_<stage><suffix>` without a graph)."""
-    stem = graph_stem(cfg, stage, graph, graph_names) if graph else f"{task_name(cfg)}_{stage}"
-    return deploy_dir(cfg) / f"{stem}{suffix}"
+def default_output(cfg: Mapping, stage: str, suffix: str, graph: str, graph_names: Sequence[str]) -> Path:
+    """`<work_dir>/deploy/<graph_stem><suffix>`: where a tool writes a board graph's file by default."""
+    return deploy_dir(cfg) / f"{graph_stem(cfg, stage, graph, graph_names)}{suffix}"
 
 
 def parse_input_shape(text: str, cfg: Mapping) -> list[int]:
