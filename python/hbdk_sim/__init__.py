@@ -4,6 +4,7 @@ The C++ core lives in ``hbdk_sim._core``; this package re-exports its IR classes
 file-level helpers and the ``hbdk-sim`` command line.
 """
 
+import importlib
 import sys
 
 from hbdk_sim import api as _api
@@ -76,6 +77,20 @@ def calops(model, input_shape, name="model"):
     from hbdk_sim.opcount import calops as impl
 
     return impl(model, input_shape, name=name)
+
+
+def __getattr__(name: str):
+    """`hbdk_sim.<submodule>` (onnx_export, quantization, nn, engine, ...) imports it on first use,
+    as `import hbdk_sim.<submodule>` would: the torch side stays unloaded until asked for."""
+    if name.startswith("_"):
+        raise AttributeError(f"module 'hbdk_sim' has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"hbdk_sim.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"hbdk_sim.{name}":
+            raise  # the submodule exists but something it imports is missing
+        raise AttributeError(f"module 'hbdk_sim' has no attribute {name!r}") from None
+
 
 __all__ = [
     "CheckResult",

@@ -1,8 +1,12 @@
 """hbdk_sim.quantization fusion (fuse_bn / with_bn, conv+add), prepare_qat and the qconfig
 setters, against the unfused float computation."""
 
+from collections import OrderedDict
+
 import pytest
 import torch
+import torch.nn.functional as F
+from hbdk_sim.errors import UnsupportedModelError
 from hbdk_sim.quantization import (
     Add,
     ConvAdd2d,
@@ -12,6 +16,7 @@ from hbdk_sim.quantization import (
     QATConv2d,
     QATLinear,
     QConfig,
+    default_qconfig,
     fuse_modules,
     prepare_qat,
     qconfig_int16,
@@ -267,3 +272,26 @@ def test_every_mapped_module_becomes_its_qat_class_sharing_parameters():
         set_fake_quant_state(qat, "validation")
         scales = qat.weight_fake_quant.calculate_qparams()
         assert scales.shape == (module.weight.shape[mapping.weight_axis],)
+
+
+def test_prepare_qat_converts_subclasses_that_keep_the_base_forward():
+    class TaggedConv(nn.Conv2d):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.tag = "stem"
+
+    class TaggedLinear(nn.Linear):
+        pass
+
+    class SameConv(nn.Conv2d):  # overrides forward: cannot be fake-quantized as a Conv2d
+        def forward(self, x):
+            return F.conv2d(F.pad(x, (1, 1, 1, 1)), self.weight, self.bias)
+
+    model = nn.Sequential(TaggedConv(3, 4, 3, padding=1), nn.Flatten(), TaggedLinear(4 * 4 * 4, 2))
+    prepared = prepare_qat(model, default_qconfig())
+    assert type(prepared[0]) is QATConv2d and prepared[0].tag == "stem"
+    assert type(prepared[2]) is QATLinear and prepared[2].weight_fake_quant is not None
+    assert torch.equal(prepared[0].weight, model[0].weight)
+    with pytest.raises(UnsupportedModelError, match=r"module 'body\.0' \(SameConv\) subclasses nn\.Conv2d but "
+                                                    r"overrides forward"):
+        prepare_qat(nn.Sequential(OrderedDict(body=nn.Sequential(SameConv(3, 4, 3)))), default_qconfig())

@@ -224,3 +224,85 @@ def test_calibrate_compile_run_bit_exact():
         a, b = f.astype(np.float64).ravel(), w.numpy().astype(np.float64).ravel()
         cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
         assert cosine > 0.99, (name, cosine)
+
+
+# ---- what public zoos write: optional arguments, subclasses, functional batch norm ---------------
+
+
+class _Masked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x, mask=None, scale: float = 2.0):
+        y = self.conv(x)
+        if mask is not None:
+            y = y + mask
+        return y * scale
+
+
+def test_optional_arguments_left_out_take_their_defaults():
+    x, mask = torch.randn(1, 3, 8, 8), torch.randn(1, 4, 8, 8)
+    module = _check(_Masked().eval(), x)
+    assert [a.name for a in module.function("main").arguments] == ["x"]
+    assert "add" not in [op.name for op in module.function("main").ops]  # the `if mask is not None` branch
+    module = _check(_Masked().eval(), x, mask)
+    assert [a.name for a in module.function("main").arguments] == ["x", "mask"]
+
+
+def test_a_parameter_without_default_or_input_is_a_usage_error():
+    class TwoInputs(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    with pytest.raises(hbdk_sim.errors.UsageError, match="forward parameter 'y' has no default and no example input"):
+        trace_float(TwoInputs(), (torch.randn(2, 2),))
+
+
+class _TaggedConv(nn.Conv2d):
+    """A zoo's subclass that adds an attribute and keeps nn.Conv2d's forward."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tag = "stem"
+
+
+class _BatchNormAct(nn.BatchNorm2d):
+    """A zoo's BN + activation module: overrides forward and calls F.batch_norm."""
+
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                         self.momentum, self.eps)
+        return self.act(x)
+
+
+def test_subclasses_and_functional_batch_norm_trace_as_torch_runs_them():
+    torch.manual_seed(0)
+    model = nn.Sequential(_TaggedConv(3, 8, 3, padding=1), _BatchNormAct(8), nn.Conv2d(8, 4, 1)).eval()
+    _randomize_bn(model)
+    module = _check(model, torch.randn(2, 3, 8, 8))
+    ops = [op.name for op in module.function("main").ops if op.name != "constant"]
+    assert ops == ["conv2d", "batch_norm", "relu", "conv2d"]
+    assert [op.loc for op in module.function("main").ops if op.name == "conv2d"][0] == "0"  # mapped whole
+
+    class NoStats(nn.Module):
+        def forward(self, x):
+            return F.batch_norm(x, None, None, training=True)
+
+    with pytest.raises(UnsupportedOpError, match="F.batch_norm with training=True"):
+        trace_float(NoStats(), (torch.randn(2, 3, 4, 4),))
+
+
+def test_submodules_are_attributes_of_the_package():
+    import subprocess
+    import sys
+
+    code = "import hbdk_sim; print(hbdk_sim.onnx_export.hbir_to_onnx.__name__, hbdk_sim.quantization.__name__)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout.split()) == (0, ["hbir_to_onnx", "hbdk_sim.quantization"]), r.stderr
+    with pytest.raises(AttributeError, match="no attribute 'no_such_module'"):
+        hbdk_sim.no_such_module  # noqa: B018

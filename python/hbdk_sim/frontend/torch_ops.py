@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.fx as fx
 import torch.nn as nn
@@ -425,6 +426,21 @@ def _f_linear(b: Builder, node: fx.Node) -> _core.Value:
     return b.emit("linear", operands + ([b.value(bias)] if bias is not None else []))
 
 
+def _f_batch_norm(b: Builder, node: fx.Node) -> _core.Value:
+    """F.batch_norm as a BatchNorm subclass's forward calls it: eval statistics, as constants."""
+    if b.py(arg(node, 5, "training", False)):
+        raise b.error("F.batch_norm with training=True (trace in eval mode, with running statistics)")
+    x, mean, var = node.args[0], arg(node, 1, "running_mean"), arg(node, 2, "running_var")
+    if mean is None or var is None:
+        raise b.error("F.batch_norm without running statistics")
+    c = b.shape(x)[1]
+    weight, bias = arg(node, 3, "weight"), arg(node, 4, "bias")
+    gamma = b.value(weight) if weight is not None else b.const(np.ones(c), f"{node.name}.weight")
+    beta = b.value(bias) if bias is not None else b.const(np.zeros(c), f"{node.name}.bias")
+    return b.emit("batch_norm", [b.value(x), b.value(mean), b.value(var), gamma, beta],
+                  {"eps": float(b.py(arg(node, 7, "eps", 1e-5)))})
+
+
 def _f_dropout(b: Builder, node: fx.Node) -> _core.Value:
     if b.py(arg(node, 2, "training", True)):
         raise b.error("F.dropout with training=True (pass training=self.training and trace in eval)")
@@ -464,6 +480,7 @@ _register_functions([
     ((F.pad,), _f_pad, ("pad",)),
     ((F.conv2d,), _f_conv, ("conv2d",)),
     ((F.linear,), _f_linear, ("linear",)),
+    ((F.batch_norm,), _f_batch_norm, ("batch_norm",)),
     ((F.dropout,), _f_dropout, ()),
     ((_method("contiguous"),), _f_alias, ()),
 ])

@@ -21,6 +21,7 @@ types, which is what the compiler's `quantize` pass reads:
 
 from __future__ import annotations
 
+import inspect
 import operator
 import os
 import traceback
@@ -42,7 +43,7 @@ from hbdk_sim.frontend.torch_ops import (
     pair,
 )
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
-from hbdk_sim.quantization.fuse_modules import QAT_MODULE_MAPPINGS
+from hbdk_sim.quantization.fuse_modules import QAT_MODULE_MAPPINGS, keeps_forward_of
 
 
 def _supported() -> str:
@@ -117,7 +118,10 @@ class _PathTracer(fx.Tracer):
         self.failed_type: str | None = None
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, _LEAVES) or super().is_leaf_module(m, module_qualified_name)
+        # A subclass of a mapped module that keeps its forward (a zoo's `class Conv2d(nn.Conv2d)`
+        # adding an attribute) is mapped as its base class; one that overrides forward is traced into.
+        return (isinstance(m, _LEAVES) or super().is_leaf_module(m, module_qualified_name)
+                or keeps_forward_of(m, MODULE_HANDLERS) is not None)
 
     def call_module(self, m, forward, args, kwargs):
         path = self.path_of_module(m)
@@ -129,10 +133,31 @@ class _PathTracer(fx.Tracer):
             raise
 
 
-def _trace(model: nn.Module, name: str, record_stack_traces: bool = True) -> fx.GraphModule:
-    tracer = _PathTracer(record_stack_traces)
+def _unbound_defaults(model: nn.Module, num_inputs: int, name: str) -> dict[str, object]:
+    """The forward's parameters after the first `num_inputs` that have defaults, bound to them: an
+    optional argument the example inputs leave out (`mask=None`) is a constant of the graph, so code
+    such as `if mask is not None` traces as it runs. One without a default is a usage error."""
     try:
-        graph = tracer.trace(model)
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C forward: nothing to bind
+        return {}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    bound = {}
+    for p in positional[num_inputs:]:
+        if p.default is p.empty:
+            raise UsageError(f"{name}: forward parameter '{p.name}' has no default and no example input; give one "
+                             f"example input per parameter ({num_inputs} given for "
+                             f"{', '.join(q.name for q in positional)})")
+        bound[p.name] = p.default
+    return bound
+
+
+def _trace(model: nn.Module, name: str, record_stack_traces: bool = True, num_inputs: int | None = None
+           ) -> fx.GraphModule:
+    tracer = _PathTracer(record_stack_traces)
+    concrete = _unbound_defaults(model, num_inputs, name) if num_inputs is not None else {}
+    try:
+        graph = tracer.trace(model, concrete_args=concrete or None)
     except Exception as e:  # fx raises TraceError, TypeError, RuntimeError... for untraceable code
         path = tracer.failed_at or "<root>"
         kind = tracer.failed_type or type(model).__name__
@@ -268,8 +293,11 @@ class _Builder:
             self.node = node
             if node.op == "placeholder":
                 t = self.results[node]
-                if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-                    raise self.error("model inputs must be float tensors")
+                if not isinstance(t, torch.Tensor):  # an optional argument bound to its default
+                    self.env[node] = t
+                    continue
+                if not t.is_floating_point():
+                    raise self.error(f"model input '{node.name}' is {t.dtype}; board inputs must be float tensors")
                 self.env[node] = self.fn.add_argument(_core.TensorType(self.shape(node), "f32"), node.name)
             elif node.op == "get_attr":
                 t = self.results[node]
@@ -534,7 +562,7 @@ def _trace_module(model: nn.Module, example_inputs, name: str, quant: bool) -> _
         for fq in quantizers:  # tracing must not teach the observers the example inputs
             fq.enable_observer(False)
         def build(record_stack_traces: bool) -> _core.Module:
-            gm = _trace(model, name, record_stack_traces)
+            gm = _trace(model, name, record_stack_traces, len(example_inputs))
             recorder = _Recorder(gm)
             with torch.no_grad():
                 recorder.propagate(*example_inputs)

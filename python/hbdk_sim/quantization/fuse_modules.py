@@ -332,13 +332,40 @@ class QatMapping:
     weight_axis: int
 
 
-# Exact float module type -> its QAT counterpart (a subclass is not converted: it may compute
-# something else). Add a row here to teach prepare_qat a new weighted module.
+# Float module type -> its QAT counterpart. A subclass that keeps the base class's forward is
+# converted as the base class (its extra attributes kept); one that overrides forward is refused
+# (qat_mapping). Add a row here to teach prepare_qat a new weighted module.
 QAT_MODULE_MAPPINGS: dict[type[nn.Module], QatMapping] = {
     nn.Conv2d: QatMapping(QATConv2d, 0),
     nn.ConvTranspose2d: QatMapping(QATConvTranspose2d, 1),
     nn.Linear: QatMapping(QATLinear, 0),
 }
+
+
+def keeps_forward_of(module: nn.Module, bases) -> type | None:
+    """The first class of `bases` in the module's MRO when the module runs that class's own
+    forward (it is the class, or a subclass that does not override forward); else None."""
+    for cls in type(module).__mro__:
+        if cls in bases:
+            return cls if type(module).forward is cls.forward else None
+    return None
+
+
+def qat_mapping(module: nn.Module, path: str) -> QatMapping | None:
+    """The QAT mapping of a float weighted module, a subclass keeping its base's forward included;
+    None for a module no mapping covers. A subclass of a mapped class that overrides forward is an
+    UnsupportedModelError: left in float it would reach the board unquantized."""
+    if isinstance(module, tuple(m.qat_class for m in QAT_MODULE_MAPPINGS.values())):
+        return None  # already prepared
+    base = next((c for c in type(module).__mro__ if c in QAT_MODULE_MAPPINGS), None)
+    if base is None:
+        return None
+    if keeps_forward_of(module, QAT_MODULE_MAPPINGS) is None:
+        raise UnsupportedModelError(
+            f"prepare_qat: module '{path}' ({type(module).__name__}) subclasses nn.{base.__name__} but overrides "
+            f"forward, so its weight cannot be fake-quantized as a {base.__name__}'s; keep the base class's forward "
+            "and move the extra work into a module of its own")
+    return QAT_MODULE_MAPPINGS[base]
 
 
 def _to_qat(module: nn.Module, qat_class: type[nn.Module]) -> nn.Module:
@@ -378,8 +405,9 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
     """Attach fake-quantizers: a module's own `qconfig` attribute (see `set_qconfig`) wins over
     `qconfig`; a module whose qconfig is None is left in float.
 
-    A module whose exact type is in QAT_MODULE_MAPPINGS (nn.Conv2d, nn.ConvTranspose2d,
-    nn.Linear) becomes its QAT class, with a weight fake-quantizer on the mapping's axis and an
+    A module whose type is in QAT_MODULE_MAPPINGS (nn.Conv2d, nn.ConvTranspose2d, nn.Linear), or a
+    subclass that keeps its forward, becomes its QAT class (a subclass that overrides forward is an
+    UnsupportedModelError, never left in float), with a weight fake-quantizer on the mapping's axis and an
     output one; fused modules get both (a ConvAdd2d also an si16 one for its conv output);
     QuantStubs and the standalone OUTPUT_QUANTIZED modules (ReLU, ReLU6, Add, Concat, Mul, Matmul,
     Softmax) get an output fake-quantizer. Modules
@@ -389,12 +417,13 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
     if not inplace:
         model = copy.deepcopy(model)
 
-    def visit(parent: nn.Module) -> None:
+    def visit(parent: nn.Module, prefix: str = "") -> None:
         for name, child in list(parent.named_children()):
+            path = f"{prefix}{name}"
             qc = getattr(child, "qconfig", qconfig)
             if isinstance(child, (FakeQuantize, nn.Identity)) or qc is None:
                 if not isinstance(child, FakeQuantize):
-                    visit(child)
+                    visit(child, f"{path}.")
                 continue
             if isinstance(child, ConvFusion):
                 if child.weight_fake_quant is None and qc.weight is not None:
@@ -404,7 +433,7 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                 if isinstance(child, ConvAdd2d) and child.conv_post_process is None and qc.output is not None:
                     child.conv_post_process = activation_fake_quant("si16")()
                 continue
-            mapping = QAT_MODULE_MAPPINGS.get(type(child))
+            mapping = qat_mapping(child, path)
             if mapping is not None:
                 child = _to_qat(child, mapping.qat_class)
                 if qc.weight is not None:
@@ -422,7 +451,7 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                     child.activation_post_process = qc.output()
                     child.register_forward_hook(_post_process_hook)
                 continue
-            visit(child)
+            visit(child, f"{path}.")
 
     visit(model)
     return model
