@@ -15,8 +15,6 @@ from hbdk_sim.quantization.int_ops import OP_MODULES
 # The cells the matrix says are missing, each with the issue that fills it. A new gap fails here
 # (give the op what it lacks, or add it with its reason); a filled one fails too (drop its line).
 KNOWN_GAPS = {
-    ("split", "tracer"): "issue 12: torch.split / chunk / unbind",
-    ("slice", "tracer"): "issue 12: tensor slicing x[:, :c]",
     ("gather", "tracer"): "issue 12: index_select / indexing by a tensor",
     ("argmax", "tracer"): "issue 14: the detection post-process",
     ("topk", "tracer"): "issue 14: the detection post-process",

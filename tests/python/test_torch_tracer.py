@@ -306,3 +306,46 @@ def test_submodules_are_attributes_of_the_package():
     assert (r.returncode, r.stdout.split()) == (0, ["hbir_to_onnx", "hbdk_sim.quantization"]), r.stderr
     with pytest.raises(AttributeError, match="no attribute 'no_such_module'"):
         hbdk_sim.no_such_module  # noqa: B018
+
+
+class _Pieces(nn.Module):
+    """Slicing with steps and int indices, None, Ellipsis, chunk, split, unbind, expand, unsqueeze."""
+
+    def forward(self, x):
+        c = x.size(1) // 2
+        a, b = x[:, :c], x[:, c:]
+        p, q = torch.chunk(x, 2, dim=1)
+        return (a[..., ::2, 1:] + b[:, :, ::2, 1:], torch.cat([q, p], 1), x.unbind(1)[2], x[0, 1],
+                x[:, :1].expand(-1, 3, -1, -1), x[:, None, 1], torch.split(x, [1, 3], dim=1)[1].unsqueeze(0))
+
+
+def test_indexing_and_splitting_are_exact_data_movement():
+    x = torch.randn(2, 4, 6, 6)
+    module = _check(_Pieces(), x, tol=0)
+    ops = {op.name for op in module.function("main").ops}
+    assert {"slice", "split", "reshape", "concat"} <= ops
+    traced = trace_float(_Pieces(), (x,), name="pieces")
+    hbdk_sim.calibrate(traced, [[torch.randn(2, 4, 6, 6, generator=torch.Generator().manual_seed(i)).numpy()]
+                                for i in range(4)])
+    hbm = hbdk_sim._core.load_hbm_bytes(hbdk_sim.compile(traced, "bpu").hbm, "pieces")
+    fast = hbdk_sim.Executor(hbm).run([x.numpy()])
+    for (name, f), r in zip(fast.items(), hbdk_sim.Executor(hbm, optimized=False).run([x.numpy()]).values(),
+                            strict=True):
+        np.testing.assert_array_equal(f, r, err_msg=name)
+
+
+_BEYOND_BASIC = {  # kept apart from the expected words: the error quotes the failing source line
+    "tensor-index": lambda x: x[:, torch.tensor([0, 1])],
+    "expand-too-far": lambda x: x[:, :1].expand(1, 100, 6, 6),
+}
+
+
+@pytest.mark.parametrize("case, why", [("tensor-index", "indexing with a tensor, list or bool"),
+                                       ("expand-too-far", "expanding dim 1 to 100 copies")])
+def test_indexing_beyond_basic_is_named(case, why):
+    class Index(nn.Module):
+        def forward(self, x):
+            return _BEYOND_BASIC[case](x)
+
+    with pytest.raises(UnsupportedOpError, match=why):
+        trace_float(Index(), (torch.randn(1, 4, 6, 6),))

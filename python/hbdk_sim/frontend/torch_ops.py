@@ -451,6 +451,62 @@ def _f_alias(b: Builder, node: fx.Node) -> _core.Value:
     return b.value(node.args[0])
 
 
+def _f_getitem(b: Builder, node: fx.Node):
+    """`x[index]` of a tensor (basic indexing), or one result of a multi-output op (split, chunk)."""
+    src, index = node.args
+    held = b.env.get(src) if isinstance(src, fx.Node) else None
+    if isinstance(held, (list, tuple)):
+        return held[b.py(index)]
+    return b.index(src, b.py(index))
+
+
+# split-like ops: where each finds its dim among its arguments
+_SPLIT_DIM = {"split": (2, 0), "chunk": (2, 0), "tensor_split": (2, 0), "unbind": (1, 0)}
+
+
+def _f_split(kind: str) -> Callable:
+    def handler(b: Builder, node: fx.Node) -> list[_core.Value]:
+        x = node.args[0]
+        rank = len(b.shape(x))
+        index, default = _SPLIT_DIM[kind]
+        dim = b.axis(arg(node, index, "dim", default), rank)
+        pieces = b.results[node]
+        if kind == "unbind":
+            split = b.emit_pieces("split", [b.value(x)], {"axis": dim, "sizes": [1] * len(pieces)},
+                                  [t.unsqueeze(dim) for t in pieces])
+            return [b.emit_unchecked("reshape", [v], {"shape": list(t.shape)}) for v, t in zip(split, pieces,
+                                                                                            strict=True)]
+        return b.emit_pieces("split", [b.value(x)], {"axis": dim, "sizes": [int(t.shape[dim]) for t in pieces]},
+                             pieces)
+    return handler
+
+
+# More copies than this make `expand` a memory hog on the board: broadcast in the consumer instead.
+MAX_EXPAND_COPIES = 64
+
+
+def _f_expand(b: Builder, node: fx.Node) -> _core.Value:
+    """`x.expand(...)` / `expand_as`: new leading dims by a reshape, each size-1 dim repeated by a
+    concat of copies (data movement: the values and their scale are unchanged)."""
+    x = node.args[0]
+    have, want = b.shape(x), b.shape(node)
+    v = b.value(x)
+    if len(want) > len(have):
+        have = [1] * (len(want) - len(have)) + have
+        v = b.emit_unchecked("reshape", [v], {"shape": have})
+    for dim, (h, w) in enumerate(zip(have, want, strict=True)):
+        if h == w:
+            continue
+        if w > MAX_EXPAND_COPIES:
+            raise b.error(f"expanding dim {dim} to {w} copies (at most {MAX_EXPAND_COPIES}); let the next op "
+                          "broadcast instead")
+        have = [*have[:dim], w, *have[dim + 1:]]
+        v = b.emit_unchecked("concat", [v] * w, {"axis": dim})
+    if list(v.shape) != want:
+        raise b.error(f"expand gives {list(v.shape)} where torch gives {want}")
+    return v
+
+
 # (targets, handler, the HBIR ops it emits besides constants); ("method", name) is Tensor.<name>.
 _register_functions([
     ((F.relu, torch.relu, _method("relu")), _f_unary("relu"), ("relu",)),
@@ -483,6 +539,13 @@ _register_functions([
     ((F.batch_norm,), _f_batch_norm, ("batch_norm",)),
     ((F.dropout,), _f_dropout, ()),
     ((_method("contiguous"),), _f_alias, ()),
+    ((operator.getitem,), _f_getitem, ("slice", "reshape")),
+    ((torch.split, _method("split")), _f_split("split"), ("split",)),
+    ((torch.chunk, _method("chunk")), _f_split("chunk"), ("split",)),
+    ((torch.tensor_split, _method("tensor_split")), _f_split("tensor_split"), ("split",)),
+    ((torch.unbind, _method("unbind")), _f_split("unbind"), ("split", "reshape")),
+    ((torch.unsqueeze, _method("unsqueeze"), torch.squeeze, _method("squeeze")), _f_reshape, ("reshape",)),
+    ((_method("expand"), _method("expand_as")), _f_expand, ("reshape", "concat")),
 ])
 
 

@@ -258,6 +258,8 @@ class _Builder:
             return v
         if isinstance(a, (list, tuple)):
             return type(a)(self.py(x) for x in a)
+        if isinstance(a, slice):
+            return slice(self.py(a.start), self.py(a.stop), self.py(a.step))
         return a
 
     def shape(self, node: fx.Node) -> list[int]:
@@ -301,7 +303,10 @@ class _Builder:
                 self.env[node] = self.fn.add_argument(_core.TensorType(self.shape(node), "f32"), node.name)
             elif node.op == "get_attr":
                 t = self.results[node]
-                self.env[node] = self.tensor_const(t, str(node.target)) if isinstance(t, torch.Tensor) else t
+                # a float tensor is a constant of the graph; an integer one (an index) stays a Python
+                # value for the op that reads it to take or refuse
+                float_tensor = isinstance(t, torch.Tensor) and t.is_floating_point()
+                self.env[node] = self.tensor_const(t, str(node.target)) if float_tensor else t
             elif node.op == "output":
                 outputs = self._outputs(node.args[0])
             elif not is_tensor_like(self.results[node]):
@@ -439,6 +444,60 @@ class _Builder:
         if keepdim:
             return y
         return self.emit("reshape", [y], {"shape": self.shape(self.node)})
+
+    def emit_pieces(self, op: str, operands: list[_core.Value], attrs: dict, pieces) -> list[_core.Value]:
+        """Create a multi-result `op` (split) for the current node, whose torch result is the
+        tuple of tensors `pieces`; each result must have its piece's shape."""
+        node = self.node
+        self.emitted.append(op)
+        results = self.module.create_op(self.fn, op, operands, attrs, loc=self._loc(node),
+                                        names=[f"{node.name}.{i}" for i in range(len(pieces))]).results
+        for i, (r, t) in enumerate(zip(results, pieces, strict=True)):
+            if list(r.shape) != list(t.shape):
+                raise self.error(f"maps to HBIR '{op}' whose result #{i} has shape {list(r.shape)} but torch gives "
+                                 f"{list(t.shape)}")
+        return list(results)
+
+    def index(self, src: fx.Node, index) -> _core.Value:
+        """`src[index]` for basic indexing: ints, slices with positive steps, None and one Ellipsis,
+        as an HBIR slice and, where dims go or come, a reshape."""
+        shape = self.shape(src)
+        items = index if isinstance(index, tuple) else (index,)
+        if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) or isinstance(i, bool)
+               for i in items):
+            raise self.error("indexing with a tensor, list or bool (only ints, slices, None and ... are supported)")
+        if sum(i is Ellipsis for i in items) > 1:
+            raise self.error("more than one Ellipsis in an index")
+        real = sum(1 for i in items if i is not None and i is not Ellipsis)
+        if real > len(shape):
+            raise self.error(f"{real} indices for a tensor of rank {len(shape)}")
+        expanded = []
+        for i in items:
+            expanded += [slice(None)] * (len(shape) - real) if i is Ellipsis else [i]
+        axes, starts, ends, steps = [], [], [], []
+        dim = 0
+        for i in [*expanded, *[slice(None)] * (len(shape) - sum(i is not None for i in expanded))]:
+            if i is None:
+                continue
+            if isinstance(i, int):
+                start = i + shape[dim] if i < 0 else i
+                stop, step = start + 1, 1
+            else:
+                start, stop, step = i.indices(shape[dim])
+                if step <= 0:
+                    raise self.error("a slice step below 1")
+            if (start, stop, step) != (0, shape[dim], 1):
+                axes.append(dim), starts.append(start), ends.append(stop), steps.append(step)
+            dim += 1
+        v = self.value(src)
+        want = self.shape(self.node)
+        if axes:
+            attrs = {"axes": axes, "starts": starts, "ends": ends, "steps": steps}
+            same_rank = len(want) == len(shape)
+            v = self.emit("slice", [v], attrs) if same_rank else self.emit_unchecked("slice", [v], attrs)
+        if list(v.shape) != want:
+            v = self.emit("reshape", [v], {"shape": want})
+        return v
 
     def emit_unchecked(self, op: str, operands, attrs) -> _core.Value:
         node = self.node
