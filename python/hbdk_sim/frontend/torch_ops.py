@@ -80,6 +80,18 @@ def _method(name: str) -> tuple[str, str]:
     return ("method", name)
 
 
+def handler_for(node: fx.Node, modules: dict[str, nn.Module]) -> Handler | None:
+    """The handler of an fx call node: for a module, the first class of its MRO with an entry; for
+    a function or Tensor method, its registry entry. None when nothing maps it."""
+    if node.op == "call_module":
+        return next((MODULE_HANDLERS[c] for c in type(modules[node.target]).__mro__ if c in MODULE_HANDLERS), None)
+    key = ("method", node.target) if node.op == "call_method" else node.target
+    try:
+        return FUNCTION_HANDLERS.get(key)
+    except TypeError:  # an unhashable target is no registry key
+        return None
+
+
 # -- argument helpers ------------------------------------------------------------------------------
 
 

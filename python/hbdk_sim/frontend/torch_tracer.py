@@ -39,6 +39,7 @@ from hbdk_sim.errors import UnsupportedModelError, UsageError
 from hbdk_sim.frontend.torch_ops import (
     FUNCTION_HANDLERS,
     MODULE_HANDLERS,
+    handler_for,
     is_tensor_like,
     pair,
 )
@@ -61,7 +62,7 @@ _LEAVES = tuple(c for c in MODULE_HANDLERS if c.__module__.startswith("hbdk_sim.
     m.qat_class for m in QAT_MODULE_MAPPINGS.values())
 _TRAITS = {d["name"]: d["traits"] for d in _core.op_table()}
 # Ops whose result, when no quantizer annotates it, keeps the (first) input's scale.
-_KEEPS_SCALE = frozenset(n for n, t in _TRAITS.items() if t["bounded_by_input"])
+KEEPS_SCALE = frozenset(n for n, t in _TRAITS.items() if t["bounded_by_input"])
 _CLAMPS = frozenset(n for n, t in _TRAITS.items() if t["quant_rule"] == "clamp")
 # Ops whose result, read only by a quantized clamp, takes the clamp's scale: accumulators and
 # elementwise arithmetic, which the clamp saturates anyway.
@@ -325,21 +326,9 @@ class _Builder:
             return [v for o in out for v in self._outputs(o)]
         return [self.value(out)]
 
-    def _handler(self, node: fx.Node):
-        if node.op == "call_module":
-            mod = self.modules[node.target]
-            for cls in type(mod).__mro__:
-                if cls in MODULE_HANDLERS:
-                    return MODULE_HANDLERS[cls], mod
-            return None, mod
-        key = ("method", node.target) if node.op == "call_method" else node.target
-        try:
-            return FUNCTION_HANDLERS.get(key), None
-        except TypeError:  # an unhashable target is no registry key
-            return None, None
-
     def _convert(self, node: fx.Node) -> _core.Value:
-        handler, mod = self._handler(node)
+        handler = handler_for(node, self.modules)
+        mod = self.modules[node.target] if node.op == "call_module" else None
         if handler is None:
             raise self.error()
         before = len(self.emitted)
@@ -579,7 +568,7 @@ class _Builder:
     def _inferred_scale(self, op: _core.Op, r: _core.Value):
         activations = [v for v in op.operands if v.owner is None or v.owner.name != "constant"]
         known = [self.scales.get(v) for v in activations]
-        if op.name in _KEEPS_SCALE and known and known[0] is not None:
+        if op.name in KEEPS_SCALE and known and known[0] is not None:
             return known[0]
         if op.name == "concat" and known and all(k is not None for k in known):
             return max(known, key=lambda k: k[0])
@@ -607,6 +596,23 @@ def check_finite_weights(model: nn.Module, name: str = "model") -> None:
                              f"{value} at index {list(index)} ({int(bad.sum())} non-finite of {t.numel()}); "
                              "the weights are corrupt: retrain (a lower learning rate or gradient clipping) or "
                              "load a good checkpoint")
+
+
+def trace_graph(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], name: str = "model"
+                ) -> tuple[fx.GraphModule, dict[fx.Node, object]]:
+    """The torch.fx graph the tracer reads (hbdk_sim's modules and the mapped ones as leaves,
+    optional arguments left out bound to their defaults) and each node's value on the example
+    inputs, run in eval mode: what graph-mode preparation rewrites."""
+    was_training = model.training
+    model.eval()
+    try:
+        gm = _trace(model, name, record_stack_traces=False, num_inputs=len(example_inputs))
+        recorder = _Recorder(gm)
+        with torch.no_grad():
+            recorder.propagate(*example_inputs)
+    finally:
+        model.train(was_training)
+    return gm, recorder.results
 
 
 def _trace_module(model: nn.Module, example_inputs, name: str, quant: bool) -> _core.Module:

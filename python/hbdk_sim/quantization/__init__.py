@@ -45,6 +45,7 @@ from hbdk_sim.quantization.observers import (
     ObserverBase,
     PercentileObserver,
 )
+from hbdk_sim.quantization.prepare_fx import prepare_qat_fx
 from hbdk_sim.quantization.qconfig import (
     QConfig,
     activation_fake_quant,
@@ -124,6 +125,7 @@ __all__ = [
     "fuse_modules",
     "is_prepared",
     "prepare_qat",
+    "prepare_qat_fx",
     "qconfig_int16",
     "set_fake_quant_state",
     "set_qconfig",

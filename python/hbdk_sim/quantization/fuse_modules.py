@@ -233,8 +233,9 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def _fuse_group(mods: list[nn.Module], mode: str) -> tuple[nn.Module, int]:
-    """The fused module and the index of the slot it takes."""
+def fuse_group(mods: list[nn.Module], mode: str) -> tuple[nn.Module, int]:
+    """The fused module of a conv group (Conv2d, [BatchNorm2d], [Add], [ReLU|ReLU6]) and the index
+    of the slot it takes."""
     kinds = [type(m).__name__ for m in mods]
     conv, rest = mods[0], list(mods[1:])
     if not isinstance(conv, nn.Conv2d) or not rest:
@@ -272,7 +273,7 @@ def fuse_modules(
         model = copy.deepcopy(model)
     for names in groups:
         mods = [_lookup(model, n) for n in names]
-        fused, slot = _fuse_group(mods, mode)
+        fused, slot = fuse_group(mods, mode)
         if hasattr(mods[0], "qconfig"):
             fused.qconfig = mods[0].qconfig
         fused.train(mods[0].training)

@@ -1,0 +1,161 @@
+"""Graph-mode preparation (hbdk_sim.quantization.prepare_qat_fx): a float model as a zoo writes it
+(functional relu, BN+activation subclasses calling F.batch_norm, functional adds, muls and SE
+gates, no stubs, no fuse_model) is fused and given every quantizer it needs by its graph; it
+calibrates, converts with QAT2Quantize and compiles, and the executor equals int_infer bit for
+bit."""
+
+from __future__ import annotations
+
+import copy
+
+import hbdk_sim
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from hbdk_sim.frontend.api import compile_model  # noqa: E402
+from hbdk_sim.quantization import (  # noqa: E402
+    ConvAdd2d,
+    ConvBn2d,
+    FakeQuantize,
+    FusedConv2d,
+    QAT2Quantize,
+    QuantStub,
+    default_qconfig,
+    prepare_qat_fx,
+    qconfig_int16,
+    set_fake_quant_state,
+    set_qconfig,
+)
+
+
+class BNAct(nn.BatchNorm2d):
+    """BN + ReLU in one module that calls F.batch_norm, as zoos write it."""
+
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                         self.momentum, self.eps)
+        return self.act(x)
+
+
+class SEBlock(nn.Module):
+    """conv-bn-relu (functional), conv-bn, a squeeze-excite gate (mean, conv, sigmoid, mul) and a
+    functional residual add + relu."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.gate = nn.Conv2d(c, c, 1)
+        self.proj = nn.Conv2d(c, c, 1, bias=False)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        y = y * torch.sigmoid(self.gate(y.mean((2, 3), keepdim=True)))
+        return F.relu(self.proj(y) + x)
+
+
+class ZooNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 2, 1, bias=False)
+        self.bn = BNAct(16)
+        self.block = SEBlock(16)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.block(self.bn(self.stem(x)))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _zoo_net() -> ZooNet:
+    torch.manual_seed(0)
+    model = ZooNet().eval()
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model
+
+
+def _batches(n=6, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 3, 32, 32, generator=g) for _ in range(n)]
+
+
+def _calibrated(model, qconfig=None):
+    batches = _batches()
+    prepared = prepare_qat_fx(model, (batches[0],), qconfig)
+    with torch.no_grad():
+        for x in batches:
+            prepared(x)
+    return set_fake_quant_state(prepared, "validation")
+
+
+def test_the_graph_is_fused_and_every_value_gets_its_scale():
+    model = _zoo_net()
+    before = copy.deepcopy(model.state_dict())
+    prepared = prepare_qat_fx(model, (torch.zeros(1, 3, 32, 32),))
+    mods = dict(prepared.named_modules())
+    assert isinstance(mods["stem"], FusedConv2d) and isinstance(mods["stem"].act, nn.ReLU)  # F.batch_norm + act
+    assert isinstance(mods["block.conv1"], FusedConv2d)  # bn1 + functional relu
+    assert isinstance(mods["block.proj"], ConvAdd2d)  # proj + add + relu
+    assert "bn" not in mods and "block.bn1" not in mods
+    quantized = {n for n, m in mods.items() if isinstance(m, FakeQuantize)}
+    assert {"sigmoid_post_process", "mul_post_process"} <= quantized  # the SE gate and its product
+    assert isinstance(mods["x_quant"], QuantStub)
+    # the float model is untouched, and preparing again gives the same names (checkpoints load)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    again = prepare_qat_fx(model, (torch.zeros(1, 3, 32, 32),))
+    again.load_state_dict(prepared.state_dict())
+
+
+def test_calibrate_convert_compile_bit_exact():
+    model = _zoo_net()
+    prepared = _calibrated(model)
+    int_model = QAT2Quantize(input_shape=(1, 3, 32, 32))(copy.deepcopy(prepared))
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (torch.zeros(1, 3, 32, 32),), "bpu").hbm, "zoo")
+    executor = hbdk_sim.Executor(hbm)
+    g = torch.Generator().manual_seed(9)
+    inputs = [torch.randn(1, 3, 32, 32, generator=g), torch.randn(1, 3, 32, 32, generator=g),
+              4 * torch.randn(1, 3, 32, 32, generator=g)]  # the last beyond the calibrated range
+    for x in inputs:
+        (got,) = executor.run([x.numpy()]).values()
+        with torch.no_grad():
+            want = int_model(x)
+            ref = model(x)
+        np.testing.assert_array_equal(got, want.numpy())
+    cosine = F.cosine_similarity(torch.from_numpy(got).flatten(), ref.flatten(), dim=0)
+    assert cosine > 0.9  # even for the input 4x beyond calibration
+
+
+def test_qconfig_by_name_reaches_the_functional_calls_inside():
+    model = set_qconfig(_zoo_net(), default_qconfig(), by_name={"block": qconfig_int16()})
+    prepared = prepare_qat_fx(model, (torch.zeros(1, 3, 32, 32),))
+    mods = dict(prepared.named_modules())
+    assert mods["mul_post_process"].dtype == "si16" and mods["block.conv1"].activation_post_process.dtype == "si16"
+    assert mods["stem"].activation_post_process.dtype == "si8"
+
+
+def test_with_bn_mode_trains():
+    prepared = prepare_qat_fx(_zoo_net().train(), (torch.zeros(2, 3, 32, 32),), mode="with_bn", state="qat")
+    assert isinstance(dict(prepared.named_modules())["block.conv1"], ConvBn2d)
+    assert prepared.training
+    loss = prepared(_batches(1)[0]).square().mean()
+    loss.backward()
+    assert prepared.block.conv1.conv.weight.grad is not None
+
+
+def test_bad_mode_is_named():
+    with pytest.raises(hbdk_sim.errors.UsageError, match="expected mode in"):
+        prepare_qat_fx(_zoo_net(), (torch.zeros(1, 3, 32, 32),), mode="fold")
