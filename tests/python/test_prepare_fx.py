@@ -159,3 +159,79 @@ def test_with_bn_mode_trains():
 def test_bad_mode_is_named():
     with pytest.raises(hbdk_sim.errors.UsageError, match="expected mode in"):
         prepare_qat_fx(_zoo_net(), (torch.zeros(1, 3, 32, 32),), mode="fold")
+
+
+# ---- the converters in graph mode, and what the errors advise -------------------------------------
+
+
+def test_converters_prepare_in_graph_mode_and_checkpoints_load():
+    from hbdk_sim.quantization import Float2Calibration, Float2QAT
+
+    shape = [1, 3, 32, 32]
+    calibrated = Float2Calibration(graph_mode=True, input_shape=shape)(_zoo_net())
+    with torch.no_grad():
+        for x in _batches(2):
+            calibrated(x)
+    qat = Float2QAT(graph_mode=True, input_shape=shape)(_zoo_net())
+    qat.load_state_dict(calibrated.state_dict())  # the same names: calibration's scales start QAT
+
+    class Task(nn.Module):  # a task wrapper: only its network is prepared, the rest stays
+        def __init__(self):
+            super().__init__()
+            self.network = _zoo_net()
+
+        def forward(self, x):
+            return self.network(x).softmax(-1)
+
+    task = Float2Calibration(graph_mode=True, input_shape=shape, submodule="network")(Task())
+    assert isinstance(task.network, torch.fx.GraphModule) and isinstance(task.network.stem, FusedConv2d)
+    with pytest.raises(hbdk_sim.errors.UsageError, match="give input_shape"):
+        Float2Calibration(graph_mode=True)
+    with pytest.raises(hbdk_sim.errors.UsageError, match="already has quantizers"):
+        Float2QAT(graph_mode=True, input_shape=shape)(qat)
+
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.quant = QuantStub(default_qconfig())
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        x = self.quant(x)
+        return self.conv(x) + x
+
+
+def test_a_value_without_scale_names_its_source_and_graph_mode():
+    from hbdk_sim.frontend import UnsupportedOpError, trace_quant
+    from hbdk_sim.quantization import Float2Calibration
+
+    model = Float2Calibration()(_Residual())
+    with torch.no_grad():
+        model(torch.randn(1, 3, 8, 8))
+    with pytest.raises(UnsupportedOpError) as err:
+        trace_quant(model, (torch.randn(1, 3, 8, 8),))
+    message = str(err.value)
+    assert "no quantization scale for 'add'" in message and "prepare_qat_fx" in message
+    assert "test_prepare_fx.py" in message and "return self.conv(x) + x" in message
+
+    # the advice "put a FakeQuantize after it" is taken: preparation keeps a hand-placed quantizer
+    class Advised(_Residual):
+        def __init__(self):
+            super().__init__()
+            self.post = default_qconfig().output()
+
+        def forward(self, x):
+            x = self.quant(x)
+            return self.post(self.conv(x) + x)
+
+    advised = Float2Calibration()(Advised())
+    with torch.no_grad():
+        advised(torch.randn(1, 3, 8, 8))
+    trace_quant(advised, (torch.randn(1, 3, 8, 8),))
+
+
+def test_stub_only_quantizers_do_not_export_float_silently(tmp_path):
+    with pytest.raises(hbdk_sim.errors.UsageError, match="the only quantizers are the QuantStubs'"):
+        hbdk_sim.export_onnx(_Residual(), (torch.randn(1, 3, 8, 8),), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -29,6 +29,7 @@ from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.files import write_file
 from hbdk_sim.frontend.torch_tracer import trace_float, trace_quant
 from hbdk_sim.quantization.fuse_modules import is_prepared
+from hbdk_sim.quantization.stubs import QuantStub
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]
 
@@ -87,8 +88,14 @@ def export_onnx(model: nn.Module, example_inputs: Inputs, path: str | os.PathLik
     from hbdk_sim.onnx_export import hbir_to_onnx, save_onnx
     from hbdk_sim.quantization.int_model import quantize_module
 
+    kind = model_kind(model)
+    if kind == "float" and any(isinstance(m, QuantStub) and m.activation_post_process is not None
+                               for m in model.modules()):
+        raise UsageError(f"{name or type(model).__name__}: the only quantizers are the QuantStubs'; prepare the "
+                         "model (hbdk_sim.quantization.prepare_qat or prepare_qat_fx) and calibrate it to export "
+                         "QDQ ONNX, or build the stubs without a qconfig to export float ONNX")
     module = to_hbir(model, example_inputs, name)
-    if model_kind(model) == "quant":
+    if kind == "quant":
         module = quantize_module(module)
     proto = hbir_to_onnx(module)
     save_onnx(proto, path, overwrite=overwrite)

@@ -202,6 +202,7 @@ class _Builder:
         self.modules = dict(gm.named_modules())
         self.node: fx.Node | None = None
         self.emitted: list[str] = []  # the HBIR op names emit() created, in order (constants aside)
+        self.origin: dict[_core.Value, fx.Node] = {}  # an emitted value -> the fx node it came from
 
     # -- diagnostics -------------------------------------------------------------------------------
 
@@ -283,6 +284,7 @@ class _Builder:
         self.emitted.append(op)
         result = self.module.create_op(self.fn, op, operands, attrs or {}, loc=self._loc(node),
                                        names=[node.name + suffix]).result()
+        self.origin[result] = node
         expected = self.shape(node)
         if list(result.shape) != expected:
             raise self.error(f"maps to HBIR '{op}' of shape {list(result.shape)} but torch gives {expected}")
@@ -491,8 +493,10 @@ class _Builder:
     def emit_unchecked(self, op: str, operands, attrs) -> _core.Value:
         node = self.node
         self.emitted.append(op)
-        return self.module.create_op(self.fn, op, operands, attrs, loc=self._loc(node),
-                                     names=[f"{node.name}.{op}"]).result()
+        result = self.module.create_op(self.fn, op, operands, attrs, loc=self._loc(node),
+                                       names=[f"{node.name}.{op}"]).result()
+        self.origin[result] = node
+        return result
 
     # -- quantization scales ---------------------------------------------------------------------
 
@@ -550,11 +554,15 @@ class _Builder:
         if missing:
             op, r = missing[0]
             loc = op.loc or "<root>"
+            node = self.origin.get(r)
+            src = _parse_stack_trace(node.stack_trace) if node is not None else ""
             raise UnsupportedOpError(
                 f"{self.name}: no quantization scale for '{r.name}', the result of HBIR '{op.name}' in module "
-                f"'{loc}': no quantizer observes it and none can be inferred; compute it in a module that "
-                "prepare_qat quantizes (hbdk_sim.quantization.Add, Concat, a conv or linear) or put a "
-                f"FakeQuantize after it ({len(missing)} value(s) without a scale)")
+                f"'{loc}'{' at ' + src if src else ''}: no quantizer observes it and none can be inferred; prepare "
+                "the float model in graph mode (hbdk_sim.quantization.prepare_qat_fx), which quantizes every such "
+                "value, or compute it in a module that prepare_qat quantizes (hbdk_sim.quantization.Add, Mul, "
+                f"Concat, a conv or linear) or put a FakeQuantize after it ({len(missing)} value(s) without a "
+                "scale)")
         for arg in fn.arguments:
             if arg not in self.scales:
                 raise UnsupportedOpError(

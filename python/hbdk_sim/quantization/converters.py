@@ -37,7 +37,7 @@ from torch import nn
 from hbdk_sim.checkpoints import fit_state_dict
 from hbdk_sim.errors import CheckpointError, UsageError, UsageTypeError
 from hbdk_sim.quantization.fake_quantize import set_fake_quant_state
-from hbdk_sim.quantization.fuse_modules import MODES, is_prepared, prepare_qat
+from hbdk_sim.quantization.fuse_modules import MODES, prepare_qat, was_prepared
 from hbdk_sim.quantization.observers import (
     KLObserver,
     MinMaxObserver,
@@ -82,25 +82,60 @@ def _fuse(model: nn.Module, mode: str) -> None:
 
 
 class _Prepare:
-    """Fuse (the model's `fuse_model(mode)` when it has one), attach quantizers, set `state`; in place."""
+    """Fuse, attach quantizers, set `state`.
+
+    Eager (default, in place): the model's `fuse_model(mode)` when it has one, then `prepare_qat`.
+    `graph_mode=True`: `prepare_qat_fx` on the model's graph traced on zeros of `input_shape`
+    (no fuse_model, stubs or quantizer modules needed); with `submodule` (e.g. "network") only that
+    part is prepared and put back, so a task model keeps its loss and host code around it."""
 
     state = ""
     default_observer = ""
 
     def __init__(self, qconfig: QConfig | None = None, observer: str | None = None, fuse: bool = True,
                  fuse_mode: str = "fuse_bn", by_name: Mapping[str, QConfig | None] | None = None,
-                 by_type: Mapping[type, QConfig | None] | None = None) -> None:
+                 by_type: Mapping[type, QConfig | None] | None = None, graph_mode: bool = False,
+                 input_shape: Sequence[int] | None = None, submodule: str | None = None) -> None:
         self.qconfig = qconfig if qconfig is not None else qconfig_for(observer or self.default_observer)
         self.fuse, self.fuse_mode, self.by_name, self.by_type = fuse, fuse_mode, by_name, by_type
+        if graph_mode and input_shape is None:
+            raise UsageError(f"{type(self).__name__}(graph_mode=True) traces the model: give input_shape, e.g. "
+                             "input_shape=[1, 3, 224, 224]")
+        if submodule and not graph_mode:
+            raise UsageError(f"{type(self).__name__}: submodule= selects what graph mode prepares; pass "
+                             "graph_mode=True too")
+        self.graph_mode, self.input_shape, self.submodule = graph_mode, input_shape, submodule
 
     def __call__(self, model: nn.Module) -> nn.Module:
-        if is_prepared(model):
+        if was_prepared(model):
             raise UsageError(f"{type(model).__name__} already has quantizers; convert a float model")
-        if self.fuse:
-            _fuse(model, self.fuse_mode)
         if self.by_name or self.by_type:
             set_qconfig(model, self.qconfig, by_name=self.by_name, by_type=self.by_type)
+        if self.graph_mode:
+            return self._prepare_graph(model)
+        if self.fuse:
+            _fuse(model, self.fuse_mode)
         model = prepare_qat(model, self.qconfig, inplace=True)
+        return set_fake_quant_state(model, self.state)
+
+    def _prepare_graph(self, model: nn.Module) -> nn.Module:
+        from hbdk_sim.quantization.prepare_fx import prepare_qat_fx
+
+        target = model
+        if self.submodule:
+            try:
+                target = model.get_submodule(self.submodule)
+            except AttributeError:
+                raise UsageError(f"{type(self).__name__}: {type(model).__name__} has no submodule "
+                                 f"{self.submodule!r}") from None
+        device = next((p.device for p in target.parameters()), torch.device("cpu"))
+        example = torch.zeros([int(d) for d in self.input_shape], device=device)
+        prepared = prepare_qat_fx(target, (example,), self.qconfig, mode=self.fuse_mode, state=self.state,
+                                  name=self.submodule or type(model).__name__)
+        if not self.submodule:
+            return prepared
+        parent, _, child = self.submodule.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, prepared)
         return set_fake_quant_state(model, self.state)
 
 

@@ -62,8 +62,10 @@ class Matmul(nn.Module):
         return torch.matmul(lhs, rhs)
 
 
-# Weightless modules that prepare_qat gives an output fake-quantizer of their own.
-OUTPUT_QUANTIZED = (*_ACTIVATIONS, Add, Concat, Mul, Matmul, nn.Softmax)
+# Weightless modules that prepare_qat gives an output fake-quantizer of their own: the clamps, the
+# arithmetic modules and the activations the compiler makes into lookup tables.
+OUTPUT_QUANTIZED = (*_ACTIVATIONS, Add, Concat, Mul, Matmul, nn.Softmax, nn.Sigmoid, nn.Tanh, nn.SiLU, nn.Hardswish,
+                    nn.Hardsigmoid, nn.GELU, nn.LeakyReLU)
 
 
 def _bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -400,6 +402,18 @@ def is_prepared(model: nn.Module) -> bool:
     through prepare_qat."""
     stub_owned = {id(m.activation_post_process) for m in model.modules() if isinstance(m, QuantStub)}
     return any(isinstance(m, FakeQuantize) and id(m) not in stub_owned for m in model.modules())
+
+
+def was_prepared(model: nn.Module) -> bool:
+    """Whether prepare_qat (or prepare_qat_fx) already ran on `model`: some module carries a weight
+    fake-quantizer, or an output one that preparation attached. A FakeQuantize the user placed by
+    hand, or a QuantStub's own, does not count: preparation keeps those."""
+    for m in model.modules():
+        if getattr(m, "weight_fake_quant", None) is not None:
+            return True
+        if not isinstance(m, QuantStub) and isinstance(getattr(m, "activation_post_process", None), FakeQuantize):
+            return True
+    return False
 
 
 def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool = False) -> nn.Module:
