@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "exec/index_math.h"
+#include "exec/lut.h"
 #include "exec/resize_coords.h"
 
 namespace hbdk::exec {
@@ -54,6 +55,11 @@ std::vector<FloatTensor> tanhK(const Op&, const Inputs& in) {
 }
 std::vector<FloatTensor> expK(const Op&, const Inputs& in) {
   return unary(in, [](float x) { return std::exp(x); });
+}
+// The activations that quantize to lookup tables, in float64 as the tables sample them.
+template <LutFunction F>
+std::vector<FloatTensor> lutActivation(const Op&, const Inputs& in) {
+  return unary(in, [](float x) { return static_cast<float>(evalLutFunction(F, static_cast<double>(x))); });
 }
 
 std::vector<FloatTensor> softmax(const Op& op, const Inputs& in) {
@@ -376,6 +382,10 @@ const std::unordered_map<std::string, Kernel>& kernels() {
       {"clip", clip},
       {"leaky_relu", leakyRelu},
       {"sigmoid", sigmoid},
+      {"silu", lutActivation<LutFunction::Silu>},
+      {"hardswish", lutActivation<LutFunction::Hardswish>},
+      {"hardsigmoid", lutActivation<LutFunction::Hardsigmoid>},
+      {"gelu", lutActivation<LutFunction::Gelu>},
       {"tanh", tanhK},
       {"exp", expK},
       {"softmax", softmax},

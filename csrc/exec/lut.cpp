@@ -2,6 +2,7 @@
 // tables here, the reference and optimized kernels read them through applyLut.
 #include "exec/lut.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -15,6 +16,10 @@ std::optional<LutFunction> parseLutFunction(std::string_view name) {
   if (name == "sigmoid") return LutFunction::Sigmoid;
   if (name == "tanh") return LutFunction::Tanh;
   if (name == "exp") return LutFunction::Exp;
+  if (name == "silu") return LutFunction::Silu;
+  if (name == "hardswish") return LutFunction::Hardswish;
+  if (name == "hardsigmoid") return LutFunction::Hardsigmoid;
+  if (name == "gelu") return LutFunction::Gelu;
   return std::nullopt;
 }
 
@@ -24,6 +29,10 @@ double evalLutFunction(LutFunction f, double x, double alpha) {
     case LutFunction::Sigmoid: return 1.0 / (1.0 + std::exp(-x));
     case LutFunction::Tanh: return std::tanh(x);
     case LutFunction::Exp: return std::exp(x);
+    case LutFunction::Silu: return x / (1.0 + std::exp(-x));
+    case LutFunction::Hardswish: return x * std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0;
+    case LutFunction::Hardsigmoid: return std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0;
+    case LutFunction::Gelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
   }
   return 0.0;
 }

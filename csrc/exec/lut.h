@@ -13,9 +13,10 @@
 
 namespace hbdk::exec {
 
-enum class LutFunction : uint8_t { LeakyRelu, Sigmoid, Tanh, Exp };
+enum class LutFunction : uint8_t { LeakyRelu, Sigmoid, Tanh, Exp, Silu, Hardswish, Hardsigmoid, Gelu };
 
-// "leaky_relu", "sigmoid", "tanh", "exp" (the op names); nullopt for any other name.
+// "leaky_relu", "sigmoid", "tanh", "exp", "silu", "hardswish", "hardsigmoid", "gelu" (the op
+// names); nullopt for any other name.
 std::optional<LutFunction> parseLutFunction(std::string_view name);
 // The float64 function a table samples; `alpha` only matters for LeakyRelu.
 double evalLutFunction(LutFunction f, double x, double alpha = 0.01);

@@ -81,6 +81,14 @@ void addElementwiseOps(std::vector<OpDef>& t) {
   t.push_back(
       unaryOp("tanh", "Elementwise hyperbolic tangent.", "%y = tanh(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
   t.push_back(unaryOp("exp", "Elementwise e^x.", "%y = exp(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
+  t.push_back(unaryOp("silu", "Elementwise x * sigmoid(x) (SiLU, swish).", "%y = silu(%x) : tensor<1x8x4x4xf32>",
+                      {QuantRule::Lut}));
+  t.push_back(unaryOp("hardswish", "Elementwise x * min(max(x + 3, 0), 6) / 6.",
+                      "%y = hardswish(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
+  t.push_back(unaryOp("hardsigmoid", "Elementwise min(max(x + 3, 0), 6) / 6.",
+                      "%y = hardsigmoid(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
+  t.push_back(unaryOp("gelu", "Elementwise x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), the exact GELU.",
+                      "%y = gelu(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
   t.push_back(
       OpDef{"clip",
             "Elementwise min(max(x, min), max).",

@@ -361,6 +361,25 @@ def _same(onnx_op: str, **fixed) -> Callable:
     return emit
 
 
+def _silu(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
+    (gate,) = e.node("Sigmoid", ins)
+    e.node("Mul", [ins[0], gate], outs)
+
+
+def _hardsigmoid(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
+    e.node("HardSigmoid", ins, outs, alpha=1.0 / 6.0, beta=0.5)  # clip(x / 6 + 1/2, 0, 1)
+
+
+def _gelu(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
+    """0.5 x (1 + erf(x / sqrt 2)): ONNX's own Gelu needs opset 20."""
+    name = op.results[0].name
+    (scaled,) = e.node("Mul", [ins[0], e.initializer(np.array(1.0 / np.sqrt(2.0), np.float32), f"{name}.rsqrt2")])
+    (erf,) = e.node("Erf", [scaled])
+    (plus,) = e.node("Add", [erf, e.initializer(np.array(1.0, np.float32), f"{name}.one")])
+    (half,) = e.node("Mul", [ins[0], e.initializer(np.array(0.5, np.float32), f"{name}.half")])
+    e.node("Mul", [half, plus], outs)
+
+
 def _split(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
     e.node("Split", [ins[0], e.ints(op.attrs["sizes"], f"{op.results[0].name}.sizes")], outs,
            axis=op.attrs["axis"])
@@ -481,6 +500,10 @@ _FLOAT_OPS: dict[str, Callable] = {
     "sigmoid": _same("Sigmoid"),
     "tanh": _same("Tanh"),
     "exp": _same("Exp"),
+    "silu": _silu,
+    "hardswish": _same("HardSwish"),
+    "hardsigmoid": _hardsigmoid,
+    "gelu": _gelu,
     "softmax": _same("Softmax", axis="axis"),
     "add": _same("Add"),
     "sub": _same("Sub"),

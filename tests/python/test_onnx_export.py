@@ -128,6 +128,8 @@ PER_OP = {
     "leaky_relu": (nn.LeakyReLU(0.2), (2, 9)),
     "tanh_exp": (Lambda(lambda x: torch.tanh(x) + torch.exp(x)), (2, 9)),
     "clamp": (Lambda(lambda x: torch.clamp(x, -0.5, 0.25) + F.hardtanh(x)), (2, 9)),
+    "lut_activations": (Lambda(lambda x: F.silu(x) + F.hardswish(x) * 2 + F.hardsigmoid(x) * 3 + F.gelu(x) * 4),
+                        (2, 3, 9)),
     "max_pool_ceil": (nn.MaxPool2d(3, 2, 1, dilation=1, ceil_mode=True), (1, 2, 8, 8)),
     "max_pool_dilated": (nn.MaxPool2d(3, 2, 1, dilation=2), (1, 2, 9, 9)),
     "avg_pool_ceil_pad": (nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=True), (1, 2, 8, 8)),

@@ -235,3 +235,41 @@ def test_stub_only_quantizers_do_not_export_float_silently(tmp_path):
     with pytest.raises(hbdk_sim.errors.UsageError, match="the only quantizers are the QuantStubs'"):
         hbdk_sim.export_onnx(_Residual(), (torch.randn(1, 3, 8, 8),), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+class MixedActivations(nn.Module):
+    """The LUT activations public zoos use: hardswish and a hardsigmoid SE gate (MobileNetV3),
+    SiLU (EfficientNet), GELU in an MLP (ConvNeXt, ViT), as modules and functions."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.Hardswish())
+        self.se_reduce, self.se_expand = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+        self.mix = nn.Conv2d(8, 8, 1)
+        self.fc1, self.fc2 = nn.Linear(8, 16), nn.Linear(16, 5)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        x = self.stem(x)
+        gate = F.hardsigmoid(self.se_expand(F.silu(self.se_reduce(F.adaptive_avg_pool2d(x, 1)))))
+        x = F.silu(self.mix(x * gate))
+        return self.fc2(F.gelu(self.act(self.fc1(x.mean((2, 3))))))
+
+
+def test_lut_activations_prepare_calibrate_and_compile_bit_exact():
+    torch.manual_seed(0)
+    model = MixedActivations().eval()
+    prepared = _calibrated(model)
+    int_model = QAT2Quantize(input_shape=(1, 3, 32, 32))(copy.deepcopy(prepared))
+    module = hbdk_sim.frontend.api.to_hbir(int_model, (torch.zeros(1, 3, 32, 32),))
+    assert {"lut"} <= {op.name for op in module.function("main").ops}
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (torch.zeros(1, 3, 32, 32),), "bpu").hbm, "mix")
+    g = torch.Generator().manual_seed(5)
+    for x in (torch.randn(1, 3, 32, 32, generator=g), 3 * torch.randn(1, 3, 32, 32, generator=g)):
+        (got,) = hbdk_sim.Executor(hbm).run([x.numpy()]).values()
+        with torch.no_grad():
+            np.testing.assert_array_equal(got, int_model(x).numpy())
+    with torch.no_grad():
+        x = _batches(1)[0][:1]
+        cosine = F.cosine_similarity(int_model(x).flatten(), model(x).flatten(), dim=0)
+    assert cosine > 0.98

@@ -191,8 +191,8 @@ def test_unsupported_op_names_module_op_and_source():
 
 
 def test_unsupported_module_and_attribute():
-    with pytest.raises(UnsupportedOpError, match=r"GELU.*'body\.1'"):
-        trace_float(Outer(nn.GELU()), (X,))
+    with pytest.raises(UnsupportedOpError, match=r"PReLU.*'body\.1'"):
+        trace_float(Outer(nn.PReLU()), (X,))
     with pytest.raises(UnsupportedOpError, match=r"mode 'bicubic'"):
         trace_float(Fn(lambda x: F.interpolate(x, scale_factor=2, mode="bicubic")), (X,))
 
@@ -349,3 +349,24 @@ def test_indexing_beyond_basic_is_named(case, why):
 
     with pytest.raises(UnsupportedOpError, match=why):
         trace_float(Index(), (torch.randn(1, 4, 6, 6),))
+
+
+@pytest.mark.parametrize("layer, op", [(nn.SiLU(), "silu"), (nn.Hardswish(), "hardswish"),
+                                       (nn.Hardsigmoid(), "hardsigmoid"), (nn.GELU(), "gelu"),
+                                       (lambda x: F.silu(x) + F.hardswish(x) + F.hardsigmoid(x) + F.gelu(x), "gelu")])
+def test_lut_activations_match_torch(layer, op):
+    class Act(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer if isinstance(layer, nn.Module) else None
+
+        def forward(self, x):
+            return self.layer(x) if self.layer is not None else layer(x)
+
+    module = _check(Act(), 4 * torch.randn(2, 3, 5, 5), tol=1e-5)
+    assert op in {o.name for o in module.function("main").ops}
+
+
+def test_gelu_tanh_approximation_is_refused():
+    with pytest.raises(UnsupportedOpError, match="approximate='tanh'"):
+        trace_float(nn.GELU(approximate="tanh"), (torch.randn(2, 3),))

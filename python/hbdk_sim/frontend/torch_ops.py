@@ -216,6 +216,12 @@ def _m_unary(op: str) -> Callable:
     return lambda b, node, m: b.emit(op, [b.value(node.args[0])])
 
 
+def _m_gelu(b: Builder, node: fx.Node, m: nn.GELU) -> _core.Value:
+    if m.approximate != "none":
+        raise b.error(f"GELU approximate='{m.approximate}' (only the exact erf form is supported)")
+    return b.emit("gelu", [b.value(node.args[0])])
+
+
 def _m_hardtanh(b: Builder, node: fx.Node, m: nn.Hardtanh) -> _core.Value:
     return b.clip(node.args[0], m.min_val, m.max_val)
 
@@ -291,6 +297,10 @@ _register_modules([
     ((nn.LeakyReLU,), _m_leaky_relu, ("leaky_relu",)),
     ((nn.Sigmoid,), _m_unary("sigmoid"), ("sigmoid",)),
     ((nn.Tanh,), _m_unary("tanh"), ("tanh",)),
+    ((nn.SiLU,), _m_unary("silu"), ("silu",)),
+    ((nn.Hardswish,), _m_unary("hardswish"), ("hardswish",)),
+    ((nn.Hardsigmoid,), _m_unary("hardsigmoid"), ("hardsigmoid",)),
+    ((nn.GELU,), _m_gelu, ("gelu",)),
     ((nn.Softmax,), _m_softmax, ("softmax",)),
     ((nn.Flatten,), _m_flatten, ("flatten",)),
     ((nn.MaxPool2d,), _m_max_pool, ("max_pool2d",)),
@@ -327,6 +337,13 @@ def _f_softmax(b: Builder, node: fx.Node) -> _core.Value:
     if arg(node, 3 if node.op == "call_function" and node.target is F.softmax else 2, "dtype") is not None:
         raise b.error("softmax dtype")
     return b.emit("softmax", [b.value(node.args[0])], {"axis": b.axis(dim, len(b.shape(node)))})
+
+
+def _f_gelu(b: Builder, node: fx.Node) -> _core.Value:
+    approximate = b.py(node.kwargs.get("approximate", "none"))
+    if approximate != "none":
+        raise b.error(f"F.gelu approximate='{approximate}' (only the exact erf form is supported)")
+    return b.emit("gelu", [b.value(node.args[0])])
 
 
 def _f_binary(op: str) -> Callable:
@@ -529,6 +546,10 @@ _register_functions([
     ((torch.sigmoid, F.sigmoid, _method("sigmoid")), _f_unary("sigmoid"), ("sigmoid",)),
     ((torch.tanh, F.tanh, _method("tanh")), _f_unary("tanh"), ("tanh",)),
     ((torch.exp, _method("exp")), _f_unary("exp"), ("exp",)),
+    ((F.silu,), _f_unary("silu"), ("silu",)),
+    ((F.hardswish,), _f_unary("hardswish"), ("hardswish",)),
+    ((F.hardsigmoid,), _f_unary("hardsigmoid"), ("hardsigmoid",)),
+    ((F.gelu,), _f_gelu, ("gelu",)),
     ((F.softmax, torch.softmax, _method("softmax")), _f_softmax, ("softmax",)),
     ((operator.add, operator.iadd, torch.add, _method("add")), _f_binary("add"), ("add",)),
     ((operator.sub, operator.isub, torch.sub, _method("sub")), _f_binary("sub"), ("sub",)),
