@@ -157,11 +157,14 @@ class _Exporter:
 
     # -- quantization parameters -------------------------------------------------------------------
 
-    def quant_params(self, t: _core.TensorType) -> tuple[str, str, int | None]:
-        """(scale, zero point, axis) initializers of an integer type with a scale; zero point 0."""
+    def quant_params(self, t: _core.TensorType, shared: bool = True) -> tuple[str, str, int | None]:
+        """(scale, zero point, axis) initializers of an integer type with a scale; zero point 0.
+        Shared by every Q/DQ of the same type, unless `shared` is False."""
         if t.scales is None:
             raise self.error(f"operand type {t} has no scale; quantize the graph first")
         key = (t.dtype, tuple(t.scales), t.axis)
+        if not shared:
+            self.qparams.pop(key, None)
         if key not in self.qparams:
             per_axis = t.axis is not None
             scales = np.asarray(t.scales, dtype=np.float32)
@@ -176,17 +179,25 @@ class _Exporter:
     # -- values ------------------------------------------------------------------------------------
 
     def as_float(self, v: _core.Value) -> str:
-        """The ONNX float tensor holding `v`'s real value (DequantizeLinear of the stored one)."""
+        """The ONNX float tensor holding `v`'s real value (DequantizeLinear of the stored one). A
+        quantized constant gets a DequantizeLinear of its own per reader, with its own copy of the
+        data and its own scale and zero-point initializers: onnxruntime's QDQS8ToU8Transformer
+        rewrites each constant DQ's initializers into new ones named after the old, and fails
+        ("Attempt to replace the existing tensor") when two constant DQs share one."""
         self.materialize(v)
-        if v.name in self.real:
+        constant = v.owner is not None and v.owner.name == "constant" and v.type.scales is not None
+        if v.name in self.real and not constant:
             return self.real[v.name]
         stored = self.stored[v.name]
+        if constant and v.name in self.real:  # a later reader: a copy of the data too
+            original = next(t for t in self.initializers if t.name == stored)
+            stored = self.initializer(numpy_helper.to_array(original), stored)
         t = v.type
         out = self.fresh(f"{v.name}.dequantized")
         if t.scales is None:  # a plain integer read as a number
             self.node("Cast", [stored], [out], to=TensorProto.FLOAT)
         else:
-            scale, zero, axis = self.quant_params(t)
+            scale, zero, axis = self.quant_params(t, shared=not constant)
             self.node("DequantizeLinear", [stored, scale, zero], [out], **self.qdq_attrs(axis))
         self.declare(out, TensorProto.FLOAT, t.shape)
         self.real[v.name] = out

@@ -388,3 +388,32 @@ def test_save_refuses_to_overwrite(tmp_path):
     assert path.read_bytes() == first
     save_onnx(hbir_to_onnx(module), path, overwrite=True)
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_constant_read_twice_opens_in_onnxruntime(tmp_path):
+    """hardswish written by hand twice: the merged `+ 3` and `/ 6` constants each feed two nodes;
+    onnxruntime's s8->u8 QDQ pass used to refuse the export ("Attempt to replace the existing
+    tensor")."""
+    from hbdk_sim.onnx_export import onnxruntime_session
+    from hbdk_sim.quantization import prepare_qat_fx, set_fake_quant_state
+
+    class HandHardswish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.d = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            y = self.c(x)
+            z = self.d(y * F.relu6(y + 3) / 6)
+            return z * F.relu6(z + 3) / 6
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 8, 8)
+    prepared = prepare_qat_fx(HandHardswish().eval(), (x,))
+    prepared(x)
+    set_fake_quant_state(prepared, "validation")
+    path = tmp_path / "hand_hardswish.onnx"
+    hbdk_sim.export_onnx(prepared, (x,), path)
+    session = onnxruntime_session(path)
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert got.shape == (1, 4, 8, 8)
