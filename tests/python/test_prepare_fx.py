@@ -273,3 +273,12 @@ def test_lut_activations_prepare_calibrate_and_compile_bit_exact():
         x = _batches(1)[0][:1]
         cosine = F.cosine_similarity(int_model(x).flatten(), model(x).flatten(), dim=0)
     assert cosine > 0.98
+
+
+def test_eager_preparation_of_unfused_batch_norms_names_graph_mode():
+    from hbdk_sim.quantization import Float2Calibration
+
+    with pytest.raises(hbdk_sim.errors.UsageError, match=r"ZooNet has BatchNorm2d modules \('bn' and 2 more\) but "
+                                                         r"no fuse_model.*graph_mode=True.*fuse=False"):
+        Float2Calibration()(_zoo_net())
+    assert Float2Calibration(fuse=False)(_zoo_net()) is not None  # unfused on purpose

@@ -72,6 +72,13 @@ def _fuse(model: nn.Module, mode: str) -> None:
         raise UsageError(f"expected fuse_mode in {MODES} but got {mode!r}")
     fuse = getattr(model, "fuse_model", None)
     if fuse is None:
+        bns = [name for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+        if bns:
+            raise UsageError(
+                f"{type(model).__name__} has BatchNorm2d modules ({bns[0]!r} and {len(bns) - 1} more) but no "
+                "fuse_model(mode), so its conv+bn pairs would be quantized unfused (BN applied after the conv's "
+                "rounding); prepare it in graph mode (graph_mode=True, or hbdk_sim.quantization.prepare_qat_fx), "
+                "which fuses them, give it a fuse_model, or pass fuse=False to quantize it unfused on purpose")
         return
     if "mode" in inspect.signature(fuse).parameters:
         fuse(mode=mode)
