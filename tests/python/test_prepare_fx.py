@@ -282,3 +282,52 @@ def test_eager_preparation_of_unfused_batch_norms_names_graph_mode():
                                                          r"no fuse_model.*graph_mode=True.*fuse=False"):
         Float2Calibration()(_zoo_net())
     assert Float2Calibration(fuse=False)(_zoo_net()) is not None  # unfused on purpose
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention as ViT-style zoos write it, on F.scaled_dot_product_attention."""
+
+    def __init__(self, dim=16, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x, mask=None):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+def test_scaled_dot_product_attention_decomposes_and_quantizes():
+    from hbdk_sim.frontend import UnsupportedOpError, trace_float
+
+    torch.manual_seed(0)
+    model = Attention().eval()
+    x, mask = torch.randn(1, 8, 16), torch.randn(1, 2, 8, 8)
+    module = trace_float(model, (x, mask))
+    ops = [op.name for op in module.function("main").ops if op.name != "constant"]
+    assert ops[ops.index("matmul"):ops.index("matmul") + 5] == ["matmul", "mul", "add", "softmax", "matmul"]
+    (got,) = hbdk_sim.Executor(module).run([x.numpy(), mask.numpy()]).values()
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x, mask).numpy(), atol=1e-5)
+
+    prepared = prepare_qat_fx(model, (x,))
+    with torch.no_grad():
+        for i in range(4):
+            prepared(torch.randn(1, 8, 16, generator=torch.Generator().manual_seed(i)))
+    set_fake_quant_state(prepared, "validation")
+    names = {n for n, m in prepared.named_modules() if isinstance(m, FakeQuantize)}
+    assert {"matmul_post_process", "mul_post_process", "softmax_post_process", "matmul_1_post_process"} <= names
+    int_model = QAT2Quantize(input_shape=(1, 8, 16))(copy.deepcopy(prepared))
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (x,), "bpu").hbm, "attention")
+    (got,) = hbdk_sim.Executor(hbm).run([x.numpy()]).values()
+    with torch.no_grad():
+        np.testing.assert_array_equal(got, int_model(x).numpy())
+
+    class Causal(nn.Module):
+        def forward(self, q):
+            return F.scaled_dot_product_attention(q, q, q, is_causal=True)
+
+    with pytest.raises(UnsupportedOpError, match=r"is_causal=True \(pass the causal mask as an additive float"):
+        trace_float(Causal(), (torch.randn(1, 2, 4, 8),))

@@ -480,6 +480,22 @@ def _f_alias(b: Builder, node: fx.Node) -> _core.Value:
     return b.value(node.args[0])
 
 
+def sdpa_unsupported(node: fx.Node) -> str | None:
+    """Why an SDPA call cannot be decomposed (None when it can)."""
+    if arg(node, 4, "dropout_p", 0.0) not in (0, 0.0):
+        return "dropout_p != 0 (trace in eval mode with dropout_p=0.0)"
+    if arg(node, 5, "is_causal", False) is not False:
+        return "is_causal=True (pass the causal mask as an additive float attn_mask)"
+    if node.kwargs.get("enable_gqa", False):
+        return "enable_gqa=True"
+    return None
+
+
+def _f_sdpa(b: Builder, node: fx.Node) -> _core.Value:
+    """Reached only by the forms frontend/decompose.py leaves whole: names what is unsupported."""
+    raise b.error(sdpa_unsupported(node) or "this form")
+
+
 def _f_getitem(b: Builder, node: fx.Node):
     """`x[index]` of a tensor (basic indexing), or one result of a multi-output op (split, chunk)."""
     src, index = node.args
@@ -573,6 +589,8 @@ _register_functions([
     ((F.dropout,), _f_dropout, ()),
     ((_method("contiguous"),), _f_alias, ()),
     ((operator.getitem,), _f_getitem, ("slice", "reshape")),
+    # decomposed into transpose, matmul, mul, add and softmax before mapping (frontend/decompose.py)
+    ((F.scaled_dot_product_attention,), _f_sdpa, ("transpose", "matmul", "mul", "add", "softmax")),
     ((torch.split, _method("split")), _f_split("split"), ("split",)),
     ((torch.chunk, _method("chunk")), _f_split("chunk"), ("split",)),
     ((torch.tensor_split, _method("tensor_split")), _f_split("tensor_split"), ("split",)),

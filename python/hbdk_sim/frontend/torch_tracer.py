@@ -36,6 +36,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from hbdk_sim import _core
 from hbdk_sim.errors import UnsupportedModelError, UsageError
+from hbdk_sim.frontend.decompose import decompose
 from hbdk_sim.frontend.torch_ops import (
     FUNCTION_HANDLERS,
     MODULE_HANDLERS,
@@ -169,6 +170,7 @@ def _trace(model: nn.Module, name: str, record_stack_traces: bool = True, num_in
             "the tracer needs a forward without data-dependent control flow (torch.fx symbolic tracing)"
         ) from e
     gm = fx.GraphModule(model, graph, name)
+    decompose(gm)
     # The graph is what reaches the outputs: work nothing reads (the coarser outputs of a network
     # whose board graph keeps the finest) is not exported.
     if gm.graph.eliminate_dead_code():
