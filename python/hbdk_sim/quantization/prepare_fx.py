@@ -37,7 +37,7 @@ from torch import nn
 
 from hbdk_sim.errors import UsageError
 from hbdk_sim.quantization.fake_quantize import FakeQuantize, set_fake_quant_state
-from hbdk_sim.quantization.fuse_modules import MODES, Add, ConvFusion, fuse_group, keeps_forward_of, prepare_qat
+from hbdk_sim.quantization.fuse_modules import MODES, Add, fuse_group, keeps_forward_of, prepare_qat
 from hbdk_sim.quantization.qconfig import QConfig, default_qconfig
 from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
 
@@ -138,10 +138,9 @@ def _is_add(gm: fx.GraphModule, node: fx.Node) -> bool:
 
 
 def _fuse(gm: fx.GraphModule, model: nn.Module, values: dict, mode: str) -> None:
+    # A chain is a conv and what follows it, so no conv is erased before the loop reaches it.
     for node in list(gm.graph.nodes):
-        if node.graph is not gm.graph or _module(gm, node, nn.Conv2d) is None:
-            continue  # erased by an earlier fusion, or not a plain conv
-        if isinstance(gm.get_submodule(node.target), ConvFusion):
+        if _module(gm, node, nn.Conv2d) is None:  # a plain conv (a fused or QAT one is no nn.Conv2d's forward)
             continue
         chain, mods, last = [node], [gm.get_submodule(node.target)], node
         nxt = _only_user(last)
