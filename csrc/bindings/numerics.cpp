@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "exec/layer_norm.h"
 #include "exec/lut.h"
 #include "exec/requant.h"
 #include "ir/diagnostics.h"
@@ -41,6 +42,23 @@ void bindNumerics(py::module_& m) {
       py::arg("ratio"),
       "(multiplier, shift) for a real ratio (docs/numerics.md §2); raises HbirError for "
       "ratios that are not finite and positive or are >= 2^31.");
+  m.def(
+      "layer_norm_params",
+      [](int64_t n, double eps, double inScale, double outScale, const std::vector<float>& gamma,
+         const std::vector<float>& beta) {
+        exec::LayerNormParams p = exec::layerNormParams(n, eps, inScale, outScale, gamma, beta);
+        std::vector<int64_t> multipliers, shifts, signs, biases;
+        for (const auto& c : p.channels) {
+          multipliers.push_back(c.requant.multiplier);
+          shifts.push_back(c.requant.shift);
+          signs.push_back(c.sign);
+          biases.push_back(c.bias);
+        }
+        return py::make_tuple(p.epsTerm, multipliers, shifts, signs, biases);
+      },
+      py::arg("n"), py::arg("eps"), py::arg("in_scale"), py::arg("out_scale"), py::arg("gamma"), py::arg("beta"),
+      "The integer layer_norm's (eps_term, multipliers, shifts, signs, biases) per channel (docs/numerics.md "
+      "§4), as the C++ kernel derives them.");
   m.def(
       "apply_requant",
       [](int64_t x, int64_t multiplier, int32_t shift) { return exec::applyRequant(x, {multiplier, shift}); },

@@ -62,6 +62,27 @@ std::vector<FloatTensor> lutActivation(const Op&, const Inputs& in) {
   return unary(in, [](float x) { return static_cast<float>(evalLutFunction(F, static_cast<double>(x))); });
 }
 
+std::vector<FloatTensor> layerNorm(const Op& op, const Inputs& in) {
+  const Shape& s = in[0].shape;
+  size_t axis = normAxis(op.getInt("axis"), s.size());
+  int64_t n = s[axis], inner = innerOf(s, axis), outer = outerOf(s, axis);
+  double eps = op.getFloat("eps");
+  FloatTensor out = in[0];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      auto at = [&](int64_t k) { return static_cast<size_t>((o * n + k) * inner + i); };
+      double mean = 0, var = 0;
+      for (int64_t k = 0; k < n; ++k) mean += in[0].data[at(k)];
+      mean /= static_cast<double>(n);
+      for (int64_t k = 0; k < n; ++k) var += (in[0].data[at(k)] - mean) * (in[0].data[at(k)] - mean);
+      double rstd = 1.0 / std::sqrt(var / static_cast<double>(n) + eps);
+      for (int64_t k = 0; k < n; ++k)
+        out.data[at(k)] = static_cast<float>((in[0].data[at(k)] - mean) * rstd * in[1].data[static_cast<size_t>(k)] +
+                                             in[2].data[static_cast<size_t>(k)]);
+    }
+  return {out};
+}
+
 std::vector<FloatTensor> softmax(const Op& op, const Inputs& in) {
   const Shape& s = in[0].shape;
   int64_t axis = normAxis(op.getInt("axis"), s.size());
@@ -382,6 +403,7 @@ const std::unordered_map<std::string, Kernel>& kernels() {
       {"clip", clip},
       {"leaky_relu", leakyRelu},
       {"sigmoid", sigmoid},
+      {"layer_norm", layerNorm},
       {"silu", lutActivation<LutFunction::Silu>},
       {"hardswish", lutActivation<LutFunction::Hardswish>},
       {"hardsigmoid", lutActivation<LutFunction::Hardsigmoid>},

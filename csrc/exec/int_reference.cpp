@@ -14,6 +14,7 @@
 
 #include "exec/index_math.h"
 #include "exec/int_reference_internal.h"
+#include "exec/layer_norm.h"
 #include "exec/lut.h"
 #include "exec/requant.h"
 
@@ -370,6 +371,40 @@ std::vector<Tensor> mul(const Op& op, const Inputs& in) {
   return broadcastBinary(op, in, [&](int64_t a, int64_t b) { return applyRequant(a * b, r); });
 }
 
+// ---- layer_norm ------------------------------------------------------------------------------
+
+std::vector<Tensor> layerNorm(const Op& op, const Inputs& in) {
+  const Tensor& x = *in[0];
+  requireInteger(op, x.type, operandLabel(0));
+  const Shape& s = x.type.shape;
+  size_t axis = normAxis(op.getInt("axis"), s.size());
+  int64_t n = s[axis], inner = innerOf(s, axis), outer = outerOf(s, axis);
+  std::vector<float> gamma(static_cast<size_t>(n)), beta(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) {
+    gamma[static_cast<size_t>(k)] = in[1]->getFloat(static_cast<size_t>(k));
+    beta[static_cast<size_t>(k)] = in[2]->getFloat(static_cast<size_t>(k));
+  }
+  LayerNormParams p;
+  try {
+    p = layerNormParams(n, op.getFloat("eps"), operandScale(op, 0), resultScale(op), gamma, beta);
+  } catch (const ir::Error& e) {
+    op.error(e.what());
+  }
+  Tensor out = resultTensor(op);
+  std::vector<int64_t> row(static_cast<size_t>(n)), z(static_cast<size_t>(n));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      auto at = [&](int64_t k) { return static_cast<size_t>((o * n + k) * inner + i); };
+      for (int64_t k = 0; k < n; ++k) row[static_cast<size_t>(k)] = x.getInt(at(k));
+      layerNormRow(row.data(), n, p.epsTerm, z.data());
+      for (int64_t k = 0; k < n; ++k) {
+        const LayerNormChannel& c = p.channels[static_cast<size_t>(k)];
+        store(out, at(k), c.sign * applyRequant(z[static_cast<size_t>(k)], c.requant) + c.bias);
+      }
+    }
+  return {std::move(out)};
+}
+
 // ---- softmax ----------------------------------------------------------------------------------
 
 std::vector<Tensor> softmax(const Op& op, const Inputs& in) {
@@ -461,6 +496,7 @@ const std::unordered_map<std::string, Kernel>& kernels() {
       {"global_avg_pool2d", globalAvgPool2d},
       {"resize2d", resize2d},
       {"softmax", softmax},
+      {"layer_norm", layerNorm},
       {"argmax", argmax},
       {"topk", topk},
       {"quantize", quantize},

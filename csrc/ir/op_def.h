@@ -70,6 +70,8 @@ enum class QuantRule : uint8_t {
   KeepsScale,  // moves values: the result takes the input's element type and scale
   IndexOnly,   // the operand is quantized, the si32 result holds positions (argmax)
   FoldFirst,   // no integer form: an earlier pass removes it (batch_norm: fold-bn)
+  Normalize,   // the input is quantized, the f32 affine operands stay f32 and the kernel derives its
+               // per-channel requantization from them and the scales (layer_norm)
   Integer,     // already integer (quantize, dequantize, requantize, lut): left as it is
 };
 const char* quantRuleName(QuantRule r);  // "weighted", "keeps_scale", ...

@@ -20,6 +20,7 @@ const char* quantRuleName(QuantRule r) {
     case QuantRule::KeepsScale: return "keeps_scale";
     case QuantRule::IndexOnly: return "index_only";
     case QuantRule::FoldFirst: return "fold_first";
+    case QuantRule::Normalize: return "normalize";
     case QuantRule::Integer: return "integer";
   }
   return "?";

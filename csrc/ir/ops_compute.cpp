@@ -144,6 +144,25 @@ Results inferBatchNorm(const Op& op) {
   return {computeResult(x.shape, x)};
 }
 
+Results inferLayerNorm(const Op& op) {
+  const TensorType& x = checkMinRank(op, 0, 1);
+  int64_t axis = normalizeAxis(op, "axis", op.getInt("axis"), x.rank());
+  for (size_t i = 1; i < 3; ++i) {
+    checkRank(op, i, 1);
+    checkDim(op, i, 0, x.shape[static_cast<size_t>(axis)], "the normalized dim");
+  }
+  double eps = op.getFloat("eps");
+  if (!(eps >= 0.0 && std::isfinite(eps))) attrError(op, "eps", "a finite non-negative value");
+  return {computeResult(x.shape, x)};
+}
+
+// The affine operands stay f32 in the integer form too: its kernel derives the requantization
+// from them (docs/numerics.md §4).
+void verifyLayerNorm(const Op& op) {
+  for (size_t i = 1; i < 3; ++i)
+    if (operandType(op, i).elem != ElemType::F32) operandError(op, i, "expected f32 (the affine parameters stay f32)");
+}
+
 }  // namespace
 
 void addComputeOps(std::vector<OpDef>& t) {
@@ -239,6 +258,19 @@ void addComputeOps(std::vector<OpDef>& t) {
                     nullptr,
                     "%y = batch_norm(%x, %mean, %var, %gamma, %beta) {eps = 1e-05} : tensor<1x16x8x8xf32>",
                     {QuantRule::FoldFirst}});
+  t.push_back(
+      OpDef{"layer_norm",
+            "Normalization over one axis: (x - mean) / sqrt(var + eps) * weight + bias, the mean and "
+            "(biased) variance taken along `axis`, weight and bias indexed along it.",
+            {kInput, {"weight", Arity::One, "scale (gamma) [D], f32"}, {"bias", Arity::One, "shift (beta) [D], f32"}},
+            {kOutput},
+            {withDefault("axis", AttrKind::Int, int64_t{-1}, "the normalized axis (-1: the last, 1: NCHW channels)"),
+             withDefault("eps", AttrKind::Float, 1e-05, "added to the variance")},
+            checked<inferLayerNorm>,
+            verifyLayerNorm,
+            nullptr,
+            "%y = layer_norm(%x, %gamma, %beta) {axis = -1, eps = 1e-05} : tensor<1x16x64xf32>",
+            {QuantRule::Normalize, "layer_norm", TileClass::AxisReduce}});
 }
 
 }  // namespace hbdk::ir

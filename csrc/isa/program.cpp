@@ -49,6 +49,7 @@ const OpcodeInfo kOpcodes[kOpcodeCount] = {
     {"load_weights", Unit::Dma, W::NotVector},
     {"load_activation", Unit::Dma, W::NotVector},
     {"store_activation", Unit::Dma, W::NotVector},
+    {"layer_norm", Unit::Vector, W::Normalize},
 };
 
 constexpr uint32_t kMaxRank = 16;
@@ -83,6 +84,7 @@ const char* vectorWorkName(VectorWork w) {
     case VectorWork::Axis: return "axis";
     case VectorWork::SortNetwork: return "sort_network";
     case VectorWork::Interpolate: return "interpolate";
+    case VectorWork::Normalize: return "normalize";
     case VectorWork::NotVector: return "not_vector";
   }
   return "?";

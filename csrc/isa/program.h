@@ -51,8 +51,10 @@ enum class Opcode : uint8_t {
   LoadWeights,
   LoadActivation,
   StoreActivation,
+  // vector unit, appended after the DMA opcodes so that the indices of the earlier ones stay
+  LayerNorm,
 };
-constexpr int kOpcodeCount = static_cast<int>(Opcode::StoreActivation) + 1;
+constexpr int kOpcodeCount = static_cast<int>(Opcode::LayerNorm) + 1;
 const char* opcodeName(Opcode op);                         // "conv2d", "load_weights", ...
 std::optional<Opcode> parseOpcode(std::string_view name);  // the inverse of opcodeName
 Unit unitOf(Opcode op);
@@ -67,6 +69,7 @@ enum class VectorWork : uint8_t {
   Axis,         // the reduced axis per output (argmax)
   SortNetwork,  // a k-wide insertion network per input element (topk)
   Interpolate,  // four taps per output for bilinear, one for nearest
+  Normalize,    // sum, sum of squares, then a multiply-add per element: three passes
   NotVector,    // the MAC array's and DMA's opcodes
 };
 VectorWork vectorWorkOf(Opcode op);

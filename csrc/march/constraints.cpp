@@ -87,8 +87,19 @@ Check quantized(const Op& op, const March&) {
         return violated("a dequantize feeding '" + std::string(user->name()) + "'", "dequantize only on graph outputs");
     return ok();
   }
+  // The affine parameters of layer_norm stay f32 constants: its kernel derives the integer
+  // requantization from them (numerics §4). So do the constants that only they read.
+  auto f32Parameter = [](const Op& user, size_t index) {
+    return ir::quantRule(user) == ir::QuantRule::Normalize && index > 0;
+  };
+  if (op.is("constant")) {
+    bool allParameters = !op.parent()->uses(op.result()).empty();
+    for (const auto& [user, index] : op.parent()->uses(op.result()))
+      allParameters = allParameters && user && f32Parameter(*user, index);
+    if (allParameters) return ok();
+  }
   for (size_t i = 0; i < op.numOperands(); ++i)
-    if (ir::isFloat(op.operand(i)->type.elem))
+    if (ir::isFloat(op.operand(i)->type.elem) && !f32Parameter(op, i))
       return violated("f32 operand '" + operandName(op, i) + "'", "integer operands and results");
   for (const auto& r : op.results)
     if (ir::isFloat(r->type.elem)) return violated("an f32 result", "integer operands and results");

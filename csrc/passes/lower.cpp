@@ -6,7 +6,8 @@
 //   - the module has exactly one function, @main;
 //   - `quantize` only reads a graph input (a function argument); `dequantize` results only feed
 //     the return; f32 values exist nowhere else;
-//   - every other op is integer: no f32 operand or result, and every si8/si16 value that is not
+//   - every other op is integer: no f32 operand or result (but layer_norm's f32 constant weight
+//     and bias, which it reads like weights), and every si8/si16 value that is not
 //     a constant carries a scale;
 //   - no batch_norm (fold-bn removes it) and no sigmoid/tanh/exp/leaky_relu (quantize turns them
 //     into lut);

@@ -46,7 +46,13 @@ void checkLegal(const ir::Function& fn) {
       continue;
     }
     if (!opcodeFor(op)) fail(op, "has no BPU instruction");
-    for (size_t i = 0; i < op.numOperands(); ++i) checkValue(op, op.operand(i), "operand #" + std::to_string(i));
+    for (size_t i = 0; i < op.numOperands(); ++i) {
+      const ir::Value* v = op.operand(i);
+      // layer_norm's affine parameters stay f32 constants (numerics §4), loaded like weights
+      bool f32Parameter = ir::quantRule(op) == ir::QuantRule::Normalize && i > 0 && v->owner &&
+                          v->owner->is("constant") && v->type.elem == ir::ElemType::F32;
+      if (!f32Parameter) checkValue(op, v, "operand #" + std::to_string(i));
+    }
     for (size_t i = 0; i < op.numResults(); ++i) checkValue(op, op.result(i), "result #" + std::to_string(i));
   }
   for (size_t i = 0; i < fn.returns().size(); ++i) {

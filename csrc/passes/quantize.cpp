@@ -23,6 +23,8 @@
 //        when the annotated scale or the target element type differs from the input's.
 //      - leaky_relu / sigmoid / tanh / exp: `lut(x, table)` with the table of exec::buildLut
 //        (docs/numerics.md §5) in the target element type.
+//      - layer_norm: the input is quantized, its f32 weight and bias stay (the kernel derives its
+//        per-channel requantization from them); the result takes the target type and scale.
 //      - add, sub, mul, concat, avg_pool2d, global_avg_pool2d, softmax, bilinear resize2d: the
 //        op stays; its result takes the target type and annotated scale (the op's integer
 //        semantics rescale). A concat input of another element type than the target is
@@ -52,6 +54,7 @@
 #include <set>
 
 #include "exec/float_reference.h"
+#include "exec/layer_norm.h"
 #include "exec/lut.h"
 #include "exec/requant.h"
 #include "exec/tensor.h"
@@ -318,6 +321,7 @@ class Quantizer {
       case ir::QuantRule::IndexOnly: activation(op, 0); return;
       case ir::QuantRule::Rescale: return rewriteRescaling(op);
       case ir::QuantRule::RescaleLut: return rewriteRescalingWithTable(op);
+      case ir::QuantRule::Normalize: return rewriteNormalize(op);
       case ir::QuantRule::Constant:  // constants are quantized where they are read
       case ir::QuantRule::Integer:   // an integer op reading f32 is the mix needsQuantization refuses
       case ir::QuantRule::FoldFirst: break;
@@ -541,6 +545,29 @@ class Quantizer {
     ir::Op* c = m_.createConstant(&fn_, hint, tt, integerBlob(tt, table), op->loc, op);
     c->result()->name = c->attr("value").asResource().key;
     op->addOperand(c->result());
+  }
+
+  // layer_norm: the input becomes an activation, the f32 weight and bias stay (the kernel derives
+  // its per-channel requantization from them), the result takes the target type and annotated
+  // scale; parameters the scales make unusable are an error here, not at run time.
+  void rewriteNormalize(ir::Op* op) {
+    if (!isF32(op->result())) return;  // already integer
+    float sIn = activation(op, 0)->type.quant->scales[0];
+    ir::Value* r = op->result();
+    float sOut = scaleOf(*op, r);
+    r->type = quantizedType(r->type.shape, targetElem(*op), sOut);
+    const ir::Op* gammaOp = definingConstant(op->operand(1));
+    const ir::Op* betaOp = definingConstant(op->operand(2));
+    if (!gammaOp || !betaOp) throw ir::PassError(op->diag("expected constant weight and bias operands"));
+    exec::FloatTensor gamma = finiteConstantValue(m_, *gammaOp);
+    exec::FloatTensor beta = finiteConstantValue(m_, *betaOp);
+    try {
+      exec::layerNormParams(static_cast<int64_t>(gamma.data.size()), op->getFloat("eps"), sIn, sOut, gamma.data,
+                            beta.data);
+    } catch (const ir::Error& e) {
+      throw ir::PassError(op->diag(e.what()));
+    }
+    ++stats_["integer_ops"];
   }
 
   void rewriteRescaling(ir::Op* op) {

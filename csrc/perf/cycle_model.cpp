@@ -102,7 +102,8 @@ int64_t vectorWork(const Instruction& in, Opcode op, const ir::Op* g, int64_t el
   switch (isa::vectorWorkOf(op)) {
     case isa::VectorWork::View: return 0;
     case isa::VectorWork::PerElement: return elements;
-    case isa::VectorWork::Softmax: return 3 * elements;
+    case isa::VectorWork::Softmax:
+    case isa::VectorWork::Normalize: return 3 * elements;
     case isa::VectorWork::Window:
       if (g && g->hasAttr("kernel")) {
         const auto& k = g->getInts("kernel");

@@ -377,6 +377,21 @@ def _silu(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
     e.node("Mul", [ins[0], gate], outs)
 
 
+def _layer_norm(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
+    """LayerNormalization over the last axis; another axis (NCHW channels) is moved last and back,
+    since ONNX normalizes over every axis from `axis` on."""
+    rank = len(op.operands[0].shape)
+    axis = op.attrs["axis"] % rank
+    eps = float(op.attrs["eps"])
+    if axis == rank - 1:
+        e.node("LayerNormalization", ins, outs, axis=-1, epsilon=eps)
+        return
+    perm = [d for d in range(rank) if d != axis] + [axis]
+    (moved,) = e.node("Transpose", [ins[0]], perm=perm)
+    (normed,) = e.node("LayerNormalization", [moved, ins[1], ins[2]], axis=-1, epsilon=eps)
+    e.node("Transpose", [normed], outs, perm=[perm.index(d) for d in range(rank)])
+
+
 def _hardsigmoid(e: _Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
     e.node("HardSigmoid", ins, outs, alpha=1.0 / 6.0, beta=0.5)  # clip(x / 6 + 1/2, 0, 1)
 
@@ -504,6 +519,7 @@ _FLOAT_OPS: dict[str, Callable] = {
     "linear": _linear,
     "matmul": _same("MatMul"),
     "batch_norm": _batch_norm,
+    "layer_norm": _layer_norm,
     "relu": _same("Relu"),
     "relu6": _clip_between(0.0, 6.0),
     "clip": _clip,

@@ -25,6 +25,7 @@ const std::map<std::string, std::string>& exampleArgs() {
       {"conv_transpose2d", "%x: tensor<1x16x8x8xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<8xf32>"},
       {"linear", "%x: tensor<1x64xf32>, %w: tensor<10x64xf32>, %b: tensor<10xf32>"},
       {"matmul", "%a: tensor<2x4x16x32xf32>, %b: tensor<2x4x32x16xf32>"},
+      {"layer_norm", "%x: tensor<1x16x64xf32>, %gamma: tensor<64xf32>, %beta: tensor<64xf32>"},
       {"batch_norm",
        "%x: tensor<1x16x8x8xf32>, %mean: tensor<16xf32>, %var: tensor<16xf32>, "
        "%gamma: tensor<16xf32>, %beta: tensor<16xf32>"},

@@ -445,3 +445,44 @@ def build_lut(kind, in_dtype, s_in, out_dtype, s_out, alpha=0.01):
     else:
         points = [-32768 + 256 * k for k in range(257)]
     return np.array([sat_round(f(p * s_in) / s_out, out_dtype) for p in points], np.int64)
+
+
+# ---- §4 layer_norm -------------------------------------------------------------------------------
+
+
+def layer_norm(q, gamma, beta, axis, eps, s_in, s_out, out_dtype):
+    """The integer layer_norm of numerics §4, row by row in Python integers (unbounded, so the
+    int64 bounds the C++ relies on are checked here, not assumed)."""
+    q = np.moveaxis(np.asarray(q, np.int64), axis, -1)
+    n = q.shape[-1]
+    e = round(n * eps / (s_in * s_in)) if n * eps / (s_in * s_in) < 2.0 ** 40 else 2 ** 40
+    params = []
+    for c in range(n):
+        a = math.sqrt(n) * float(np.float32(gamma[c])) / (65536.0 * s_out)
+        if a == 0:
+            params.append((0, 0, 0, _round_bias(beta[c], s_out)))
+        else:
+            m, s = compute_requant(abs(a))
+            params.append((m, s, 1 if a > 0 else -1, _round_bias(beta[c], s_out)))
+    out = np.zeros(q.shape, np.int64)
+    for idx in np.ndindex(q.shape[:-1]):
+        row = [int(v) for v in q[idx]]
+        mean = (2 * sum(row) + n) // (2 * n)
+        d = [v - mean for v in row]
+        v = max(sum(x * x for x in d) + e, 1)
+        k = max((62 - v.bit_length()) // 2, 0)
+        r = math.isqrt(v << (2 * k))
+        assert r < 2 ** 31 and all(abs(x) << k < 2 ** 31 for x in d)
+        for c, x in enumerate(d):
+            z = (2 * (x << (k + 16)) + r) // (2 * r)
+            m, s, sign, b = params[c]
+            y = sign * int(requant(z, m, s)) + b if sign else b
+            lo, hi = RANGES[out_dtype]
+            out[idx + (c,)] = min(max(y, lo), hi)
+    return np.moveaxis(out, -1, axis)
+
+
+def _round_bias(beta, s_out):
+    v = float(np.float32(beta)) / s_out
+    limit = 2 ** 31 - 1
+    return int(round(min(max(v, -limit), limit)))

@@ -194,6 +194,19 @@ def test_unary(op, seed, shape, scale):
     close(run_op(op, [x], attrs), ref(t64(x)).numpy())
 
 
+@covers("layer_norm")
+@FEW
+@given(seed=seeds, shape=st.lists(small, min_size=2, max_size=4), axis=st.sampled_from([-1, 1]),
+       eps=st.sampled_from([1e-5, 1e-3]))
+def test_layer_norm(seed, shape, axis, eps):
+    x, n = data(seed, shape, 3), shape[axis]
+    gamma, beta = data(seed + 1, (n,)), data(seed + 2, (n,))
+    got = run_op("layer_norm", [x], {"axis": axis, "eps": eps}, [gamma, beta])
+    moved = t64(x).movedim(axis, -1)
+    want = F.layer_norm(moved, (n,), t64(gamma), t64(beta), eps).movedim(-1, axis)
+    close(got, want.numpy(), tol=1e-4)
+
+
 @covers("leaky_relu", "clip")
 @FEW
 @given(seed=seeds, alpha=st.floats(-2, 2, width=32), lo=st.floats(-3, 3, width=32), width=st.floats(0, 3, width=32))

@@ -290,6 +290,24 @@ def test_softmax(data):
 
 @SETTINGS
 @given(st.data())
+def test_layer_norm(data):
+    in_dtype, out_dtype = data.draw(act_dtypes()), data.draw(act_dtypes())
+    rank = data.draw(st.integers(2, 4))
+    shape = data.draw(st.lists(st.integers(1, 6), min_size=rank, max_size=rank))
+    axis = data.draw(st.sampled_from([-1, 1]))
+    n = shape[axis]
+    x = data.draw(int_arrays(shape, in_dtype))
+    rows = st.lists(st.floats(-3, 3, width=32) | st.just(0.0), min_size=n, max_size=n)
+    gamma, beta = np.array(data.draw(rows), np.float32), np.array(data.draw(rows), np.float32)
+    eps = data.draw(st.sampled_from([0.0, 1e-6, 1e-5, 0.5]))
+    s_in, s_out = data.draw(scales(-14, 0)), data.draw(scales(-15, 0))
+    check(lambda: ref.layer_norm(x, gamma, beta, axis, eps, s_in, s_out, out_dtype), "layer_norm",
+          [Arg(x, in_dtype, s_in), Arg(gamma, "f32", const=True), Arg(beta, "f32", const=True)],
+          {"axis": axis, "eps": eps}, [T(shape, out_dtype, s_out)])
+
+
+@SETTINGS
+@given(st.data())
 def test_argmax_topk(data):
     dtype = data.draw(act_dtypes())
     shape = data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))

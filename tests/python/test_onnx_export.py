@@ -128,6 +128,7 @@ PER_OP = {
     "leaky_relu": (nn.LeakyReLU(0.2), (2, 9)),
     "tanh_exp": (Lambda(lambda x: torch.tanh(x) + torch.exp(x)), (2, 9)),
     "clamp": (Lambda(lambda x: torch.clamp(x, -0.5, 0.25) + F.hardtanh(x)), (2, 9)),
+    "layer_norm": (nn.LayerNorm(9), (2, 3, 9)),
     "lut_activations": (Lambda(lambda x: F.silu(x) + F.hardswish(x) * 2 + F.hardsigmoid(x) * 3 + F.gelu(x) * 4),
                         (2, 3, 9)),
     "max_pool_ceil": (nn.MaxPool2d(3, 2, 1, dilation=1, ceil_mode=True), (1, 2, 8, 8)),
@@ -417,3 +418,19 @@ def test_a_constant_read_twice_opens_in_onnxruntime(tmp_path):
     session = onnxruntime_session(path)
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     assert got.shape == (1, 4, 8, 8)
+
+
+def test_layer_norm_over_channels_matches_the_executor():
+    """layer_norm on axis 1 of NCHW: ONNX normalizes from its axis to the end, so the export moves
+    the axis last and back."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((2, 5, 3, 4)) * 3).astype(np.float32)
+
+    def build(m, fn):
+        xa = fn.add_argument(_core.TensorType([2, 5, 3, 4], "f32"), "x")
+        gamma = m.create_constant(fn, rng.uniform(0.5, 1.5, 5).astype(np.float32), name="gamma").result()
+        beta = m.create_constant(fn, rng.uniform(-1, 1, 5).astype(np.float32), name="beta").result()
+        return [m.create_op(fn, "layer_norm", [xa, gamma, beta], {"axis": 1, "eps": 1e-5}, []).result()]
+
+    proto = _check_executor(_module(build), [x], tol=1e-4)
+    assert [n.op_type for n in proto.graph.node] == ["Transpose", "LayerNormalization", "Transpose"]

@@ -331,3 +331,42 @@ def test_scaled_dot_product_attention_decomposes_and_quantizes():
 
     with pytest.raises(UnsupportedOpError, match=r"is_causal=True \(pass the causal mask as an additive float"):
         trace_float(Causal(), (torch.randn(1, 2, 4, 8),))
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt's block as its zoo writes it: depthwise 7x7, channels-last LayerNorm, an MLP with
+    GELU, a layer scale and the residual add."""
+
+    def __init__(self, dim=16):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1, self.act, self.pwconv2 = nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), 0.5))
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+def test_layer_norm_prepares_calibrates_and_compiles_bit_exact():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 4, 4), ConvNeXtBlock(), ConvNeXtBlock()).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.3, 0.3)
+    prepared = _calibrated(model)
+    int_model = QAT2Quantize(input_shape=(1, 3, 32, 32))(copy.deepcopy(prepared))
+    assert "layer_norm" in {op.name for op in hbdk_sim.frontend.api.to_hbir(
+        int_model, (torch.zeros(1, 3, 32, 32),)).function("main").ops}
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (torch.zeros(1, 3, 32, 32),), "bpu").hbm, "convnext")
+    g = torch.Generator().manual_seed(4)
+    for x in (torch.randn(1, 3, 32, 32, generator=g), 4 * torch.randn(1, 3, 32, 32, generator=g)):
+        (got,) = hbdk_sim.Executor(hbm).run([x.numpy()]).values()
+        with torch.no_grad():
+            np.testing.assert_array_equal(got, int_model(x).numpy())
+    with torch.no_grad():
+        x = _batches(1)[0][:1]
+        assert F.cosine_similarity(int_model(x).flatten(), model(x).flatten(), dim=0) > 0.98

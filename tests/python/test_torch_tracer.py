@@ -370,3 +370,24 @@ def test_lut_activations_match_torch(layer, op):
 def test_gelu_tanh_approximation_is_refused():
     with pytest.raises(UnsupportedOpError, match="approximate='tanh'"):
         trace_float(nn.GELU(approximate="tanh"), (torch.randn(2, 3),))
+
+
+def test_layer_norm_over_the_last_dim():
+    torch.manual_seed(0)
+    norm = nn.LayerNorm(16).eval()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-0.5, 0.5)
+
+    class Both(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = norm
+
+        def forward(self, x):  # a channel LayerNorm as NCHW models write it: permute, normalize, permute back
+            y = F.layer_norm(x.permute(0, 2, 3, 1), (16,), eps=1e-6).permute(0, 3, 1, 2)
+            return self.norm(x.flatten(2).transpose(1, 2)), y
+
+    module = _check(Both(), 3 * torch.randn(2, 16, 3, 5), tol=1e-4)
+    assert [op.name for op in module.function("main").ops].count("layer_norm") == 2
+    with pytest.raises(UnsupportedOpError, match=r"normalized_shape \[3, 5\]: only the last dim"):
+        trace_float(nn.LayerNorm([3, 5]), (torch.randn(2, 16, 3, 5),))

@@ -216,6 +216,27 @@ def _m_unary(op: str) -> Callable:
     return lambda b, node, m: b.emit(op, [b.value(node.args[0])])
 
 
+def _layer_norm(b: Builder, node: fx.Node, shape, weight, bias, eps) -> _core.Value:
+    """LayerNorm over the last dim (a normalized_shape of one int): HBIR layer_norm on axis -1;
+    the affine parameters as constants (ones and zeros when there are none)."""
+    shape = [int(d) for d in ([shape] if isinstance(shape, int) else shape)]
+    x = node.args[0]
+    if len(shape) != 1 or b.shape(x)[-1] != shape[0]:
+        raise b.error(f"normalized_shape {shape}: only the last dim is supported (for NCHW channels, permute "
+                      "to NHWC first)")
+    n, name = shape[0], node.name
+    gamma = weight if weight is not None else b.const(np.ones(n), f"{name}.weight")
+    beta = bias if bias is not None else b.const(np.zeros(n), f"{name}.bias")
+    return b.emit("layer_norm", [b.value(x), gamma, beta], {"axis": -1, "eps": float(eps)})
+
+
+def _m_layer_norm(b: Builder, node: fx.Node, m: nn.LayerNorm) -> _core.Value:
+    path = str(node.target)
+    weight = b.tensor_const(m.weight, f"{path}.weight") if m.weight is not None else None
+    bias = b.tensor_const(m.bias, f"{path}.bias") if m.bias is not None else None
+    return _layer_norm(b, node, list(m.normalized_shape), weight, bias, m.eps)
+
+
 def _m_gelu(b: Builder, node: fx.Node, m: nn.GELU) -> _core.Value:
     if m.approximate != "none":
         raise b.error(f"GELU approximate='{m.approximate}' (only the exact erf form is supported)")
@@ -291,6 +312,7 @@ _register_modules([
     ((nn.ConvTranspose2d,), _m_conv_transpose, ("conv_transpose2d",)),
     ((nn.Linear,), _m_linear, ("linear",)),
     ((nn.BatchNorm2d,), _m_batch_norm, ("batch_norm",)),
+    ((nn.LayerNorm,), _m_layer_norm, ("layer_norm",)),
     ((nn.ReLU,), _m_unary("relu"), ("relu",)),
     ((nn.ReLU6,), _m_unary("relu6"), ("relu6",)),
     ((nn.Hardtanh,), _m_hardtanh, ("clip", "relu6")),
@@ -337,6 +359,13 @@ def _f_softmax(b: Builder, node: fx.Node) -> _core.Value:
     if arg(node, 3 if node.op == "call_function" and node.target is F.softmax else 2, "dtype") is not None:
         raise b.error("softmax dtype")
     return b.emit("softmax", [b.value(node.args[0])], {"axis": b.axis(dim, len(b.shape(node)))})
+
+
+def _f_layer_norm(b: Builder, node: fx.Node) -> _core.Value:
+    weight, bias = arg(node, 2, "weight"), arg(node, 3, "bias")
+    return _layer_norm(b, node, b.py(arg(node, 1, "normalized_shape")),
+                       b.value(weight) if weight is not None else None, b.value(bias) if bias is not None else None,
+                       b.py(arg(node, 4, "eps", 1e-5)))
 
 
 def _f_gelu(b: Builder, node: fx.Node) -> _core.Value:
@@ -586,6 +615,7 @@ _register_functions([
     ((F.conv2d,), _f_conv, ("conv2d",)),
     ((F.linear,), _f_linear, ("linear",)),
     ((F.batch_norm,), _f_batch_norm, ("batch_norm",)),
+    ((F.layer_norm,), _f_layer_norm, ("layer_norm",)),
     ((F.dropout,), _f_dropout, ()),
     ((_method("contiguous"),), _f_alias, ()),
     ((operator.getitem,), _f_getitem, ("slice", "reshape")),

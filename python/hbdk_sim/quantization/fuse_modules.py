@@ -65,7 +65,7 @@ class Matmul(nn.Module):
 # Weightless modules that prepare_qat gives an output fake-quantizer of their own: the clamps, the
 # arithmetic modules and the activations the compiler makes into lookup tables.
 OUTPUT_QUANTIZED = (*_ACTIVATIONS, Add, Concat, Mul, Matmul, nn.Softmax, nn.Sigmoid, nn.Tanh, nn.SiLU, nn.Hardswish,
-                    nn.Hardsigmoid, nn.GELU, nn.LeakyReLU)
+                    nn.Hardsigmoid, nn.GELU, nn.LeakyReLU, nn.LayerNorm)
 
 
 def _bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:

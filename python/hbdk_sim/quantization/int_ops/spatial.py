@@ -1,5 +1,5 @@
-"""Pooling, resizing, softmax and selection integer ops: max/avg/global pooling, resize2d,
-softmax (reading the compiler's exp table), argmax and topk.
+"""Pooling, resizing, softmax, layer_norm and selection integer ops: max/avg/global pooling,
+resize2d, softmax (reading the compiler's exp table), layer_norm, argmax and topk.
 See base.py for how an op module is built; docs/numerics.md for each op's integer semantics."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
+from hbdk_sim import _core
 from hbdk_sim.quantization.int_ops.base import (
     _RANGES,
     IntOp,
@@ -206,6 +207,53 @@ class QSoftmax(IntOp):
                                    rounding_mode="floor"), self.result_dtypes[0])]
 
 
+class QLayerNorm(IntOp):
+    """§4: per row along `axis`, mean m = floor((2 S1 + n) / 2n), d = q - m, V = sum d^2 + E,
+    R = isqrt(V << 2k), z = round(d 2^(k+16) / R), y = sign * requant(z) + bias per channel; the
+    per-channel integers come from `_core.layer_norm_params`, the very function the C++ kernel
+    calls, on the f32 weight and bias constants."""
+
+    def __init__(self, info: OpInfo) -> None:
+        super().__init__(info)
+        x = info.operands[0]
+        if x.dtype not in ("si8", "si16"):
+            raise info.error(f"input must be si8 or si16 but is {x.dtype}")
+        if 1 not in info.constants or 2 not in info.constants:
+            raise info.error("expected constant weight and bias operands")
+        rank = len(x.shape)
+        self.axis = info.axis("axis", rank)
+        n = x.shape[self.axis]
+        gamma, beta = (np.asarray(info.constants[i], np.float32).reshape(-1).tolist() for i in (1, 2))
+        try:
+            eps_term, multipliers, shifts, signs, biases = _core.layer_norm_params(
+                n, float(info.attrs["eps"]), info.in_scale(), info.out_scale(), gamma, beta)
+        except _core.HbirError as e:
+            raise info.error(str(e)) from None
+        self.n, self.eps_term = n, int(eps_term)
+        shape = [n] + [1] * (rank - self.axis - 1)
+        self.rescale = Rescale(list(zip(multipliers, shifts, strict=True)), shape)
+        self.register_buffer("sign", torch.tensor(signs, dtype=torch.int64).reshape(shape))
+        self.register_buffer("offset", torch.tensor(biases, dtype=torch.int64).reshape(shape))
+        self.register_buffer("powers", torch.tensor([1 << j for j in range(63)], dtype=torch.int64))
+
+    def compute(self, x, weight, bias):
+        q = x.to(torch.int64)
+        n = self.n
+        total = q.sum(dim=self.axis, keepdim=True)
+        mean = torch.div(2 * total + n, 2 * n, rounding_mode="floor")
+        d = q - mean
+        v = ((d * d).sum(dim=self.axis, keepdim=True) + self.eps_term).clamp(min=1)
+        bits = (v.unsqueeze(-1) >= self.powers).sum(-1)  # the bit length of v
+        k = ((62 - bits) // 2).clamp(min=0)
+        w = v << (2 * k)
+        r = torch.sqrt(w.to(torch.float64)).to(torch.int64)  # floor sqrt, within one: corrected below
+        r = r - (r * r > w).to(torch.int64)
+        r = r + ((r + 1) * (r + 1) <= w).to(torch.int64)
+        z = torch.div(2 * (d << (k + 16)) + r, 2 * r, rounding_mode="floor")
+        y = self.sign * self.rescale(z) + self.offset
+        return [saturate(y, self.result_dtypes[0])]
+
+
 class Argmax(IntOp):
     """The first index of the largest value (also for f32 input), si32."""
 
@@ -247,6 +295,7 @@ OPS: dict[str, type[IntOp]] = {
     "global_avg_pool2d": QGlobalAvgPool2d,
     "resize2d": QResize2d,
     "softmax": QSoftmax,
+    "layer_norm": QLayerNorm,
     "argmax": Argmax,
     "topk": TopK,
 }
