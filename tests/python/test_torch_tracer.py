@@ -391,3 +391,13 @@ def test_layer_norm_over_the_last_dim():
     assert [op.name for op in module.function("main").ops].count("layer_norm") == 2
     with pytest.raises(UnsupportedOpError, match=r"normalized_shape \[3, 5\]: only the last dim"):
         trace_float(nn.LayerNorm([3, 5]), (torch.randn(2, 16, 3, 5),))
+
+
+def test_patch_embedding_maps_to_a_linear_over_patches():
+    torch.manual_seed(0)
+    embed = nn.Conv2d(3, 8, 16, 16).eval()
+    module = _check(embed, torch.randn(2, 3, 32, 48), tol=1e-4)
+    ops = [op.name for op in module.function("main").ops if op.name != "constant"]
+    assert ops == ["reshape", "transpose", "reshape", "linear", "transpose"]
+    module = _check(nn.Conv2d(3, 8, 4, 4).eval(), torch.randn(1, 3, 8, 8))  # a stride marches take: a conv
+    assert "conv2d" in [op.name for op in module.function("main").ops]

@@ -23,8 +23,10 @@ from zoo_architectures import ARCHITECTURES, randomized  # noqa: E402
 
 SIZE = 64
 # docs/quantization.md, "Measured": the QDQ export in onnxruntime differs from the executor by at
-# most this many output steps on these architectures (it requantizes in float arithmetic).
-QDQ_MAX_STEPS = 2
+# most this many output steps (it requantizes in float arithmetic, and normalizes layer_norm in
+# float where the board rounds the mean and works in Q16).
+QDQ_MAX_STEPS = {"convnext_atto": 6, "deit_tiny": 12}
+QDQ_MAX_STEPS_CNN = 2
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,14 +63,14 @@ def test_architecture_through_the_front_door(name, tmp_path):
     executor = hbdk_sim.Executor(_core.load_hbm_bytes(compile_model(prepared, (zeros,), "bpu").hbm, name))
     inputs = [torch.randn(1, 3, SIZE, SIZE, generator=g) for _ in range(2)] + \
         [4 * torch.randn(1, 3, SIZE, SIZE, generator=g)]
-    for x in inputs:
+    for x, floor in zip(inputs, (0.985, 0.985, 0.9), strict=True):
         (got,) = executor.run([x.numpy()]).values()
         with torch.no_grad():
             want = int_model(x)
             ref = model(x)
         np.testing.assert_array_equal(got, want.numpy())
         cosine = torch.nn.functional.cosine_similarity(want.flatten().double(), ref.flatten().double(), dim=0)
-        assert cosine > 0.97, cosine  # docs/quantization.md records each (0.979 and up)
+        assert cosine > floor, cosine  # docs/quantization.md records each
 
     path = tmp_path / f"{name}.onnx"
     hbdk_sim.export_onnx(prepared, (zeros,), path)
@@ -76,4 +78,4 @@ def test_architecture_through_the_front_door(name, tmp_path):
     (qdq,) = session.run(None, {session.get_inputs()[0].name: inputs[0].numpy()})
     with torch.no_grad():
         steps = np.abs(qdq - int_model(inputs[0]).numpy()).max() / _output_step(int_model)
-    assert steps <= QDQ_MAX_STEPS + 1e-3, steps
+    assert steps <= QDQ_MAX_STEPS.get(name, QDQ_MAX_STEPS_CNN) + 1e-3, steps

@@ -10,6 +10,10 @@ randomized by `randomized` so that folding them is not the identity.
 - RegNetX-200MF (Radosavovic et al., 2020): X blocks, group width 8, depths 1-1-4-7.
 - GhostNet (Han et al., 2020, table 1, first rows): ghost modules (cheap depthwise features
   concatenated and sliced to the output width), ghost bottlenecks with SE.
+- ConvNeXt-atto (Liu et al., 2022; the atto widths 40-80-160-320, depths 2-2-6-2): depthwise 7x7,
+  channels-last LayerNorm, GELU MLP, layer scale; channels-first LayerNorm by permuting.
+- DeiT-tiny (Touvron et al., 2021): 16x16 patches, width 192, 12 blocks of 3-head attention on
+  F.scaled_dot_product_attention, class token and position embedding, pre-norm.
 """
 
 from __future__ import annotations
@@ -303,8 +307,101 @@ class GhostNet(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+# ---- ConvNeXt-atto -------------------------------------------------------------------------------------
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of NCHW, by permuting to channels-last and back."""
+
+    def forward(self, x):
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                            self.eps).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1, self.act, self.pwconv2 = nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+        # the layer scale: 1e-6 at the paper's initialization, 0.1 here so that random blocks count
+        self.gamma = nn.Parameter(torch.full((dim,), 0.1))
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + (self.gamma * y).permute(0, 3, 1, 2)
+
+
+class ConvNeXtAtto(nn.Module):
+    DIMS, DEPTHS = (40, 80, 160, 320), (2, 2, 6, 2)
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.downsample = nn.ModuleList([nn.Sequential(nn.Conv2d(3, self.DIMS[0], 4, 4),
+                                                       LayerNorm2d(self.DIMS[0], eps=1e-6))])
+        for a, b in zip(self.DIMS[:-1], self.DIMS[1:], strict=True):
+            self.downsample.append(nn.Sequential(LayerNorm2d(a, eps=1e-6), nn.Conv2d(a, b, 2, 2)))
+        self.stages = nn.ModuleList([nn.Sequential(*[ConvNeXtBlock(d) for _ in range(n)])
+                                     for d, n in zip(self.DIMS, self.DEPTHS, strict=True)])
+        self.norm = nn.LayerNorm(self.DIMS[-1], eps=1e-6)
+        self.head = nn.Linear(self.DIMS[-1], num_classes)
+
+    def forward(self, x):
+        for down, stage in zip(self.downsample, self.stages, strict=True):
+            x = stage(down(x))
+        return self.head(self.norm(x.mean((2, 3))))
+
+
+# ---- DeiT-tiny -----------------------------------------------------------------------------------------------
+
+
+class MultiHeadSelfAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim, eps=1e-6), MultiHeadSelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class DeiTTiny(nn.Module):
+    def __init__(self, img_size=224, num_classes=1000, dim=192, depth=12, heads=3, patch=16):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, patch, patch)
+        tokens = (img_size // patch) ** 2
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
+        self.blocks = nn.Sequential(*[TransformerBlock(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        x = self.norm(self.blocks(x))
+        return self.head(x[:, 0])
+
+
 ARCHITECTURES = {"resnet18": ResNet18, "mobilenet_v2": MobileNetV2, "mobilenet_v3_small": MobileNetV3Small,
-                 "efficientnet_b0": EfficientNetB0, "regnetx_200mf": RegNetX200MF, "ghostnet": GhostNet}
+                 "efficientnet_b0": EfficientNetB0, "regnetx_200mf": RegNetX200MF, "ghostnet": GhostNet,
+                 "convnext_atto": ConvNeXtAtto, "deit_tiny": lambda: DeiTTiny(img_size=64)}
 
 
 def randomized(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -111,9 +111,43 @@ def is_tensor_like(v) -> bool:
 # -- module handlers ---------------------------------------------------------------------------------
 
 
+# A conv whose kernel equals its stride, above this, cuts the image into patches (a vision
+# transformer's patch embedding): no BPU conv window takes such strides, so it maps to what it
+# computes, the patches laid out as rows of a linear layer.
+PATCHIFY_ABOVE = 4
+
+
+def _is_patchify(b: Builder, node: fx.Node, m: nn.Conv2d) -> bool:
+    k, st = pair(m.kernel_size), pair(m.stride)
+    h, w = b.shape(node.args[0])[2:]
+    return (k == st and max(k) > PATCHIFY_ABOVE and m.groups == 1 and pair(m.dilation) == [1, 1]
+            and isinstance(m.padding, (tuple, list)) and pair(m.padding) == [0, 0] and h % k[0] == 0
+            and w % k[1] == 0)
+
+
+def _m_patchify(b: Builder, node: fx.Node, m: nn.Conv2d) -> _core.Value:
+    """[N, C, H, W] -> patches [N, H/kh, W/kw, C*kh*kw] -> linear -> NCHW: the same products and
+    sums as the conv, with its weight (and per-output-channel quantizer) as the linear's rows."""
+    path = str(node.target)
+    n, c, h, w = b.shape(node.args[0])
+    kh, kw = pair(m.kernel_size)
+    ph, pw = h // kh, w // kw
+    x = b.emit_unchecked("reshape", [b.value(node.args[0])], {"shape": [n, c, ph, kh, pw, kw]})
+    x = b.emit_unchecked("transpose", [x], {"perm": [0, 2, 4, 1, 3, 5]})
+    x = b.emit_unchecked("reshape", [x], {"shape": [n, ph, pw, c * kh * kw]})
+    # The weight's rows are its output channels: a per-channel quantizer sees the same values.
+    weight = b.weight(m.weight.reshape(m.out_channels, -1), getattr(m, "weight_fake_quant", None), f"{path}.weight")
+    operands = [x, weight] + ([b.tensor_const(m.bias, f"{path}.bias")] if m.bias is not None else [])
+    y = b.emit_unchecked("linear", operands, {})
+    b.annotate(y, getattr(m, "activation_post_process", None), path)
+    return b.emit("transpose", [y], {"perm": [0, 3, 1, 2]})
+
+
 def _m_conv(b: Builder, node: fx.Node, m: nn.Conv2d) -> _core.Value:
     if m.padding_mode != "zeros":
         raise b.error(f"padding_mode '{m.padding_mode}'")
+    if _is_patchify(b, node, m):
+        return _m_patchify(b, node, m)
     w = b.weight(m.weight, getattr(m, "weight_fake_quant", None), f"{node.target}.weight")
     bias = b.tensor_const(m.bias, f"{node.target}.bias") if m.bias is not None else None
     return b.conv(b.value(node.args[0]), w, bias, m.stride, m.padding, m.dilation, m.groups, m.kernel_size)
@@ -308,7 +342,7 @@ _register_modules([
     ((Mul,), _m_mul, ("mul",)),
     ((Matmul,), _m_matmul, ("matmul",)),
     ((Concat,), _m_concat, ("concat",)),
-    ((nn.Conv2d,), _m_conv, ("conv2d",)),
+    ((nn.Conv2d,), _m_conv, ("conv2d", "reshape", "transpose", "linear")),
     ((nn.ConvTranspose2d,), _m_conv_transpose, ("conv_transpose2d",)),
     ((nn.Linear,), _m_linear, ("linear",)),
     ((nn.BatchNorm2d,), _m_batch_norm, ("batch_norm",)),
