@@ -395,9 +395,9 @@ def test_layer_norm_over_the_last_dim():
 
 def test_patch_embedding_maps_to_a_linear_over_patches():
     torch.manual_seed(0)
-    embed = nn.Conv2d(3, 8, 16, 16).eval()
+    embed = nn.Sequential(nn.Conv2d(3, 8, 16, 16)).eval()  # a module in a model, as patch embeddings are
     module = _check(embed, torch.randn(2, 3, 32, 48), tol=1e-4)
     ops = [op.name for op in module.function("main").ops if op.name != "constant"]
     assert ops == ["reshape", "transpose", "reshape", "linear", "transpose"]
-    module = _check(nn.Conv2d(3, 8, 4, 4).eval(), torch.randn(1, 3, 8, 8))  # a stride marches take: a conv
+    module = _check(nn.Sequential(nn.Conv2d(3, 8, 4, 4)).eval(), torch.randn(1, 3, 8, 8))  # a stride marches take
     assert "conv2d" in [op.name for op in module.function("main").ops]
