@@ -370,3 +370,34 @@ def test_layer_norm_prepares_calibrates_and_compiles_bit_exact():
     with torch.no_grad():
         x = _batches(1)[0][:1]
         assert F.cosine_similarity(int_model(x).flatten(), model(x).flatten(), dim=0) > 0.98
+
+
+class TokenPooling(nn.Module):
+    """Reductions as heads write them: the mean over tokens, a sum over channels, a max over a
+    short axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):  # x: [N, tokens, 8]
+        t = self.fc(x)
+        return t.mean(1) + t.sum(-1, keepdim=True).mean(1) * 0.1 + torch.amax(t[:, :4], dim=1)
+
+
+def test_reductions_quantize_and_compile_bit_exact():
+    torch.manual_seed(0)
+    model = TokenPooling().eval()
+    batches = [torch.randn(2, 6, 8, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    prepared = prepare_qat_fx(model, (batches[0],))
+    with torch.no_grad():
+        for x in batches:
+            prepared(x)
+    set_fake_quant_state(prepared, "validation")
+    int_model = QAT2Quantize(input_shape=(1, 6, 8))(copy.deepcopy(prepared))
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (torch.zeros(1, 6, 8),), "bpu").hbm, "pool")
+    x = torch.randn(1, 6, 8, generator=torch.Generator().manual_seed(9))
+    (got,) = hbdk_sim.Executor(hbm).run([x.numpy()]).values()
+    with torch.no_grad():
+        np.testing.assert_array_equal(got, int_model(x).numpy())
+        assert F.cosine_similarity(int_model(x).flatten(), model(x).flatten(), dim=0) > 0.99

@@ -401,3 +401,14 @@ def test_patch_embedding_maps_to_a_linear_over_patches():
     assert ops == ["reshape", "transpose", "reshape", "linear", "transpose"]
     module = _check(nn.Sequential(nn.Conv2d(3, 8, 4, 4)).eval(), torch.randn(1, 3, 8, 8))  # a stride marches take
     assert "conv2d" in [op.name for op in module.function("main").ops]
+
+
+class _Reductions(nn.Module):
+    def forward(self, x):
+        return (x.mean(-1), x.mean(1, keepdim=True), x.sum((1, 3)), torch.amax(x, dim=2), x.amax((0, 2), keepdim=True),
+                x.mean((2, 3)), x.sum(dim=(0, 1, 2), keepdim=True), x.mean(), torch.mean(x, dim=[1, 2]))
+
+
+def test_reductions_over_any_dims_match_torch():
+    module = _check(_Reductions(), torch.randn(2, 3, 4, 5), tol=1e-5)
+    assert {"global_avg_pool2d", "max_pool2d", "transpose", "mul"} <= {op.name for op in module.function("main").ops}

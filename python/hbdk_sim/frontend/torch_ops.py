@@ -481,14 +481,47 @@ def _f_adaptive_avg(b: Builder, node: fx.Node) -> _core.Value:
     return b.global_pool(node.args[0])
 
 
-def _f_mean(b: Builder, node: fx.Node) -> _core.Value:
-    rank = len(b.shape(node.args[0]))
-    dims = b.py(arg(node, 1, "dim"))
-    dims = sorted(b.axis(d, rank) for d in (dims if isinstance(dims, (list, tuple)) else [dims])) \
-        if dims is not None else None
-    if rank != 4 or dims != [2, 3] or arg(node, 3, "dtype") is not None:
-        raise b.error("only the mean over H and W of an NCHW tensor is supported")
-    return b.global_pool(node.args[0], bool(b.py(arg(node, 2, "keepdim", False))))
+def _reduce(kind: str) -> Callable:
+    """mean / sum / amax over any dims, as ops the board has: the reduced dims moved last and
+    flattened into the H of a [1, rows, reduced, 1] plane, then a global average pool (mean; sum
+    multiplies it by the count) or a max pool over it (amax), and the result's shape restored.
+    The mean over H and W of NCHW is the global average pool itself."""
+
+    def handler(b: Builder, node: fx.Node) -> _core.Value:
+        x = node.args[0]
+        shape = b.shape(x)
+        rank = len(shape)
+        dims = b.py(arg(node, 1, "dim"))
+        dims = list(range(rank)) if dims is None or dims == [] else \
+            sorted({b.axis(d, rank) for d in (dims if isinstance(dims, (list, tuple)) else [dims])})
+        if kind != "amax" and arg(node, 3, "dtype") is not None:
+            raise b.error(f"{kind} with dtype")
+        keepdim = bool(b.py(arg(node, 2, "keepdim", False)))
+        if kind == "mean" and rank == 4 and dims == [2, 3]:
+            return b.global_pool(x, keepdim)
+        kept = [d for d in range(rank) if d not in dims]
+        v = b.value(x)
+        if kept + dims != list(range(rank)):
+            v = b.emit_unchecked("transpose", [v], {"perm": kept + dims})
+        rows = int(np.prod([shape[d] for d in kept])) if kept else 1
+        count = int(np.prod([shape[d] for d in dims]))
+        v = b.emit_unchecked("reshape", [v], {"shape": [1, rows, count, 1]})
+        if kind == "amax":
+            v = b.emit_unchecked("max_pool2d", [v], {"kernel": [count, 1], "stride": [count, 1],
+                                                      "padding": [0, 0, 0, 0], "ceil_mode": False})
+        else:
+            v = b.emit_unchecked("global_avg_pool2d", [v], {})
+        out = b.shape(node)
+        if kind != "sum":
+            return b.emit("reshape", [v], {"shape": out})
+        if not out:
+            raise b.error("a sum down to a scalar (keep a dim: keepdim=True, or sum over fewer dims)")
+        # the product last: the node's value is what a quantizer after the sum observes
+        v = b.emit_unchecked("reshape", [v], {"shape": out})
+        return b.emit("mul", [v, b.const(np.full([1] * len(out), count, np.float32), f"{node.name}.count")],
+                      suffix=".count")
+
+    return handler
 
 
 def _f_interpolate(b: Builder, node: fx.Node) -> _core.Value:
@@ -643,7 +676,9 @@ _register_functions([
     ((F.max_pool2d,), _f_max_pool, ("max_pool2d",)),
     ((F.avg_pool2d,), _f_avg_pool, ("avg_pool2d",)),
     ((F.adaptive_avg_pool2d,), _f_adaptive_avg, ("global_avg_pool2d",)),
-    ((torch.mean, _method("mean")), _f_mean, ("global_avg_pool2d", "reshape")),
+    ((torch.mean, _method("mean")), _reduce("mean"), ("global_avg_pool2d", "reshape", "transpose")),
+    ((torch.sum, _method("sum")), _reduce("sum"), ("global_avg_pool2d", "reshape", "transpose", "mul")),
+    ((torch.amax, _method("amax")), _reduce("amax"), ("max_pool2d", "reshape", "transpose")),
     ((F.interpolate,), _f_interpolate, ("resize2d",)),
     ((F.pad,), _f_pad, ("pad",)),
     ((F.conv2d,), _f_conv, ("conv2d",)),
