@@ -35,7 +35,7 @@ def test_marches_md_is_generated_from_the_schema_rules_and_march_files():
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     text = (REPO / "README.md").read_text(encoding="utf-8")
     blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
