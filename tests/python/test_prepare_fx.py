@@ -333,26 +333,11 @@ def test_scaled_dot_product_attention_decomposes_and_quantizes():
         trace_float(Causal(), (torch.randn(1, 2, 4, 8),))
 
 
-class ConvNeXtBlock(nn.Module):
-    """ConvNeXt's block as its zoo writes it: depthwise 7x7, channels-last LayerNorm, an MLP with
-    GELU, a layer scale and the residual add."""
-
-    def __init__(self, dim=16):
-        super().__init__()
-        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.pwconv1, self.act, self.pwconv2 = nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
-        self.gamma = nn.Parameter(torch.full((dim,), 0.5))
-
-    def forward(self, x):
-        y = self.dwconv(x).permute(0, 2, 3, 1)
-        y = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(y))))
-        return x + y.permute(0, 3, 1, 2)
-
-
 def test_layer_norm_prepares_calibrates_and_compiles_bit_exact():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 16, 4, 4), ConvNeXtBlock(), ConvNeXtBlock()).eval()
+    from zoo_architectures import ConvNeXtBlock
+
+    model = nn.Sequential(nn.Conv2d(3, 16, 4, 4), ConvNeXtBlock(16), ConvNeXtBlock(16)).eval()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.LayerNorm):
@@ -401,3 +386,57 @@ def test_reductions_quantize_and_compile_bit_exact():
     with torch.no_grad():
         np.testing.assert_array_equal(got, int_model(x).numpy())
         assert F.cosine_similarity(int_model(x).flatten(), model(x).flatten(), dim=0) > 0.99
+
+
+class TorchAttention(nn.Module):
+    """torch's nn.MultiheadAttention as DETR-style models call it (sequence first), with a channel
+    LayerNorm on an NCHW feature map before it."""
+
+    def __init__(self, dim=16):
+        super().__init__()
+        from hbdk_sim.nn.layers import ChannelLayerNorm
+
+        self.norm = ChannelLayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, 2)
+
+    def forward(self, x):  # x: [N, C, H, W]
+        tokens = self.norm(x).flatten(2).permute(2, 0, 1)  # [HW, N, C]
+        out, _ = self.attn(tokens, tokens, tokens)
+        return out
+
+
+def test_multihead_attention_and_channel_layer_norm_compile_bit_exact():
+    from hbdk_sim.frontend import UnsupportedOpError, trace_float
+
+    torch.manual_seed(0)
+    model = TorchAttention().eval()
+    x = torch.randn(1, 16, 3, 4)
+    module = trace_float(model, (x,))
+    ops = [op for op in module.function("main").ops if op.name != "constant"]
+    assert ops[0].name == "layer_norm" and ops[0].attrs["axis"] == 1
+    assert [op.name for op in ops].count("linear") == 4 and "softmax" in [op.name for op in ops]
+    (got,) = hbdk_sim.Executor(module).run([x.numpy()]).values()
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), atol=1e-5)
+
+    prepared = prepare_qat_fx(model, (x,))
+    with torch.no_grad():
+        for i in range(4):
+            prepared(torch.randn(1, 16, 3, 4, generator=torch.Generator().manual_seed(i)))
+    set_fake_quant_state(prepared, "validation")
+    int_model = QAT2Quantize(example_inputs=(x,))(copy.deepcopy(prepared))
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (x,), "bpu").hbm, "mha")
+    (got,) = hbdk_sim.Executor(hbm).run([x.numpy()]).values()
+    with torch.no_grad():
+        np.testing.assert_array_equal(got, int_model(x).numpy())
+
+    class Weights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, t):
+            return self.attn(t, t, t)[1]
+
+    with pytest.raises(UnsupportedOpError, match="reading its attention weights"):
+        trace_float(Weights().eval(), (torch.randn(1, 6, 16),))

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 from hbdk_sim import _core
+from hbdk_sim.nn.layers.norm import ChannelLayerNorm
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
 from hbdk_sim.quantization.fuse_modules import (
     Add,
@@ -250,25 +251,47 @@ def _m_unary(op: str) -> Callable:
     return lambda b, node, m: b.emit(op, [b.value(node.args[0])])
 
 
-def _layer_norm(b: Builder, node: fx.Node, shape, weight, bias, eps) -> _core.Value:
-    """LayerNorm over the last dim (a normalized_shape of one int): HBIR layer_norm on axis -1;
-    the affine parameters as constants (ones and zeros when there are none)."""
+def _layer_norm(b: Builder, node: fx.Node, shape, weight, bias, eps, axis: int = -1) -> _core.Value:
+    """LayerNorm of one dim (a normalized_shape of one int): the last (nn.LayerNorm, F.layer_norm)
+    or the NCHW channels (ChannelLayerNorm); the affine parameters as constants (ones and zeros
+    when there are none)."""
     shape = [int(d) for d in ([shape] if isinstance(shape, int) else shape)]
     x = node.args[0]
-    if len(shape) != 1 or b.shape(x)[-1] != shape[0]:
-        raise b.error(f"normalized_shape {shape}: only the last dim is supported (for NCHW channels, permute "
-                      "to NHWC first)")
+    if len(shape) != 1 or b.shape(x)[axis] != shape[0]:
+        raise b.error(f"normalized_shape {shape}: only the last dim is supported (for NCHW channels, use "
+                      "hbdk_sim.nn.layers.ChannelLayerNorm, or permute to NHWC first)")
     n, name = shape[0], node.name
     gamma = weight if weight is not None else b.const(np.ones(n), f"{name}.weight")
     beta = bias if bias is not None else b.const(np.zeros(n), f"{name}.bias")
-    return b.emit("layer_norm", [b.value(x), gamma, beta], {"axis": -1, "eps": float(eps)})
+    return b.emit("layer_norm", [b.value(x), gamma, beta], {"axis": axis, "eps": float(eps)})
 
 
 def _m_layer_norm(b: Builder, node: fx.Node, m: nn.LayerNorm) -> _core.Value:
     path = str(node.target)
     weight = b.tensor_const(m.weight, f"{path}.weight") if m.weight is not None else None
     bias = b.tensor_const(m.bias, f"{path}.bias") if m.bias is not None else None
-    return _layer_norm(b, node, list(m.normalized_shape), weight, bias, m.eps)
+    axis = 1 if isinstance(m, ChannelLayerNorm) else -1
+    return _layer_norm(b, node, list(m.normalized_shape), weight, bias, m.eps, axis)
+
+
+def mha_unsupported(node: fx.Node, m: nn.MultiheadAttention) -> str | None:
+    """Why an nn.MultiheadAttention call cannot be decomposed (None when it can)."""
+    if m.bias_k is not None or m.bias_v is not None or m.add_zero_attn:
+        return "bias_k/bias_v or add_zero_attn"
+    if m.dropout and m.training:
+        return "attention dropout in training mode (trace in eval mode)"
+    if arg(node, 3, "key_padding_mask") is not None:
+        return "key_padding_mask (fold it into an additive float attn_mask)"
+    if arg(node, 7, "is_causal", False):
+        return "is_causal=True (pass the causal mask as an additive float attn_mask)"
+    if any(len(u.args) < 2 or u.target is not operator.getitem or (u.args[1] == 1 and u.users) for u in node.users):
+        return "reading its attention weights (pass need_weights=False and use its output)"
+    return None
+
+
+def _m_mha(b: Builder, node: fx.Node, m: nn.MultiheadAttention) -> _core.Value:
+    """Reached only by the forms frontend/decompose.py leaves whole: names what is unsupported."""
+    raise b.error(mha_unsupported(node, m) or "this form")
 
 
 def _m_gelu(b: Builder, node: fx.Node, m: nn.GELU) -> _core.Value:
@@ -346,7 +369,9 @@ _register_modules([
     ((nn.ConvTranspose2d,), _m_conv_transpose, ("conv_transpose2d",)),
     ((nn.Linear,), _m_linear, ("linear",)),
     ((nn.BatchNorm2d,), _m_batch_norm, ("batch_norm",)),
-    ((nn.LayerNorm,), _m_layer_norm, ("layer_norm",)),
+    ((ChannelLayerNorm, nn.LayerNorm), _m_layer_norm, ("layer_norm",)),
+    # decomposed before mapping (frontend/decompose.py): what reaches here is refused by name
+    ((nn.MultiheadAttention,), _m_mha, ()),
     ((nn.ReLU,), _m_unary("relu"), ("relu",)),
     ((nn.ReLU6,), _m_unary("relu6"), ("relu6",)),
     ((nn.Hardtanh,), _m_hardtanh, ("clip", "relu6")),

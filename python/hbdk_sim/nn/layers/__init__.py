@@ -1,5 +1,5 @@
 """Building blocks shared by backbones, necks and heads: conv+BN+activation, depthwise-separable and
-residual-add blocks, and their fusion for quantization."""
+residual-add blocks, and their fusion for quantization; the channel LayerNorm."""
 
 from hbdk_sim.nn.layers.conv import (
     ConvBNAct,
@@ -9,5 +9,7 @@ from hbdk_sim.nn.layers.conv import (
     fusion_groups,
     kaiming_init,
 )
+from hbdk_sim.nn.layers.norm import ChannelLayerNorm
 
-__all__ = ["ConvBNAct", "ConvBNAddAct", "DepthwiseSeparable", "fuse_blocks", "fusion_groups", "kaiming_init"]
+__all__ = ["ChannelLayerNorm", "ConvBNAct", "ConvBNAddAct", "DepthwiseSeparable", "fuse_blocks", "fusion_groups",
+           "kaiming_init"]
