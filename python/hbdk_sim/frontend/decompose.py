@@ -25,9 +25,19 @@ from torch import nn
 from hbdk_sim.frontend.torch_ops import arg, mha_unsupported, sdpa_unsupported
 
 
+def _inherit_meta(graph: fx.Graph, node: fx.Node, before: set[fx.Node]) -> None:
+    """The module scope and source line of `node` onto the nodes that replace it (qconfig lookup
+    and diagnostics read them)."""
+    meta = {k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")}
+    for new in graph.nodes:
+        if new not in before:
+            new.meta.update(meta)
+
+
 def _decompose_sdpa(graph: fx.Graph, node: fx.Node) -> None:
     q, k, v = node.args[:3]
     mask, scale = arg(node, 3, "attn_mask"), arg(node, 6, "scale")
+    before = set(graph.nodes)
     with graph.inserting_before(node):
         kt = graph.call_method("transpose", (k, -2, -1))
         scores = graph.call_function(operator.matmul, (q, kt))
@@ -38,8 +48,7 @@ def _decompose_sdpa(graph: fx.Graph, node: fx.Node) -> None:
             scores = graph.call_function(operator.add, (scores, mask))
         probs = graph.call_function(torch.softmax, (scores, -1))
         out = graph.call_function(operator.matmul, (probs, v))
-    for new in (kt, scores, probs, out):
-        new.meta = {k: val for k, val in node.meta.items() if k in ("nn_module_stack", "stack_trace")}
+    _inherit_meta(graph, node, before)
     node.replace_all_uses_with(out)
     graph.erase_node(node)
 
@@ -64,9 +73,13 @@ def _decompose_mha(gm: fx.GraphModule, node: fx.Node, m: nn.MultiheadAttention) 
         weights = [m.q_proj_weight.detach(), m.k_proj_weight.detach(), m.v_proj_weight.detach()]
     biases = [None] * 3 if m.in_proj_bias is None else [m.in_proj_bias.detach()[i * e:(i + 1) * e] for i in range(3)]
     for name, w, b in zip(("q_proj", "k_proj", "v_proj"), weights, biases, strict=True):
-        gm.add_submodule(f"{prefix}_{name}", _linear_copy(w, b))
+        layer = _linear_copy(w, b)
+        if hasattr(m, "qconfig"):  # a qconfig set on the attention (set_qconfig) covers its projections
+            layer.qconfig = m.qconfig
+        gm.add_submodule(f"{prefix}_{name}", layer)
     query, key, value = node.args[:3]
     mask = arg(node, 5, "attn_mask")
+    before = set(graph.nodes)
     with graph.inserting_before(node):
         def heads_of(x: fx.Node, name: str) -> fx.Node:
             if not m.batch_first:
@@ -83,6 +96,7 @@ def _decompose_mha(gm: fx.GraphModule, node: fx.Node, m: nn.MultiheadAttention) 
         out = graph.call_module(f"{path}.out_proj", (graph.call_method("reshape", (joined, n, length, e)),))
         if not m.batch_first:
             out = graph.call_method("transpose", (out, 0, 1))
+    _inherit_meta(graph, node, before)
     for user in list(node.users):  # (output, weights): the weights are unread (mha_unsupported)
         if user.args[1] == 0:
             user.replace_all_uses_with(out)
