@@ -1,15 +1,16 @@
 """The torch side of the tracer: one handler per torch module class, function or Tensor method,
-each registered with the HBIR ops it emits. The tracer (torch_tracer.py) dispatches fx nodes here;
-`SUPPORTED` (its error messages' list) and the op coverage matrix are read from this registry, and
-the tracer checks on every node that a handler emitted only what it declares.
+each registered with the HBIR ops it emits (handler_registry.py). This file holds the compute
+handlers (convolutions, linear layers, activations, normalization, pooling, arithmetic, attention)
+and imports torch_shape_ops.py, which registers the shape handlers; the tracer (torch_tracer.py)
+dispatches fx nodes through the registry, `SUPPORTED` (its error messages' list) and the op coverage
+matrix are read from it, and the tracer checks on every node that a handler emitted only what it
+declares.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -18,6 +19,21 @@ import torch.nn as nn
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 from hbdk_sim import _core
+from hbdk_sim.frontend import torch_shape_ops  # noqa: F401 - registers the shape handlers
+from hbdk_sim.frontend.handler_registry import (
+    FUNCTION_HANDLERS,
+    MODULE_HANDLERS,
+    Builder,
+    Handler,
+    arg,
+    handler_for,
+    is_tensor_like,
+    method,
+    pair,
+    register_functions,
+    register_modules,
+    target_name,
+)
 from hbdk_sim.nn.layers.norm import ChannelLayerNorm
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
 from hbdk_sim.quantization.fuse_modules import (
@@ -30,84 +46,12 @@ from hbdk_sim.quantization.fuse_modules import (
 )
 from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
 
-# A handler's first argument: the tracer's graph builder (torch_tracer._Builder: emit, value, shape,
-# error, ...). Not imported: the tracer imports this module.
-Builder = Any
+# The registry, with every handler registered: what the tracer, graph-mode preparation and the op
+# coverage matrix import from here.
+__all__ = ["FUNCTION_HANDLERS", "MODULE_HANDLERS", "Handler", "arg", "handler_for", "is_tensor_like",
+           "mha_unsupported", "pair", "sdpa_unsupported", "target_name"]
 
-
-@dataclass(frozen=True)
-class Handler:
-    """Maps one torch target: `fn(builder, node[, module])` returns the HBIR value (or values) of
-    the node; `emits` are the HBIR ops it may create besides constants (none: it passes a value
-    through or only records a quantization scale)."""
-
-    fn: Callable
-    emits: tuple[str, ...]
-    target: str
-
-
-MODULE_HANDLERS: dict[type, Handler] = {}
-FUNCTION_HANDLERS: dict[object, Handler] = {}
-
-
-def target_name(t: object) -> str:
-    """How messages and the coverage matrix name a torch target: nn.Conv2d, F.conv2d, Tensor.view."""
-    if isinstance(t, tuple) and t[:1] == ("method",):
-        return f"Tensor.{t[1]}"
-    if isinstance(t, type):
-        if t.__module__.startswith("torch.nn"):
-            return f"nn.{t.__name__}"
-        return t.__name__
-    short = getattr(t, "__name__", None) or str(t)
-    for namespace, prefix in ((F, "F."), (torch, "torch."), (operator, "operator.")):
-        if getattr(namespace, short, None) is t:
-            return prefix + short
-    return short
-
-
-def _register_modules(rows: Iterable[tuple[tuple[type, ...], Callable, tuple[str, ...]]]) -> None:
-    for classes, fn, emits in rows:
-        for cls in classes:
-            MODULE_HANDLERS[cls] = Handler(fn, emits, target_name(cls))
-
-
-def _register_functions(rows: Iterable[tuple[tuple[object, ...], Callable, tuple[str, ...]]]) -> None:
-    for targets, fn, emits in rows:
-        for t in targets:
-            FUNCTION_HANDLERS[t] = Handler(fn, emits, target_name(t))
-
-
-def _method(name: str) -> tuple[str, str]:
-    return ("method", name)
-
-
-def handler_for(node: fx.Node, modules: dict[str, nn.Module]) -> Handler | None:
-    """The handler of an fx call node: for a module, the first class of its MRO with an entry; for
-    a function or Tensor method, its registry entry. None when nothing maps it."""
-    if node.op == "call_module":
-        return next((MODULE_HANDLERS[c] for c in type(modules[node.target]).__mro__ if c in MODULE_HANDLERS), None)
-    key = ("method", node.target) if node.op == "call_method" else node.target
-    try:
-        return FUNCTION_HANDLERS.get(key)
-    except TypeError:  # an unhashable target is no registry key
-        return None
-
-
-# -- argument helpers ------------------------------------------------------------------------------
-
-
-def pair(v) -> list[int]:
-    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
-
-
-def arg(node: fx.Node, i: int, name: str, default=None):
-    return node.args[i] if len(node.args) > i else node.kwargs.get(name, default)
-
-
-def is_tensor_like(v) -> bool:
-    return isinstance(v, torch.Tensor) or (
-        isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v))
-
+_method = method
 
 # -- module handlers ---------------------------------------------------------------------------------
 
@@ -356,7 +300,7 @@ def _alias(b: Builder, node: fx.Node, m=None) -> _core.Value:
 
 # (module classes, handler, the HBIR ops it emits besides constants); the first class in a
 # module's MRO that has an entry handles it.
-_register_modules([
+register_modules([
     ((ConvFusion,), _m_fused_conv, ("conv2d", "add", "relu", "relu6")),
     ((QuantStub,), _m_quant_stub, ()),
     ((DeQuantStub,), _alias, ()),
@@ -457,32 +401,6 @@ def _f_cat(b: Builder, node: fx.Node) -> _core.Value:
                   {"axis": b.axis(arg(node, 1, "dim", 0), len(b.shape(node)))})
 
 
-def _f_flatten(b: Builder, node: fx.Node) -> _core.Value:
-    return b.emit("flatten", [b.value(node.args[0])], {"start_dim": int(b.py(arg(node, 1, "start_dim", 0))),
-                                                       "end_dim": int(b.py(arg(node, 2, "end_dim", -1)))})
-
-
-def _f_reshape(b: Builder, node: fx.Node) -> _core.Value:
-    # the target shape, with any -1 and x.size() arithmetic resolved, is the shape torch produced
-    return b.emit("reshape", [b.value(node.args[0])], {"shape": b.shape(node)})
-
-
-def _f_permute(b: Builder, node: fx.Node) -> _core.Value:
-    dims = list(node.args[1:]) if node.op == "call_method" else [arg(node, 1, "dims")]
-    if len(dims) == 1 and isinstance(b.py(dims[0]), (list, tuple)):
-        dims = list(b.py(dims[0]))
-    rank = len(b.shape(node))
-    return b.emit("transpose", [b.value(node.args[0])], {"perm": [b.axis(d, rank) for d in dims]})
-
-
-def _f_transpose(b: Builder, node: fx.Node) -> _core.Value:
-    rank = len(b.shape(node))
-    d0, d1 = b.axis(arg(node, 1, "dim0"), rank), b.axis(arg(node, 2, "dim1"), rank)
-    perm = list(range(rank))
-    perm[d0], perm[d1] = perm[d1], perm[d0]
-    return b.emit("transpose", [b.value(node.args[0])], {"perm": perm})
-
-
 def _f_max_pool(b: Builder, node: fx.Node) -> _core.Value:
     if b.py(arg(node, 6, "return_indices", False)):
         raise b.error("return_indices=True")
@@ -504,49 +422,6 @@ def _f_adaptive_avg(b: Builder, node: fx.Node) -> _core.Value:
     if not _is_one(size):
         raise b.error(f"output_size {size}; only 1 (global average) is supported")
     return b.global_pool(node.args[0])
-
-
-def _reduce(kind: str) -> Callable:
-    """mean / sum / amax over any dims, as ops the board has: the reduced dims moved last and
-    flattened into the H of a [1, rows, reduced, 1] plane, then a global average pool (mean; sum
-    multiplies it by the count) or a max pool over it (amax), and the result's shape restored.
-    The mean over H and W of NCHW is the global average pool itself."""
-
-    def handler(b: Builder, node: fx.Node) -> _core.Value:
-        x = node.args[0]
-        shape = b.shape(x)
-        rank = len(shape)
-        dims = b.py(arg(node, 1, "dim"))
-        dims = list(range(rank)) if dims is None or dims == [] else \
-            sorted({b.axis(d, rank) for d in (dims if isinstance(dims, (list, tuple)) else [dims])})
-        if kind != "amax" and arg(node, 3, "dtype") is not None:
-            raise b.error(f"{kind} with dtype")
-        keepdim = bool(b.py(arg(node, 2, "keepdim", False)))
-        if kind == "mean" and rank == 4 and dims == [2, 3]:
-            return b.global_pool(x, keepdim)
-        kept = [d for d in range(rank) if d not in dims]
-        v = b.value(x)
-        if kept + dims != list(range(rank)):
-            v = b.emit_unchecked("transpose", [v], {"perm": kept + dims})
-        rows = int(np.prod([shape[d] for d in kept])) if kept else 1
-        count = int(np.prod([shape[d] for d in dims]))
-        v = b.emit_unchecked("reshape", [v], {"shape": [1, rows, count, 1]})
-        if kind == "amax":
-            v = b.emit_unchecked("max_pool2d", [v], {"kernel": [count, 1], "stride": [count, 1],
-                                                      "padding": [0, 0, 0, 0], "ceil_mode": False})
-        else:
-            v = b.emit_unchecked("global_avg_pool2d", [v], {})
-        out = b.shape(node)
-        if kind != "sum":
-            return b.emit("reshape", [v], {"shape": out})
-        if not out:
-            raise b.error("a sum down to a scalar (keep a dim: keepdim=True, or sum over fewer dims)")
-        # the product last: the node's value is what a quantizer after the sum observes
-        v = b.emit_unchecked("reshape", [v], {"shape": out})
-        return b.emit("mul", [v, b.const(np.full([1] * len(out), count, np.float32), f"{node.name}.count")],
-                      suffix=".count")
-
-    return handler
 
 
 def _f_interpolate(b: Builder, node: fx.Node) -> _core.Value:
@@ -617,64 +492,8 @@ def _f_sdpa(b: Builder, node: fx.Node) -> _core.Value:
     raise b.error(sdpa_unsupported(node) or "this form")
 
 
-def _f_getitem(b: Builder, node: fx.Node):
-    """`x[index]` of a tensor (basic indexing), or one result of a multi-output op (split, chunk)."""
-    src, index = node.args
-    held = b.env.get(src) if isinstance(src, fx.Node) else None
-    if isinstance(held, (list, tuple)):
-        return held[b.py(index)]
-    return b.index(src, b.py(index))
-
-
-# split-like ops: where each finds its dim among its arguments
-_SPLIT_DIM = {"split": (2, 0), "chunk": (2, 0), "tensor_split": (2, 0), "unbind": (1, 0)}
-
-
-def _f_split(kind: str) -> Callable:
-    def handler(b: Builder, node: fx.Node) -> list[_core.Value]:
-        x = node.args[0]
-        rank = len(b.shape(x))
-        index, default = _SPLIT_DIM[kind]
-        dim = b.axis(arg(node, index, "dim", default), rank)
-        pieces = b.results[node]
-        if kind == "unbind":
-            split = b.emit_pieces("split", [b.value(x)], {"axis": dim, "sizes": [1] * len(pieces)},
-                                  [t.unsqueeze(dim) for t in pieces])
-            return [b.emit_unchecked("reshape", [v], {"shape": list(t.shape)}) for v, t in zip(split, pieces,
-                                                                                            strict=True)]
-        return b.emit_pieces("split", [b.value(x)], {"axis": dim, "sizes": [int(t.shape[dim]) for t in pieces]},
-                             pieces)
-    return handler
-
-
-# More copies than this make `expand` a memory hog on the board: broadcast in the consumer instead.
-MAX_EXPAND_COPIES = 64
-
-
-def _f_expand(b: Builder, node: fx.Node) -> _core.Value:
-    """`x.expand(...)` / `expand_as`: new leading dims by a reshape, each size-1 dim repeated by a
-    concat of copies (data movement: the values and their scale are unchanged)."""
-    x = node.args[0]
-    have, want = b.shape(x), b.shape(node)
-    v = b.value(x)
-    if len(want) > len(have):
-        have = [1] * (len(want) - len(have)) + have
-        v = b.emit_unchecked("reshape", [v], {"shape": have})
-    for dim, (h, w) in enumerate(zip(have, want, strict=True)):
-        if h == w:
-            continue
-        if w > MAX_EXPAND_COPIES:
-            raise b.error(f"expanding dim {dim} to {w} copies (at most {MAX_EXPAND_COPIES}); let the next op "
-                          "broadcast instead")
-        have = [*have[:dim], w, *have[dim + 1:]]
-        v = b.emit_unchecked("concat", [v] * w, {"axis": dim})
-    if list(v.shape) != want:
-        raise b.error(f"expand gives {list(v.shape)} where torch gives {want}")
-    return v
-
-
 # (targets, handler, the HBIR ops it emits besides constants); ("method", name) is Tensor.<name>.
-_register_functions([
+register_functions([
     ((F.relu, torch.relu, _method("relu")), _f_unary("relu"), ("relu",)),
     ((F.relu6,), _f_unary("relu6"), ("relu6",)),
     ((F.hardtanh,), _f_hardtanh, ("clip", "relu6")),
@@ -694,16 +513,9 @@ _register_functions([
     ((torch.matmul, operator.matmul, _method("matmul")), _m_matmul, ("matmul",)),
     ((operator.truediv, torch.div, _method("div")), _f_div, ("mul",)),
     ((torch.cat, torch.concat), _f_cat, ("concat",)),
-    ((torch.flatten, _method("flatten")), _f_flatten, ("flatten",)),
-    ((torch.reshape, _method("reshape"), _method("view")), _f_reshape, ("reshape",)),
-    ((torch.permute, _method("permute")), _f_permute, ("transpose",)),
-    ((torch.transpose, _method("transpose")), _f_transpose, ("transpose",)),
     ((F.max_pool2d,), _f_max_pool, ("max_pool2d",)),
     ((F.avg_pool2d,), _f_avg_pool, ("avg_pool2d",)),
     ((F.adaptive_avg_pool2d,), _f_adaptive_avg, ("global_avg_pool2d",)),
-    ((torch.mean, _method("mean")), _reduce("mean"), ("global_avg_pool2d", "reshape", "transpose")),
-    ((torch.sum, _method("sum")), _reduce("sum"), ("global_avg_pool2d", "reshape", "transpose", "mul")),
-    ((torch.amax, _method("amax")), _reduce("amax"), ("max_pool2d", "reshape", "transpose")),
     ((F.interpolate,), _f_interpolate, ("resize2d",)),
     ((F.pad,), _f_pad, ("pad",)),
     ((F.conv2d,), _f_conv, ("conv2d",)),
@@ -712,15 +524,8 @@ _register_functions([
     ((F.layer_norm,), _f_layer_norm, ("layer_norm",)),
     ((F.dropout,), _f_dropout, ()),
     ((_method("contiguous"),), _f_alias, ()),
-    ((operator.getitem,), _f_getitem, ("slice", "reshape")),
     # decomposed into transpose, matmul, mul, add and softmax before mapping (frontend/decompose.py)
     ((F.scaled_dot_product_attention,), _f_sdpa, ("transpose", "matmul", "mul", "add", "softmax")),
-    ((torch.split, _method("split")), _f_split("split"), ("split",)),
-    ((torch.chunk, _method("chunk")), _f_split("chunk"), ("split",)),
-    ((torch.tensor_split, _method("tensor_split")), _f_split("tensor_split"), ("split",)),
-    ((torch.unbind, _method("unbind")), _f_split("unbind"), ("split", "reshape")),
-    ((torch.unsqueeze, _method("unsqueeze"), torch.squeeze, _method("squeeze")), _f_reshape, ("reshape",)),
-    ((_method("expand"), _method("expand_as")), _f_expand, ("reshape", "concat")),
 ])
 
 
