@@ -87,13 +87,55 @@ def _reduce(kind: str) -> Callable:
     return handler
 
 
+def _index(b: Builder, src: fx.Node, index) -> _core.Value:
+    """`src[index]` for basic indexing: ints, slices with positive steps, None and one Ellipsis,
+    as an HBIR slice and, where dims go or come, a reshape."""
+    shape = b.shape(src)
+    items = index if isinstance(index, tuple) else (index,)
+    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) or isinstance(i, bool)
+           for i in items):
+        raise b.error("indexing with a tensor, list or bool (only ints, slices, None and ... are supported)")
+    if sum(i is Ellipsis for i in items) > 1:
+        raise b.error("more than one Ellipsis in an index")
+    real = sum(1 for i in items if i is not None and i is not Ellipsis)
+    if real > len(shape):
+        raise b.error(f"{real} indices for a tensor of rank {len(shape)}")
+    expanded = []
+    for i in items:
+        expanded += [slice(None)] * (len(shape) - real) if i is Ellipsis else [i]
+    axes, starts, ends, steps = [], [], [], []
+    dim = 0
+    for i in [*expanded, *[slice(None)] * (len(shape) - sum(i is not None for i in expanded))]:
+        if i is None:
+            continue
+        if isinstance(i, int):
+            start = i + shape[dim] if i < 0 else i
+            stop, step = start + 1, 1
+        else:
+            start, stop, step = i.indices(shape[dim])
+            if step <= 0:
+                raise b.error("a slice step below 1")
+        if (start, stop, step) != (0, shape[dim], 1):
+            axes.append(dim), starts.append(start), ends.append(stop), steps.append(step)
+        dim += 1
+    v = b.value(src)
+    want = b.shape(b.node)
+    if axes:
+        attrs = {"axes": axes, "starts": starts, "ends": ends, "steps": steps}
+        same_rank = len(want) == len(shape)
+        v = b.emit("slice", [v], attrs) if same_rank else b.emit_unchecked("slice", [v], attrs)
+    if list(v.shape) != want:
+        v = b.emit("reshape", [v], {"shape": want})
+    return v
+
+
 def _f_getitem(b: Builder, node: fx.Node):
     """`x[index]` of a tensor (basic indexing), or one result of a multi-output op (split, chunk)."""
     src, index = node.args
     held = b.env.get(src) if isinstance(src, fx.Node) else None
     if isinstance(held, (list, tuple)):
         return held[b.py(index)]
-    return b.index(src, b.py(index))
+    return _index(b, src, b.py(index))
 
 
 # split-like ops: where each finds its dim among its arguments

@@ -44,6 +44,7 @@ from hbdk_sim.frontend.torch_ops import (
     is_tensor_like,
     pair,
 )
+from hbdk_sim.frontend.weights import check_finite_weights
 from hbdk_sim.quantization.fake_quantize import FakeQuantize
 from hbdk_sim.quantization.fuse_modules import QAT_MODULE_MAPPINGS, keeps_forward_of
 
@@ -451,47 +452,6 @@ class _Builder:
                                  f"{list(t.shape)}")
         return list(results)
 
-    def index(self, src: fx.Node, index) -> _core.Value:
-        """`src[index]` for basic indexing: ints, slices with positive steps, None and one Ellipsis,
-        as an HBIR slice and, where dims go or come, a reshape."""
-        shape = self.shape(src)
-        items = index if isinstance(index, tuple) else (index,)
-        if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) or isinstance(i, bool)
-               for i in items):
-            raise self.error("indexing with a tensor, list or bool (only ints, slices, None and ... are supported)")
-        if sum(i is Ellipsis for i in items) > 1:
-            raise self.error("more than one Ellipsis in an index")
-        real = sum(1 for i in items if i is not None and i is not Ellipsis)
-        if real > len(shape):
-            raise self.error(f"{real} indices for a tensor of rank {len(shape)}")
-        expanded = []
-        for i in items:
-            expanded += [slice(None)] * (len(shape) - real) if i is Ellipsis else [i]
-        axes, starts, ends, steps = [], [], [], []
-        dim = 0
-        for i in [*expanded, *[slice(None)] * (len(shape) - sum(i is not None for i in expanded))]:
-            if i is None:
-                continue
-            if isinstance(i, int):
-                start = i + shape[dim] if i < 0 else i
-                stop, step = start + 1, 1
-            else:
-                start, stop, step = i.indices(shape[dim])
-                if step <= 0:
-                    raise self.error("a slice step below 1")
-            if (start, stop, step) != (0, shape[dim], 1):
-                axes.append(dim), starts.append(start), ends.append(stop), steps.append(step)
-            dim += 1
-        v = self.value(src)
-        want = self.shape(self.node)
-        if axes:
-            attrs = {"axes": axes, "starts": starts, "ends": ends, "steps": steps}
-            same_rank = len(want) == len(shape)
-            v = self.emit("slice", [v], attrs) if same_rank else self.emit_unchecked("slice", [v], attrs)
-        if list(v.shape) != want:
-            v = self.emit("reshape", [v], {"shape": want})
-        return v
-
     def emit_unchecked(self, op: str, operands, attrs) -> _core.Value:
         node = self.node
         self.emitted.append(op)
@@ -587,25 +547,6 @@ class _Builder:
             if len(uses) == 1 and uses[0][0] is not None and uses[0][0].name in _CLAMPS:
                 return self.scales.get(uses[0][0].result())
         return None
-
-
-def check_finite_weights(model: nn.Module, name: str = "model") -> None:
-    """Raise UsageError naming the first parameter or BN statistic that holds a NaN or an infinity:
-    such weights would quantize to garbage without a word. A quantizer's own state (an observer's
-    running range starts at +-inf) is left to the quantizer."""
-    quantizer_prefixes = tuple(f"{n}." for n, m in model.named_modules() if isinstance(m, FakeQuantize) and n)
-    tensors = [*model.named_parameters(), *model.named_buffers()]
-    for key, t in tensors:
-        if not t.is_floating_point() or key.startswith(quantizer_prefixes) or isinstance(model, FakeQuantize):
-            continue
-        bad = ~torch.isfinite(t.detach())
-        if bad.any():
-            index = tuple(int(i) for i in bad.nonzero()[0])
-            value = float(t.detach()[index]) if index else float(t.detach())
-            raise UsageError(f"{name}: {'parameter' if isinstance(t, nn.Parameter) else 'buffer'} '{key}' holds "
-                             f"{value} at index {list(index)} ({int(bad.sum())} non-finite of {t.numel()}); "
-                             "the weights are corrupt: retrain (a lower learning rate or gradient clipping) or "
-                             "load a good checkpoint")
 
 
 def trace_graph(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], name: str = "model"
