@@ -155,7 +155,7 @@ it, "n/a" with the reason the op never reaches that stage, or **missing**. Colum
 - one column per shipped march (python/hbdk_sim/marches/): supported, with its element types.
 - *tracer*: the torch targets whose handler emits it (python/hbdk_sim/frontend/torch_ops.py).
 - *int_infer*: its torch module in python/hbdk_sim/quantization/int_ops/.
-- *ONNX export*: an emitter in python/hbdk_sim/onnx_export.py.
+- *ONNX export*: an emitter in python/hbdk_sim/onnx_float_ops.py (float ops) or onnx_export.py (integer ops).
 - *bit-exact test*: the tests/python/test_int_kernels*.py cases comparing the integer reference with
   the independent numpy oracle bit for bit.
 """
