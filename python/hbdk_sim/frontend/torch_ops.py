@@ -51,7 +51,6 @@ from hbdk_sim.quantization.stubs import DeQuantStub, QuantStub
 __all__ = ["FUNCTION_HANDLERS", "MODULE_HANDLERS", "Handler", "arg", "handler_for", "is_tensor_like",
            "mha_unsupported", "pair", "sdpa_unsupported", "target_name"]
 
-_method = method
 
 # -- module handlers ---------------------------------------------------------------------------------
 
@@ -494,24 +493,24 @@ def _f_sdpa(b: Builder, node: fx.Node) -> _core.Value:
 
 # (targets, handler, the HBIR ops it emits besides constants); ("method", name) is Tensor.<name>.
 register_functions([
-    ((F.relu, torch.relu, _method("relu")), _f_unary("relu"), ("relu",)),
+    ((F.relu, torch.relu, method("relu")), _f_unary("relu"), ("relu",)),
     ((F.relu6,), _f_unary("relu6"), ("relu6",)),
     ((F.hardtanh,), _f_hardtanh, ("clip", "relu6")),
-    ((torch.clamp, torch.clip, _method("clamp"), _method("clip")), _f_clamp, ("clip", "relu6")),
+    ((torch.clamp, torch.clip, method("clamp"), method("clip")), _f_clamp, ("clip", "relu6")),
     ((F.leaky_relu,), _f_leaky_relu, ("leaky_relu",)),
-    ((torch.sigmoid, F.sigmoid, _method("sigmoid")), _f_unary("sigmoid"), ("sigmoid",)),
-    ((torch.tanh, F.tanh, _method("tanh")), _f_unary("tanh"), ("tanh",)),
-    ((torch.exp, _method("exp")), _f_unary("exp"), ("exp",)),
+    ((torch.sigmoid, F.sigmoid, method("sigmoid")), _f_unary("sigmoid"), ("sigmoid",)),
+    ((torch.tanh, F.tanh, method("tanh")), _f_unary("tanh"), ("tanh",)),
+    ((torch.exp, method("exp")), _f_unary("exp"), ("exp",)),
     ((F.silu,), _f_unary("silu"), ("silu",)),
     ((F.hardswish,), _f_unary("hardswish"), ("hardswish",)),
     ((F.hardsigmoid,), _f_unary("hardsigmoid"), ("hardsigmoid",)),
     ((F.gelu,), _f_gelu, ("gelu",)),
-    ((F.softmax, torch.softmax, _method("softmax")), _f_softmax, ("softmax",)),
-    ((operator.add, operator.iadd, torch.add, _method("add")), _f_binary("add"), ("add",)),
-    ((operator.sub, operator.isub, torch.sub, _method("sub")), _f_binary("sub"), ("sub",)),
-    ((operator.mul, operator.imul, torch.mul, _method("mul")), _f_binary("mul"), ("mul",)),
-    ((torch.matmul, operator.matmul, _method("matmul")), _m_matmul, ("matmul",)),
-    ((operator.truediv, torch.div, _method("div")), _f_div, ("mul",)),
+    ((F.softmax, torch.softmax, method("softmax")), _f_softmax, ("softmax",)),
+    ((operator.add, operator.iadd, torch.add, method("add")), _f_binary("add"), ("add",)),
+    ((operator.sub, operator.isub, torch.sub, method("sub")), _f_binary("sub"), ("sub",)),
+    ((operator.mul, operator.imul, torch.mul, method("mul")), _f_binary("mul"), ("mul",)),
+    ((torch.matmul, operator.matmul, method("matmul")), _m_matmul, ("matmul",)),
+    ((operator.truediv, torch.div, method("div")), _f_div, ("mul",)),
     ((torch.cat, torch.concat), _f_cat, ("concat",)),
     ((F.max_pool2d,), _f_max_pool, ("max_pool2d",)),
     ((F.avg_pool2d,), _f_avg_pool, ("avg_pool2d",)),
@@ -523,7 +522,7 @@ register_functions([
     ((F.batch_norm,), _f_batch_norm, ("batch_norm",)),
     ((F.layer_norm,), _f_layer_norm, ("layer_norm",)),
     ((F.dropout,), _f_dropout, ()),
-    ((_method("contiguous"),), _f_alias, ()),
+    ((method("contiguous"),), _f_alias, ()),
     # decomposed into transpose, matmul, mul, add and softmax before mapping (frontend/decompose.py)
     ((F.scaled_dot_product_attention,), _f_sdpa, ("transpose", "matmul", "mul", "add", "softmax")),
 ])

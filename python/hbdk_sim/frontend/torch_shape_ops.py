@@ -15,8 +15,6 @@ import torch.fx as fx
 from hbdk_sim import _core
 from hbdk_sim.frontend.handler_registry import Builder, arg, method, register_functions
 
-_method = method
-
 
 def _f_flatten(b: Builder, node: fx.Node) -> _core.Value:
     return b.emit("flatten", [b.value(node.args[0])], {"start_dim": int(b.py(arg(node, 1, "start_dim", 0))),
@@ -186,18 +184,18 @@ def _f_expand(b: Builder, node: fx.Node) -> _core.Value:
 
 
 register_functions([
-    ((torch.flatten, _method("flatten")), _f_flatten, ("flatten",)),
-    ((torch.reshape, _method("reshape"), _method("view")), _f_reshape, ("reshape",)),
-    ((torch.permute, _method("permute")), _f_permute, ("transpose",)),
-    ((torch.transpose, _method("transpose")), _f_transpose, ("transpose",)),
-    ((torch.mean, _method("mean")), _reduce("mean"), ("global_avg_pool2d", "reshape", "transpose")),
-    ((torch.sum, _method("sum")), _reduce("sum"), ("global_avg_pool2d", "reshape", "transpose", "mul")),
-    ((torch.amax, _method("amax")), _reduce("amax"), ("max_pool2d", "reshape", "transpose")),
+    ((torch.flatten, method("flatten")), _f_flatten, ("flatten",)),
+    ((torch.reshape, method("reshape"), method("view")), _f_reshape, ("reshape",)),
+    ((torch.permute, method("permute")), _f_permute, ("transpose",)),
+    ((torch.transpose, method("transpose")), _f_transpose, ("transpose",)),
+    ((torch.mean, method("mean")), _reduce("mean"), ("global_avg_pool2d", "reshape", "transpose")),
+    ((torch.sum, method("sum")), _reduce("sum"), ("global_avg_pool2d", "reshape", "transpose", "mul")),
+    ((torch.amax, method("amax")), _reduce("amax"), ("max_pool2d", "reshape", "transpose")),
     ((operator.getitem,), _f_getitem, ("slice", "reshape")),
-    ((torch.split, _method("split")), _f_split("split"), ("split",)),
-    ((torch.chunk, _method("chunk")), _f_split("chunk"), ("split",)),
-    ((torch.tensor_split, _method("tensor_split")), _f_split("tensor_split"), ("split",)),
-    ((torch.unbind, _method("unbind")), _f_split("unbind"), ("split", "reshape")),
-    ((torch.unsqueeze, _method("unsqueeze"), torch.squeeze, _method("squeeze")), _f_reshape, ("reshape",)),
-    ((_method("expand"), _method("expand_as")), _f_expand, ("reshape", "concat")),
+    ((torch.split, method("split")), _f_split("split"), ("split",)),
+    ((torch.chunk, method("chunk")), _f_split("chunk"), ("split",)),
+    ((torch.tensor_split, method("tensor_split")), _f_split("tensor_split"), ("split",)),
+    ((torch.unbind, method("unbind")), _f_split("unbind"), ("split", "reshape")),
+    ((torch.unsqueeze, method("unsqueeze"), torch.squeeze, method("squeeze")), _f_reshape, ("reshape",)),
+    ((method("expand"), method("expand_as")), _f_expand, ("reshape", "concat")),
 ])

@@ -228,12 +228,9 @@ def _qconfig_of(node: fx.Node, qconfigs: dict, default: QConfig) -> QConfig | No
     return default
 
 
-def _needs_quantizer(gm: fx.GraphModule, node: fx.Node, values: dict, modules: dict) -> bool:
+def _needs_quantizer(node: fx.Node, values: dict, modules: dict, handler_for, keeps_scale: frozenset) -> bool:
     """Whether the tracer can give the node's value no scale of its own: its HBIR op neither keeps
     its input's scale nor (concat) takes its inputs' largest, and no quantizer follows it yet."""
-    from hbdk_sim.frontend.torch_ops import handler_for
-    from hbdk_sim.frontend.torch_tracer import KEEPS_SCALE
-
     if node.op not in ("call_function", "call_method", "call_module"):
         return False
     value = values.get(node)
@@ -241,17 +238,20 @@ def _needs_quantizer(gm: fx.GraphModule, node: fx.Node, values: dict, modules: d
         return False
     if node.op == "call_module":
         m = modules[node.target]
-        if isinstance(m, (FakeQuantize, QuantStub, DeQuantStub)) or getattr(m, "activation_post_process", None):
+        if isinstance(m, (FakeQuantize, QuantStub, DeQuantStub)) or \
+                getattr(m, "activation_post_process", None) is not None:
             return False
     handler = handler_for(node, modules)
-    return handler is not None and not set(handler.emits) <= KEEPS_SCALE | {"concat"}
+    return handler is not None and not set(handler.emits) <= keeps_scale | {"concat"}
 
 
 def _quantize_functional_results(gm: fx.GraphModule, values: dict, qconfigs: dict, default: QConfig) -> None:
-    graph = gm.graph
+    from hbdk_sim.frontend.torch_ops import handler_for
+    from hbdk_sim.frontend.torch_tracer import KEEPS_SCALE
+
     modules = dict(gm.named_modules())
-    for node in list(graph.nodes):
-        if not _needs_quantizer(gm, node, values, modules):
+    for node in list(gm.graph.nodes):
+        if not _needs_quantizer(node, values, modules, handler_for, KEEPS_SCALE):
             continue
         qc = _qconfig_of(node, qconfigs, default)
         if qc is None or qc.output is None:
