@@ -35,3 +35,40 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG")
     return buf.getvalue()
+
+
+# Keypoint pictures: confident points filled, the others hollow; skeleton edges between confident
+# points solid.
+KEYPOINT_COLOR = (255, 64, 64)
+SKELETON_COLOR = (64, 220, 255)
+
+
+def draw_keypoints(rgb: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, skeleton: Sequence[Sequence[int]],
+                   threshold: float = 0.5, radius: int | None = None) -> np.ndarray:
+    """`rgb` (HxWx3 uint8) with the K keypoints ((K, 2) x, y in its pixels) drawn as discs, filled
+    where the score reaches `threshold` and hollow below it, and the `skeleton`'s edges (index
+    pairs) as lines: solid between two confident points, thin otherwise."""
+    from PIL import ImageDraw
+
+    keypoints = np.asarray(keypoints, np.float64).reshape(-1, 2)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if len(scores) != len(keypoints):
+        raise UsageError(f"draw_keypoints: {len(keypoints)} keypoints but {len(scores)} scores")
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    draw = ImageDraw.Draw(image)
+    size = max(rgb.shape[:2])
+    r = radius if radius is not None else max(2, size // 80)
+    line = max(1, size // 200)
+    confident = scores >= threshold
+    for a, b in skeleton:
+        if max(a, b) >= len(keypoints):
+            raise UsageError(f"draw_keypoints: the skeleton names keypoint {max(a, b)} of {len(keypoints)}")
+        width = line if confident[a] and confident[b] else max(1, line // 2)
+        draw.line([tuple(keypoints[a]), tuple(keypoints[b])], fill=SKELETON_COLOR, width=width)
+    for (x, y), sure in zip(keypoints, confident, strict=True):
+        box = (x - r, y - r, x + r, y + r)
+        if sure:
+            draw.ellipse(box, fill=KEYPOINT_COLOR, outline=(255, 255, 255))
+        else:
+            draw.ellipse(box, outline=KEYPOINT_COLOR, width=max(1, r // 2))
+    return np.array(image)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hbdk_sim.errors import ConfigError
+
 STAGE_NAMES = ("float", "calibration", "qat", "int_infer")
 
 
@@ -29,24 +31,29 @@ def stage_callbacks(work_dir: str, stage: str, monitor: str | None, log_interval
     ]
 
 
-def _fake_quant_predictor(work_dir: str, prepare: str, checkpoint: str) -> dict:
+def _fake_quant_predictor(work_dir: str, prepare: dict, checkpoint: str) -> dict:
     """Evaluate a fake-quant stage: prepare the float model the stage's way, load its weights and
     scales, freeze the scales."""
     return dict(
         type="Predictor",
         model_convert_pipeline=[
-            dict(type=prepare),
+            prepare,
             dict(type="LoadCheckpoint", path=f"{work_dir}/{checkpoint}"),
             dict(type="SetFakeQuantState", state="validation"),
         ],
     )
 
 
+def _prepare(kind: str, observer: dict | None) -> dict:
+    return dict(type=kind, **{k: (dict(v) if isinstance(v, dict) else v) for k, v in (observer or {}).items()})
+
+
 def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float_lr: float, warmup_steps: int,
                         calibration_batches: int, qat_epochs: int, qat_lr: float, deploy_input_shape: Sequence[int],
                         weight_decay: float = 1e-4, grad_clip: float | None = 5.0,
                         float_validate_every: int = 5, qat_validate_every: int = 1,
-                        optimizer: str = "AdamW") -> dict[str, Any]:
+                        optimizer: str = "AdamW", calibration_observer: dict | None = None,
+                        int_infer_from: str = "qat") -> dict[str, Any]:
     """The trainers and predictors of the four stages:
 
     - float_trainer: `optimizer` with cosine decay after `warmup_steps` linear warm-up steps,
@@ -55,9 +62,26 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
     - qat_trainer: from float/best.pt with calibration/last.pt's scales, cosine decay, the best by
       `monitor`;
     - float_/calibration_/qat_/int_infer_predictor: each stage's evaluation, int_infer converting
-      the board graphs of the QAT task model at `deploy_input_shape`.
+      the board graphs of the `int_infer_from` stage's model ("qat", or "calibration" for a task
+      that deploys its calibrated model) at `deploy_input_shape`.
+
+    `calibration_observer` (e.g. `dict(observer="percentile", observer_kwargs=dict(percentile=99.975))`)
+    picks calibration's activation observer; the QAT stage then prepares with the same observer,
+    so that the calibration checkpoint's statistics load into it and its scales start there.
     """
+    if int_infer_from not in ("qat", "calibration"):
+        raise ConfigError(f"quantization_stages: int_infer_from must be 'qat' or 'calibration' but got "
+                          f"{int_infer_from!r}")
     batch_processor = dict(type="BatchProcessor", grad_clip=grad_clip)
+
+    def calibrate() -> dict:
+        return _prepare("Float2Calibration", calibration_observer)
+
+    def qat() -> dict:
+        return _prepare("Float2QAT", calibration_observer)
+
+    int_source = (dict(prepare=qat(), checkpoint="qat/best.pt") if int_infer_from == "qat"
+                  else dict(prepare=calibrate(), checkpoint="calibration/last.pt"))
     return dict(
         float_trainer=dict(
             type="Trainer",
@@ -75,7 +99,7 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
             optimizer=None,  # forward only: the observers record
             model_convert_pipeline=[
                 dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt"),
-                dict(type="Float2Calibration"),
+                calibrate(),
             ],
             callbacks=stage_callbacks(work_dir, "calibration", None),
         ),
@@ -87,7 +111,7 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
             batch_processor=batch_processor,
             model_convert_pipeline=[
                 dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt"),
-                dict(type="Float2QAT"),
+                qat(),
                 dict(type="LoadCheckpoint", path=f"{work_dir}/calibration/last.pt"),
             ],
             callbacks=[dict(type="Validation", every_n_epochs=qat_validate_every),
@@ -97,13 +121,13 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
             type="Predictor",
             model_convert_pipeline=[dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt")],
         ),
-        calibration_predictor=_fake_quant_predictor(work_dir, "Float2Calibration", "calibration/last.pt"),
-        qat_predictor=_fake_quant_predictor(work_dir, "Float2QAT", "qat/best.pt"),
+        calibration_predictor=_fake_quant_predictor(work_dir, calibrate(), "calibration/last.pt"),
+        qat_predictor=_fake_quant_predictor(work_dir, qat(), "qat/best.pt"),
         int_infer_predictor=dict(
             type="Predictor",
             model_convert_pipeline=[
-                dict(type="Float2QAT"),
-                dict(type="LoadCheckpoint", path=f"{work_dir}/qat/best.pt"),
+                int_source["prepare"],
+                dict(type="LoadCheckpoint", path=f"{work_dir}/{int_source['checkpoint']}"),
                 dict(type="QAT2Quantize", input_shape=list(deploy_input_shape)),
             ],
         ),

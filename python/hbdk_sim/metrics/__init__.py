@@ -1,5 +1,7 @@
 """Evaluation metrics of the task models, registered in METRICS."""
 
+from hbdk_sim.metrics.collection import MetricCollection
+from hbdk_sim.metrics.keypoint import MeanKeypointDist, PCKMetric
 from hbdk_sim.metrics.segmentation import MeanIoU
 
-__all__ = ["MeanIoU"]
+__all__ = ["MeanIoU", "MeanKeypointDist", "MetricCollection", "PCKMetric"]

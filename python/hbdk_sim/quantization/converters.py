@@ -30,6 +30,7 @@ import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -102,8 +103,12 @@ class _Prepare:
     def __init__(self, qconfig: QConfig | None = None, observer: str | None = None, fuse: bool = True,
                  fuse_mode: str = "fuse_bn", by_name: Mapping[str, QConfig | None] | None = None,
                  by_type: Mapping[type, QConfig | None] | None = None, graph_mode: bool = False,
-                 input_shape: Sequence[int] | None = None, submodule: str | None = None) -> None:
-        self.qconfig = qconfig if qconfig is not None else qconfig_for(observer or self.default_observer)
+                 input_shape: Sequence[int] | None = None, submodule: str | None = None,
+                 observer_kwargs: Mapping[str, Any] | None = None) -> None:
+        if qconfig is not None and (observer is not None or observer_kwargs):
+            raise UsageError(f"{type(self).__name__}: give a qconfig or an observer (with observer_kwargs), not both")
+        self.qconfig = qconfig if qconfig is not None else \
+            qconfig_for(observer or self.default_observer, **dict(observer_kwargs or {}))
         self.fuse, self.fuse_mode, self.by_name, self.by_type = fuse, fuse_mode, by_name, by_type
         if graph_mode and input_shape is None:
             raise UsageError(f"{type(self).__name__}(graph_mode=True) traces the model: give input_shape, e.g. "
@@ -151,7 +156,8 @@ class Float2Calibration(_Prepare):
     """Fuse and attach quantizers for calibration (observers on, fake quantization off), in place.
 
     `qconfig` defaults to min-max activation observers (`observer` picks another: "percentile",
-    "mse", "kl", "moving_average"); `by_name` / `by_type` override it per module (see
+    "mse", "kl", "moving_average", with its arguments in `observer_kwargs`, e.g.
+    `{"percentile": 99.975}`); `by_name` / `by_type` override it per module (see
     `set_qconfig`), e.g. `{"head": qconfig_for(dtype="si16")}`."""
 
     state = "calibration"

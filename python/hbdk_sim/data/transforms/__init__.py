@@ -6,10 +6,12 @@ A per-sample transform takes and returns a sample dict. The fields it may hold (
     gt_seg_scales: list of hxw uint8 arrays (after MultiScaleLabels), coarsest last
     gt_boxes: Nx4 float32 (x1, y1, x2, y2) in image pixels, per object; with it, per object:
         gt_classes (N,) int64, gt_track_ids (N,) int64, gt_ignore (N,) bool, gt_keypoints NxKx3
-    gt_keypoints: Kx3 (one object) or NxKx3 float32 (x, y, visibility; 0 = not visible)
+    gt_keypoints: Kx3 (one object) or NxKx3 float32 (x, y, visibility): visibility 0 = no usable label
+        (unlabelled, or outside the image), > 0 labelled (CarFusion: 1 occluded, 2 visible)
+    gt_heatmap, gt_heatmap_weight: KxHxW float32 (after GenerateHeatmapTarget)
     points: PxD float32 lidar points (x, y, z, ...) in the sensor frame; image transforms leave them
 Coordinates are continuous: pixel (i, j) covers [j, j+1) x [i, i+1). Every geometric transform
-(Resize, SegRandomAffine, RandomFlip) moves every geometric field it finds: boxes are clipped to
+(Resize, RandomPad, SegRandomAffine, RandomFlip) moves every geometric field it finds: boxes are clipped to
 the image and dropped, with their per-object fields, when nothing of them is left; keypoints that
 leave the image keep their coordinates and become invisible. RandomFlip swaps the keypoints of each
 of its `keypoint_flip_pairs` (coordinates and visibility together).
@@ -31,22 +33,31 @@ differently in each worker.
 
 from hbdk_sim.data.transforms.base import Compose, Sample
 from hbdk_sim.data.transforms.batch import BatchNormalize, BatchPreprocessor, BatchRandomFlip
-from hbdk_sim.data.transforms.color import RGB_TO_YUV_BT601_FULL, YUV_OFFSET, ImageBgrToYuv444, rgb_to_yuv444
-from hbdk_sim.data.transforms.geometric import RandomFlip, Resize, SegRandomAffine
-from hbdk_sim.data.transforms.label import LabelRemap, MultiScaleLabels
+from hbdk_sim.data.transforms.color import (
+    RGB_TO_YUV_BT601_FULL,
+    YUV_OFFSET,
+    AddGaussianNoise,
+    ImageBgrToYuv444,
+    rgb_to_yuv444,
+)
+from hbdk_sim.data.transforms.geometric import RandomFlip, RandomPad, Resize, SegRandomAffine
+from hbdk_sim.data.transforms.label import GenerateHeatmapTarget, LabelRemap, MultiScaleLabels
 from hbdk_sim.data.transforms.tensor import Normalize, ToTensor
 
 __all__ = [
+    "AddGaussianNoise",
     "BatchNormalize",
     "BatchPreprocessor",
     "BatchRandomFlip",
     "Compose",
+    "GenerateHeatmapTarget",
     "ImageBgrToYuv444",
     "LabelRemap",
     "MultiScaleLabels",
     "Normalize",
     "RGB_TO_YUV_BT601_FULL",
     "RandomFlip",
+    "RandomPad",
     "Resize",
     "Sample",
     "SegRandomAffine",

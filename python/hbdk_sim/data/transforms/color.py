@@ -1,8 +1,9 @@
-"""Colour spaces: RGB/BGR to YUV444 as the camera ISP delivers it to the BPU."""
+"""Colour spaces (RGB/BGR to YUV444 as the camera ISP delivers it to the BPU) and pixel noise."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from hbdk_sim.data.transforms.base import Sample, check_sample
 from hbdk_sim.errors import UsageError
@@ -41,3 +42,25 @@ class ImageBgrToYuv444:
         if order == "yuv444":
             return sample
         return {**sample, "img": rgb_to_yuv444(img, order), "color_space": "yuv444"}
+
+
+@TRANSFORMS.register
+class AddGaussianNoise:
+    """With probability `p`, add one HxW map of Gaussian noise (`mean`, `sigma`, in pixel levels) to
+    every channel of `img`, clip to [0, 255] and truncate to uint8."""
+
+    random = True
+
+    def __init__(self, p: float = 0.2, mean: float = 0.0, sigma: float = 2.0,
+                 generator: torch.Generator | None = None) -> None:
+        if not 0.0 <= p <= 1.0 or sigma < 0:
+            raise UsageError(f"AddGaussianNoise: expected p in [0, 1] and sigma >= 0 but got p={p}, sigma={sigma}")
+        self.p, self.mean, self.sigma, self.generator = p, float(mean), float(sigma), generator
+
+    def __call__(self, sample: Sample) -> Sample:
+        img, _ = check_sample(sample, "AddGaussianNoise")
+        if float(torch.rand((), generator=self.generator)) >= self.p:
+            return sample
+        noise = torch.randn(img.shape[:2], generator=self.generator, dtype=torch.float64).numpy()
+        noisy = img.astype(np.float64) + (self.mean + self.sigma * noise)[:, :, None]
+        return {**sample, "img": np.clip(noisy, 0, 255).astype(np.uint8)}

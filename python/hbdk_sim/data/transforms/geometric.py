@@ -57,21 +57,67 @@ def _move_geometry(sample: Sample, out: Sample, sx: float, tx: float, sy: float,
 
 @TRANSFORMS.register
 class Resize:
-    """Resize to `size` = (height, width): the image bilinear, the label nearest."""
+    """Resize to `size` = (height, width): the image bilinear, the label nearest. With `keep_ratio`
+    the image is scaled by one factor, min(height / h, width / w), so it fits inside `size`
+    (each side rounded half up); pad it to `size` afterwards with RandomPad."""
 
-    def __init__(self, size: Sequence[int]) -> None:
+    def __init__(self, size: Sequence[int], keep_ratio: bool = False) -> None:
         if len(size) != 2 or min(size) <= 0:
             raise UsageError(f"Resize: size must be (height, width) > 0 but got {size!r}")
         self.size = (int(size[0]), int(size[1]))
+        self.keep_ratio = keep_ratio
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) an image of `height` x `width` is resized to."""
+        if not self.keep_ratio:
+            return self.size
+        scale = min(self.size[0] / height, self.size[1] / width)
+        return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
     def __call__(self, sample: Sample) -> Sample:
         img, gt = check_sample(sample, "Resize")
-        h, w = self.size
+        ih, iw = img.shape[:2]
+        h, w = self.output_size(ih, iw)
         out = {**sample, "img": np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))}
         if gt is not None:
             out["gt_seg"] = np.array(Image.fromarray(gt).resize((w, h), Image.NEAREST))
-        ih, iw = img.shape[:2]
         _move_geometry(sample, out, w / iw, 0.0, h / ih, 0.0, (h, w))
+        return out
+
+
+@TRANSFORMS.register
+class RandomPad:
+    """Pad the image to `size` = (height, width) with `img_fill` (the label with `label_fill`): at the
+    bottom and right, or, with `random=True`, at a uniformly drawn (top, left) offset. Boxes and
+    keypoints move by the offset. An image larger than `size` is an error (resize it first)."""
+
+    def __init__(self, size: Sequence[int], random: bool = True, img_fill: int = 0, label_fill: int = IGNORE_INDEX,
+                 generator: torch.Generator | None = None) -> None:
+        if len(size) != 2 or min(size) <= 0:
+            raise UsageError(f"RandomPad: size must be (height, width) > 0 but got {size!r}")
+        self.size = (int(size[0]), int(size[1]))
+        self.random = random  # the class of transforms that draw random numbers (see the package docstring)
+        self.img_fill, self.label_fill, self.generator = img_fill, label_fill, generator
+
+    def __call__(self, sample: Sample) -> Sample:
+        img, gt = check_sample(sample, "RandomPad")
+        h, w = img.shape[:2]
+        oh, ow = self.size
+        if h > oh or w > ow:
+            raise UsageError(f"RandomPad: the image is {h}x{w}, larger than the padded size {oh}x{ow}; put "
+                             "Resize(size, keep_ratio=True) before it")
+        top = left = 0
+        if self.random:
+            top = int(torch.randint(0, oh - h + 1, (), generator=self.generator))
+            left = int(torch.randint(0, ow - w + 1, (), generator=self.generator))
+        canvas = np.full((oh, ow, 3), self.img_fill, np.uint8)
+        canvas[top:top + h, left:left + w] = img
+        out = {**sample, "img": canvas}
+        if gt is not None:
+            label = np.full((oh, ow), self.label_fill, np.uint8)
+            label[top:top + h, left:left + w] = gt
+            out["gt_seg"] = label
+        _move_geometry(sample, out, 1.0, float(left), 1.0, float(top), (oh, ow))
         return out
 
 

@@ -1,5 +1,6 @@
 """Heads: task outputs computed from neck features."""
 
+from hbdk_sim.nn.heads.deconv_decoder import ConvTransposeBNAct, DeconvDecoder
 from hbdk_sim.nn.heads.seg_head import SegHead
 
-__all__ = ["SegHead"]
+__all__ = ["ConvTransposeBNAct", "DeconvDecoder", "SegHead"]

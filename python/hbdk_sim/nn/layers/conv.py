@@ -49,20 +49,21 @@ class DepthwiseSeparable(nn.Module):
 
 class ConvBNAddAct(nn.Module):
     """`act(bn(conv(x)) + residual)`: the conv output is the Add's first operand, as the conv+add
-    fusion requires."""
+    fusion requires. `act=False` leaves the activation out (an inverted-residual block's sum)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, act: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, 1, kernel_size // 2, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
         self.add = Add()
-        self.act = nn.ReLU(inplace=True)
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+        self.has_act = act
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.act(self.add(self.bn(self.conv(x)), residual))
 
     def fusion_groups(self) -> list[list[str]]:
-        return [["conv", "bn", "add", "act"]]
+        return [["conv", "bn", "add", "act"] if self.has_act else ["conv", "bn", "add"]]
 
 
 def fusion_groups(model: nn.Module) -> list[list[str]]:

@@ -1,5 +1,6 @@
 """Losses of the task models, registered in LOSSES."""
 
+from hbdk_sim.nn.losses.keypoint import HeatmapMSELoss
 from hbdk_sim.nn.losses.segmentation import FocalLoss, MultiScaleSegLoss
 
-__all__ = ["FocalLoss", "MultiScaleSegLoss"]
+__all__ = ["FocalLoss", "HeatmapMSELoss", "MultiScaleSegLoss"]
