@@ -440,3 +440,103 @@ def test_multihead_attention_and_channel_layer_norm_compile_bit_exact():
 
     with pytest.raises(UnsupportedOpError, match="reading its attention weights"):
         trace_float(Weights().eval(), (torch.randn(1, 6, 16),))
+
+
+class DeconvDecoder(nn.Module):
+    """A deconv decoder as written: conv-bn-relu, then ConvTranspose2d(k4, s2, p1) -> BN -> ReLU twice (the
+    second with a functional relu6), then a head conv; no stubs, no fusion."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.stem_bn = nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8)
+        self.up1, self.bn1 = nn.ConvTranspose2d(8, 8, 4, 2, 1, bias=False), nn.BatchNorm2d(8)
+        self.up2, self.bn2 = nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False), nn.BatchNorm2d(4)
+        self.head = nn.Conv2d(4, 3, 1)
+
+    def forward(self, x):
+        x = F.relu(self.stem_bn(self.stem(x)))
+        x = F.relu(self.bn1(self.up1(x)))
+        return self.head(F.relu6(self.bn2(self.up2(x))))
+
+
+def _deconv_decoder() -> DeconvDecoder:
+    torch.manual_seed(0)
+    model = DeconvDecoder().eval()
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model
+
+
+@pytest.mark.parametrize("mode", ["fuse_bn", "with_bn"])
+def test_deconv_bn_relu_fuses_in_graph_mode_and_compiles_bit_exact(mode):
+    model = _deconv_decoder()
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randn(2, 3, 16, 16, generator=g) for _ in range(4)]
+    prepared = prepare_qat_fx(model, (batches[0],), mode=mode)
+    mods = dict(prepared.named_modules())
+    fused_cls = FusedConv2d if mode == "fuse_bn" else ConvBn2d
+    for name, act in (("up1", nn.ReLU), ("up2", nn.ReLU6)):
+        assert type(mods[name]) is fused_cls and type(mods[name].conv) is nn.ConvTranspose2d
+        assert isinstance(mods[name].act, act) and mods[name].weight_fake_quant.ch_axis == 1
+    assert type(mods["stem"]) is fused_cls and mods["stem"].weight_fake_quant.ch_axis == 0
+    assert not any(isinstance(m, nn.BatchNorm2d) and n.startswith("bn") for n, m in mods.items())
+    _calibrate_compile_bit_exact(model, prepared, batches, transposes=2)
+
+
+def _calibrate_compile_bit_exact(model, prepared, batches, transposes):
+    """Calibrate `prepared` on `batches`, convert it with QAT2Quantize and compile it: the executor equals
+    the integer model bit for bit, on a calibrated input and on one 3x beyond."""
+    with torch.no_grad():
+        for x in batches:
+            prepared(x)
+    set_fake_quant_state(prepared, "validation")
+    shape = (1, *batches[0].shape[1:])
+    int_model = QAT2Quantize(input_shape=shape)(copy.deepcopy(prepared))
+    assert int_model.hbir_text.count("conv_transpose2d") >= transposes
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (torch.zeros(shape),), "bpu").hbm, "deconv")
+    executor = hbdk_sim.Executor(hbm)
+    for x in (batches[0][:1], 3 * torch.randn(shape, generator=torch.Generator().manual_seed(9))):
+        (got,) = executor.run([x.numpy()]).values()
+        with torch.no_grad():
+            want = int_model(x)
+            ref = model(x)
+        np.testing.assert_array_equal(got, want.numpy())
+    assert F.cosine_similarity(torch.from_numpy(got).flatten(), ref.flatten(), dim=0) > 0.9
+
+
+def test_deconv_bn_add_relu_fuses_in_graph_mode_and_compiles_bit_exact():
+    class SkipDecoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.skip = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(3, 4, 1)
+            self.up, self.bn = nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False), nn.BatchNorm2d(4)
+            self.head = nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            return self.head(F.relu(self.bn(self.up(F.relu(self.stem(x)))) + self.skip(x)))
+
+    torch.manual_seed(0)
+    model = SkipDecoder().eval()
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randn(2, 3, 16, 16, generator=g) for _ in range(4)]
+    prepared = prepare_qat_fx(model, (batches[0],), mode="with_bn")
+    up = dict(prepared.named_modules())["up"]
+    assert type(up) is ConvAdd2d and type(up.conv) is nn.ConvTranspose2d and up.weight_fake_quant.ch_axis == 1
+    _calibrate_compile_bit_exact(model, prepared, batches, transposes=1)
+
+
+def test_deconv_called_with_output_size_is_not_fused():
+    class Sized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up, self.bn = nn.ConvTranspose2d(4, 4, 3, 2, 1), nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return F.relu(self.bn(self.up(x, output_size=[10, 10])))
+
+    prepared = prepare_qat_fx(Sized().eval(), (torch.randn(1, 4, 5, 5),))
+    assert not isinstance(dict(prepared.named_modules())["up"], (FusedConv2d, ConvBn2d))

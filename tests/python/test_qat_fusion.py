@@ -1,22 +1,30 @@
-"""hbdk_sim.quantization fusion (fuse_bn / with_bn, conv+add), prepare_qat and the qconfig
-setters, against the unfused float computation."""
+"""hbdk_sim.quantization fusion (fuse_bn / with_bn, conv+add, Conv2d and ConvTranspose2d), prepare_qat and
+the qconfig setters, against the unfused float computation; a fused deconv decoder compiles bit-exactly."""
 
+import copy
 from collections import OrderedDict
 
+import hbdk_sim
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hbdk_sim.errors import UnsupportedModelError
+from hbdk_sim.frontend.api import compile_model
 from hbdk_sim.quantization import (
     Add,
     ConvAdd2d,
     ConvBn2d,
+    DeQuantStub,
     FakeQuantize,
     FusedConv2d,
+    QAT2Quantize,
     QATConv2d,
     QATLinear,
     QConfig,
+    QuantStub,
     default_qconfig,
+    fold_conv_bn,
     fuse_modules,
     prepare_qat,
     qconfig_int16,
@@ -160,7 +168,7 @@ def test_fuse_errors():
     model = Block()
     with pytest.raises(ValueError, match="mode"):
         fuse_modules(model, [["conv", "bn"]], mode="bogus")
-    with pytest.raises(ValueError, match="Conv2d followed by"):
+    with pytest.raises(ValueError, match="Conv2d or ConvTranspose2d followed by"):
         fuse_modules(model, [["bn", "relu"]])
     with pytest.raises(ValueError, match="BatchNorm2d"):
         fuse_modules(model, [["conv", "relu", "bn"]])
@@ -295,3 +303,158 @@ def test_prepare_qat_converts_subclasses_that_keep_the_base_forward():
     with pytest.raises(UnsupportedModelError, match=r"module 'body\.0' \(SameConv\) subclasses nn\.Conv2d but "
                                                     r"overrides forward"):
         prepare_qat(nn.Sequential(OrderedDict(body=nn.Sequential(SameConv(3, 4, 3)))), default_qconfig())
+
+
+# ---- ConvTranspose2d -> BatchNorm2d (-> ReLU/ReLU6) -------------------------------------------------------
+
+
+class DeconvBlock(nn.Module):
+    """ConvTranspose2d -> BN -> act, as a deconv decoder stage writes it."""
+
+    def __init__(self, cin=4, cout=6, groups=1, act=nn.ReLU, bias=False, output_padding=0, seed=3) -> None:
+        super().__init__()
+        self.deconv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, output_padding=output_padding,
+                                         groups=groups, bias=bias)
+        self.bn = nn.BatchNorm2d(cout)
+        self.relu = act()
+        randomize_bn(self.bn, seed)
+
+    def forward(self, x):
+        return self.relu(self.bn(self.deconv(x)))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("act", [nn.ReLU, nn.ReLU6])
+@pytest.mark.parametrize("bias,output_padding", [(False, 0), (True, 1)])
+def test_deconv_bn_act_folds_to_the_float_chain(groups, act, bias, output_padding):
+    torch.manual_seed(0)
+    model = DeconvBlock(groups=groups, act=act, bias=bias, output_padding=output_padding).eval()
+    x = torch.randn(2, 4, 5, 5) * 2
+    want = model(x)
+    fuse_bn = fuse_modules(model, [["deconv", "bn", "relu"]], mode="fuse_bn")
+    with_bn = fuse_modules(model, [["deconv", "bn", "relu"]], mode="with_bn")
+    assert type(fuse_bn.deconv) is FusedConv2d and type(fuse_bn.deconv.conv) is nn.ConvTranspose2d
+    assert type(with_bn.deconv) is ConvBn2d and isinstance(fuse_bn.bn, nn.Identity)
+    for fused in (fuse_bn, with_bn, with_bn.deconv.to_fused()):
+        got = fused(x)
+        assert got.shape == want.shape == (2, 6, 10 + output_padding, 10 + output_padding)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    folded = fold_conv_bn(model.deconv, model.bn)
+    assert type(folded) is nn.ConvTranspose2d and folded.output_padding == model.deconv.output_padding
+    torch.testing.assert_close(F.relu(folded(x)) if act is nn.ReLU else F.relu6(folded(x)), want, atol=1e-5, rtol=0)
+    # deploy_weight_and_bias is the fold the eval forward computes
+    weight, bias_ = with_bn.deconv.deploy_weight_and_bias()
+    torch.testing.assert_close(weight, folded.weight, atol=1e-6, rtol=0)
+    torch.testing.assert_close(bias_, folded.bias, atol=1e-6, rtol=0)
+
+
+def test_deconv_add_relu_folds_to_the_float_chain():
+    torch.manual_seed(0)
+    deconv, bn = nn.ConvTranspose2d(4, 6, 4, 2, 1, groups=2), nn.BatchNorm2d(6)
+    randomize_bn(bn, 4)
+    bn.eval()
+    x, r = torch.randn(2, 4, 5, 5), torch.randn(2, 6, 10, 10)
+    want = torch.relu(bn(deconv(x)) + r)
+    fused = fuse_modules(nn.Sequential(deconv, bn, Add(), nn.ReLU()).eval(), [["0", "1", "2", "3"]],
+                         mode="with_bn")[2]  # the Add's slot
+    assert type(fused) is ConvAdd2d and type(fused.conv) is nn.ConvTranspose2d
+    torch.testing.assert_close(fused(x, r), want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fused.to_fused()(x, r), want, atol=1e-5, rtol=0)
+
+
+def test_deconv_with_bn_training_updates_stats_and_to_fused_equals_eval():
+    torch.manual_seed(0)
+    float_model = DeconvBlock().train()
+    x = torch.randn(4, 4, 6, 6) * 2 + 1
+    # Without fake-quantization the training forward is the float chain with batch statistics.
+    plain = fuse_modules(float_model, [["deconv", "bn", "relu"]], mode="with_bn")
+    torch.testing.assert_close(plain(x), float_model(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain.deconv.bn.running_var, float_model.bn.running_var)
+
+    model = prepare_qat(fuse_modules(DeconvBlock().train(), [["deconv", "bn", "relu"]], mode="with_bn"), QConfig())
+    set_fake_quant_state(model, "qat")
+    fused = model.deconv
+    mean0, var0 = fused.bn.running_mean.clone(), fused.bn.running_var.clone()
+    out = model(x)
+    assert not torch.equal(fused.bn.running_mean, mean0) and not torch.equal(fused.bn.running_var, var0)
+    out.square().mean().backward()
+    for p in (fused.conv.weight, fused.bn.weight, fused.bn.bias):
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+    set_fake_quant_state(model.eval(), "validation")
+    folded = fused.to_fused()
+    assert type(folded) is FusedConv2d and type(folded.conv) is nn.ConvTranspose2d
+    assert folded.weight_fake_quant.ch_axis == 1
+    torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fused_deconv_weight_quantizer_observes_axis_1(groups):
+    model = prepare_qat(fuse_modules(DeconvBlock(groups=groups).eval(), [["deconv", "bn", "relu"]], mode="with_bn"),
+                        default_qconfig())
+    fq = model.deconv.weight_fake_quant
+    assert fq.ch_axis == 1
+    x = torch.randn(1, 4, 5, 5)
+    model(x)  # calibration
+    set_fake_quant_state(model, "validation")
+    model(x)
+    # [Cin, Cout/groups, kh, kw]: one scale per output channel of a group, as the quantize pass computes
+    # from the deployed (folded) weight
+    weight, _ = model.deconv.deploy_weight_and_bias()
+    scales = fq.calculate_qparams()
+    assert scales.shape == (6 // groups,)
+    torch.testing.assert_close(scales, weight.abs().amax(dim=(0, 2, 3)) / 127)
+    conv_model = prepare_qat(fuse_modules(Block().eval(), [["conv", "bn", "relu"]], mode="with_bn"), QConfig())
+    assert conv_model.conv.weight_fake_quant.ch_axis == 0
+
+
+class DeconvDecoder(nn.Module):
+    """A stem conv, two ConvTranspose2d(k4, s2, p1) -> BN -> ReLU stages and a head conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant, self.dequant = QuantStub(), DeQuantStub()
+        self.stem, self.stem_bn, self.stem_relu = nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
+        self.up1, self.bn1, self.relu1 = nn.ConvTranspose2d(8, 8, 4, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
+        self.up2, self.bn2, self.relu2 = nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU()
+        self.head = nn.Conv2d(4, 3, 1)
+        for i, bn in enumerate((self.stem_bn, self.bn1, self.bn2)):
+            randomize_bn(bn, 10 + i)
+
+    def forward(self, x):
+        x = self.stem_relu(self.stem_bn(self.stem(self.quant(x))))
+        x = self.relu1(self.bn1(self.up1(x)))
+        x = self.relu2(self.bn2(self.up2(x)))
+        return self.dequant(self.head(x))
+
+
+def test_deconv_decoder_fused_eagerly_compiles_bit_exact():
+    torch.manual_seed(0)
+    net = DeconvDecoder().eval()
+    groups = [["stem", "stem_bn", "stem_relu"], ["up1", "bn1", "relu1"], ["up2", "bn2", "relu2"]]
+    model = prepare_qat(fuse_modules(net, groups, mode="with_bn"), default_qconfig())
+    assert [type(model.up1), type(model.up2)] == [ConvBn2d, ConvBn2d]
+    assert model.up1.weight_fake_quant.ch_axis == 1 and model.stem.weight_fake_quant.ch_axis == 0
+    g = torch.Generator().manual_seed(5)
+    data = [torch.randn(2, 3, 16, 16, generator=g) for _ in range(4)]
+    with torch.no_grad():  # calibration
+        for x in data:
+            model(x)
+    set_fake_quant_state(model.train(), "qat")  # a few QAT steps: BN sees batch statistics
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for x in data[:2]:
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), net(x)).backward()
+        opt.step()
+    set_fake_quant_state(model.eval(), "validation")
+
+    int_model = QAT2Quantize(input_shape=(1, 3, 16, 16))(copy.deepcopy(model))
+    assert int_model.hbir_text.count("conv_transpose2d") >= 2 and "batch_norm" not in int_model.hbir_text
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(model, (torch.zeros(1, 3, 16, 16),), "bpu").hbm, "deconv")
+    executor = hbdk_sim.Executor(hbm)
+    for x in [data[0][:1], 3 * torch.randn(1, 3, 16, 16, generator=g)]:  # the last beyond calibration
+        (got,) = executor.run([x.numpy()]).values()
+        with torch.no_grad():
+            want = int_model(x)
+            qat = model(x)
+        np.testing.assert_array_equal(got, want.numpy())
+    assert F.cosine_similarity(want.flatten(), qat.flatten(), dim=0) > 0.95

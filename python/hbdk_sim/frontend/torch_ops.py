@@ -97,8 +97,15 @@ def _m_conv(b: Builder, node: fx.Node, m: nn.Conv2d) -> _core.Value:
     return b.conv(b.value(node.args[0]), w, bias, m.stride, m.padding, m.dilation, m.groups, m.kernel_size)
 
 
+def _conv_transpose_attrs(m: nn.ConvTranspose2d) -> dict:
+    p = pair(m.padding)
+    return {"stride": pair(m.stride), "padding": [p[0], p[1], p[0], p[1]], "output_padding": pair(m.output_padding),
+            "dilation": pair(m.dilation), "groups": int(m.groups)}
+
+
 def _m_fused_conv(b: Builder, node: fx.Node, m: ConvFusion) -> _core.Value:
-    """FusedConv2d, ConvBn2d (BN folded as its eval forward folds it) and ConvAdd2d."""
+    """FusedConv2d, ConvBn2d (BN folded as its eval forward folds it) and ConvAdd2d, over a Conv2d
+    (conv2d) or a ConvTranspose2d (conv_transpose2d, its weight quantized along axis 1)."""
     conv, path = m.conv, str(node.target)
     if conv.padding_mode != "zeros":
         raise b.error(f"padding_mode '{conv.padding_mode}'")
@@ -106,8 +113,13 @@ def _m_fused_conv(b: Builder, node: fx.Node, m: ConvFusion) -> _core.Value:
     w = b.weight(weight, m.weight_fake_quant, f"{path}.weight")
     bias_v = b.tensor_const(bias, f"{path}.bias") if bias is not None else None
     last = m.act is None and not isinstance(m, ConvAdd2d)
-    y = b.conv(b.value(node.args[0]), w, bias_v, conv.stride, conv.padding, conv.dilation, conv.groups,
-               conv.kernel_size, suffix="" if last else ".conv")
+    suffix = "" if last else ".conv"
+    if isinstance(conv, nn.ConvTranspose2d):
+        operands = [b.value(node.args[0]), w] + ([bias_v] if bias_v is not None else [])
+        y = b.emit("conv_transpose2d", operands, _conv_transpose_attrs(conv), suffix=suffix)
+    else:
+        y = b.conv(b.value(node.args[0]), w, bias_v, conv.stride, conv.padding, conv.dilation, conv.groups,
+                   conv.kernel_size, suffix=suffix)
     if isinstance(m, ConvAdd2d):
         b.annotate(y, m.conv_post_process, path)
         y = b.emit("add", [y, b.value(node.args[1])], suffix="" if m.act is None else ".add")
@@ -158,15 +170,12 @@ def _m_concat(b: Builder, node: fx.Node, m: Concat) -> _core.Value:
 def _m_conv_transpose(b: Builder, node: fx.Node, m: nn.ConvTranspose2d) -> _core.Value:
     if len(node.args) > 1 or node.kwargs:
         raise b.error("output_size argument")
-    p = pair(m.padding)
     # A QATConvTranspose2d's weight as QAT trained it (per channel along axis 1).
     w = b.weight(m.weight, getattr(m, "weight_fake_quant", None), f"{node.target}.weight")
     operands = [b.value(node.args[0]), w]
     if m.bias is not None:
         operands.append(b.tensor_const(m.bias, f"{node.target}.bias"))
-    return b.emit("conv_transpose2d", operands, {
-        "stride": pair(m.stride), "padding": [p[0], p[1], p[0], p[1]], "output_padding": pair(m.output_padding),
-        "dilation": pair(m.dilation), "groups": int(m.groups)})
+    return b.emit("conv_transpose2d", operands, _conv_transpose_attrs(m))
 
 
 def _m_linear(b: Builder, node: fx.Node, m: nn.Linear) -> _core.Value:
@@ -300,7 +309,7 @@ def _alias(b: Builder, node: fx.Node, m=None) -> _core.Value:
 # (module classes, handler, the HBIR ops it emits besides constants); the first class in a
 # module's MRO that has an entry handles it.
 register_modules([
-    ((ConvFusion,), _m_fused_conv, ("conv2d", "add", "relu", "relu6")),
+    ((ConvFusion,), _m_fused_conv, ("conv2d", "conv_transpose2d", "add", "relu", "relu6")),
     ((QuantStub,), _m_quant_stub, ()),
     ((DeQuantStub,), _alias, ()),
     ((FakeQuantize,), _m_fake_quant, ()),

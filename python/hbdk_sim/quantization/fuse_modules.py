@@ -1,6 +1,6 @@
-"""Module fusion for quantization: conv+bn(+relu), conv(+bn)+add(+relu), conv+relu, and
-`prepare_qat`, which attaches the qconfig's fake-quantizers to conv, linear, fused and activation
-modules.
+"""Module fusion for quantization: conv+bn(+relu), conv(+bn)+add(+relu), conv+relu, where the conv is
+an nn.Conv2d or an nn.ConvTranspose2d, and `prepare_qat`, which attaches the qconfig's
+fake-quantizers to conv, linear, fused and activation modules.
 
 A fused group is quantized as one unit: the weight fake-quantizer sees the weight the NPU will hold
 (BN folded in) and only the group's final output is fake-quantized. Fusion puts the fused module in
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
 from hbdk_sim.errors import UnsupportedModelError, UsageError, UsageTypeError
@@ -23,6 +24,10 @@ from hbdk_sim.quantization.stubs import QuantStub
 
 MODES = ("fuse_bn", "with_bn")
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6)
+# The convolutions a fused group starts with. A transpose's weight is [Cin, Cout/groups, kh, kw]:
+# its output channels lie along axis 1 within each group (conv_weight_axis).
+CONVS = (nn.Conv2d, nn.ConvTranspose2d)
+Conv = nn.Conv2d | nn.ConvTranspose2d
 
 
 class Add(nn.Module):
@@ -76,7 +81,7 @@ def _bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, to
     return gamma.to(dtype), beta.to(dtype)
 
 
-def _check_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+def _check_bn(conv: Conv, bn: nn.BatchNorm2d) -> None:
     if not bn.track_running_stats or bn.running_var is None:
         raise UnsupportedModelError("expected a BatchNorm2d that tracks running statistics but got "
                                     "track_running_stats=False")
@@ -86,18 +91,44 @@ def _check_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
         )
 
 
-def _fold_params(conv: nn.Conv2d, bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def conv_weight_axis(conv: Conv) -> int:
+    """The axis of the conv's weight that holds its output channels: 0, or 1 for a transpose (within
+    each group), the axis the compiler's quantize pass quantizes it along."""
+    return 1 if isinstance(conv, nn.ConvTranspose2d) else 0
+
+
+def _scale_out_channels(conv: Conv, weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """`weight` (of `conv`'s layout) with each output channel's weights multiplied by scale[channel]."""
+    if not isinstance(conv, nn.ConvTranspose2d):
+        return weight * scale.reshape(-1, 1, 1, 1)
+    # [Cin, Cout/g, kh, kw]: input rows of group i feed output channels i*Cout/g ... (i+1)*Cout/g - 1.
+    g = conv.groups
+    cin, cout_g = weight.shape[:2]
+    grouped = weight.reshape(g, cin // g, cout_g, *weight.shape[2:])
+    return (grouped * scale.reshape(g, 1, cout_g, 1, 1)).reshape(weight.shape)
+
+
+def _conv_forward(conv: Conv, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """`conv` computed with another weight and bias; a transpose with its own output_padding (a
+    fused transpose takes no output_size)."""
+    if isinstance(conv, nn.ConvTranspose2d):
+        return F.conv_transpose2d(x, weight, bias, conv.stride, conv.padding, conv.output_padding, conv.groups,
+                                  conv.dilation)
+    return conv._conv_forward(x, weight, bias)
+
+
+def _fold_params(conv: Conv, bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of conv followed by bn (eval statistics), computed in `dtype`; differentiable."""
     gamma, beta = _bn_affine(bn, dtype)
     inv_std = gamma / torch.sqrt(bn.running_var.to(dtype) + bn.eps)
-    weight = conv.weight.to(dtype) * inv_std.reshape(-1, 1, 1, 1)
+    weight = _scale_out_channels(conv, conv.weight.to(dtype), inv_std)
     bias = conv.bias.to(dtype) if conv.bias is not None else torch.zeros_like(inv_std)
     return weight, (bias - bn.running_mean.to(dtype)) * inv_std + beta
 
 
-def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A new Conv2d equal to `bn(conv(x))` with bn's running statistics; folded in float64, stored
-    in the conv's dtype."""
+def fold_conv_bn(conv: Conv, bn: nn.BatchNorm2d) -> Conv:
+    """A new conv of `conv`'s class (Conv2d or ConvTranspose2d) equal to `bn(conv(x))` with bn's
+    running statistics; folded in float64, stored in the conv's dtype."""
     _check_bn(conv, bn)
     with torch.no_grad():
         weight, bias = _fold_params(conv, bn, torch.float64)
@@ -108,13 +139,14 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 class ConvFusion(nn.Module):
-    """A conv, an optional BN kept live for QAT ("with_bn"), an optional activation, and the
-    fake-quantizers `prepare_qat` attaches: `weight_fake_quant` and `activation_post_process`."""
+    """A conv (nn.Conv2d or nn.ConvTranspose2d), an optional BN kept live for QAT ("with_bn"), an
+    optional activation, and the fake-quantizers `prepare_qat` attaches: `weight_fake_quant` (per
+    channel along conv_weight_axis) and `activation_post_process`."""
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, act: nn.Module | None) -> None:
+    def __init__(self, conv: Conv, bn: nn.BatchNorm2d | None, act: nn.Module | None) -> None:
         super().__init__()
-        if not isinstance(conv, nn.Conv2d):
-            raise UsageTypeError(f"expected nn.Conv2d but got {type(conv).__name__}")
+        if not isinstance(conv, CONVS):
+            raise UsageTypeError(f"expected nn.Conv2d or nn.ConvTranspose2d but got {type(conv).__name__}")
         if bn is not None:
             _check_bn(conv, bn)
         if act is not None and not isinstance(act, _ACTIVATIONS):
@@ -143,15 +175,15 @@ class ConvFusion(nn.Module):
     def _conv_out(self, x: torch.Tensor) -> torch.Tensor:
         conv, bn = self.conv, self.bn
         if bn is None:
-            return conv._conv_forward(x, self._weight(conv.weight), conv.bias)
+            return _conv_forward(conv, x, self._weight(conv.weight), conv.bias)
         if not self.training:
             weight, bias = _fold_params(conv, bn, conv.weight.dtype)
-            return conv._conv_forward(x, self._weight(weight), bias)
+            return _conv_forward(conv, x, self._weight(weight), bias)
         # Training: quantize the folded weight, then divide the fold back out so that BN sees
         # the plain conv output and updates its running statistics from batch statistics.
         gamma, _ = _bn_affine(bn, conv.weight.dtype)
         inv_std = gamma / torch.sqrt(bn.running_var + bn.eps)
-        y = conv._conv_forward(x, self._weight(conv.weight * inv_std.reshape(-1, 1, 1, 1)), None)
+        y = _conv_forward(conv, x, self._weight(_scale_out_channels(conv, conv.weight, inv_std)), None)
         y = y / inv_std.reshape(1, -1, 1, 1)
         if conv.bias is not None:
             y = y + conv.bias.reshape(1, -1, 1, 1)
@@ -180,7 +212,7 @@ class ConvFusion(nn.Module):
 class FusedConv2d(ConvFusion):
     """`act(conv(x))` (act optional) with the BN, if any, already folded into the conv."""
 
-    def __init__(self, conv: nn.Conv2d, act: nn.Module | None = None) -> None:
+    def __init__(self, conv: Conv, act: nn.Module | None = None) -> None:
         super().__init__(conv, None, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,7 +224,7 @@ class ConvBn2d(ConvFusion):
     running ones while the weight fake-quantizer sees the weight folded with the running
     statistics; in eval it is exactly the folded conv."""
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: nn.Module | None = None) -> None:
+    def __init__(self, conv: Conv, bn: nn.BatchNorm2d, act: nn.Module | None = None) -> None:
         if not isinstance(bn, nn.BatchNorm2d):
             raise UsageTypeError(f"expected nn.BatchNorm2d but got {type(bn).__name__}")
         super().__init__(conv, bn, act)
@@ -208,7 +240,7 @@ class ConvBn2d(ConvFusion):
 class ConvAdd2d(ConvFusion):
     """`act(conv(x) + residual)`; `bn` (with_bn mode) is kept live as in ConvBn2d."""
 
-    def __init__(self, conv: nn.Conv2d, relu: nn.Module | None = None, bn: nn.BatchNorm2d | None = None) -> None:
+    def __init__(self, conv: Conv, relu: nn.Module | None = None, bn: nn.BatchNorm2d | None = None) -> None:
         super().__init__(conv, bn, relu)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -236,17 +268,18 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def fuse_group(mods: list[nn.Module], mode: str) -> tuple[nn.Module, int]:
-    """The fused module of a conv group (Conv2d, [BatchNorm2d], [Add], [ReLU|ReLU6]) and the index
-    of the slot it takes."""
+    """The fused module of a conv group (Conv2d or ConvTranspose2d, [BatchNorm2d], [Add],
+    [ReLU|ReLU6]) and the index of the slot it takes."""
     kinds = [type(m).__name__ for m in mods]
     conv, rest = mods[0], list(mods[1:])
-    if not isinstance(conv, nn.Conv2d) or not rest:
-        raise UsageError(f"expected Conv2d followed by BatchNorm2d, Add or ReLU/ReLU6 but got {kinds}")
+    if not isinstance(conv, CONVS) or not rest:
+        raise UsageError(f"expected Conv2d or ConvTranspose2d followed by BatchNorm2d, Add or ReLU/ReLU6 but got "
+                         f"{kinds}")
     bn = rest.pop(0) if isinstance(rest[0], nn.BatchNorm2d) else None
     add = rest.pop(0) if rest and isinstance(rest[0], Add) else None
     act = rest.pop(0) if rest and isinstance(rest[0], _ACTIVATIONS) else None
     if rest:
-        raise UsageError(f"expected Conv2d, [BatchNorm2d], [Add], [ReLU|ReLU6] but got {kinds}")
+        raise UsageError(f"expected Conv2d or ConvTranspose2d, [BatchNorm2d], [Add], [ReLU|ReLU6] but got {kinds}")
     if bn is not None and mode == "fuse_bn":
         conv, bn = fold_conv_bn(conv, bn), None
     if add is not None:
@@ -263,7 +296,8 @@ def fuse_modules(
 ) -> nn.Module:
     """Fuse each group of submodule names, e.g. `[["conv", "bn", "relu"], ["conv2", "add"]]`.
 
-    Groups are Conv2d, then optionally BatchNorm2d, Add and ReLU/ReLU6, in that order. In
+    Groups are Conv2d or ConvTranspose2d (output_padding kept, no output_size), then optionally
+    BatchNorm2d, Add and ReLU/ReLU6, in that order. In
     "fuse_bn" mode BN is folded into the conv now (eval statistics); in "with_bn" mode it stays a
     live BN for QAT (ConvBn2d / ConvAdd2d, `.to_fused()` folds it later). A group with an Add
     becomes a ConvAdd2d in the Add's slot and requires the parent to pass the conv output as the
@@ -423,7 +457,8 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
     A module whose type is in QAT_MODULE_MAPPINGS (nn.Conv2d, nn.ConvTranspose2d, nn.Linear), or a
     subclass that keeps its forward, becomes its QAT class (a subclass that overrides forward is an
     UnsupportedModelError, never left in float), with a weight fake-quantizer on the mapping's axis and an
-    output one; fused modules get both (a ConvAdd2d also an si16 one for its conv output);
+    output one; fused modules get both, the weight one along their conv's output-channel axis (1 for a
+    transpose), and a ConvAdd2d also an si16 one for its conv output;
     QuantStubs and the standalone OUTPUT_QUANTIZED modules (ReLU, ReLU6, Add, Concat, Mul, Matmul,
     Softmax) get an output fake-quantizer. Modules
     inside a fused module are quantized by it and left alone. The fake-quantizers start in the
@@ -442,7 +477,7 @@ def prepare_qat(model: nn.Module, qconfig: QConfig | None = None, inplace: bool 
                 continue
             if isinstance(child, ConvFusion):
                 if child.weight_fake_quant is None and qc.weight is not None:
-                    child.weight_fake_quant = qc.weight()
+                    child.weight_fake_quant = _weight_quantizer(qc, conv_weight_axis(child.conv))
                 if child.activation_post_process is None and qc.output is not None:
                     child.activation_post_process = qc.output()
                 if isinstance(child, ConvAdd2d) and child.conv_post_process is None and qc.output is not None:

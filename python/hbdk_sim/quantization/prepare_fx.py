@@ -6,10 +6,11 @@ written for it (fused by hand, QuantStubs placed, functional adds wrapped in mod
     ... run batches, then QAT2Quantize()(prepared) or hbdk_sim.compile_perf(prepared, (x,))
 
 The algorithm, on the graph the tracer reads (frontend.torch_tracer.trace_graph):
-1. Fuse conv + batch norm (a BatchNorm2d module, or F.batch_norm on a module's statistics as a
-   BN+activation subclass calls it) + ReLU/ReLU6 (module or function), and conv (+ bn) + add
-   (+ ReLU/ReLU6) where the conv output is read by that add alone: one fused module replaces the
-   chain, named after the conv (the same names every time, so checkpoints load).
+1. Fuse conv (Conv2d, or ConvTranspose2d called without output_size) + batch norm (a BatchNorm2d
+   module, or F.batch_norm on a module's statistics as a BN+activation subclass calls it) +
+   ReLU/ReLU6 (module or function), and conv (+ bn) + add (+ ReLU/ReLU6) where the conv output is
+   read by that add alone: one fused module replaces the chain, named after the conv (the same
+   names every time, so checkpoints load).
 2. Put a QuantStub after every float input and a DeQuantStub before every output.
 3. `prepare_qat` the rewritten module: convs, linears, fused modules, activations and stubs get
    their fake-quantizers from their qconfig (a qconfig set per module name or type before
@@ -137,10 +138,20 @@ def _is_add(gm: fx.GraphModule, node: fx.Node) -> bool:
         return False
 
 
+def _fusable_conv(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    """The plain Conv2d or ConvTranspose2d a node calls (a fused or QAT one runs no such forward); a
+    transpose only when called on its input alone, as the fused module takes no output_size."""
+    if _module(gm, node, nn.Conv2d) is not None:
+        return gm.get_submodule(node.target)
+    if _module(gm, node, nn.ConvTranspose2d) is not None and len(node.args) == 1 and not node.kwargs:
+        return gm.get_submodule(node.target)
+    return None
+
+
 def _fuse(gm: fx.GraphModule, model: nn.Module, values: dict, mode: str) -> None:
     # A chain is a conv and what follows it, so no conv is erased before the loop reaches it.
     for node in list(gm.graph.nodes):
-        if _module(gm, node, nn.Conv2d) is None:  # a plain conv (a fused or QAT one is no nn.Conv2d's forward)
+        if _fusable_conv(gm, node) is None:
             continue
         chain, mods, last = [node], [gm.get_submodule(node.target)], node
         nxt = _only_user(last)
