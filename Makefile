@@ -11,8 +11,10 @@ SOURCES := $(shell find csrc python -type f -not -name '*.pyc' 2>/dev/null) CMak
 .PHONY: demo compiler-demo test test-cpp lint fuzz bench docs clean chromium
 
 # The main job: segmentation from raw images to a bit-exact binary (out/demo, about 6 minutes on 2 cores).
+# TASK=keypoint runs the car keypoint task the same way (out/demo_keypoint).
+TASK ?= segmentation
 demo: $(VENV)/.installed
-	$(PY) tools/demo.py --force
+	$(PY) tools/demo.py --task $(TASK) --force
 
 # The compiler alone on the bundled HBIR example (out/compiler_demo, seconds).
 compiler-demo: $(VENV)/.installed

@@ -1,17 +1,21 @@
-"""The main job: UNet-MobileNetV1 segmentation from raw images to a bit-exact BPU binary, through
-the same tools a user runs for every task.
+"""A task model from raw images to a bit-exact BPU binary, through the same tools a user runs.
 
-    python3 tools/demo.py [--out-dir out/demo] [--force]
+    python3 tools/demo.py [--task segmentation|keypoint] [--out-dir DIR] [--force]
 
-1. generate a synthetic Cityscapes dataset (the real layout) and pack it into LMDB;
-2. train float, calibrate, train QAT (tools/train.py), evaluate every stage and the integer
-   model (tools/predict.py --stage float|calibration|qat|int_infer);
-3. export the integer network to HBIR, compile it for `bpu` (tools/compile_perf.py) and run the
-   binary in the bit-exact executor over the validation set (tools/validation_hbir.py --stage
-   align_bpu);
-4. print one table: mIoU per stage, estimated latency and FPS, DDR MB per frame, and where every
-   artifact is.
+1. generate a synthetic dataset in the real dataset's layout and bring it to LMDB with the task's
+   own converter and packer;
+2. train each stage (tools/train.py) and evaluate it (tools/predict.py --stage ...), then the
+   integer model (--stage int_infer);
+3. export the integer board graph to HBIR, compile it for `bpu` at the full deploy size
+   (tools/compile_perf.py) and run the binary in the bit-exact executor over the validation set
+   (tools/validation_hbir.py --stage align_bpu);
+4. print one table: the task's metrics per stage, estimated latency and FPS, DDR MB per frame,
+   and where every artifact is.
 Every step is a subprocess running a tool, so its command line is the one to copy.
+
+segmentation (the main job, `make demo`): UNet-MobileNetV1 on synthetic Cityscapes, float ->
+calibration -> QAT, about 6 minutes on 2 cores. keypoint (`make demo TASK=keypoint`):
+EfficientNet-B0 heatmaps on synthetic CarFusion, float -> calibration (the model it deploys).
 """
 
 from __future__ import annotations
@@ -23,28 +27,12 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "models" / "segmentation" / "unet_mobilenetv1_cityscapes.py"
 MARKER = ".hbdk-demo"  # a folder holding it was made by this demo and may be replaced with --force
-
-# The CPU-sized run: 128x256 synthetic street scenes.
-TRAIN_IMAGES, VAL_IMAGES = 240, 60
-HEIGHT, WIDTH = 128, 256
-SETTINGS = {
-    "image_size": f"[{HEIGHT},{WIDTH}]",
-    "batch_size": 8,
-    "val_batch_size": 10,
-    "num_workers": 2,
-    "float_epochs": 34,  # about 1000 steps
-    "float_lr": 5e-3,
-    "focal_gamma": 0.5,  # a milder focus converges faster on a short schedule
-    "warmup_steps": 30,
-    "calibration_batches": 4,
-    "qat_epochs": 2,
-    "qat_lr": 1e-4,
-}
 
 
 class Step:
@@ -84,6 +72,100 @@ class Step:
         return None
 
 
+@dataclass(frozen=True)
+class DemoTask:
+    """What differs between the task demos: the config and its CPU-sized settings, how the data is
+    made, which stages train and which metrics the table shows."""
+
+    title: str
+    config: Path
+    settings: dict[str, object]
+    make_data: Callable[[Step, Path], tuple[Path, Path]]  # (step, data dir) -> (raw dataset, LMDB root)
+    metrics: tuple[str, ...]
+    train_stages: tuple[str, ...]
+    default_out: str
+    relative_delta: bool = False  # the "vs float" column: relative (%) or in points of the first metric
+
+
+# ---- segmentation: the main job ------------------------------------------------------------------------------
+
+SEG_TRAIN, SEG_VAL, SEG_HEIGHT, SEG_WIDTH = 240, 60, 128, 256
+
+
+def _segmentation_data(step: Step, data: Path) -> tuple[Path, Path]:
+    raw, packed = data / "cityscapes_synthetic", data / "lmdb"
+    step.run("generate a synthetic Cityscapes dataset", "tools/datasets/make_synthetic_cityscapes.py", "--out", raw,
+             "--train", SEG_TRAIN, "--val", SEG_VAL, "--height", SEG_HEIGHT, "--width", SEG_WIDTH, "--seed", 0)
+    for split in ("train", "val"):
+        step.run(f"pack {split} into LMDB", "tools/datasets/cityscapes_packer.py", "--src-data-dir", raw,
+                 "--target-data-dir", packed, "--split-name", split, "--pack-type", "lmdb", "--image-codec", "raw",
+                 "--num-workers", 2)
+    return raw, packed
+
+
+SEGMENTATION = DemoTask(
+    title=f"UNet-MobileNetV1 on synthetic Cityscapes ({SEG_TRAIN} train / {SEG_VAL} val, {SEG_HEIGHT}x{SEG_WIDTH})",
+    config=REPO / "models" / "segmentation" / "unet_mobilenetv1_cityscapes.py",
+    settings={
+        "image_size": f"[{SEG_HEIGHT},{SEG_WIDTH}]",
+        "batch_size": 8,
+        "val_batch_size": 10,
+        "num_workers": 2,
+        "float_epochs": 34,  # about 1000 steps
+        "float_lr": 5e-3,
+        "focal_gamma": 0.5,  # a milder focus converges faster on a short schedule
+        "warmup_steps": 30,
+        "calibration_batches": 4,
+        "qat_epochs": 2,
+        "qat_lr": 1e-4,
+    },
+    make_data=_segmentation_data,
+    metrics=("mIoU",),
+    train_stages=("float", "calibration", "qat"),
+    default_out="out/demo",
+)
+
+# ---- keypoint: car keypoints on synthetic CarFusion ----------------------------------------------------------
+
+KP_TRAIN_SEQUENCES, KP_TEST_SEQUENCES, KP_FRAMES, KP_CARS = 6, 2, 16, 4
+
+
+def _keypoint_data(step: Step, data: Path) -> tuple[Path, Path]:
+    raw, crops, packed = data / "carfusion_raw", data / "carfusion_crops", data / "lmdb"
+    step.run("generate a synthetic CarFusion dataset (1920x1080 scenes)", "tools/datasets/make_synthetic_carfusion.py",
+             "--out", raw, "--train-sequences", KP_TRAIN_SEQUENCES, "--test-sequences", KP_TEST_SEQUENCES,
+             "--frames", KP_FRAMES, "--cars", KP_CARS, "--seed", 0)
+    step.run("crop the cars (gen_carfusion_data)", "tools/dataset_converters/gen_carfusion_data.py",
+             "--src-data-path", raw, "--out-dir", crops, "--num-workers", 2)
+    for split in ("train", "test"):
+        step.run(f"pack {split} into LMDB", "tools/datasets/carfusion_packer.py", "--src-data-dir", crops,
+                 "--target-data-dir", packed, "--split-name", split, "--pack-type", "lmdb", "--image-codec", "raw",
+                 "--num-workers", 2)
+    return raw, packed
+
+
+KEYPOINT = DemoTask(
+    title=(f"EfficientNet-B0 keypoints on synthetic CarFusion ({KP_TRAIN_SEQUENCES} train / {KP_TEST_SEQUENCES} test "
+           f"sequences of {KP_FRAMES} frames, {KP_CARS} cars each, 128x128 crops)"),
+    config=REPO / "models" / "keypoint" / "keypoint_efficientnetb0_carfusion.py",
+    settings={
+        "batch_size": 32,
+        "val_batch_size": 64,
+        "num_workers": 2,
+        "float_epochs": 40,
+        "float_lr": 2e-3,
+        "calibration_batches": 8,
+    },
+    make_data=_keypoint_data,
+    metrics=("PCK@0.1", "mean_dist"),
+    train_stages=("float", "calibration"),
+    default_out="out/demo_keypoint",
+    relative_delta=True,
+)
+
+TASKS = {"segmentation": SEGMENTATION, "keypoint": KEYPOINT}
+
+
 def prepare_out_dir(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():
@@ -97,54 +179,58 @@ def prepare_out_dir(out: Path, force: bool) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where everything goes")
+    ap.add_argument("--task", default="segmentation", choices=sorted(TASKS), help="which task model")
+    ap.add_argument("--out-dir", type=Path, help="where everything goes (default: out/demo, out/demo_<task>)")
     ap.add_argument("--force", action="store_true", help="replace an earlier demo run in --out-dir")
     args = ap.parse_args()
-    out = args.out_dir.resolve()
+    task = TASKS[args.task]
+    out = (args.out_dir or REPO / task.default_out).resolve()
     prepare_out_dir(out, args.force)
-    raw, packed, work = out / "data" / "cityscapes_synthetic", out / "data" / "lmdb", out / "work"
-    opts = ["--opts", f"data_root={packed}", f"work_dir={work}", *(f"{k}={v}" for k, v in SETTINGS.items())]
-    cfg = ["--config", CONFIG]
     step = Step(out / "demo.log")
     total = time.perf_counter()
 
-    step.run("generate a synthetic Cityscapes dataset", "tools/datasets/make_synthetic_cityscapes.py", "--out", raw,
-             "--train", TRAIN_IMAGES, "--val", VAL_IMAGES, "--height", HEIGHT, "--width", WIDTH, "--seed", 0)
-    for split in ("train", "val"):
-        step.run(f"pack {split} into LMDB", "tools/datasets/cityscapes_packer.py", "--src-data-dir", raw,
-                 "--target-data-dir", packed, "--split-name", split, "--pack-type", "lmdb", "--image-codec", "raw",
-                 "--num-workers", 2)
-    miou = {}
-    for stage in ("float", "calibration", "qat"):
+    raw, packed = task.make_data(step, out / "data")
+    work = out / "work"
+    opts = ["--opts", f"data_root={packed}", f"work_dir={work}", *(f"{k}={v}" for k, v in task.settings.items())]
+    cfg = ["--config", task.config]
+    results: dict[str, dict] = {}
+    for stage in task.train_stages:
         step.run(f"train: {stage}", "tools/train.py", "--stage", stage, *cfg, *opts)
-        miou[stage] = step.run(f"predict: {stage}", "tools/predict.py", "--stage", stage, *cfg, *opts,
-                               json_result=True)["mIoU"]
-    miou["int_infer"] = step.run("predict: int_infer", "tools/predict.py", "--stage", "int_infer", *cfg, *opts,
-                                 json_result=True)["mIoU"]
+        results[stage] = step.run(f"predict: {stage}", "tools/predict.py", "--stage", stage, *cfg, *opts,
+                                  json_result=True)
+    results["int_infer"] = step.run("predict: int_infer", "tools/predict.py", "--stage", "int_infer", *cfg, *opts,
+                                    json_result=True)
     deploy = work / "deploy"
-    hbir = deploy / "unet_mobilenetv1_cityscapes_int_infer.hbir"
     step.run("export the integer network to HBIR", "tools/export_hbir.py", "--stage", "int_infer", "--out-dir", deploy,
              *cfg, *opts)
     perf = step.run("compile for bpu and estimate", "tools/compile_perf.py", "--stage", "int_infer", "--march", "bpu",
                     "--out-dir", deploy, "--json", *cfg, *opts, json_result=True)
-    miou["align_bpu"] = step.run("align_bpu: the .hbm in the bit-exact executor", "tools/validation_hbir.py",
-                                 "--stage", "align_bpu", "--hbm", perf["hbm"], *cfg, *opts, json_result=True)["mIoU"]
+    results["align_bpu"] = step.run("align_bpu: the .hbm in the bit-exact executor", "tools/validation_hbir.py",
+                                    "--stage", "align_bpu", "--hbm", perf["hbm"], *cfg, *opts, json_result=True)
     elapsed = time.perf_counter() - total
 
+    first = task.metrics[0]
     print("\n" + "=" * 78)
-    print(f"UNet-MobileNetV1 on synthetic Cityscapes ({TRAIN_IMAGES} train / {VAL_IMAGES} val, {HEIGHT}x{WIDTH}), "
-          f"{elapsed / 60:.1f} min")
-    print(f"{'stage':<14}{'mIoU':>8}   {'vs float':>9}")
-    for stage, value in miou.items():
-        delta = "" if stage == "float" else f"{100 * (value - miou['float']):+8.2f} pt"
-        print(f"{stage:<14}{value:>8.4f}   {delta:>9}")
-    exact = "equal" if miou["align_bpu"] == miou["int_infer"] else "DIFFERENT"
+    print(f"{task.title}, {elapsed / 60:.1f} min")
+    widths = [max(8, len(m) + 2) for m in task.metrics]
+    print(f"{'stage':<14}" + "".join(f"{m:>{w}}" for m, w in zip(task.metrics, widths, strict=True))
+          + f"   {'vs float':>9}")
+    base = results[task.train_stages[0]][first]
+    for stage, values in results.items():
+        delta = ""
+        if stage != task.train_stages[0]:
+            delta = f"{100 * (values[first] - base) / base:+7.2f} %" if task.relative_delta else \
+                f"{100 * (values[first] - base):+8.2f} pt"
+        print(f"{stage:<14}" + "".join(f"{values[m]:>{w}.4f}" for m, w in zip(task.metrics, widths, strict=True))
+              + f"   {delta:>9}")
+    exact = "equal" if all(results["align_bpu"][m] == results["int_infer"][m] for m in task.metrics) else "DIFFERENT"
     print(f"align_bpu vs int_infer: {exact}")
     print(f"bpu estimate: {perf['latency_ms']:.3f} ms, {perf['fps']:.0f} FPS, "
           f"{perf['ddr_mb_per_frame']:.2f} MB DDR per frame")
     print("artifacts:")
-    for name, path in (("dataset (PNG tree)", raw), ("LMDB", packed), ("checkpoints and logs", work),
-                       ("HBIR", hbir), (".hbm", perf["hbm"]), ("perf report", perf["html"]), ("log", out / "demo.log")):
+    for name, path in (("dataset (raw layout)", raw), ("LMDB", packed), ("checkpoints and logs", work),
+                       ("HBIR", deploy), (".hbm", perf["hbm"]), ("perf report", perf["html"]),
+                       ("log", out / "demo.log")):
         print(f"  {name:<22}{path}")
     return 0 if exact == "equal" else 1
 
