@@ -98,7 +98,7 @@ _stages = quantization_stages(
     calibration_batches=calibration_batches, qat_epochs=qat_epochs, qat_lr=qat_lr,
     deploy_input_shape=deploy_input_shape, weight_decay=weight_decay, grad_clip=grad_clip, float_validate_every=1,
     calibration_observer=dict(observer="percentile", observer_kwargs=dict(percentile=calibration_percentile)),
-    int_infer_from="calibration",
+    int_infer_from="calibration", channels_last=True,
 )
 float_trainer = _stages["float_trainer"]
 calibration_trainer = dict(_stages["calibration_trainer"], data_loader="calibration_data_loader")

@@ -53,7 +53,7 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
                         weight_decay: float = 1e-4, grad_clip: float | None = 5.0,
                         float_validate_every: int = 5, qat_validate_every: int = 1,
                         optimizer: str = "AdamW", calibration_observer: dict | None = None,
-                        int_infer_from: str = "qat") -> dict[str, Any]:
+                        int_infer_from: str = "qat", channels_last: bool = False) -> dict[str, Any]:
     """The trainers and predictors of the four stages:
 
     - float_trainer: `optimizer` with cosine decay after `warmup_steps` linear warm-up steps,
@@ -68,11 +68,12 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
     `calibration_observer` (e.g. `dict(observer="percentile", observer_kwargs=dict(percentile=99.975))`)
     picks calibration's activation observer; the QAT stage then prepares with the same observer,
     so that the calibration checkpoint's statistics load into it and its scales start there.
+    `channels_last` trains in the channels-last memory layout (see BatchProcessor).
     """
     if int_infer_from not in ("qat", "calibration"):
         raise ConfigError(f"quantization_stages: int_infer_from must be 'qat' or 'calibration' but got "
                           f"{int_infer_from!r}")
-    batch_processor = dict(type="BatchProcessor", grad_clip=grad_clip)
+    batch_processor = dict(type="BatchProcessor", grad_clip=grad_clip, channels_last=channels_last)
 
     def calibrate() -> dict:
         return _prepare("Float2Calibration", calibration_observer)

@@ -92,11 +92,13 @@ class Trainer:
         self.model_mode = model_mode or ("train" if self.optimizer is not None else "eval")
         if self.model_mode not in ("train", "eval"):
             raise UsageError(f"Trainer model_mode must be 'train' or 'eval', got {self.model_mode!r}")
+        self.batch_processor = (build_from_cfg(batch_processor, BATCH_PROCESSORS) if batch_processor
+                                else BatchProcessor())
+        if getattr(self.batch_processor, "channels_last", False):
+            self.unwrapped_model.to(memory_format=torch.channels_last)
         # Forward-only runs need no gradient synchronisation, so only training is wrapped in DDP.
         self.model = (wrap_model(self.unwrapped_model, self.device, find_unused_parameters=find_unused_parameters,
                                  sync_bn=sync_bn) if self.optimizer is not None else self.unwrapped_model)
-        self.batch_processor = (build_from_cfg(batch_processor, BATCH_PROCESSORS) if batch_processor
-                                else BatchProcessor())
         self.callbacks: list[Callback] = build_callbacks(callbacks)
         self.config = config
         self.rank = get_rank()
