@@ -9,15 +9,17 @@ identity over its frames and move a few pixels per frame along their heading whi
 
 A car is a small 3-D model in its own frame (x forward, y left, z up, metres): a lower body box, a
 narrower cabin frustum on top (windscreen, rear window, side windows, roof), 4 wheels on the body's
-sides, 2 headlights and a grille on the front, 2 tail lights, a number plate and an exhaust on the back.
-It is turned by a random yaw (all around), tilted by the camera pitch (jittered per car) and projected
-orthographically at a scale that grows towards the bottom of the image (weak perspective), so a
-car's box is about 150-600 px wide at 1920x1080 (the same fractions of other widths). Cars are drawn
-far to near (painter's algorithm) and, within a car, shadow, far wheels, body, cabin, near wheels,
-then the lights; faces turned away from the camera are not drawn. Colour families keep the identity
-learnable: front faces lighter than the body colour, back faces darker, the windscreen lighter than the
-rear window, dark tyres with grey rims, yellow-white headlights, red tail lights, a darker roof, all
-jittered per car and shaded by a per-sequence light, with static texture and per-frame pixel noise.
+sides, 2 headlights and a grille on the front, 2 tail lights, a number plate and an exhaust on the
+back. Most cars drive along the street, towards or away from the camera (yaw within about 25 degrees
+of it); one in five (turning, parked, crossing) stands at any yaw. A car is turned by its yaw,
+tilted by the camera pitch (jittered per car) and projected orthographically at a scale that grows
+towards the bottom of the image (weak perspective), so a car's box is about 150-600 px wide at
+1920x1080 (the same fractions of other widths). Cars are drawn far to near (painter's algorithm)
+and, within a car, shadow, far wheels, body, cabin, near wheels, then the lights; faces turned away
+from the camera are not drawn. Colour families keep the identity learnable: front faces lighter than
+the body colour, back faces darker, the windscreen lighter than the rear window, dark tyres with
+grey rims, yellow-white headlights, red tail lights, a darker roof, all jittered per car and shaded
+by a per-sequence light, with static texture and per-frame pixel noise.
 
 Keypoints (CarFusion's 1-based indices, one gt line each, instance id = the car's bb line):
     1-4   Right_Front, Left_Front, Right_Back, Left_Back wheel centres (on the outer side)
@@ -51,6 +53,8 @@ TRAIN_STREETS = ("butler", "craig", "fifth", "morewood")
 TEST_STREETS = ("penn",)
 NUM_CARFUSION_KEYPOINTS = 13  # CarFusion indices 1..13 (index 9 is the exhaust)
 JPEG_QUALITY = 90
+TURNING_CARS = 0.2  # the fraction of cars at any yaw; the others drive along the street
+LANE_YAW_SPREAD = math.radians(25)  # standard deviation of a driving car's yaw about the street's direction
 _REFERENCE_WIDTH = 1920  # box sizes are stated for this width and scaled with the image
 
 # Body colour families (RGB), jittered per car.
@@ -291,11 +295,20 @@ def _background(rng: np.random.Generator, width: int, height: int) -> tuple[np.n
     return np.clip(arr, 0, 255), horizon
 
 
+def _heading(rng: np.random.Generator) -> float:
+    """A car's yaw: most drive along the street, towards or away from the camera, within a lane
+    change's angle; `TURNING_CARS` of them (turning, parked, crossing) at any yaw."""
+    if rng.uniform() < TURNING_CARS:
+        return rng.uniform(-math.pi, math.pi)
+    along = math.pi / 2 if rng.uniform() < 0.5 else -math.pi / 2
+    return along + rng.normal(0, LANE_YAW_SPREAD)
+
+
 def _place(rng: np.random.Generator, model: _CarModel, boxes: list, horizon: int, width: int, height: int,
            pitch: float) -> _Track:
     best = None
     for _ in range(30):  # prefer spots that overlap earlier cars little (some overlap gives occlusion)
-        track = _Track(model, rng.uniform(-math.pi, math.pi), rng.normal(0, 0.01), rng.normal(0, math.radians(2)),
+        track = _Track(model, _heading(rng), rng.normal(0, 0.01), rng.normal(0, math.radians(2)),
                        rng.uniform(0.9, 1.1), rng.uniform(0.1, 0.9) * width,
                        horizon + rng.uniform(0.25, 0.85) * (height - horizon), rng.uniform(0, 10) * width / 1920)
         box = _project_track(track, 0, horizon, width, height, pitch)[1]
