@@ -360,3 +360,34 @@ def test_trainers_from_a_config_file_with_overrides(tmp_path):
     predictor = build_trainer(cfg.predictor, model=trainer.unwrapped_model, data_loader=loader(shuffle=False),
                               metric=MSEMetric())
     assert isinstance(predictor, Predictor) and predictor.run()["count"] == 8
+
+
+class _ConvNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, batch):
+        y = self.bn(self.conv(batch["img"]))
+        self.seen_channels_last = batch["img"].is_contiguous(memory_format=torch.channels_last)
+        return {"loss": ((y - batch["target"]) ** 2).mean()}
+
+
+def test_channels_last_trains_the_same_model_in_the_other_layout():
+    g = torch.Generator().manual_seed(0)
+    batches = [{"img": torch.randn(4, 3, 8, 8, generator=g), "target": torch.randn(4, 4, 8, 8, generator=g),
+                "ids": torch.arange(4)} for _ in range(3)]
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = _ConvNet()
+        trainer = Trainer(model, batches, num_epochs=2, optimizer=dict(type="SGD", lr=0.1),
+                          batch_processor=dict(type="BatchProcessor", channels_last=channels_last), device="cpu")
+        trainer.fit()
+        assert model.seen_channels_last is channels_last
+        assert model.conv.weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+        results.append(model.conv.weight.detach().contiguous())
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+    prepared = BatchProcessor(channels_last=True).prepare(batches[0], torch.device("cpu"))
+    assert prepared["ids"].dtype == torch.int64 and torch.equal(prepared["img"], batches[0]["img"])

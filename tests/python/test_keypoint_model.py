@@ -233,3 +233,17 @@ def test_gaussian_noise_is_one_map_for_all_channels():
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all() and (out != 100).any()
     same = AddGaussianNoise(p=0.0)({"img": img})["img"]
     assert same is img
+
+
+def test_metrics_do_not_depend_on_batching():
+    rng = np.random.default_rng(5)
+    gt = np.concatenate([rng.uniform(0, 128, (30, 12, 2)), rng.integers(0, 3, (30, 12, 1))], -1)
+    pred = gt[..., :2] + rng.normal(0, 7, (30, 12, 2))
+    results = []
+    for size in (1, 7, 30):
+        metric = MetricCollection([PCKMetric(), MeanKeypointDist()])
+        for i in range(0, 30, size):
+            metric.update({"keypoints": torch.from_numpy(pred[i:i + size])},
+                          {"gt_keypoints": torch.from_numpy(gt[i:i + size])})
+        results.append(metric.compute())
+    assert results[0] == results[1] == results[2]  # exactly: align_bpu (batch 1) is compared with ==

@@ -65,16 +65,22 @@ class PCKMetric:
         return {self.name: correct / (labelled + 1e-6)}
 
 
+# MeanKeypointDist sums distances in fixed point (units of 2**-32 pixel, int64): the sum is exact, so
+# the result does not depend on how the set is batched or split across ranks.
+_DIST_UNIT = 2.0 ** -32
+
+
 @METRICS.register
 class MeanKeypointDist:
     """The mean Euclidean distance between predicted and labelled ground-truth keypoints (input
-    pixels): `compute()` gives `{"mean_dist": ...}` (NaN before any labelled keypoint)."""
+    pixels): `compute()` gives `{"mean_dist": ...}` (NaN before any labelled keypoint). Each
+    distance is rounded to 2**-32 pixel and summed exactly, so batching does not change the result."""
 
     sum_states = ("totals",)
 
     def __init__(self, pred_key: str = "keypoints", label_key: str = "gt_keypoints") -> None:
         self.pred_key, self.label_key = pred_key, label_key
-        self.totals = torch.zeros(2, dtype=torch.float64)  # distance sum, labelled count
+        self.totals = torch.zeros(2, dtype=torch.int64)  # distance sum in _DIST_UNITs, labelled count
 
     def reset(self) -> None:
         self.totals.zero_()
@@ -83,9 +89,12 @@ class MeanKeypointDist:
     def update(self, preds, labels) -> None:
         pred, gt = _pairs(preds, labels, self.pred_key, self.label_key, "MeanKeypointDist")
         labelled = gt[..., 2] > 0
-        dist = (pred - gt[..., :2]).norm(dim=-1)
-        self.totals += torch.stack([dist[labelled].sum(), labelled.sum().to(torch.float64)])
+        dist = (pred - gt[..., :2]).norm(dim=-1)[labelled]
+        if not bool(torch.isfinite(dist).all()):
+            raise UsageError("MeanKeypointDist: a predicted keypoint is not finite")
+        fixed = torch.round(dist / _DIST_UNIT).to(torch.int64)
+        self.totals += torch.stack([fixed.sum(), labelled.sum()])
 
     def compute(self) -> dict[str, float]:
         total, count = self.totals.tolist()
-        return {"mean_dist": total / count if count else float("nan")}
+        return {"mean_dist": total * _DIST_UNIT / count if count else float("nan")}
