@@ -24,6 +24,7 @@ work_dir = "./work/keypoint_efficientnetb0_carfusion"
 image_size = [128, 128]  # H, W: the network input
 num_keypoints = 12
 heatmap_stride = 4
+heatmap_background_weight = 0.1  # the loss weight of heatmap pixels outside the targets' windows
 batch_size = 32  # per process
 val_batch_size = 64
 num_workers = 4
@@ -32,6 +33,7 @@ march = "bpu"
 
 float_epochs = 50
 float_lr = 1e-3
+float_validate_every = 1  # epochs between validations (the best checkpoint is chosen among them)
 weight_decay = 0.05
 grad_clip = 0.1
 calibration_batches = 100
@@ -56,7 +58,8 @@ model = dict(
 deploy_input_shape = [1, 3] + image_size
 
 _heatmap = dict(type="GenerateHeatmapTarget", num_keypoints=num_keypoints, stride=heatmap_stride,
-                heatmap_size=[s // heatmap_stride for s in image_size], sigma=1.0)
+                heatmap_size=[s // heatmap_stride for s in image_size], sigma=1.0,
+                background_weight=heatmap_background_weight)
 # Camera images arrive as YUV444; the network sees (yuv - 128) / 128.
 train_transforms = [
     dict(type="RandomFlip", p=0.5, keypoint_flip_pairs=FLIP_PAIRS),
@@ -96,7 +99,8 @@ metric = dict(type="MetricCollection", metrics=[
 _stages = quantization_stages(
     work_dir=work_dir, monitor="PCK@0.1", float_epochs=float_epochs, float_lr=float_lr, warmup_steps=0,
     calibration_batches=calibration_batches, qat_epochs=qat_epochs, qat_lr=qat_lr,
-    deploy_input_shape=deploy_input_shape, weight_decay=weight_decay, grad_clip=grad_clip, float_validate_every=1,
+    deploy_input_shape=deploy_input_shape, weight_decay=weight_decay, grad_clip=grad_clip,
+    float_validate_every=float_validate_every,
     calibration_observer=dict(observer="percentile", observer_kwargs=dict(percentile=calibration_percentile)),
     int_infer_from="calibration", channels_last=True,
 )

@@ -325,6 +325,7 @@ class Validation(Callback):
                               metric_name=self.metric_name)
         results = predictor.run()
         trainer.metrics.update(results)
+        trainer.metrics_epoch = trainer.epoch + 1  # what the Logger reports with this epoch
         self.history.append({"epoch": trainer.epoch + 1, **results})
         model.train(trainer.model_mode == "train")
 
@@ -345,7 +346,7 @@ class Logger(Callback):
 
     Records: {"event": "start", "epoch", "step"}, every `interval` steps {"event": "step", "epoch",
     "step", "lr", "loss", <each loss entry>, "grad_norm"}, and after each epoch {"event": "epoch",
-    "epoch", "step", "loss" (the epoch's mean), <trainer.metrics>}.
+    "epoch", "step", "loss" (the epoch's mean), <trainer.metrics> when validated in that epoch}.
 
     Config keys: log_file (None: no file), interval (10 steps), progress_bar (True).
     """
@@ -403,12 +404,14 @@ class Logger(Callback):
         if self._bar is not None:
             # The bar stays on screen as the epoch's summary line: mean loss and validation metrics.
             summary = {"loss": f"{self._loss_sum / self._steps:.4f}"} if self._steps else {}
-            summary.update({k: f"{v:.4g}" for k, v in trainer.metrics.items() if isinstance(v, int | float)})
+            if getattr(trainer, "metrics_epoch", None) == trainer.epoch + 1:
+                summary.update({k: f"{v:.4g}" for k, v in trainer.metrics.items() if isinstance(v, int | float)})
             self._bar.set_postfix(summary, refresh=False)
             self._bar.close()
             self._bar = None
         record = {"event": "epoch", "epoch": trainer.epoch + 1, "step": trainer.global_step}
         if self._steps:
             record["loss"] = self._loss_sum / self._steps
-        record.update(trainer.metrics)
+        if getattr(trainer, "metrics_epoch", None) == trainer.epoch + 1:  # validated in this epoch, not earlier
+            record.update(trainer.metrics)
         self._write(trainer, record)

@@ -107,6 +107,7 @@ class Trainer:
         self.start_epoch = 0
         self.global_step = 0
         self.metrics: dict[str, float] = {}
+        self.metrics_epoch: int | None = None  # the epoch whose end last set `metrics` (Validation)
         self.ema_model: nn.Module | None = None
         self.stop_training = False
         self.last_output: Any = None
