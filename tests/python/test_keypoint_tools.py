@@ -136,7 +136,10 @@ def test_train_runs_every_stage_and_predict_reproduces_its_validation(run, tools
         code, out, err = tools("predict", "--stage", stage)
         assert code == 0, err
         m = _metrics(out, stage)
-        assert (m["PCK@0.1"], m["mean_dist"]) == (summary["PCK@0.1"], summary["mean_dist"])
+        # The trainer validates its channels-last model, predict a contiguous one: the same weights,
+        # float sums in another order.
+        assert m["PCK@0.1"] == pytest.approx(summary["PCK@0.1"], abs=1e-9)
+        assert m["mean_dist"] == pytest.approx(summary["mean_dist"], rel=1e-5)
     work = run.root / "work"
     assert all((work / p).is_file() for p in ("float/best.pt", "calibration/last.pt", "qat/best.pt"))
 
