@@ -5,7 +5,6 @@ packer -> LmdbDataset), resuming an interrupted pack, and the three tools' comma
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -33,7 +32,6 @@ from hbdk_sim.errors import DatasetError
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), os.environ.get("PYTHONPATH", "")]))
 
 
 def _write(path: Path, text: str) -> Path:
@@ -307,7 +305,7 @@ def test_an_interrupted_pack_resumes_to_the_same_database(packed, monkeypatch, t
 
 def _tool(path: str, *args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / path), *map(str, args)], capture_output=True, text=True,
-                          timeout=120, env=ENV)
+                          timeout=120)
 
 
 def test_tools_generate_convert_and_pack(tmp_path):
