@@ -76,9 +76,8 @@ class ZooNet(nn.Module):
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def _zoo_net() -> ZooNet:
-    torch.manual_seed(0)
-    model = ZooNet().eval()
+def _with_random_bn(model: nn.Module) -> nn.Module:
+    """`model` with seeded, non-trivial BN statistics and scales (a fresh BN folds to nothing)."""
     g = torch.Generator().manual_seed(1)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -86,6 +85,11 @@ def _zoo_net() -> ZooNet:
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
     return model
+
+
+def _zoo_net() -> ZooNet:
+    torch.manual_seed(0)
+    return _with_random_bn(ZooNet().eval())
 
 
 def _batches(n=6, seed=3):
@@ -461,14 +465,7 @@ class DeconvDecoder(nn.Module):
 
 def _deconv_decoder() -> DeconvDecoder:
     torch.manual_seed(0)
-    model = DeconvDecoder().eval()
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return model
+    return _with_random_bn(DeconvDecoder().eval())
 
 
 @pytest.mark.parametrize("mode", ["fuse_bn", "with_bn"])

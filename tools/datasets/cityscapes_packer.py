@@ -9,41 +9,16 @@ and writes <target-data-dir>/<split>_lmdb. Re-run with --resume after an interru
 
 from __future__ import annotations
 
-import os
-import sys
-
-import lmdb
 from hbdk_sim.data.datasets.cityscapes import pack_cityscapes
-from hbdk_sim.engine.toolkit import EXIT_USER_ERROR, ToolParser, count_arg, run_tool
+from hbdk_sim.data.pack_cli import packer_main
+from hbdk_sim.engine.toolkit import run_tool
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = ToolParser(prog="cityscapes_packer", description=__doc__.splitlines()[0])
-    ap.add_argument("--src-data-dir", required=True, help="the Cityscapes root (holds leftImg8bit/ and gtFine/)")
-    ap.add_argument("--target-data-dir", required=True, help="where <split>_lmdb is written")
-    ap.add_argument("--split-name", required=True, choices=["train", "val"])
-    ap.add_argument("--pack-type", default="lmdb", choices=["lmdb"])
-    ap.add_argument("--image-codec", default="source", choices=["source", "raw"],
-                    help="store the image files' bytes (source) or decoded pixels (raw: larger, no decoding)")
-    ap.add_argument("--num-workers", type=count_arg(0, 256), default=min(8, os.cpu_count() or 1),
-                    help="processes reading and encoding samples (0: in this process)")
-    group = ap.add_mutually_exclusive_group()
-    group.add_argument("--overwrite", action="store_true", help="replace an existing database")
-    group.add_argument("--resume", action="store_true", help="finish an interrupted pack into the same target")
-    args = ap.parse_args(argv)
-    try:
-        result = pack_cityscapes(args.src_data_dir, args.target_data_dir, args.split_name,
-                                 num_workers=args.num_workers, overwrite=args.overwrite, resume=args.resume,
-                                 image_codec=args.image_codec, progress=sys.stderr.isatty())
-    # A source image Pillow cannot read, a full disk, LMDB's own failures: the user's to fix. The rest of
-    # the user's mistakes are UserErrors, which run_tool reports.
-    except (OSError, lmdb.Error) as e:
-        print(f"cityscapes_packer: error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    resumed = f", {result.skipped} kept from an earlier run" if result.skipped else ""
-    print(f"packed {result.num_samples} samples into {result.path} ({result.written} written{resumed}, "
-          f"{result.bytes_written / 2**20:.1f} MiB, {result.samples_per_second:.0f} samples/s)")
-    return 0
+    return packer_main("cityscapes_packer", __doc__.splitlines()[0], pack_cityscapes, splits=("train", "val"),
+                       src_help="the Cityscapes root (holds leftImg8bit/ and gtFine/)",
+                       codec_help="store the image files' bytes (source) or decoded pixels (raw: larger, no decoding)",
+                       argv=argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hbdk_sim.errors import UsageError
-from hbdk_sim.nn.layers import ConvBNAct, ConvBNAddAct, kaiming_init
+from hbdk_sim.nn.layers import ConvBNAct, ConvBNAddAct, kaiming_init, tapped_forward
 from hbdk_sim.registry import MODELS
 
 STRIDES = (2, 4, 8, 16, 32)
@@ -133,10 +133,4 @@ class EfficientNet(nn.Module):
         return [b.spec for b in self.blocks]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        features = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in self._taps:
-                features.append(x)
-        return features
+        return tapped_forward(self.stem, self.blocks, self._taps, x)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from hbdk_sim.errors import UsageError
-from hbdk_sim.nn.layers import ConvBNAct, DepthwiseSeparable, kaiming_init
+from hbdk_sim.nn.layers import ConvBNAct, DepthwiseSeparable, kaiming_init, tapped_forward
 from hbdk_sim.registry import MODELS
 
 STEM_CHANNELS = 32
@@ -61,10 +61,4 @@ class MobileNetV1(nn.Module):
         kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        features = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in self._taps:
-                features.append(x)
-        return features
+        return tapped_forward(self.stem, self.blocks, self._taps, x)

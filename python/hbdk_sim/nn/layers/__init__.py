@@ -8,8 +8,9 @@ from hbdk_sim.nn.layers.conv import (
     fuse_blocks,
     fusion_groups,
     kaiming_init,
+    tapped_forward,
 )
 from hbdk_sim.nn.layers.norm import ChannelLayerNorm
 
 __all__ = ["ChannelLayerNorm", "ConvBNAct", "ConvBNAddAct", "DepthwiseSeparable", "fuse_blocks", "fusion_groups",
-           "kaiming_init"]
+           "kaiming_init", "tapped_forward"]

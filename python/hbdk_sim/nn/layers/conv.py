@@ -88,6 +88,19 @@ def fuse_blocks(model: nn.Module, mode: str = "fuse_bn") -> nn.Module:
     return fuse_modules(model, groups, mode=mode, inplace=True)
 
 
+def tapped_forward(stem: nn.Module, blocks: nn.Sequential, taps: dict[int, int] | set[int],
+                   x: torch.Tensor) -> list[torch.Tensor]:
+    """A backbone's forward: `stem`, then `blocks` in order, keeping the output of every block whose
+    index is in `taps` (shallowest first)."""
+    x = stem(x)
+    features = []
+    for i, block in enumerate(blocks):
+        x = block(x)
+        if i in taps:
+            features.append(x)
+    return features
+
+
 def kaiming_init(model: nn.Module) -> None:
     """Kaiming-normal convs (fan_out, for ReLU), unit BN scale, zero biases."""
     for m in model.modules():
