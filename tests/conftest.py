@@ -66,3 +66,12 @@ def run_tool_here(name: str, argv: list[str]) -> tuple[int, str, str]:
     finally:
         sys.argv = saved
     return int(code or 0), out.getvalue(), err.getvalue()
+
+
+def assert_one_line_error(code: int, err: str, tool: str, *words: str) -> None:
+    """A tool's user error: exit 2 and one stderr line, `<tool>: error: ...`, holding each of `words`."""
+    lines = err.strip().splitlines()
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"{tool}: error: "), err
+    for w in words:
+        assert w in lines[0]

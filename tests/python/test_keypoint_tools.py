@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from conftest import run_tool_here  # noqa: E402
+from conftest import assert_one_line_error, run_tool_here  # noqa: E402
 from hbdk_sim.data.datasets.carfusion import KEYPOINT_NAMES, convert_carfusion, pack_carfusion  # noqa: E402
 from hbdk_sim.data.datasets.lmdb import LmdbDataset  # noqa: E402
 from hbdk_sim.data.datasets.synthetic_carfusion import make_synthetic_carfusion  # noqa: E402
@@ -75,14 +75,6 @@ def _metrics(out: str, stage: str) -> dict:
     assert isinstance(pck, float | int) and math.isfinite(pck) and 0.0 <= pck <= 1.0, m
     assert isinstance(dist, float | int) and math.isfinite(dist) and 0.0 <= dist <= SIZE * math.sqrt(2), m
     return m
-
-
-def _one_line_error(code: int, err: str, tool: str, *words: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2
-    assert len(lines) == 1 and lines[0].startswith(f"{tool}: error: "), err
-    for w in words:
-        assert w in lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -324,7 +316,7 @@ def test_infer_draws_the_keypoints_over_the_crop(tools, run, crop, stage):
 def test_infer_bad_image_is_one_line(tools, run):
     missing = run.root / "no_such_car.jpg"
     code, _, err = tools("infer", "--model-inputs", f"img:{missing}", "--save-path", run.root / "never")
-    _one_line_error(code, err, "infer", str(missing), "not found")
+    assert_one_line_error(code, err, "infer", str(missing), "not found")
     assert not (run.root / "never").exists()
 
 

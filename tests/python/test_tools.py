@@ -19,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from conftest import run_tool_here  # noqa: E402
+from conftest import assert_one_line_error, run_tool_here  # noqa: E402
 from hbdk_sim.data import PALETTE, make_synthetic_cityscapes, pack_cityscapes  # noqa: E402
 from hbdk_sim.engine.deploy import image_transforms, prepare_image, read_image  # noqa: E402
 from hbdk_sim.engine.stages import build_data_loader, build_task_model, deploy_graphs, load_config  # noqa: E402
@@ -56,14 +56,6 @@ class Tools:
 
     def cfg(self):
         return load_config(CONFIG, self.opts)
-
-
-def _one_line_error(code: int, err: str, tool: str, *words: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2
-    assert len(lines) == 1 and lines[0].startswith(f"{tool}: error: "), err
-    for w in words:
-        assert w in lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +130,7 @@ def test_calops_counts_every_conv_of_the_deploy_network(tools):
                                           ("1,4,64,128", ["3 channels"]), ("1,3,64,100", ["stride 32"])])
 def test_calops_bad_input_shape_is_one_line(tools, shape, words):
     code, _, err = tools("calops", "--input-shape", shape)
-    _one_line_error(code, err, "calops", "--input-shape", *words)
+    assert_one_line_error(code, err, "calops", "--input-shape", *words)
 
 
 # ---- export_hbir / export_onnx -----------------------------------------------------------------------------
@@ -162,7 +154,7 @@ def test_export_hbir_gives_each_stage_its_graph(tools, run_root):
 
     before = float_path.read_bytes()
     code, _, err = tools("export_hbir", "--stage", "float", "--out-dir", exports)
-    _one_line_error(code, err, "export_hbir", str(float_path), "--force")
+    assert_one_line_error(code, err, "export_hbir", str(float_path), "--force")
     assert float_path.read_bytes() == before
     code, _, _ = tools("export_hbir", "--stage", "qat", "--out-dir", exports)
     assert code == 0
@@ -173,7 +165,7 @@ def test_export_hbir_gives_each_stage_its_graph(tools, run_root):
 def test_export_hbir_missing_checkpoint_is_one_line(tools, run_root):
     missing = run_root / "nowhere" / "best.pt"
     code, _, err = tools("export_hbir", "--stage", "float", "--ckpt", missing, "--out-dir", run_root / "x")
-    _one_line_error(code, err, "export_hbir", str(missing), "not found")
+    assert_one_line_error(code, err, "export_hbir", str(missing), "not found")
     assert not (run_root / "x").exists()
 
 
@@ -231,7 +223,7 @@ def test_untrained_config_is_checked_and_estimated_at_random_initialization(tool
     assert (tmp_path / "again" / f"{TASK}_int_infer.hbm").read_bytes() == \
         (tmp_path / "work" / "deploy" / f"{TASK}_int_infer.hbm").read_bytes()
     code, _, err = tools("model_checker", "--random-init", "--ckpt", tmp_path / "x.pt")
-    _one_line_error(code, err, "model_checker", "--random-init and --ckpt exclude each other")
+    assert_one_line_error(code, err, "model_checker", "--random-init and --ckpt exclude each other")
 
 
 def test_model_checker_prints_every_violation(tools, run_root):
@@ -278,7 +270,7 @@ def test_compile_perf_writes_binary_and_reports(compiled, tools):
 
     before = hbm.read_bytes()
     code, _, err = tools("compile_perf")
-    _one_line_error(code, err, "compile_perf", str(hbm), "--force")
+    assert_one_line_error(code, err, "compile_perf", str(hbm), "--force")
     assert hbm.read_bytes() == before
 
 
@@ -302,14 +294,14 @@ def test_align_bpu_equals_int_infer_exactly(compiled, tools):
 
     hbm.write_bytes(b"another binary")
     code, _, err = tools("validation_hbir", "--stage", "align_bpu")
-    _one_line_error(code, err, "validation_hbir", "differs", f"--hbm {hbm}", "--force")
+    assert_one_line_error(code, err, "validation_hbir", "differs", f"--hbm {hbm}", "--force")
     assert hbm.read_bytes() == b"another binary"
     code, out, err = tools("validation_hbir", "--stage", "align_bpu", "--force")
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1]) == bpu
     assert hbm.read_bytes() == before
     code, _, err = tools("validation_hbir", "--stage", "align_bpu", "--hbm", hbm, "--march", "bpu_nano")
-    _one_line_error(code, err, "validation_hbir", "'bpu'", "'bpu_nano'")
+    assert_one_line_error(code, err, "validation_hbir", "'bpu'", "'bpu_nano'")
 
 
 # ---- infer ----------------------------------------------------------------------------------------------
@@ -347,7 +339,7 @@ def test_infer_paints_predictions_at_the_image_size(tools, run_root):
 
     before = (save / f"{jpg.stem}_pred.png").read_bytes()
     code, _, err = tools("infer", "--stage", "qat", "--model-inputs", f"img:{jpg}", "--save-path", save)
-    _one_line_error(code, err, "infer", f"{jpg.stem}_pred.png", "--force")
+    assert_one_line_error(code, err, "infer", f"{jpg.stem}_pred.png", "--force")
     assert (save / f"{jpg.stem}_pred.png").read_bytes() == before
 
 
@@ -369,7 +361,7 @@ def test_infer_int_infer_paints_what_the_binary_predicts(compiled, tools, run_ro
                                            ("img:missing.png", ["missing.png", "not found"])])
 def test_infer_bad_inputs_are_one_line(tools, run_root, inputs, words):
     code, _, err = tools("infer", "--model-inputs", inputs, "--save-path", run_root / "never")
-    _one_line_error(code, err, "infer", *words)
+    assert_one_line_error(code, err, "infer", *words)
     assert not (run_root / "never").exists()
 
 
