@@ -1,6 +1,7 @@
 """Heads: task outputs computed from neck features."""
 
 from hbdk_sim.nn.heads.deconv_decoder import ConvTransposeBNAct, DeconvDecoder
+from hbdk_sim.nn.heads.fcos_head import FCOSHead
 from hbdk_sim.nn.heads.seg_head import SegHead
 
-__all__ = ["ConvTransposeBNAct", "DeconvDecoder", "SegHead"]
+__all__ = ["ConvTransposeBNAct", "DeconvDecoder", "FCOSHead", "SegHead"]
