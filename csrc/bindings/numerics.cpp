@@ -4,11 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 
 #include "exec/layer_norm.h"
 #include "exec/lut.h"
 #include "exec/requant.h"
+#include "host/nms.h"
 #include "ir/diagnostics.h"
 
 namespace py = pybind11;
@@ -33,6 +35,36 @@ py::array toArray(const std::vector<int64_t>& v) {
 }  // namespace
 
 void bindNumerics(py::module_& m) {
+  m.def(
+      "nms",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> boxes,
+         py::array_t<float, py::array::c_style | py::array::forcecast> scores, std::optional<py::object> classes,
+         double iouThreshold, int64_t maxKeep) {
+        if (boxes.ndim() != 2 || boxes.shape(1) != 4)
+          throw py::value_error("nms: boxes must be an (N, 4) array of x1, y1, x2, y2");
+        const py::ssize_t n = boxes.shape(0);
+        if (scores.ndim() != 1 || scores.shape(0) != n)
+          throw py::value_error("nms: scores must be an (N,) array, one per box");
+        py::array_t<int64_t, py::array::c_style | py::array::forcecast> cls;
+        const bool hasClasses = classes && !classes->is_none();
+        if (hasClasses) {
+          cls = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(*classes);
+          if (!cls || cls.ndim() != 1 || cls.shape(0) != n)
+            throw py::value_error("nms: classes must be an (N,) integer array, one per box");
+        }
+        std::vector<int64_t> keep;
+        try {
+          py::gil_scoped_release release;
+          keep = host::nms(boxes.data(), scores.data(), hasClasses ? cls.data() : nullptr, n, iouThreshold, maxKeep);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+        return toArray<int64_t>(keep);
+      },
+      py::arg("boxes"), py::arg("scores"), py::arg("classes") = py::none(), py::arg("iou_threshold"),
+      py::arg("max_keep") = -1,
+      "Greedy NMS (csrc/host/nms.h): the kept box indices by descending score, boxes of different classes "
+      "never suppressing each other.");
   m.def(
       "compute_requant",
       [](double ratio) {

@@ -1,6 +1,7 @@
 """Host-side post-processing of the task models' board outputs."""
 
 from hbdk_sim.nn.postprocess.keypoint import decode_heatmaps
+from hbdk_sim.nn.postprocess.nms import batched_nms
 from hbdk_sim.nn.postprocess.segmentation import seg_postprocess
 
-__all__ = ["decode_heatmaps", "seg_postprocess"]
+__all__ = ["batched_nms", "decode_heatmaps", "seg_postprocess"]
