@@ -1,7 +1,8 @@
 """Host-side post-processing of the task models' board outputs."""
 
+from hbdk_sim.nn.postprocess.fcos import fcos_postprocess
 from hbdk_sim.nn.postprocess.keypoint import decode_heatmaps
 from hbdk_sim.nn.postprocess.nms import batched_nms
 from hbdk_sim.nn.postprocess.segmentation import seg_postprocess
 
-__all__ = ["batched_nms", "decode_heatmaps", "seg_postprocess"]
+__all__ = ["batched_nms", "decode_heatmaps", "fcos_postprocess", "seg_postprocess"]
