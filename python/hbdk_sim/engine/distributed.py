@@ -183,23 +183,33 @@ def all_reduce_sum_(tensors: list[torch.Tensor]) -> None:
 
 
 def reduce_metric(metric: Any) -> None:
-    """Sum a metric's state over the ranks before `compute()`. The metric names its summable
+    """Combine a metric's state over the ranks before `compute()`. The metric names its summable
     tensor attributes in `sum_states` (e.g. `sum_states = ("confusion",)` for mIoU, whose confusion
-    matrices add up); a metric without it cannot be combined and is refused under several ranks."""
+    matrices add up) and its list attributes to concatenate in `gather_states` (e.g. detections,
+    gathered in rank order); a metric with neither cannot be combined and is refused under several
+    ranks."""
     if not is_distributed():
         return
     names = getattr(metric, "sum_states", None)
-    if names is None:
+    lists = getattr(metric, "gather_states", None)
+    if names is None and lists is None:
         raise UsageTypeError(f"{type(metric).__name__} cannot be reduced across ranks: give it a `sum_states` tuple "
-                             "naming its summable tensor attributes")
+                             "naming its summable tensor attributes or `gather_states` naming its lists")
     tensors = []
-    for name in names:
+    for name in names or ():
         value = getattr(metric, name, None)
         if not isinstance(value, torch.Tensor):
             raise UsageTypeError(f"{type(metric).__name__}.{name} is listed in sum_states but is "
                                  f"{type(value).__name__}, not a tensor")
         tensors.append(value)
-    all_reduce_sum_(tensors)
+    if tensors:
+        all_reduce_sum_(tensors)
+    for name in lists or ():
+        value = getattr(metric, name, None)
+        if not isinstance(value, list):
+            raise UsageTypeError(f"{type(metric).__name__}.{name} is listed in gather_states but is "
+                                 f"{type(value).__name__}, not a list")
+        setattr(metric, name, [item for part in all_gather_object(value) for item in part])
 
 
 def all_gather_object(obj: Any) -> list[Any]:

@@ -1,7 +1,8 @@
 """Evaluation metrics of the task models, registered in METRICS."""
 
 from hbdk_sim.metrics.collection import MetricCollection
+from hbdk_sim.metrics.detection import COCODetectionMetric
 from hbdk_sim.metrics.keypoint import MeanKeypointDist, PCKMetric
 from hbdk_sim.metrics.segmentation import MeanIoU
 
-__all__ = ["MeanIoU", "MeanKeypointDist", "MetricCollection", "PCKMetric"]
+__all__ = ["COCODetectionMetric", "MeanIoU", "MeanKeypointDist", "MetricCollection", "PCKMetric"]
