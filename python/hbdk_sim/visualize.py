@@ -72,3 +72,21 @@ def draw_keypoints(rgb: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, s
         else:
             draw.ellipse(box, outline=KEYPOINT_COLOR, width=max(1, r // 2))
     return np.array(image)
+
+
+def draw_boxes(rgb: np.ndarray, boxes: np.ndarray, labels: Sequence[str], classes: np.ndarray) -> np.ndarray:
+    """`rgb` (HxWx3 uint8) with each box ((K, 4) x1, y1, x2, y2 in its pixels) outlined in its class's
+    colour and its label written above it."""
+    from PIL import ImageDraw
+
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(labels) != len(boxes) or len(classes) != len(boxes):
+        raise UsageError(f"draw_boxes: {len(boxes)} boxes but {len(labels)} labels and {len(classes)} classes")
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    draw = ImageDraw.Draw(image)
+    width = max(1, max(rgb.shape[:2]) // 300)
+    for (x1, y1, x2, y2), text, k in zip(boxes, labels, classes, strict=True):
+        color = tuple(int(v) for v in ((int(k) * 67) % 200 + 55, (int(k) * 131) % 200 + 55, (int(k) * 29) % 200 + 55))
+        draw.rectangle([x1, y1, x2, y2], outline=color, width=width)
+        draw.text((x1 + 2, max(0.0, y1 - 11)), text, fill=color)
+    return np.array(image)
