@@ -145,8 +145,9 @@ def build_model(cfg: Mapping, stage: str, kind: str = "predictor", ckpt: str | o
 
 
 def build_data_loader(cfg: Mapping, key: str, *, train: bool, batch_size: int | None = None) -> DataLoader:
-    """A DataLoader from `cfg[key]` = dict(dataset=..., batch_size, shuffle, num_workers, ...), with a
-    distributed sampler under torchrun."""
+    """A DataLoader from `cfg[key]` = dict(dataset=..., batch_size, shuffle, num_workers, ...,
+    collate="objects" for per-object fields kept as lists: hbdk_sim.data.collate), with a distributed
+    sampler under torchrun."""
     if key not in cfg:
         raise ConfigError(f"the config has no {key!r} entry")
     spec = dict(cfg[key].to_dict() if isinstance(cfg[key], Config) else cfg[key])
@@ -154,6 +155,11 @@ def build_data_loader(cfg: Mapping, key: str, *, train: bool, batch_size: int | 
     shuffle = bool(spec.pop("shuffle", train))
     if batch_size is not None:
         spec["batch_size"] = batch_size
+    collate = spec.pop("collate", None)
+    if collate is not None:
+        from hbdk_sim.data.collate import collate_function
+
+        spec["collate_fn"] = collate_function(collate)
     seed = int(cfg.get("seed", 0))
     sampler = build_sampler(dataset, shuffle=shuffle, seed=seed, drop_last=spec.get("drop_last", False))
     generator = torch.Generator().manual_seed(seed)

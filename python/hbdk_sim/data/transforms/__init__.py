@@ -9,6 +9,7 @@ A per-sample transform takes and returns a sample dict. The fields it may hold (
     gt_keypoints: Kx3 (one object) or NxKx3 float32 (x, y, visibility): visibility 0 = no usable label
         (unlabelled, or outside the image), > 0 labelled (CarFusion: 1 occluded, 2 visible)
     gt_heatmap, gt_heatmap_weight: KxHxW float32 (after GenerateHeatmapTarget)
+    scale_factor: (2,) float32 (x, y): input pixels per original pixel (after Resize)
     points: PxD float32 lidar points (x, y, z, ...) in the sensor frame; image transforms leave them
 Coordinates are continuous: pixel (i, j) covers [j, j+1) x [i, i+1). Every geometric transform
 (Resize, RandomPad, SegRandomAffine, RandomFlip) moves every geometric field it finds: boxes are clipped to

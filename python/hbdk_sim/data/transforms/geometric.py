@@ -59,7 +59,9 @@ def _move_geometry(sample: Sample, out: Sample, sx: float, tx: float, sy: float,
 class Resize:
     """Resize to `size` = (height, width): the image bilinear, the label nearest. With `keep_ratio`
     the image is scaled by one factor, min(height / h, width / w), so it fits inside `size`
-    (each side rounded half up); pad it to `size` afterwards with RandomPad."""
+    (each side rounded half up); pad it to `size` afterwards with RandomPad. The sample's
+    `scale_factor` (x, y) records the factors from the original pixels (what a detector's host side
+    divides its boxes by)."""
 
     def __init__(self, size: Sequence[int], keep_ratio: bool = False) -> None:
         if len(size) != 2 or min(size) <= 0:
@@ -82,6 +84,9 @@ class Resize:
         if gt is not None:
             out["gt_seg"] = np.array(Image.fromarray(gt).resize((w, h), Image.NEAREST))
         _move_geometry(sample, out, w / iw, 0.0, h / ih, 0.0, (h, w))
+        # What maps predictions back to the original pixels (composed with an earlier resize).
+        prior = np.asarray(sample.get("scale_factor", (1.0, 1.0)), np.float32)
+        out["scale_factor"] = prior * np.array([w / iw, h / ih], np.float32)
         return out
 
 
