@@ -41,6 +41,24 @@ _DEFAULT_MAP_SIZE = 1 << 28
 _LMDB_FILES = ("data.mdb", "lock.mdb")
 
 
+def lmdb_path(target_dir: str | os.PathLike, split: str) -> Path:
+    """Where a packer puts `split` under `target_dir`: `<target_dir>/<split>_lmdb`."""
+    return Path(target_dir) / f"{split}_lmdb"
+
+
+def raw_pixel_bytes(paths: Sequence[str | os.PathLike]) -> int:
+    """The bytes the images at `paths` take as decoded HxWx3 uint8 pixels (their headers only are
+    read): what a "raw" pack stores."""
+    from PIL import Image
+
+    total = 0
+    for path in paths:
+        with Image.open(path) as im:
+            w, h = im.size
+        total += 3 * w * h
+    return total
+
+
 def sample_key(index: int) -> bytes:
     return KEY_FORMAT.format(index).encode()
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hbdk_sim.data.packer import PackResult, pack_lmdb
+from hbdk_sim.data.packer import PackResult, lmdb_path, pack_lmdb, raw_pixel_bytes
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
 from hbdk_sim.files import write_file
@@ -344,16 +344,6 @@ def find_crops(src_data_dir: str | os.PathLike, split: str) -> list[CropSample]:
     return samples
 
 
-def _image_size(path: str) -> tuple[int, int]:
-    with Image.open(path) as im:  # the header only
-        return im.size
-
-
-def lmdb_path(target_dir: str | os.PathLike, split: str) -> Path:
-    """Where the packer puts `split` under `target_dir`."""
-    return Path(target_dir) / f"{split}_lmdb"
-
-
 def pack_carfusion(src_data_dir: str | os.PathLike, target_data_dir: str | os.PathLike, split: str, *,
                    num_workers: int = 0, overwrite: bool = False, resume: bool = False, image_codec: str = "source",
                    progress: bool = False) -> PackResult:
@@ -363,7 +353,7 @@ def pack_carfusion(src_data_dir: str | os.PathLike, target_data_dir: str | os.Pa
         raise UsageError(f"unknown image_codec {image_codec!r}; expected one of {', '.join(IMAGE_CODECS)}")
     samples = find_crops(src_data_dir, split)
     if image_codec == "raw":
-        source_bytes = sum(3 * w * h for w, h in map(_image_size, (s.path for s in samples)))
+        source_bytes = raw_pixel_bytes([s.path for s in samples])
     else:
         source_bytes = sum(os.path.getsize(s.path) for s in samples)
     map_size = max(1 << 24, int(source_bytes * 1.25) + len(samples) * 1024 + (1 << 22))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hbdk_sim.data.packer import PackResult, pack_lmdb
+from hbdk_sim.data.packer import PackResult, lmdb_path, pack_lmdb
 from hbdk_sim.errors import DatasetError, UsageError
 
 # The official Cityscapes label definitions: (id, name, trainId); every id not listed here (and
@@ -117,11 +117,6 @@ def encode_pair(pair: CityscapesPair, image_codec: str = "source") -> dict:
             record["gt_seg"] = np.asarray(gt).tobytes()
         record["img_format"] = record["gt_format"] = "raw"
     return record
-
-
-def lmdb_path(target_dir: str | os.PathLike, split: str) -> Path:
-    """Where the packer puts `split` under `target_dir`."""
-    return Path(target_dir) / f"{split}_lmdb"
 
 
 def pack_cityscapes(src_dir: str | os.PathLike, target_dir: str | os.PathLike, split: str, *, num_workers: int = 0,

@@ -146,6 +146,20 @@ class TaskModel(nn.Module, abc.ABC):
         return {name: self.integer_graphs[name] if name in self.integer_graphs else m for name, m in modules.items()}
 
 
+class SingleGraphTask(TaskModel):
+    """A task whose board runs one graph, "network": the structure's `network` module, with the image
+    under `image_key` as its one input."""
+
+    network: nn.Module
+    image_key: str
+
+    def board_modules(self) -> dict[str, nn.Module]:
+        return {"network": self.network}
+
+    def board_inputs(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]]:
+        return {"network": (GraphInput(self.image_key, tuple(int(d) for d in input_shape)),)}
+
+
 def _module_runner(module: nn.Module) -> Runner:
     def run(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return as_outputs(module(*inputs))

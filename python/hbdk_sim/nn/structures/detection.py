@@ -18,7 +18,7 @@ from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.nn.layers import fuse_blocks
 from hbdk_sim.nn.losses.detection import CenternessBCE, GIoULoss, SigmoidFocalLoss, fcos_centerness
 from hbdk_sim.nn.postprocess.fcos import fcos_postprocess
-from hbdk_sim.nn.structures.base import GraphInput, Runner, TaskModel
+from hbdk_sim.nn.structures.base import Runner, SingleGraphTask
 from hbdk_sim.nn.targets.fcos import DynamicFcosTarget, fcos_points
 from hbdk_sim.quantization import DeQuantStub, QuantStub
 from hbdk_sim.registry import MODELS, build_from_cfg
@@ -50,7 +50,7 @@ def _split(outputs: Sequence[torch.Tensor], levels: int) -> tuple[list[torch.Ten
 
 
 @MODELS.register
-class FCOS(TaskModel):
+class FCOS(SingleGraphTask):
     """Anchor-free detection. In training `forward(batch)` takes the images under `image_key` and,
     per image, `gt_boxes` (G, 4 xyxy input pixels) and `gt_classes` (G,; < 0 marks an ignore box) as
     lists (or (B, G, 4) / (B, G) tensors), assigns targets with DynamicFcosTarget and returns
@@ -75,13 +75,7 @@ class FCOS(TaskModel):
                          nms_pre=nms_pre)
         self.image_key = image_key
 
-    # ---- the task contract ----------------------------------------------------------------------------
-
-    def board_modules(self) -> dict[str, nn.Module]:
-        return {"network": self.network}
-
-    def board_inputs(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]]:
-        return {"network": (GraphInput(self.image_key, tuple(int(d) for d in input_shape)),)}
+    # ---- the task contract (the board graph: SingleGraphTask) -------------------------------------------
 
     def predict(self, batch: Mapping[str, Any] | torch.Tensor, runners: Mapping[str, Runner]) -> dict[str, Any]:
         image = self._image(batch)

@@ -18,7 +18,7 @@ from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.nn.layers import fuse_blocks
 from hbdk_sim.nn.losses.keypoint import HeatmapMSELoss
 from hbdk_sim.nn.postprocess.keypoint import decode_heatmaps
-from hbdk_sim.nn.structures.base import GraphInput, Runner, TaskModel
+from hbdk_sim.nn.structures.base import Runner, SingleGraphTask
 from hbdk_sim.quantization import DeQuantStub, QuantStub
 from hbdk_sim.registry import LOSSES, MODELS, build_from_cfg
 from hbdk_sim.visualize import draw_keypoints
@@ -41,7 +41,7 @@ class HeatmapKeypointNet(nn.Module):
 
 
 @MODELS.register
-class HeatmapKeypointModel(TaskModel):
+class HeatmapKeypointModel(SingleGraphTask):
     """Keypoints of one object per image from heatmaps.
 
     `forward(batch)`: in training, `{"loss": HeatmapMSELoss}` from the images under `image_key`
@@ -81,13 +81,7 @@ class HeatmapKeypointModel(TaskModel):
         self.score_threshold = float(score_threshold)
         self.image_key = image_key
 
-    # ---- the task contract ----------------------------------------------------------------------------
-
-    def board_modules(self) -> dict[str, nn.Module]:
-        return {"network": self.network}
-
-    def board_inputs(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]]:
-        return {"network": (GraphInput(self.image_key, tuple(int(d) for d in input_shape)),)}
+    # ---- the task contract (the board graph: SingleGraphTask) -------------------------------------------
 
     def predict(self, batch: Mapping[str, Any] | torch.Tensor, runners: Mapping[str, Runner]) -> dict[str, Any]:
         image = self._image(batch)
