@@ -12,7 +12,7 @@ A per-sample transform takes and returns a sample dict. The fields it may hold (
     scale_factor: (2,) float32 (x, y): input pixels per original pixel (after Resize)
     points: PxD float32 lidar points (x, y, z, ...) in the sensor frame; image transforms leave them
 Coordinates are continuous: pixel (i, j) covers [j, j+1) x [i, i+1). Every geometric transform
-(Resize, RandomPad, SegRandomAffine, RandomFlip) moves every geometric field it finds: boxes are clipped to
+(Resize, RandomCrop, RandomPad, SegRandomAffine, RandomFlip) moves every geometric field it finds: boxes are clipped to
 the image and dropped, with their per-object fields, when nothing of them is left; keypoints that
 leave the image keep their coordinates and become invisible. RandomFlip swaps the keypoints of each
 of its `keypoint_flip_pairs` (coordinates and visibility together).
@@ -38,15 +38,17 @@ from hbdk_sim.data.transforms.color import (
     RGB_TO_YUV_BT601_FULL,
     YUV_OFFSET,
     AddGaussianNoise,
+    AugmentHSV,
     ImageBgrToYuv444,
     rgb_to_yuv444,
 )
-from hbdk_sim.data.transforms.geometric import RandomFlip, RandomPad, Resize, SegRandomAffine
+from hbdk_sim.data.transforms.geometric import RandomCrop, RandomFlip, RandomPad, Resize, SegRandomAffine
 from hbdk_sim.data.transforms.label import GenerateHeatmapTarget, LabelRemap, MultiScaleLabels
 from hbdk_sim.data.transforms.tensor import Normalize, ToTensor
 
 __all__ = [
     "AddGaussianNoise",
+    "AugmentHSV",
     "BatchNormalize",
     "BatchPreprocessor",
     "BatchRandomFlip",
@@ -57,6 +59,7 @@ __all__ = [
     "MultiScaleLabels",
     "Normalize",
     "RGB_TO_YUV_BT601_FULL",
+    "RandomCrop",
     "RandomFlip",
     "RandomPad",
     "Resize",

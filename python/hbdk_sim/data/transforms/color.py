@@ -64,3 +64,37 @@ class AddGaussianNoise:
         noise = torch.randn(img.shape[:2], generator=self.generator, dtype=torch.float64).numpy()
         noisy = img.astype(np.float64) + (self.mean + self.sigma * noise)[:, :, None]
         return {**sample, "img": np.clip(noisy, 0, 255).astype(np.uint8)}
+
+
+@TRANSFORMS.register
+class AugmentHSV:
+    """Random hue, saturation and value gains: each channel of `img` in HSV (Pillow's, every
+    channel 0-255) is multiplied by 1 + U(-1, 1) x its gain, hue modulo 256 (the full circle),
+    saturation and value clipped to 255, and the image goes back to RGB. All three gains 0 leave the
+    image untouched (no HSV round trip)."""
+
+    random = True
+
+    def __init__(self, hgain: float = 0.015, sgain: float = 0.7, vgain: float = 0.4,
+                 generator: torch.Generator | None = None) -> None:
+        if min(hgain, sgain, vgain) < 0:
+            raise UsageError(f"AugmentHSV: gains must be >= 0 but got {hgain}, {sgain}, {vgain}")
+        self.gains = np.array([hgain, sgain, vgain], np.float64)
+        self.generator = generator
+
+    def __call__(self, sample: Sample) -> Sample:
+        from PIL import Image
+
+        img, _ = check_sample(sample, "AugmentHSV")
+        if not self.gains.any():
+            return sample
+        if sample.get("color_space", "rgb") != "rgb":
+            raise UsageError("AugmentHSV: expects an RGB image; put it before ToTensor(to_yuv=True)")
+        r = 1.0 + (torch.rand(3, generator=self.generator, dtype=torch.float64).numpy() * 2 - 1) * self.gains
+        x = np.arange(256, dtype=np.float64)
+        luts = [np.mod(x * r[0], 256).astype(np.uint8), np.clip(x * r[1], 0, 255).astype(np.uint8),
+                np.clip(x * r[2], 0, 255).astype(np.uint8)]
+        hsv = np.array(Image.fromarray(img).convert("HSV"))
+        for c in range(3):
+            hsv[..., c] = luts[c][hsv[..., c]]
+        return {**sample, "img": np.array(Image.fromarray(hsv, mode="HSV").convert("RGB"))}

@@ -59,27 +59,38 @@ def _move_geometry(sample: Sample, out: Sample, sx: float, tx: float, sy: float,
 class Resize:
     """Resize to `size` = (height, width): the image bilinear, the label nearest. With `keep_ratio`
     the image is scaled by one factor, min(height / h, width / w), so it fits inside `size`
-    (each side rounded half up); pad it to `size` afterwards with RandomPad. The sample's
+    (each side rounded half up); pad it to `size` afterwards with RandomPad. With `ratio_range`
+    (low, high) the target size is first scaled by a factor drawn uniformly from it (multi-scale
+    training; then a random transform). The sample's
     `scale_factor` (x, y) records the factors from the original pixels (what a detector's host side
     divides its boxes by)."""
 
-    def __init__(self, size: Sequence[int], keep_ratio: bool = False) -> None:
+    def __init__(self, size: Sequence[int], keep_ratio: bool = False, ratio_range: Sequence[float] | None = None,
+                 generator: torch.Generator | None = None) -> None:
         if len(size) != 2 or min(size) <= 0:
             raise UsageError(f"Resize: size must be (height, width) > 0 but got {size!r}")
+        if ratio_range is not None and (len(ratio_range) != 2 or not 0 < ratio_range[0] <= ratio_range[1]):
+            raise UsageError(f"Resize: ratio_range must be (low, high) with 0 < low <= high but got {ratio_range!r}")
         self.size = (int(size[0]), int(size[1]))
         self.keep_ratio = keep_ratio
+        self.ratio_range = None if ratio_range is None else (float(ratio_range[0]), float(ratio_range[1]))
+        self.random = self.ratio_range is not None  # a drawn target size (see the package docstring)
+        self.generator = generator
 
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """The (height, width) an image of `height` x `width` is resized to."""
+    def output_size(self, height: int, width: int, ratio: float = 1.0) -> tuple[int, int]:
+        """The (height, width) an image of `height` x `width` is resized to, for a target `size`
+        scaled by `ratio`."""
+        th, tw = self.size[0] * ratio, self.size[1] * ratio
         if not self.keep_ratio:
-            return self.size
-        scale = min(self.size[0] / height, self.size[1] / width)
+            return max(1, int(th + 0.5)), max(1, int(tw + 0.5))
+        scale = min(th / height, tw / width)
         return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
     def __call__(self, sample: Sample) -> Sample:
         img, gt = check_sample(sample, "Resize")
         ih, iw = img.shape[:2]
-        h, w = self.output_size(ih, iw)
+        ratio = uniform(self.generator, *self.ratio_range) if self.ratio_range else 1.0
+        h, w = self.output_size(ih, iw, ratio)
         out = {**sample, "img": np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))}
         if gt is not None:
             out["gt_seg"] = np.array(Image.fromarray(gt).resize((w, h), Image.NEAREST))
@@ -87,6 +98,39 @@ class Resize:
         # What maps predictions back to the original pixels (composed with an earlier resize).
         prior = np.asarray(sample.get("scale_factor", (1.0, 1.0)), np.float32)
         out["scale_factor"] = prior * np.array([w / iw, h / ih], np.float32)
+        return out
+
+
+@TRANSFORMS.register
+class RandomCrop:
+    """Crop a `size` = (height, width) window at a uniformly drawn offset (the whole extent along a
+    side the image does not exceed). Boxes move with it, are clipped to the window and dropped, with
+    their per-object fields, when nothing of them is left; a box whose clipped area is below
+    `min_area` pixels is kept but marked ignored (its `gt_classes` entry -1). Keypoints move; those
+    leaving the window become invisible."""
+
+    random = True
+
+    def __init__(self, size: Sequence[int], min_area: float = 1e-3, generator: torch.Generator | None = None) -> None:
+        if len(size) != 2 or min(size) <= 0:
+            raise UsageError(f"RandomCrop: size must be (height, width) > 0 but got {size!r}")
+        self.size = (int(size[0]), int(size[1]))
+        self.min_area, self.generator = float(min_area), generator
+
+    def __call__(self, sample: Sample) -> Sample:
+        img, gt = check_sample(sample, "RandomCrop")
+        h, w = img.shape[:2]
+        ch, cw = min(self.size[0], h), min(self.size[1], w)
+        top = int(torch.randint(0, h - ch + 1, (), generator=self.generator))
+        left = int(torch.randint(0, w - cw + 1, (), generator=self.generator))
+        out = {**sample, "img": np.ascontiguousarray(img[top:top + ch, left:left + cw])}
+        if gt is not None:
+            out["gt_seg"] = np.ascontiguousarray(gt[top:top + ch, left:left + cw])
+        _move_geometry(sample, out, 1.0, float(-left), 1.0, float(-top), (ch, cw))
+        boxes, classes = out.get("gt_boxes"), out.get("gt_classes")
+        if boxes is not None and classes is not None and len(boxes):
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            out["gt_classes"] = np.where(area < self.min_area, -1, np.asarray(classes))
         return out
 
 
