@@ -60,3 +60,27 @@ def test_prediction_format_and_contract():
     assert picture.shape == (64, 80, 3) and picture.any()
     with pytest.raises(UsageError, match="multiple of the largest stride"):
         model({"img": torch.zeros(1, 3, 100, 128)})
+
+
+def test_head_outputs_are_si16_after_calibration_and_conversion():
+    from hbdk_sim.quantization import Float2Calibration, QAT2Quantize, set_fake_quant_state
+
+    model = _model().eval()
+    model = Float2Calibration(observer="percentile", observer_kwargs=dict(percentile=99.9))(model)
+    head = model.network.head
+    assert head.conv_cls.activation_post_process.dtype == "si16"
+    assert head.conv_reg.activation_post_process.dtype == "si16"  # conv_reg fused with its ReLU
+    assert head.conv_centerness.activation_post_process.dtype == "si16"
+    assert head.cls_tower.levels[0][0].pointwise.activation_post_process.dtype == "si8"
+    model.train()
+    with torch.no_grad():
+        model(_batch())
+    set_fake_quant_state(model, "validation")
+    model = QAT2Quantize(input_shape=[1, 3, 128, 128])(model.eval())
+    text = model.integer_graphs["network"].hbir_text
+    # Each of the 15 outputs is the dequantization of an si16 value.
+    for name in ("head_conv_cls", "head_conv_reg", "head_conv_centerness"):
+        for level in range(5):
+            value = f"%{name}{'' if level == 0 else f'_{level}'}.q"
+            (line,) = [x for x in text.splitlines() if x.strip().startswith(f"{value} = ")]
+            assert "si16" in line.split(":")[-1], line

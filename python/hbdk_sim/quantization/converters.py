@@ -46,7 +46,7 @@ from hbdk_sim.quantization.observers import (
     MSEObserver,
     PercentileObserver,
 )
-from hbdk_sim.quantization.qconfig import QConfig, fake_quant_factory, weight_fake_quant
+from hbdk_sim.quantization.qconfig import QConfig, fake_quant_factory, qconfig_int16, weight_fake_quant
 from hbdk_sim.quantization.qconfig_setters import set_qconfig
 from hbdk_sim.registry import CONVERTERS
 
@@ -109,6 +109,9 @@ class _Prepare:
             raise UsageError(f"{type(self).__name__}: give a qconfig or an observer (with observer_kwargs), not both")
         self.qconfig = qconfig if qconfig is not None else \
             qconfig_for(observer or self.default_observer, **dict(observer_kwargs or {}))
+        # si16 outputs a model asks for (its `int16_outputs`) use the same observer at si16.
+        self._wide_qconfig = qconfig_int16() if qconfig is not None else \
+            qconfig_for(observer or self.default_observer, dtype="si16", **dict(observer_kwargs or {}))
         self.fuse, self.fuse_mode, self.by_name, self.by_type = fuse, fuse_mode, by_name, by_type
         if graph_mode and input_shape is None:
             raise UsageError(f"{type(self).__name__}(graph_mode=True) traces the model: give input_shape, e.g. "
@@ -121,8 +124,10 @@ class _Prepare:
     def __call__(self, model: nn.Module) -> nn.Module:
         if was_prepared(model):
             raise UsageError(f"{type(model).__name__} already has quantizers; convert a float model")
-        if self.by_name or self.by_type:
-            set_qconfig(model, self.qconfig, by_name=self.by_name, by_type=self.by_type)
+        by_name = {**{name: self._wide_qconfig for name in getattr(model, "int16_outputs", ())},
+                   **(self.by_name or {})}
+        if by_name or self.by_type:
+            set_qconfig(model, self.qconfig, by_name=by_name, by_type=self.by_type)
         if self.graph_mode:
             return self._prepare_graph(model)
         if self.fuse:
@@ -154,6 +159,9 @@ class _Prepare:
 @CONVERTERS.register
 class Float2Calibration(_Prepare):
     """Fuse and attach quantizers for calibration (observers on, fake quantization off), in place.
+
+    A model may name submodules whose outputs it wants at si16 in an `int16_outputs` attribute
+    (module paths); they get the stage's observer at si16 unless `by_name` says otherwise.
 
     `qconfig` defaults to min-max activation observers (`observer` picks another: "percentile",
     "mse", "kl", "moving_average", with its arguments in `observer_kwargs`, e.g.

@@ -80,6 +80,9 @@ class FCOSHead(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.constant_(self.conv_cls.bias, -math.log(99.0))
 
+    def fusion_groups(self) -> list[list[str]]:
+        return [["conv_reg", "reg_act"]]  # the box output is quantized once, after its ReLU
+
     def forward(self, features: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], ...]:
         if len(features) != len(self.strides):
             raise UsageError(f"FCOSHead: expected {len(self.strides)} feature maps (strides {self.strides}) but got "

@@ -82,8 +82,8 @@ def fuse_blocks(model: nn.Module, mode: str = "fuse_bn") -> nn.Module:
     keeps it live for QAT). A model fuses once: its blocks no longer hold a BatchNorm afterwards."""
     groups = fusion_groups(model)
     for group in groups:
-        if not isinstance(model.get_submodule(group[1]), nn.BatchNorm2d):
-            raise UsageError(f"{type(model).__name__} is already fused ({group[1]!r} is no BatchNorm2d); "
+        if not isinstance(model.get_submodule(group[0]), (nn.Conv2d, nn.ConvTranspose2d)):
+            raise UsageError(f"{type(model).__name__} is already fused ({group[0]!r} is no plain conv); "
                              "call fuse_model once, on the float model")
     return fuse_modules(model, groups, mode=mode, inplace=True)
 

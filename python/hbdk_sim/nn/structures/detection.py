@@ -59,6 +59,8 @@ class FCOS(SingleGraphTask):
     the resize from original to input pixels) maps them back."""
 
     visual_names = ("detections",)
+    # The three head outputs stay si16 on the board (calibration and QAT prepare them so).
+    int16_outputs = ("network.head.conv_cls", "network.head.conv_reg", "network.head.conv_centerness")
 
     def __init__(self, network: nn.Module | Mapping, num_classes: int = 80,
                  strides: Sequence[int] = (8, 16, 32, 64, 128), topk: int = 10,
