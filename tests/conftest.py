@@ -75,3 +75,41 @@ def assert_one_line_error(code: int, err: str, tool: str, *words: str) -> None:
     assert len(lines) == 1 and lines[0].startswith(f"{tool}: error: "), err
     for w in words:
         assert w in lines[0]
+
+
+class PackInterrupted(Exception):
+    """Raised by an encoder a test breaks on purpose, to interrupt a pack part way."""
+
+
+def assert_interrupted_pack_resumes(monkeypatch, module, encoder: str, pack, src, tmp_path, total: int) -> None:
+    """Interrupt `pack(src, target, "train")` after 66 records by breaking `module.<encoder>`: the
+    database is refused as interrupted, a plain re-run refuses to overwrite it, `resume=True`
+    keeps the 64 committed records (one commit of 64) and writes the rest, and the result equals an
+    uninterrupted pack record for record."""
+    import pytest
+    from hbdk_sim.data.datasets.lmdb import LmdbDataset
+    from hbdk_sim.errors import DatasetError
+
+    encode = getattr(module, encoder)
+    calls = []
+
+    def encode_until(sample, image_codec="source"):
+        calls.append(sample)
+        if len(calls) > 66:
+            raise PackInterrupted
+        return encode(sample, image_codec)
+
+    monkeypatch.setattr(module, encoder, encode_until)
+    with pytest.raises(PackInterrupted):
+        pack(src, tmp_path / "cut", "train")
+    monkeypatch.setattr(module, encoder, encode)
+    with pytest.raises(DatasetError, match="interrupted pack.*--resume"):
+        LmdbDataset(tmp_path / "cut" / "train_lmdb")
+    with pytest.raises(FileExistsError, match="--resume"):
+        pack(src, tmp_path / "cut", "train")
+    resumed = pack(src, tmp_path / "cut", "train", resume=True)
+    assert (resumed.skipped, resumed.written) == (64, total - 64)
+    whole = LmdbDataset(pack(src, tmp_path / "whole", "train").path)
+    cut = LmdbDataset(resumed.path)
+    assert len(cut) == len(whole) == total
+    assert all(cut.read_record(i) == whole.read_record(i) for i in range(total))

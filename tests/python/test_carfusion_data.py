@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_interrupted_pack_resumes
 from hbdk_sim.data.datasets import carfusion
 from hbdk_sim.data.datasets.carfusion import (
     FLIP_PAIRS,
@@ -270,34 +271,9 @@ def test_generator_truth_survives_converter_packer_and_reader(packed):
             np.testing.assert_allclose(sample["gt_keypoints"], expected, atol=1e-3)
 
 
-class _Interrupted(Exception):
-    pass
-
-
 def test_an_interrupted_pack_resumes_to_the_same_database(packed, monkeypatch, tmp_path):
     root, _, counts = packed
-    encode = carfusion.encode_crop
-    calls = []
-
-    def encode_until(sample, image_codec="source"):
-        calls.append(sample)
-        if len(calls) > 66:
-            raise _Interrupted
-        return encode(sample, image_codec)
-
-    monkeypatch.setattr(carfusion, "encode_crop", encode_until)
-    with pytest.raises(_Interrupted):
-        pack_carfusion(root / "conv", tmp_path / "cut", "train")
-    monkeypatch.setattr(carfusion, "encode_crop", encode)
-    with pytest.raises(DatasetError, match="interrupted pack.*--resume"):
-        LmdbDataset(tmp_path / "cut" / "train_lmdb")
-    with pytest.raises(FileExistsError, match="--resume"):
-        pack_carfusion(root / "conv", tmp_path / "cut", "train")
-    resumed = pack_carfusion(root / "conv", tmp_path / "cut", "train", resume=True)
-    assert (resumed.skipped, resumed.written) == (64, counts["train"] - 64)
-    whole = LmdbDataset(pack_carfusion(root / "conv", tmp_path / "whole", "train").path)
-    cut = LmdbDataset(resumed.path)
-    assert all(cut.read_record(i) == whole.read_record(i) for i in range(len(whole)))
+    assert_interrupted_pack_resumes(monkeypatch, carfusion, "encode_crop", pack_carfusion, root / "conv", tmp_path, counts["train"])
 
 
 # ---- the tools ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_tool_here
+from conftest import assert_interrupted_pack_resumes, assert_one_line_error, run_tool_here
 from hbdk_sim.data.datasets import mscoco
 from hbdk_sim.data.datasets.lmdb import LmdbDataset
 from hbdk_sim.data.datasets.mscoco import (
@@ -217,34 +217,9 @@ def test_generator_truth_survives_the_packer_and_the_reader(coco):
             assert sample["gt_classes"].dtype == np.int64
 
 
-class _Interrupted(Exception):
-    pass
-
-
 def test_an_interrupted_pack_resumes_to_the_same_database(coco, monkeypatch, tmp_path):
-    root, docs = coco
-    encode = mscoco.encode_image
-    calls = []
-
-    def encode_until(sample, image_codec="source"):
-        calls.append(sample)
-        if len(calls) > 66:
-            raise _Interrupted
-        return encode(sample, image_codec)
-
-    monkeypatch.setattr(mscoco, "encode_image", encode_until)
-    with pytest.raises(_Interrupted):
-        pack_coco(root / "raw", tmp_path / "cut", "train")
-    monkeypatch.setattr(mscoco, "encode_image", encode)
-    with pytest.raises(DatasetError, match="interrupted pack.*--resume"):
-        LmdbDataset(tmp_path / "cut" / "train_lmdb")
-    with pytest.raises(FileExistsError, match="--resume"):
-        pack_coco(root / "raw", tmp_path / "cut", "train")
-    resumed = pack_coco(root / "raw", tmp_path / "cut", "train", resume=True)
-    assert (resumed.skipped, resumed.written) == (64, 70 - 64)
-    whole = LmdbDataset(pack_coco(root / "raw", tmp_path / "whole", "train").path)
-    cut = LmdbDataset(resumed.path)
-    assert all(cut.read_record(i) == whole.read_record(i) for i in range(len(whole)))
+    root, _ = coco
+    assert_interrupted_pack_resumes(monkeypatch, mscoco, "encode_image", pack_coco, root / "raw", tmp_path, 70)
 
 
 # ---- the tools ----------------------------------------------------------------------------------------------

@@ -46,17 +46,31 @@ def lmdb_path(target_dir: str | os.PathLike, split: str) -> Path:
     return Path(target_dir) / f"{split}_lmdb"
 
 
-def raw_pixel_bytes(paths: Sequence[str | os.PathLike]) -> int:
-    """The bytes the images at `paths` take as decoded HxWx3 uint8 pixels (their headers only are
-    read): what a "raw" pack stores."""
+# How a packer stores images: the files' bytes ("source") or decoded HxWx3 uint8 pixels ("raw").
+IMAGE_CODECS = ("source", "raw")
+
+
+def check_image_codec(image_codec: str) -> str:
+    if image_codec not in IMAGE_CODECS:
+        raise UsageError(f"unknown image_codec {image_codec!r}; expected one of {', '.join(IMAGE_CODECS)}")
+    return image_codec
+
+
+def image_map_size(paths: Sequence[str | os.PathLike], image_codec: str, per_record: int = 1024) -> int:
+    """An initial LMDB map size for records holding the images at `paths` as `image_codec` stores
+    them (file sizes, or decoded pixels from the headers for "raw") plus `per_record` bytes of
+    fields each, with room to spare; pack_lmdb grows it if it is still short."""
     from PIL import Image
 
-    total = 0
-    for path in paths:
-        with Image.open(path) as im:
-            w, h = im.size
-        total += 3 * w * h
-    return total
+    if check_image_codec(image_codec) == "raw":
+        data = 0
+        for path in paths:
+            with Image.open(path) as im:  # the header only
+                w, h = im.size
+            data += 3 * w * h
+    else:
+        data = sum(os.path.getsize(path) for path in paths)
+    return max(1 << 24, int(data * 1.25) + len(paths) * per_record + (1 << 22))
 
 
 def sample_key(index: int) -> bytes:

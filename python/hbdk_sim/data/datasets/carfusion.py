@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hbdk_sim.data.packer import PackResult, lmdb_path, pack_lmdb, raw_pixel_bytes
+from hbdk_sim.data.packer import PackResult, image_map_size, lmdb_path, pack_lmdb
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
 from hbdk_sim.files import write_file
@@ -75,7 +75,6 @@ SKELETON: tuple[tuple[int, int], ...] = (
 KEPT_ROWS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13)
 NUM_ROWS = 14  # the converter's per-box array, indexed by the 1-based CarFusion keypoint index
 SPLITS = ("train", "test")
-IMAGE_CODECS = ("source", "raw")
 CROP_JPEG_QUALITY = 95  # the crops are re-encoded once; keep the loss small
 
 
@@ -349,14 +348,8 @@ def pack_carfusion(src_data_dir: str | os.PathLike, target_data_dir: str | os.Pa
                    progress: bool = False) -> PackResult:
     """Pack the converter's crops of `split` (under `src_data_dir`) into `<target_data_dir>/<split>_lmdb`,
     images as the crop files' bytes (`image_codec="source"`) or decoded pixels ("raw")."""
-    if image_codec not in IMAGE_CODECS:
-        raise UsageError(f"unknown image_codec {image_codec!r}; expected one of {', '.join(IMAGE_CODECS)}")
     samples = find_crops(src_data_dir, split)
-    if image_codec == "raw":
-        source_bytes = raw_pixel_bytes([s.path for s in samples])
-    else:
-        source_bytes = sum(os.path.getsize(s.path) for s in samples)
-    map_size = max(1 << 24, int(source_bytes * 1.25) + len(samples) * 1024 + (1 << 22))
+    map_size = image_map_size([s.path for s in samples], image_codec, per_record=1024)
     return pack_lmdb(samples, functools.partial(encode_crop, image_codec=image_codec),
                      lmdb_path(target_data_dir, split), name="carfusion", split=split,
                      extra_meta={"image_codec": image_codec, "keypoint_names": list(KEYPOINT_NAMES)},

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hbdk_sim.data.packer import PackResult, lmdb_path, pack_lmdb
+from hbdk_sim.data.packer import PackResult, check_image_codec, lmdb_path, pack_lmdb
 from hbdk_sim.errors import DatasetError, UsageError
 
 # The official Cityscapes label definitions: (id, name, trainId); every id not listed here (and
@@ -91,7 +91,6 @@ def find_pairs(src_dir: str | os.PathLike, split: str) -> list[CityscapesPair]:
     return pairs
 
 
-IMAGE_CODECS = ("source", "raw")
 
 
 def encode_pair(pair: CityscapesPair, image_codec: str = "source") -> dict:
@@ -124,8 +123,7 @@ def pack_cityscapes(src_dir: str | os.PathLike, target_dir: str | os.PathLike, s
                     progress: bool = False) -> PackResult:
     """Pack `split` of the Cityscapes tree at `src_dir` into `<target_dir>/<split>_lmdb`, images as
     their files' bytes (`image_codec="source"`) or as decoded pixels ("raw")."""
-    if image_codec not in IMAGE_CODECS:
-        raise UsageError(f"unknown image_codec {image_codec!r}; expected one of {', '.join(IMAGE_CODECS)}")
+    check_image_codec(image_codec)
     pairs = find_pairs(src_dir, split)
     source_bytes = sum(os.path.getsize(p.image) + os.path.getsize(p.label) for p in pairs)
     if image_codec == "raw":

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from hbdk_sim.data.packer import PackResult, lmdb_path, pack_lmdb, raw_pixel_bytes
+from hbdk_sim.data.packer import PackResult, image_map_size, lmdb_path, pack_lmdb
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
 
@@ -72,7 +72,6 @@ COCO_ID_TO_LABEL: dict[int, int] = {cat_id: label for label, cat_id in enumerate
 LABEL_TO_COCO_ID: dict[int, int] = dict(enumerate(COCO_CATEGORY_IDS))
 NUM_CLASSES = len(COCO_CATEGORIES)
 SPLITS = ("train", "val")
-IMAGE_CODECS = ("source", "raw")
 MIN_BOX_SIDE = 1.0  # boxes narrower or lower than this are dropped
 
 
@@ -197,14 +196,8 @@ def pack_coco(src_data_dir: str | os.PathLike, target_data_dir: str | os.PathLik
               progress: bool = False) -> PackResult:
     """Pack the COCO images of `split` (under the root `src_data_dir`) into `<target_data_dir>/<split>_lmdb`,
     images as the files' bytes (`image_codec="source"`) or decoded pixels ("raw")."""
-    if image_codec not in IMAGE_CODECS:
-        raise UsageError(f"unknown image_codec {image_codec!r}; expected one of {', '.join(IMAGE_CODECS)}")
     samples = read_coco(src_data_dir, split)
-    if image_codec == "raw":
-        source_bytes = raw_pixel_bytes([s.path for s in samples])
-    else:
-        source_bytes = sum(os.path.getsize(s.path) for s in samples)
-    map_size = max(1 << 24, int(source_bytes * 1.25) + len(samples) * 4096 + (1 << 22))
+    map_size = image_map_size([s.path for s in samples], image_codec, per_record=4096)
     return pack_lmdb(samples, functools.partial(encode_image, image_codec=image_codec),
                      lmdb_path(target_data_dir, split), name="mscoco", split=split,
                      extra_meta={"image_codec": image_codec, "class_names": list(COCO_CLASS_NAMES)},

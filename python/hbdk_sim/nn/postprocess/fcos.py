@@ -18,13 +18,9 @@ import torch
 
 from hbdk_sim.errors import UsageError
 from hbdk_sim.nn.postprocess.nms import batched_nms
+from hbdk_sim.nn.targets.fcos import fcos_points
 
 LOGIT_OF_0_05 = -2.944  # log(0.05 / 0.95), rounded as the board's filter threshold is
-
-
-def _points(h: int, w: int, stride: int, device: torch.device) -> torch.Tensor:
-    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-    return torch.stack([xs.reshape(-1) * stride + stride // 2, ys.reshape(-1) * stride + stride // 2], -1).float()
 
 
 def fcos_postprocess(cls: Sequence[torch.Tensor], reg: Sequence[torch.Tensor], ctr: Sequence[torch.Tensor],
@@ -55,7 +51,7 @@ def fcos_postprocess(cls: Sequence[torch.Tensor], reg: Sequence[torch.Tensor], c
             keep = logits.max(dim=1).values >= logit_threshold
             if not bool(keep.any()):
                 continue
-            points = _points(h, w, int(s), device)[keep]
+            points = fcos_points([(h, w)], [int(s)], device)[0][keep]
             dist = r[i].reshape(4, -1).t()[keep].clamp(min=0) * s
             prob = logits[keep].sigmoid()
             center = t[i].reshape(-1)[keep].sigmoid()
