@@ -166,6 +166,61 @@ def test_ema_equals_hand_computed_average():
     assert int(trainer.ema_model.n_averaged) == 3
 
 
+def test_ramped_ema_equals_hand_computed_average_and_loads_as_weights(tmp_path):
+    from hbdk_sim.quantization import LoadCheckpoint
+
+    decay, ramp = 0.9, 2.0
+    model = nn.Sequential(nn.Linear(8, 1), nn.BatchNorm1d(1))
+    trainer = Trainer(model, loader(), optimizer=dict(type="SGD", lr=0.1), num_epochs=1, steps_per_epoch=4,
+                      device="cpu", batch_processor=BatchProcessor(),
+                      callbacks=[EMA(decay=decay, warmup_steps=ramp), rec := Recorder(),
+                                 Checkpoint(dir=tmp_path / "ck")])
+    trainer.unwrapped_model.forward = lambda b: {"loss": ((model[1](model[0](b["x"])).squeeze(-1) - b["y"]) ** 2
+                                                          ).mean()}
+    trainer.fit()
+    for name in ("0.weight", "0.bias"):
+        snaps = [snap[name] for snap in rec.params]
+        hand = snaps[0]
+        for t, p in enumerate(snaps[1:], start=1):  # after t updates the decay is d (1 - exp(-t / ramp))
+            d = decay * (1 - math.exp(-t / ramp))
+            hand = d * hand + (1 - d) * p
+        torch.testing.assert_close(dict(trainer.ema_model.module.named_parameters())[name], hand, rtol=1e-6,
+                                   atol=1e-7)
+    # The batch counter of BatchNorm is copied, not averaged.
+    assert int(trainer.ema_model.module[1].num_batches_tracked) == 4
+    fresh = LoadCheckpoint(tmp_path / "ck" / "last.pt", state_dict_key="ema")(
+        nn.Sequential(nn.Linear(8, 1), nn.BatchNorm1d(1)))
+    for (name, got), want in zip(fresh.state_dict().items(), trainer.ema_model.module.state_dict().values(),
+                                 strict=True):
+        assert torch.equal(got, want), name
+
+
+def test_optimizer_param_groups_by_name_substring():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 2, 1, bias=False))
+    trainer = Trainer(model, loader(), num_epochs=1, device="cpu",
+                      optimizer=dict(type="SGD", lr=0.1, momentum=0.9, nesterov=True,
+                                     param_groups={"weight": dict(weight_decay=4e-5), "1.": dict(lr=0.5)}))
+    groups = trainer.optimizer.param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert [sorted(names[id(p)] for p in g["params"]) for g in groups] == [
+        ["0.weight", "1.weight", "2.weight"], ["1.bias"], ["0.bias"]]  # the first matching substring wins
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.1, 4e-5), (0.5, 0.0), (0.1, 0.0)]
+    assert all(g["nesterov"] and g["momentum"] == 0.9 for g in groups)
+    with pytest.raises(ConfigError, match="param_groups must map"):
+        Trainer(model, loader(), device="cpu", optimizer=dict(type="SGD", lr=0.1, param_groups={"weight": 1e-4}))
+
+
+def test_warmup_in_epochs_counts_the_steps_per_epoch():
+    trainer = Trainer(ToyRegression(), loader(), optimizer=dict(type="SGD", lr=0.1), num_epochs=3, device="cpu",
+                      lr_scheduler=dict(type="CosineWithWarmup", warmup_epochs=0.5, warmup_start_factor=0.25,
+                                        interval="step"), callbacks=[rec := Recorder()])
+    trainer.fit()
+    assert rec.lrs[:5] == pytest.approx([0.1 * (0.25 + 0.75 * t / 4) for t in range(4)] + [0.1])  # 8 steps / epoch
+    with pytest.raises(UsageError, match="not both"):
+        Trainer(ToyRegression(), loader(), optimizer=dict(type="SGD", lr=0.1), device="cpu",
+                lr_scheduler=dict(type="CosineWithWarmup", warmup_epochs=1, warmup_steps=2, interval="step"))
+
+
 def test_gradient_clipping_bounds_the_norm():
     torch.manual_seed(3)
     model = nn.Linear(8, 1)

@@ -132,3 +132,36 @@ def test_compile_perf_takes_the_model(stages):
     same = hbdk_sim.compile_perf(stages["qat"], stages["data"][0], march="bpu")
     assert report.total_cycles == same.total_cycles > 0
     assert report.fps > 0
+
+
+def test_frozen_activation_scales_stay_at_calibration_while_weight_scales_follow(stages):
+    tmp, net, data = stages["tmp"], stages["net"], stages["data"]
+    qat = Q.ModelConvertPipeline([Q.Float2QAT(activation_scales="frozen"),
+                                  Q.LoadCheckpoint(tmp / "calibration.pt")])(copy.deepcopy(net))
+    calibrated = torch.load(tmp / "calibration.pt", weights_only=True)["model"]
+    qat.train()
+    opt = torch.optim.SGD([p for p in qat.parameters() if p.requires_grad], lr=1e-2, momentum=0.9)
+    for x in data[:3]:
+        loss = sum(y.square().mean() for y in qat(x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    qat(data[3])
+    state = qat.state_dict()
+    weights = [k for k in state if k.endswith("weight_fake_quant.scale")]
+    activations = [k for k in state if k.endswith(".scale") and k not in weights]
+    assert weights and activations
+    for k in activations:  # no activation scale or statistic moved
+        assert torch.equal(state[k], calibrated[k]), k
+    for k in (k for k in state if k.endswith(("observer.min_val", "observer.max_val")) and "weight" not in k):
+        assert torch.equal(state[k], calibrated[k]), k
+    assert any(not torch.equal(state[k], calibrated[k]) for k in weights)  # the weights moved, their scales too
+    # Following (the default) moves the activation scales on the same steps.
+    follow = Q.ModelConvertPipeline([Q.Float2QAT(), Q.LoadCheckpoint(tmp / "calibration.pt")])(copy.deepcopy(net))
+    follow.train()
+    for x in data[:2]:
+        follow(x)
+    moved = follow.state_dict()
+    assert any(not torch.equal(moved[k], calibrated[k]) for k in activations)
+    with pytest.raises(hbdk_sim.errors.UsageError, match="activation_scales must be"):
+        Q.Float2QAT(activation_scales="fixed")

@@ -10,8 +10,10 @@ its value, Logger 90 last).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import math
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from hbdk_sim.checkpoints import fit_state_dict
 from hbdk_sim.engine.distributed import all_gather_object, barrier, get_rank, unwrap_model
@@ -253,29 +255,49 @@ class Checkpoint(Callback):
         barrier()
 
 
+@torch.no_grad()
+def _ema_update(decay: float, warmup_steps: float, averaged: list[torch.Tensor], current: list[torch.Tensor],
+                num_averaged: torch.Tensor) -> None:
+    """One EMA step over a group of same-dtype tensors (AveragedModel's multi_avg_fn): the decay
+    after `num_averaged` updates is `decay * (1 - exp(-num_averaged / warmup_steps))` (constant
+    without warm-up). Integer buffers (BatchNorm's batch counter) take the current value."""
+    if not torch.is_floating_point(averaged[0]):
+        torch._foreach_copy_(averaged, current)
+        return
+    d = decay * (1.0 - math.exp(-float(num_averaged) / warmup_steps)) if warmup_steps else decay
+    torch._foreach_lerp_(averaged, current, 1.0 - d)
+
+
 @CALLBACKS.register
 class EMA(Callback):
-    """An exponential moving average of the weights, `ema = decay * ema + (1 - decay) * w` after
-    every optimizer step (torch.optim.swa_utils.AveragedModel with get_ema_multi_avg_fn; the first
-    update copies the weights). Available as `trainer.ema_model` (Validation evaluates it, Checkpoint
-    saves it under "ema").
+    """An exponential moving average of the weights, `ema = d * ema + (1 - d) * w` after every
+    optimizer step (torch.optim.swa_utils.AveragedModel; the first update copies the weights), with
+    `d = decay`, or with `warmup_steps` the ramp `d = decay * (1 - exp(-t / warmup_steps))` over the
+    t updates so far, so that the average forgets the random start early in training. Available as
+    `trainer.ema_model` (Validation evaluates it, Checkpoint saves it under "ema"; LoadCheckpoint
+    with `state_dict_key="ema"` loads it as a model's weights).
 
-    Config keys: decay (0.9998), use_buffers (True: BatchNorm statistics are averaged too).
+    Config keys: decay (0.9998), warmup_steps (0: constant decay), use_buffers (True: BatchNorm
+    statistics are averaged too).
     """
 
     priority = 10
 
-    def __init__(self, decay: float = 0.9998, use_buffers: bool = True) -> None:
+    def __init__(self, decay: float = 0.9998, warmup_steps: float = 0, use_buffers: bool = True) -> None:
         if not 0.0 <= decay < 1.0:
             raise UsageError(f"EMA decay must be in [0, 1), got {decay}")
+        if warmup_steps < 0:
+            raise UsageError(f"EMA warmup_steps must be >= 0, got {warmup_steps}")
         self.decay = decay
+        self.warmup_steps = warmup_steps
         self.use_buffers = use_buffers
 
     def setup(self, trainer: Any) -> None:
         if trainer.optimizer is None:
             raise UsageError("EMA needs a training run (this trainer has no optimizer)")
         trainer.ema_model = AveragedModel(unwrap_model(trainer.model), device=trainer.device,
-                                          multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=self.use_buffers)
+                                          multi_avg_fn=functools.partial(_ema_update, self.decay, self.warmup_steps),
+                                          use_buffers=self.use_buffers)
 
     def on_step_end(self, trainer: Any, batch: Any, output: Any) -> None:
         trainer.ema_model.update_parameters(unwrap_model(trainer.model))

@@ -14,7 +14,7 @@ Everything returned is plain config dicts, so `--opts float_trainer.num_epochs=3
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hbdk_sim.errors import ConfigError
@@ -44,27 +44,56 @@ def _fake_quant_predictor(work_dir: str, prepare: dict, checkpoint: str) -> dict
     )
 
 
-def _prepare(kind: str, observer: dict | None) -> dict:
-    return dict(type=kind, **{k: (dict(v) if isinstance(v, dict) else v) for k, v in (observer or {}).items()})
+def _prepare(kind: str, observer: dict | None, **options: Any) -> dict:
+    return dict(type=kind, **{k: (dict(v) if isinstance(v, dict) else v) for k, v in (observer or {}).items()},
+                **options)
 
 
-def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float_lr: float, warmup_steps: int,
+def _optimizer(spec: str | Mapping[str, Any], lr: float, weight_decay: float) -> dict:
+    """An optimizer config: a type name, or a config without lr (its weight_decay, when given,
+    wins over the recipe's)."""
+    if isinstance(spec, str):
+        return dict(type=spec, lr=lr, weight_decay=weight_decay)
+    if not isinstance(spec, Mapping) or "type" not in spec or "lr" in spec:
+        raise ConfigError(f"quantization_stages: an optimizer is a type name or a config with 'type' and without "
+                          f"'lr' (the stage's lr is set from float_lr / qat_lr), not {spec!r}")
+    return {"weight_decay": weight_decay, **_plain(spec), "lr": lr}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float_lr: float,
                         calibration_batches: int, qat_epochs: int, qat_lr: float, deploy_input_shape: Sequence[int],
+                        warmup_steps: int = 0, warmup_epochs: float = 0.0,
                         weight_decay: float = 1e-4, grad_clip: float | None = 5.0,
                         float_validate_every: int = 5, qat_validate_every: int = 1,
-                        optimizer: str = "AdamW", calibration_observer: dict | None = None,
+                        optimizer: str | Mapping[str, Any] = "AdamW",
+                        qat_optimizer: str | Mapping[str, Any] | None = None,
+                        qat_lr_scheduler: Mapping[str, Any] | None = None, ema: Mapping[str, Any] | None = None,
+                        calibration_observer: dict | None = None, qat_activation_scales: str = "follow",
                         int_infer_from: str = "qat", channels_last: bool = False) -> dict[str, Any]:
     """The trainers and predictors of the four stages:
 
-    - float_trainer: `optimizer` with cosine decay after `warmup_steps` linear warm-up steps,
-      validation every `float_validate_every` epochs, the best checkpoint by `monitor`;
+    - float_trainer: `optimizer` with cosine decay after a linear warm-up of `warmup_steps` steps
+      (or `warmup_epochs` epochs), validation every `float_validate_every` epochs, the best
+      checkpoint by `monitor`; with `ema` (the EMA callback's options, e.g.
+      `dict(decay=0.9999, warmup_steps=2000)`) the weights' moving average is what validation
+      evaluates, best.pt keeps it under "ema", and every later stage starts from it;
     - calibration_trainer: `calibration_batches` forward-only steps from float/best.pt;
-    - qat_trainer: from float/best.pt with calibration/last.pt's scales, cosine decay, the best by
-      `monitor`;
+    - qat_trainer: from float/best.pt with calibration/last.pt's scales, `qat_optimizer` (default:
+      `optimizer`) with `qat_lr_scheduler` (default: cosine decay), the best by `monitor`;
+      `qat_activation_scales="frozen"` keeps the activation scales at calibration's values while
+      the weights' scales follow the weights;
     - float_/calibration_/qat_/int_infer_predictor: each stage's evaluation, int_infer converting
       the board graphs of the `int_infer_from` stage's model ("qat", or "calibration" for a task
       that deploys its calibrated model) at `deploy_input_shape`.
 
+    An optimizer is a type name ("AdamW", "SGD", ...) built with the stage's lr and `weight_decay`,
+    or a config without lr, e.g. `dict(type="SGD", momentum=0.9, nesterov=True, param_groups=...)`.
     `calibration_observer` (e.g. `dict(observer="percentile", observer_kwargs=dict(percentile=99.975))`)
     picks calibration's activation observer; the QAT stage then prepares with the same observer,
     so that the calibration checkpoint's statistics load into it and its scales start there.
@@ -73,13 +102,19 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
     if int_infer_from not in ("qat", "calibration"):
         raise ConfigError(f"quantization_stages: int_infer_from must be 'qat' or 'calibration' but got "
                           f"{int_infer_from!r}")
+    if qat_activation_scales not in ("follow", "frozen"):
+        raise ConfigError(f"quantization_stages: qat_activation_scales must be 'follow' or 'frozen' but got "
+                          f"{qat_activation_scales!r}")
     batch_processor = dict(type="BatchProcessor", grad_clip=grad_clip, channels_last=channels_last)
+    float_weights = dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt",
+                         **({"state_dict_key": "ema"} if ema is not None else {}))
 
     def calibrate() -> dict:
         return _prepare("Float2Calibration", calibration_observer)
 
     def qat() -> dict:
-        return _prepare("Float2QAT", calibration_observer)
+        return _prepare("Float2QAT", calibration_observer,
+                        **({"activation_scales": "frozen"} if qat_activation_scales == "frozen" else {}))
 
     int_source = (dict(prepare=qat(), checkpoint="qat/best.pt") if int_infer_from == "qat"
                   else dict(prepare=calibrate(), checkpoint="calibration/last.pt"))
@@ -87,10 +122,13 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
         float_trainer=dict(
             type="Trainer",
             num_epochs=float_epochs,
-            optimizer=dict(type=optimizer, lr=float_lr, weight_decay=weight_decay),
-            lr_scheduler=dict(type="CosineWithWarmup", warmup_steps=warmup_steps, interval="step"),
+            optimizer=_optimizer(optimizer, float_lr, weight_decay),
+            lr_scheduler=dict(type="CosineWithWarmup", interval="step",
+                              **({"warmup_epochs": warmup_epochs} if warmup_epochs else
+                                 {"warmup_steps": warmup_steps})),
             batch_processor=batch_processor,
-            callbacks=[dict(type="Validation", every_n_epochs=float_validate_every),
+            callbacks=[*([dict(type="EMA", **_plain(ema))] if ema is not None else []),
+                       dict(type="Validation", every_n_epochs=float_validate_every),
                        *stage_callbacks(work_dir, "float", monitor)],
         ),
         calibration_trainer=dict(
@@ -98,30 +136,25 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
             num_epochs=1,
             steps_per_epoch=calibration_batches,
             optimizer=None,  # forward only: the observers record
-            model_convert_pipeline=[
-                dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt"),
-                calibrate(),
-            ],
+            model_convert_pipeline=[dict(float_weights), calibrate()],
             callbacks=stage_callbacks(work_dir, "calibration", None),
         ),
         qat_trainer=dict(
             type="Trainer",
             num_epochs=qat_epochs,
-            optimizer=dict(type=optimizer, lr=qat_lr, weight_decay=weight_decay),
-            lr_scheduler=dict(type="CosineWithWarmup", warmup_steps=0, interval="step"),
+            optimizer=_optimizer(qat_optimizer if qat_optimizer is not None else optimizer, qat_lr, weight_decay),
+            lr_scheduler=(_plain(qat_lr_scheduler) if qat_lr_scheduler is not None else
+                          dict(type="CosineWithWarmup", warmup_steps=0, interval="step")),
             batch_processor=batch_processor,
             model_convert_pipeline=[
-                dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt"),
+                dict(float_weights),
                 qat(),
                 dict(type="LoadCheckpoint", path=f"{work_dir}/calibration/last.pt"),
             ],
             callbacks=[dict(type="Validation", every_n_epochs=qat_validate_every),
                        *stage_callbacks(work_dir, "qat", monitor)],
         ),
-        float_predictor=dict(
-            type="Predictor",
-            model_convert_pipeline=[dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt")],
-        ),
+        float_predictor=dict(type="Predictor", model_convert_pipeline=[dict(float_weights)]),
         calibration_predictor=_fake_quant_predictor(work_dir, calibrate(), "calibration/last.pt"),
         qat_predictor=_fake_quant_predictor(work_dir, qat(), "qat/best.pt"),
         int_infer_predictor=dict(

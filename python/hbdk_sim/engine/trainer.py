@@ -72,7 +72,7 @@ class Trainer:
         self.data_loader = data_loader
         self.num_epochs = num_epochs
         self.steps_per_epoch = num_batches(data_loader, steps_per_epoch)
-        self.optimizer = build_optimizer(optimizer, model.parameters()) if optimizer is not None else None
+        self.optimizer = build_optimizer(optimizer, model) if optimizer is not None else None
         self.lr_scheduler = None
         self.lr_interval = lr_interval
         if lr_scheduler is not None:

@@ -37,7 +37,7 @@ from torch import nn
 
 from hbdk_sim.checkpoints import fit_state_dict
 from hbdk_sim.errors import CheckpointError, UsageError, UsageTypeError
-from hbdk_sim.quantization.fake_quantize import set_fake_quant_state
+from hbdk_sim.quantization.fake_quantize import FakeQuantize, WeightFakeQuantize, set_fake_quant_state
 from hbdk_sim.quantization.fuse_modules import MODES, prepare_qat, was_prepared
 from hbdk_sim.quantization.observers import (
     KLObserver,
@@ -178,10 +178,29 @@ class Float2QAT(_Prepare):
 
     The default activation observer is the moving-average min-max, whose statistics (min_val,
     max_val) are those of calibration's min-max observer: a calibration checkpoint loads into the
-    QAT model and training starts from its scales."""
+    QAT model and training starts from its scales.
+
+    `activation_scales="frozen"` keeps every activation scale where it starts (load a calibration
+    checkpoint after this step): the activation observers stop recording, fake quantization stays
+    on, and only the weights' scales move, with the weights (they always follow the weight
+    itself). The default "follow" lets the observers keep recording while training."""
 
     state = "qat"
     default_observer = "moving_average"
+
+    def __init__(self, *args: Any, activation_scales: str = "follow", **kwargs: Any) -> None:
+        if activation_scales not in ("follow", "frozen"):
+            raise UsageError(f"Float2QAT: activation_scales must be 'follow' or 'frozen' but got {activation_scales!r}")
+        super().__init__(*args, **kwargs)
+        self.activation_scales = activation_scales
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        model = super().__call__(model)
+        if self.activation_scales == "frozen":
+            for m in model.modules():
+                if isinstance(m, FakeQuantize) and not isinstance(m, WeightFakeQuantize):
+                    m.enable_observer(False)
+        return model
 
 
 def _example(example_inputs, input_shape, model: nn.Module) -> tuple[torch.Tensor, ...]:
@@ -286,7 +305,8 @@ class LoadCheckpoint:
     """Load a checkpoint's weights into the model (`weights_only=True`: no code runs).
 
     The state dict is `checkpoint[state_dict_key]`, by default the "model" or "state_dict" entry
-    or the whole file. DistributedDataParallel's "module." prefix is stripped. With `prefix`
+    or the whole file; `state_dict_key="ema"` loads the EMA weights the EMA callback saved.
+    DistributedDataParallel's (and the EMA's AveragedModel's) "module." prefix is stripped. With `prefix`
     (e.g. "network."), only the keys under it load, without it: a task model's checkpoint into its
     network. With `strict`, a missing or unexpected key is an error that names a few of each."""
 
@@ -306,6 +326,8 @@ class LoadCheckpoint:
         except Exception as e:  # an unpickling error names the offending global; keep it to one line
             raise CheckpointError(f"{self.path}: not a loadable checkpoint ({str(e).splitlines()[0]})") from None
         state = _strip_prefixes(_state_dict_of(checkpoint, self.state_dict_key, self.path), ["module."])
+        if self.state_dict_key == "ema":
+            state.pop("n_averaged", None)  # AveragedModel's update count, not a weight
         if self.prefix:
             state = {k[len(self.prefix):]: v for k, v in state.items() if k.startswith(self.prefix)}
             if not state:
