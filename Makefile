@@ -11,7 +11,8 @@ SOURCES := $(shell find csrc python -type f -not -name '*.pyc' 2>/dev/null) CMak
 .PHONY: demo compiler-demo test test-cpp lint fuzz bench docs clean chromium
 
 # The main job: segmentation from raw images to a bit-exact binary (out/demo, about 6 minutes on 2 cores).
-# TASK=keypoint runs the car keypoint task the same way (out/demo_keypoint).
+# TASK=keypoint runs the car keypoint task the same way (out/demo_keypoint), TASK=fcos the FCOS detector
+# (out/demo_fcos).
 TASK ?= segmentation
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --task $(TASK) --force

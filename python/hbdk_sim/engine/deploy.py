@@ -204,13 +204,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def prepare_image(rgb: np.ndarray, transforms: Callable[[dict], dict]) -> dict[str, Any]:
-    """A batch of one RGB image after `transforms` (see image_transforms): `img` (1, C, H, W)."""
+    """A batch of one RGB image after `transforms` (see image_transforms): `img` (1, C, H, W), and
+    the resize's `scale_factor` (1, 2) when the transforms record one (a detector's host side maps
+    its boxes back to the original pixels with it)."""
     sample = transforms({"img": rgb, "color_space": "rgb"})
     img = sample["img"]
     if not isinstance(img, torch.Tensor) or img.ndim != 3:
         raise ConfigError(f"the validation transforms gave an image of type {type(img).__name__}; they must end "
                           "with ToTensor (and Normalize) so the network gets a CxHxW tensor")
-    return {"img": img.float().unsqueeze(0)}
+    batch = {"img": img.float().unsqueeze(0)}
+    if "scale_factor" in sample:
+        batch["scale_factor"] = torch.as_tensor(np.asarray(sample["scale_factor"], np.float32)).reshape(1, -1)
+    return batch
 
 
 def parse_model_inputs(text: str) -> list[Path]:

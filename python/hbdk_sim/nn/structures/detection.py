@@ -17,7 +17,7 @@ from torch import nn
 from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.nn.layers import fuse_blocks
 from hbdk_sim.nn.losses.detection import CenternessBCE, GIoULoss, SigmoidFocalLoss, fcos_centerness
-from hbdk_sim.nn.postprocess.fcos import fcos_postprocess
+from hbdk_sim.nn.postprocess.fcos import LOGIT_OF_0_05, fcos_postprocess
 from hbdk_sim.nn.structures.base import Runner, SingleGraphTask
 from hbdk_sim.nn.targets.fcos import DynamicFcosTarget, fcos_points
 from hbdk_sim.quantization import DeQuantStub, QuantStub
@@ -56,7 +56,9 @@ class FCOS(SingleGraphTask):
     lists (or (B, G, 4) / (B, G) tensors), assigns targets with DynamicFcosTarget and returns
     {"loss_cls", "loss_reg", "loss_centerness"}. In eval it returns `{"detections": per image (K, 6)
     rows (x1, y1, x2, y2, score, label)}` in original pixels: the batch's `scale_factor` (per image,
-    the resize from original to input pixels) maps them back."""
+    the resize from original to input pixels) maps them back. `filter_threshold` is the board
+    filter's class logit threshold (the logit of 0.05), `score_threshold` the NMS candidates' score
+    threshold (see fcos_postprocess)."""
 
     visual_names = ("detections",)
     # The three head outputs stay si16 on the board (calibration and QAT prepare them so).
@@ -66,7 +68,7 @@ class FCOS(SingleGraphTask):
                  strides: Sequence[int] = (8, 16, 32, 64, 128), topk: int = 10,
                  class_names: Sequence[str] | None = None, score_threshold: float = 0.05,
                  iou_threshold: float = 0.6, max_per_image: int = 100, nms_pre: int = 1000,
-                 image_key: str = "img") -> None:
+                 filter_threshold: float = LOGIT_OF_0_05, image_key: str = "img") -> None:
         super().__init__()
         self.network = build_from_cfg(network, MODELS)
         self.num_classes, self.strides = int(num_classes), tuple(int(s) for s in strides)
@@ -74,7 +76,7 @@ class FCOS(SingleGraphTask):
         self.loss_cls, self.loss_reg, self.loss_ctr = SigmoidFocalLoss(), GIoULoss(), CenternessBCE()
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.post = dict(score_threshold=score_threshold, iou_threshold=iou_threshold, max_per_image=max_per_image,
-                         nms_pre=nms_pre)
+                         nms_pre=nms_pre, logit_threshold=filter_threshold)
         self.image_key = image_key
 
     # ---- the task contract (the board graph: SingleGraphTask) -------------------------------------------
