@@ -289,7 +289,11 @@ def test_align_bpu_equals_int_infer_exactly(compiled, tools, run):
 
 @pytest.mark.parametrize("stage", ["float", "int_infer"])
 def test_infer_draws_labelled_boxes_over_the_image(tools, run, stage):
-    image = sorted((run.root / "raw" / "val2017").glob("*.jpg"))[0]
+    # a val image enlarged to 256x200: the network sees it at 128x100 (padded to 128x128), and the
+    # boxes go back to the enlarged image's pixels
+    source = sorted((run.root / "raw" / "val2017").glob("*.jpg"))[0]
+    image = run.root / f"enlarged_{stage}.png"
+    Image.open(source).convert("RGB").resize((200, 256), Image.BILINEAR).save(image)
     save = run.root / f"infer_{stage}"
     code, out, err = tools("infer", "--stage", stage, "--model-inputs", f"img:{image}", "--save-path", save)
     assert code == 0, err
@@ -298,18 +302,22 @@ def test_infer_draws_labelled_boxes_over_the_image(tools, run, stage):
     assert f"{image}: wrote {path}" in out
     rgb = read_image(image)
     picture = np.array(Image.open(path))
-    assert picture.shape == rgb.shape
+    assert picture.shape == rgb.shape == (256, 200, 3)
 
-    # the same picture from the stage's board graph and the host post-processing, drawn independently
+    # the same picture from the stage's board graph and the host post-processing in input pixels,
+    # mapped back by the resize's factor and drawn independently
     cfg = tools.cfg()
     model = build_task_model(cfg).eval()
     (graph,) = deploy_graphs(cfg, stage)
+    batch = prepare_image(rgb, image_transforms(cfg))
+    assert batch["img"].shape == (1, 3, SIZE, SIZE)
     with torch.no_grad():
-        (rows,) = model.predict(prepare_image(rgb, image_transforms(cfg)), {"network": graph.module})["detections"]
+        (rows,) = model.predict({"img": batch["img"]}, {"network": graph.module})["detections"]
     rows = rows.numpy()
     assert len(rows) > 0
+    boxes = rows[:, :4] / np.float32(SIZE / 256)
     labels = [f"{COCO_CLASS_NAMES[int(k)]} {s:.2f}" for s, k in rows[:, 4:6]]
-    np.testing.assert_array_equal(picture, draw_boxes(rgb, rows[:, :4], labels, rows[:, 5].astype(np.int64)))
+    np.testing.assert_array_equal(picture, draw_boxes(rgb, boxes, labels, rows[:, 5].astype(np.int64)))
 
 
 def test_infer_bad_image_is_one_line(tools, run):
