@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,7 +48,7 @@ class Step:
 
     def run(self, title: str, *args: object, json_result: bool = False):
         cmd = [sys.executable, *map(str, args)]
-        shown = " ".join(str(a) for a in args)
+        shown = " ".join(shlex.quote(str(a)) for a in args)  # a command line to copy into a shell
         print(f"\n== {title}\n$ python3 {shown}", flush=True)
         start = time.perf_counter()
         with open(self.log, "a", encoding="utf-8") as log:
@@ -202,7 +203,7 @@ FCOS = DemoTask(
         # From scratch on a short schedule: AdamW converges where the reference's SGD needs its 300 epochs.
         "float_optimizer": "{'type':'AdamW'}",
         "float_lr": 2e-3,
-        "float_epochs": 24,
+        "float_epochs": 30,
         "warmup_epochs": 1,
         "float_validate_every": 4,
         "ema_warmup_steps": 200,
@@ -291,8 +292,9 @@ def main() -> int:
     print(f"bpu estimate{at}: {estimate['latency_ms']:.3f} ms, {estimate['fps']:.0f} FPS, "
           f"{estimate['ddr_mb_per_frame']:.2f} MB DDR per frame")
     print("artifacts:")
+    full = [(f".hbm at {estimate_shape}", estimate["hbm"])] if estimate is not perf else []
     for name, path in (("dataset (raw layout)", raw), ("LMDB", packed), ("checkpoints and logs", work),
-                       ("HBIR", deploy), (".hbm", perf["hbm"]), ("perf report", estimate["html"]),
+                       ("HBIR", deploy), (".hbm", perf["hbm"]), *full, ("perf report", estimate["html"]),
                        ("log", out / "demo.log")):
         print(f"  {name:<22}{path}")
     return 0 if exact == "equal" else 1
