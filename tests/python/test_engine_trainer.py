@@ -181,7 +181,7 @@ def test_ramped_ema_equals_hand_computed_average_and_loads_as_weights(tmp_path):
     for name in ("0.weight", "0.bias"):
         snaps = [snap[name] for snap in rec.params]
         hand = snaps[0]
-        for t, p in enumerate(snaps[1:], start=1):  # after t updates the decay is d (1 - exp(-t / ramp))
+        for t, p in enumerate(snaps[1:], start=2):  # the t-th update uses d (1 - exp(-t / ramp))
             d = decay * (1 - math.exp(-t / ramp))
             hand = d * hand + (1 - d) * p
         torch.testing.assert_close(dict(trainer.ema_model.module.named_parameters())[name], hand, rtol=1e-6,

@@ -13,6 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from hbdk_sim import quantization as Q  # noqa: E402
 from hbdk_sim.nn.structures.segmentation import UNetMobileNetV1  # noqa: E402
+from hbdk_sim.quantization.fake_quantize import WeightFakeQuantize  # noqa: E402
 
 SHAPE = (2, 3, 32, 64)
 
@@ -156,6 +157,10 @@ def test_frozen_activation_scales_stay_at_calibration_while_weight_scales_follow
     for k in (k for k in state if k.endswith(("observer.min_val", "observer.max_val")) and "weight" not in k):
         assert torch.equal(state[k], calibrated[k]), k
     assert any(not torch.equal(state[k], calibrated[k]) for k in weights)  # the weights moved, their scales too
+    # Every activation quantizer still fake-quantizes and no longer observes, even after a state change.
+    Q.set_fake_quant_state(qat, "qat")
+    acts = [m for m in qat.modules() if isinstance(m, Q.FakeQuantize) and not isinstance(m, WeightFakeQuantize)]
+    assert acts and all(bool(m.fake_quant_enabled) and not bool(m.observer_enabled) for m in acts)
     # Following (the default) moves the activation scales on the same steps.
     follow = Q.ModelConvertPipeline([Q.Float2QAT(), Q.LoadCheckpoint(tmp / "calibration.pt")])(copy.deepcopy(net))
     follow.train()
@@ -165,3 +170,7 @@ def test_frozen_activation_scales_stay_at_calibration_while_weight_scales_follow
     assert any(not torch.equal(moved[k], calibrated[k]) for k in activations)
     with pytest.raises(hbdk_sim.errors.UsageError, match="activation_scales must be"):
         Q.Float2QAT(activation_scales="fixed")
+    from hbdk_sim.registry import CONVERTERS, build_from_cfg
+
+    with pytest.raises(hbdk_sim.errors.ConfigError, match="observer"):  # a misspelt option is named
+        build_from_cfg(dict(type="Float2QAT", observr="mse"), CONVERTERS)

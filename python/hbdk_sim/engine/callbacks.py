@@ -258,13 +258,15 @@ class Checkpoint(Callback):
 @torch.no_grad()
 def _ema_update(decay: float, warmup_steps: float, averaged: list[torch.Tensor], current: list[torch.Tensor],
                 num_averaged: torch.Tensor) -> None:
-    """One EMA step over a group of same-dtype tensors (AveragedModel's multi_avg_fn): the decay
-    after `num_averaged` updates is `decay * (1 - exp(-num_averaged / warmup_steps))` (constant
-    without warm-up). Integer buffers (BatchNorm's batch counter) take the current value."""
+    """One EMA step over a group of same-dtype tensors (AveragedModel's multi_avg_fn): the t-th
+    update (t = num_averaged + 1; the first, which copies the weights, is t = 1) uses the decay
+    `decay * (1 - exp(-t / warmup_steps))` (constant without warm-up). Integer buffers
+    (BatchNorm's batch counter) take the current value."""
     if not torch.is_floating_point(averaged[0]):
         torch._foreach_copy_(averaged, current)
         return
-    d = decay * (1.0 - math.exp(-float(num_averaged) / warmup_steps)) if warmup_steps else decay
+    t = float(num_averaged) + 1.0
+    d = decay * (1.0 - math.exp(-t / warmup_steps)) if warmup_steps else decay
     torch._foreach_lerp_(averaged, current, 1.0 - d)
 
 
@@ -272,8 +274,8 @@ def _ema_update(decay: float, warmup_steps: float, averaged: list[torch.Tensor],
 class EMA(Callback):
     """An exponential moving average of the weights, `ema = d * ema + (1 - d) * w` after every
     optimizer step (torch.optim.swa_utils.AveragedModel; the first update copies the weights), with
-    `d = decay`, or with `warmup_steps` the ramp `d = decay * (1 - exp(-t / warmup_steps))` over the
-    t updates so far, so that the average forgets the random start early in training. Available as
+    `d = decay`, or with `warmup_steps` the ramp `d = decay * (1 - exp(-t / warmup_steps))` at the
+    t-th update (step t of training), so that the average forgets the random start early in training. Available as
     `trainer.ema_model` (Validation evaluates it, Checkpoint saves it under "ema"; LoadCheckpoint
     with `state_dict_key="ema"` loads it as a model's weights).
 

@@ -50,6 +50,10 @@ def CosineWithWarmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_
         if warmup_steps:
             raise UsageError("CosineWithWarmup: give warmup_steps or warmup_epochs, not both")
         warmup_steps = round(warmup_epochs * steps_per_epoch)
+        if warmup_epochs > 0 and warmup_steps == 0:
+            raise UsageError(f"CosineWithWarmup: warmup_epochs={warmup_epochs} is less than one scheduler step "
+                             f"({steps_per_epoch} per epoch); give whole epochs or schedule per step "
+                             "(interval='step')")
     if not 0 <= warmup_steps < total_steps:
         raise UsageError(f"CosineWithWarmup: warmup_steps={warmup_steps} must be in [0, total_steps={total_steps})"
                          + (f" ({warmup_epochs} warm-up epochs of {steps_per_epoch} steps)" if warmup_epochs else ""))

@@ -181,17 +181,23 @@ class Float2QAT(_Prepare):
     QAT model and training starts from its scales.
 
     `activation_scales="frozen"` keeps every activation scale where it starts (load a calibration
-    checkpoint after this step): the activation observers stop recording, fake quantization stays
-    on, and only the weights' scales move, with the weights (they always follow the weight
-    itself). The default "follow" lets the observers keep recording while training."""
+    checkpoint after this step): the activation observers stop recording for good (a later state
+    change does not restart them), fake quantization stays on, and only the weights' scales move,
+    with the weights (they always follow the weight itself). The default "follow" lets the
+    observers keep recording while training."""
 
     state = "qat"
     default_observer = "moving_average"
 
-    def __init__(self, *args: Any, activation_scales: str = "follow", **kwargs: Any) -> None:
+    def __init__(self, qconfig: QConfig | None = None, observer: str | None = None, fuse: bool = True,
+                 fuse_mode: str = "fuse_bn", by_name: Mapping[str, QConfig | None] | None = None,
+                 by_type: Mapping[type, QConfig | None] | None = None, graph_mode: bool = False,
+                 input_shape: Sequence[int] | None = None, submodule: str | None = None,
+                 observer_kwargs: Mapping[str, Any] | None = None, activation_scales: str = "follow") -> None:
         if activation_scales not in ("follow", "frozen"):
             raise UsageError(f"Float2QAT: activation_scales must be 'follow' or 'frozen' but got {activation_scales!r}")
-        super().__init__(*args, **kwargs)
+        super().__init__(qconfig, observer, fuse, fuse_mode, by_name, by_type, graph_mode, input_shape, submodule,
+                         observer_kwargs)
         self.activation_scales = activation_scales
 
     def __call__(self, model: nn.Module) -> nn.Module:
@@ -199,7 +205,7 @@ class Float2QAT(_Prepare):
         if self.activation_scales == "frozen":
             for m in model.modules():
                 if isinstance(m, FakeQuantize) and not isinstance(m, WeightFakeQuantize):
-                    m.enable_observer(False)
+                    m.freeze_observer()
         return model
 
 

@@ -83,6 +83,7 @@ class FakeQuantize(nn.Module):
         self.register_buffer("fake_quant_enabled", torch.tensor(0, dtype=torch.uint8), persistent=False)
         self.register_buffer("scale", torch.empty(0))
         self._stale = False
+        self.observer_frozen = False  # see freeze_observer
 
     @property
     def dtype(self) -> str:
@@ -93,8 +94,14 @@ class FakeQuantize(nn.Module):
         return self.observer.ch_axis
 
     def enable_observer(self, enabled: bool = True) -> FakeQuantize:
-        self.observer_enabled.fill_(int(enabled))
+        self.observer_enabled.fill_(int(enabled and not self.observer_frozen))
         return self
+
+    def freeze_observer(self) -> FakeQuantize:
+        """Stop recording for good: the scale stays where it is (loaded or observed so far) in
+        every state, as in QAT with frozen activation scales."""
+        self.observer_frozen = True
+        return self.enable_observer(False)
 
     def enable_fake_quant(self, enabled: bool = True) -> FakeQuantize:
         self.fake_quant_enabled.fill_(int(enabled))
