@@ -21,6 +21,9 @@ A transform class declares `random = True` when it draws random numbers (it cann
 board preprocessing) and `label_only = True` when it touches only labels (an image without labels
 skips it).
 
+Clip transforms (`Seq`, in transforms/sequence.py) take a list of frames and run per-sample
+transforms on each with the same random draw (video tasks).
+
 ToTensor turns `img` into a CxHxW tensor and the labels into int64 tensors; Normalize works on that.
 
 A batch transform (Batch*) takes and returns a collated batch dict of tensors (img BxCxHxW, gt_seg
@@ -44,6 +47,7 @@ from hbdk_sim.data.transforms.color import (
 )
 from hbdk_sim.data.transforms.geometric import RandomCrop, RandomFlip, RandomPad, Resize, SegRandomAffine
 from hbdk_sim.data.transforms.label import GenerateHeatmapTarget, LabelRemap, MultiScaleLabels
+from hbdk_sim.data.transforms.sequence import RandomChoice, RandomSizeCrop, ResizeShortSide, Seq
 from hbdk_sim.data.transforms.tensor import Normalize, ToTensor
 
 __all__ = [
@@ -59,12 +63,16 @@ __all__ = [
     "MultiScaleLabels",
     "Normalize",
     "RGB_TO_YUV_BT601_FULL",
+    "RandomChoice",
     "RandomCrop",
     "RandomFlip",
     "RandomPad",
+    "RandomSizeCrop",
     "Resize",
+    "ResizeShortSide",
     "Sample",
     "SegRandomAffine",
+    "Seq",
     "ToTensor",
     "YUV_OFFSET",
     "rgb_to_yuv444",
