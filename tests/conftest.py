@@ -113,3 +113,50 @@ def assert_interrupted_pack_resumes(monkeypatch, module, encoder: str, pack, src
     cut = LmdbDataset(resumed.path)
     assert len(cut) == len(whole) == total
     assert all(cut.read_record(i) == whole.read_record(i) for i in range(total))
+
+
+class ConfigTools:
+    """Runs tools/<name>.py in this process on one task config with `opts` appended after `--opts`;
+    a call returns (exit status, stdout, stderr), `cfg()` the config as the tools resolve it."""
+
+    def __init__(self, config: Path, opts: list[str]) -> None:
+        self.config, self.opts = config, opts
+
+    def __call__(self, name: str, *args: object) -> tuple[int, str, str]:
+        return run_tool_here(name, [*map(str, args), "--config", str(self.config), "--opts", *self.opts])
+
+    def cfg(self):
+        from hbdk_sim.engine.stages import load_config
+
+        return load_config(self.config, self.opts)
+
+
+def last_json(out: str) -> dict:
+    """The JSON object a tool prints as its last line."""
+    import json
+
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def assert_model_checker_supported(tools: ConfigTools, trained_stage: str) -> None:
+    """model_checker on the float network (the default) and on a fake-quant stage's, for bpu."""
+    for args in ((), ("--stage", trained_stage, "--march", "bpu")):
+        code, out, err = tools("model_checker", *args)
+        assert (code, out.strip()) == (0, "This model is supported!"), err
+
+
+def compile_int_infer(tools: ConfigTools) -> dict:
+    """tools/compile_perf.py --stage int_infer --march bpu --json into <work_dir>/deploy: its summary."""
+    code, out, err = tools("compile_perf", "--stage", "int_infer", "--march", "bpu", "--json")
+    assert code == 0, err
+    return last_json(out)
+
+
+def assert_compiled_binary(compiled: dict, hbm: Path) -> None:
+    """compile_perf wrote `hbm` for bpu, and its summary is the binary's own estimate."""
+    import hbdk_sim
+
+    assert compiled["hbm"] == str(hbm) and hbm.is_file()
+    assert hbdk_sim.load_hbm(hbm).march == "bpu" and compiled["march"] == "bpu"
+    assert compiled["latency_ms"] > 0 and compiled["ddr_mb_per_frame"] > 0
+    assert compiled["latency_ms"] == hbdk_sim.compile_perf(hbm, march="bpu").latency_ms

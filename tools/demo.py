@@ -93,6 +93,12 @@ class DemoTask:
     raw_root_opt: str | None = None  # the config setting that names the raw dataset (e.g. an annotation file's root)
 
 
+def _pack(step: Step, packer: str, raw: Path, packed: Path, splits: tuple[str, ...], *options: object) -> None:
+    for split in splits:
+        step.run(f"pack {split} into LMDB", f"tools/datasets/{packer}", "--src-data-dir", raw, "--target-data-dir",
+                 packed, "--split-name", split, "--pack-type", "lmdb", *options, "--num-workers", 2)
+
+
 # ---- segmentation: the main job ------------------------------------------------------------------------------
 
 SEG_TRAIN, SEG_VAL, SEG_HEIGHT, SEG_WIDTH = 240, 60, 128, 256
@@ -102,10 +108,7 @@ def _segmentation_data(step: Step, data: Path) -> tuple[Path, Path]:
     raw, packed = data / "cityscapes_synthetic", data / "lmdb"
     step.run("generate a synthetic Cityscapes dataset", "tools/datasets/make_synthetic_cityscapes.py", "--out", raw,
              "--train", SEG_TRAIN, "--val", SEG_VAL, "--height", SEG_HEIGHT, "--width", SEG_WIDTH, "--seed", 0)
-    for split in ("train", "val"):
-        step.run(f"pack {split} into LMDB", "tools/datasets/cityscapes_packer.py", "--src-data-dir", raw,
-                 "--target-data-dir", packed, "--split-name", split, "--pack-type", "lmdb", "--image-codec", "raw",
-                 "--num-workers", 2)
+    _pack(step, "cityscapes_packer.py", raw, packed, ("train", "val"), "--image-codec", "raw")
     return raw, packed
 
 
@@ -145,9 +148,7 @@ def _keypoint_data(step: Step, data: Path) -> tuple[Path, Path]:
              "--frames", KP_FRAMES, "--cars", KP_CARS, "--seed", 0)
     step.run("crop the cars (gen_carfusion_data)", "tools/dataset_converters/gen_carfusion_data.py",
              "--src-data-path", raw, "--out-dir", crops, "--num-workers", 2)
-    for split in ("train", "test"):
-        step.run(f"pack {split} into LMDB", "tools/datasets/carfusion_packer.py", "--src-data-dir", crops,
-                 "--target-data-dir", packed, "--split-name", split, "--pack-type", "lmdb", "--num-workers", 2)
+    _pack(step, "carfusion_packer.py", crops, packed, ("train", "test"))
     return raw, packed
 
 
@@ -183,10 +184,7 @@ def _detection_data(step: Step, data: Path) -> tuple[Path, Path]:
     raw, packed = data / "coco_synthetic", data / "lmdb"
     step.run("generate a synthetic COCO dataset", "tools/datasets/make_synthetic_coco.py", "--out", raw,
              "--train", DET_TRAIN, "--val", DET_VAL, "--height", DET_SIZE, "--width", DET_SIZE, "--seed", 0)
-    for split in ("train", "val"):
-        step.run(f"pack {split} into LMDB", "tools/datasets/mscoco_packer.py", "--src-data-dir", raw,
-                 "--target-data-dir", packed, "--split-name", split, "--pack-type", "lmdb", "--image-codec", "raw",
-                 "--num-workers", 2)
+    _pack(step, "mscoco_packer.py", raw, packed, ("train", "val"), "--image-codec", "raw")
     return raw, packed
 
 

@@ -8,7 +8,6 @@ int_infer's row for row, and infer draws them over the original image. The tools
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -21,12 +20,20 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from conftest import assert_one_line_error, run_tool_here  # noqa: E402
+from conftest import (  # noqa: E402
+    ConfigTools,
+    assert_compiled_binary,
+    assert_model_checker_supported,
+    assert_one_line_error,
+    compile_int_infer,
+    last_json,
+    run_tool_here,
+)
 from hbdk_sim.data.datasets.mscoco import COCO_CLASS_NAMES, pack_coco  # noqa: E402
 from hbdk_sim.data.datasets.synthetic_coco import make_synthetic_coco  # noqa: E402
 from hbdk_sim.engine.callbacks import load_checkpoint  # noqa: E402
 from hbdk_sim.engine.deploy import executor_runner, image_transforms, prepare_image, read_image  # noqa: E402
-from hbdk_sim.engine.stages import build_task_model, deploy_graphs, load_config  # noqa: E402
+from hbdk_sim.engine.stages import build_task_model, deploy_graphs  # noqa: E402
 from hbdk_sim.metrics.detection import STAT_NAMES  # noqa: E402
 from hbdk_sim.visualize import draw_boxes  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -38,24 +45,18 @@ SIZE = 128  # the network input of these tests, H = W (the config's is 512)
 LEVELS = 5
 
 
-class Tools:
-    """Runs tools/<name>.py in this process on the FCOS config shrunk to the tiny data set; returns
-    (exit status, stdout, stderr)."""
+class Tools(ConfigTools):
+    """The tools on the FCOS config shrunk to the tiny data set."""
 
     def __init__(self, root: Path) -> None:
         self.work = root / "work"
-        self.opts = [f"coco_root={root / 'raw'}", f"data_root={root / 'packed'}", f"work_dir={self.work}",
-                     f"image_size=[{SIZE},{SIZE}]", "batch_size=2", "val_batch_size=2", "num_workers=0",
-                     "float_epochs=1", "warmup_epochs=0", "float_validate_every=1", "calibration_batches=1",
-                     "qat_epochs=1", "qat_lr=0.05", "ema_warmup_steps=10", "float_lr=0.01",
-                     # the barely trained model's scores sit near the 1% prior: let them through
-                     "model.filter_threshold=-6.0", "model.score_threshold=0.002"]
-
-    def __call__(self, name: str, *args: str) -> tuple[int, str, str]:
-        return run_tool_here(name, [*map(str, args), "--config", str(CONFIG), "--opts", *self.opts])
-
-    def cfg(self):
-        return load_config(CONFIG, self.opts)
+        super().__init__(CONFIG, [
+            f"coco_root={root / 'raw'}", f"data_root={root / 'packed'}", f"work_dir={self.work}",
+            f"image_size=[{SIZE},{SIZE}]", "batch_size=2", "val_batch_size=2", "num_workers=0", "float_epochs=1",
+            "warmup_epochs=0", "float_validate_every=1", "calibration_batches=1", "qat_epochs=1", "qat_lr=0.05",
+            "ema_warmup_steps=10", "float_lr=0.01",
+            # the barely trained model's scores sit near the 1% prior: let them through
+            "model.filter_threshold=-6.0", "model.score_threshold=0.002"])
 
 
 @dataclass
@@ -66,14 +67,10 @@ class Run:
     qat_summary: dict
 
 
-def _last_json(out: str) -> dict:
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def _metrics(out: str, stage: str) -> dict:
     """The tool's last JSON line, checked: COCOeval's twelve numbers, each in [0, 1] or -1 (no
     ground truth in that area range)."""
-    m = _last_json(out)
+    m = last_json(out)
     assert m["stage"] == stage
     for name in STAT_NAMES:
         v = m[name]
@@ -98,7 +95,7 @@ def run(tmp_path_factory):
     for stage in ("float", "calibration", "qat"):
         code, out, err = tools("train", "--stage", stage)
         assert code == 0, err
-        summaries.append(_last_json(out))
+        summaries.append(last_json(out))
     yield Run(root, *summaries)
     torch.set_num_threads(threads)
 
@@ -226,10 +223,7 @@ def test_export_onnx_float_matches_torch(run, tools):
 
 
 def test_model_checker_supported(tools):
-    code, out, err = tools("model_checker")  # the float network
-    assert (code, out.strip()) == (0, "This model is supported!"), err
-    code, out, err = tools("model_checker", "--stage", "qat", "--march", "bpu")
-    assert (code, out.strip()) == (0, "This model is supported!"), err
+    assert_model_checker_supported(tools, "qat")
 
 
 # ---- compile_perf, validation_hbir ------------------------------------------------------------------------
@@ -237,18 +231,12 @@ def test_model_checker_supported(tools):
 
 @pytest.fixture(scope="module")
 def compiled(run):
-    """tools/compile_perf.py --stage int_infer --march bpu --json into <work_dir>/deploy."""
-    code, out, err = Tools(run.root)("compile_perf", "--stage", "int_infer", "--march", "bpu", "--json")
-    assert code == 0, err
-    return _last_json(out)
+    return compile_int_infer(Tools(run.root))
 
 
 def test_compile_perf_writes_the_binary(compiled, run):
-    hbm = run.root / "work" / "deploy" / f"{TASK}_int_infer.hbm"
-    assert compiled["hbm"] == str(hbm) and hbm.is_file()
-    assert hbdk_sim.load_hbm(hbm).march == "bpu"
-    assert compiled["latency_ms"] > 0 and compiled["ddr_mb_per_frame"] > 0
-    assert compiled["latency_ms"] == hbdk_sim.compile_perf(hbm, march="bpu").latency_ms
+    assert_compiled_binary(compiled, run.root / "work" / "deploy" / f"{TASK}_int_infer.hbm")
+    assert compiled["macs"] == _conv_macs(Tools(run.root).cfg())
 
 
 def test_align_bpu_equals_int_infer_exactly(compiled, tools, run):

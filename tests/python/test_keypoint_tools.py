@@ -7,7 +7,6 @@ over the original crop. The tools run in this process (their `main` under `run_t
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from collections import Counter
@@ -21,12 +20,19 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from conftest import assert_one_line_error, run_tool_here  # noqa: E402
+from conftest import (  # noqa: E402
+    ConfigTools,
+    assert_compiled_binary,
+    assert_model_checker_supported,
+    assert_one_line_error,
+    compile_int_infer,
+    last_json,
+)
 from hbdk_sim.data.datasets.carfusion import KEYPOINT_NAMES, convert_carfusion, pack_carfusion  # noqa: E402
 from hbdk_sim.data.datasets.lmdb import LmdbDataset  # noqa: E402
 from hbdk_sim.data.datasets.synthetic_carfusion import make_synthetic_carfusion  # noqa: E402
 from hbdk_sim.engine.deploy import image_transforms, prepare_image, read_image  # noqa: E402
-from hbdk_sim.engine.stages import build_task_model, deploy_graphs, load_config  # noqa: E402
+from hbdk_sim.engine.stages import build_task_model, deploy_graphs  # noqa: E402
 from hbdk_sim.nn.postprocess import decode_heatmaps  # noqa: E402
 from hbdk_sim.registry import TRANSFORMS, build_from_cfg  # noqa: E402
 from hbdk_sim.visualize import draw_keypoints  # noqa: E402
@@ -40,20 +46,14 @@ MACS = 227_331_584  # EfficientNet-B0 + 3 deconvs + the final conv at 1x3x128x12
 PAIRS = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)]
 
 
-class Tools:
-    """Runs tools/<name>.py in this process on the keypoint config shrunk to the tiny data set;
-    returns (exit status, stdout, stderr)."""
+class Tools(ConfigTools):
+    """The tools on the keypoint config shrunk to the tiny data set."""
 
     def __init__(self, root: Path, work: Path | None = None) -> None:
         self.work = work or root / "work"
-        self.opts = [f"data_root={root / 'packed'}", f"work_dir={self.work}", "batch_size=2", "val_batch_size=2",
-                     "num_workers=0", "float_epochs=1", "calibration_batches=1", "qat_epochs=1"]
-
-    def __call__(self, name: str, *args: str) -> tuple[int, str, str]:
-        return run_tool_here(name, [*map(str, args), "--config", str(CONFIG), "--opts", *self.opts])
-
-    def cfg(self):
-        return load_config(CONFIG, self.opts)
+        super().__init__(CONFIG, [f"data_root={root / 'packed'}", f"work_dir={self.work}", "batch_size=2",
+                                  "val_batch_size=2", "num_workers=0", "float_epochs=1", "calibration_batches=1",
+                                  "qat_epochs=1"])
 
 
 @dataclass
@@ -63,13 +63,9 @@ class Run:
     calibration_summary: dict
 
 
-def _last_json(out: str) -> dict:
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def _metrics(out: str, stage: str) -> dict:
     """The tool's last JSON line, checked: PCK@0.1 a fraction, mean_dist a distance in input pixels."""
-    m = _last_json(out)
+    m = last_json(out)
     assert m["stage"] == stage
     pck, dist = m["PCK@0.1"], m["mean_dist"]
     assert isinstance(pck, float | int) and math.isfinite(pck) and 0.0 <= pck <= 1.0, m
@@ -95,10 +91,10 @@ def run(tmp_path_factory):
     torch.manual_seed(0)
     code, out, err = tools("train", "--stage", "float")
     assert code == 0, err
-    float_summary = _last_json(out)
+    float_summary = last_json(out)
     code, out, err = tools("train", "--stage", "calibration")
     assert code == 0, err
-    yield Run(root, float_summary, _last_json(out))
+    yield Run(root, float_summary, last_json(out))
     torch.set_num_threads(threads)
 
 
@@ -112,7 +108,7 @@ def qat(run):
     """One QAT epoch from the calibration scales (tools/train.py --stage qat); its summary."""
     code, out, err = Tools(run.root)("train", "--stage", "qat")
     assert code == 0, err
-    return _last_json(out)
+    return last_json(out)
 
 
 # ---- train, predict --------------------------------------------------------------------------------------
@@ -239,10 +235,7 @@ def test_export_onnx_float_matches_torch(run, tools):
 
 
 def test_model_checker_supported(tools):
-    code, out, err = tools("model_checker")  # the float network
-    assert (code, out.strip()) == (0, "This model is supported!"), err
-    code, out, err = tools("model_checker", "--stage", "calibration", "--march", "bpu")
-    assert (code, out.strip()) == (0, "This model is supported!"), err
+    assert_model_checker_supported(tools, "calibration")
 
 
 # ---- compile_perf, validation_hbir ------------------------------------------------------------------------
@@ -250,19 +243,12 @@ def test_model_checker_supported(tools):
 
 @pytest.fixture(scope="module")
 def compiled(run):
-    """tools/compile_perf.py --stage int_infer --march bpu --json into <work_dir>/deploy."""
-    code, out, err = Tools(run.root)("compile_perf", "--stage", "int_infer", "--march", "bpu", "--json")
-    assert code == 0, err
-    return _last_json(out)
+    return compile_int_infer(Tools(run.root))
 
 
 def test_compile_perf_writes_the_binary(compiled, run):
-    hbm = run.root / "work" / "deploy" / f"{TASK}_int_infer.hbm"
-    assert compiled["hbm"] == str(hbm) and hbm.is_file()
-    assert hbdk_sim.load_hbm(hbm).march == "bpu"
-    assert compiled["march"] == "bpu" and compiled["macs"] == MACS
-    assert compiled["latency_ms"] > 0 and compiled["ddr_mb_per_frame"] > 0
-    assert compiled["latency_ms"] == hbdk_sim.compile_perf(hbm, march="bpu").latency_ms  # the binary's estimate
+    assert_compiled_binary(compiled, run.root / "work" / "deploy" / f"{TASK}_int_infer.hbm")
+    assert compiled["macs"] == MACS
 
 
 def test_align_bpu_equals_int_infer_exactly(compiled, tools):
