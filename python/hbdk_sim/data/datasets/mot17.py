@@ -367,9 +367,14 @@ def read_split(src_split_dir: str | os.PathLike) -> list[MotFrame]:
                                 f"tools/dataset_converters/gen_mot_data.py (<out-dir>/train or <out-dir>/test)")
     seq_dirs = sorted(p for p in root.iterdir() if p.is_dir())
     if not seq_dirs:
-        hint = f" ({root / 'train'} exists: pass it)" if (root / "train").is_dir() else ""
         raise DatasetError(f"{root}: no sequence folders; --src-data-dir must be a split folder written by "
-                           f"gen_mot_data.py, <out-dir>/train or <out-dir>/test{hint}")
+                           f"gen_mot_data.py, <out-dir>/train or <out-dir>/test")
+    for seq in seq_dirs:
+        if not (seq / "seqinfo.ini").is_file():
+            inner = any(seq.glob("*/seqinfo.ini"))
+            hint = f" ({seq} holds sequence folders itself: pass it)" if inner else ""
+            raise DatasetError(f"{seq}: not a sequence folder (no seqinfo.ini); --src-data-dir must be a split folder "
+                               f"written by gen_mot_data.py, <out-dir>/train or <out-dir>/test{hint}")
     frames: list[MotFrame] = []
     for video, seq in enumerate(seq_dirs):
         info = read_seqinfo(seq / "seqinfo.ini")

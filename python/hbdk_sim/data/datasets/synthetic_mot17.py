@@ -4,24 +4,28 @@ det/det.txt, seqinfo.ini}`), so the half split, the packer and the MOTR tracker 
 
 Scene model. Each sequence (MOT17-02-SDP, -04-, -05-, -09-, -10-, -11-, -13-, in that order) is seen
 by a static camera. The background is fixed per sequence: above a horizon line at 35% of the height
-stand building facades (a coarse grid of muted colour blocks with a lattice of darker windows), below
-it lies grey pavement with tile joints, all under a fine static texture; every frame adds its own pixel
-noise (standard deviation 2). The objects are persons, each an integer box (left, top, w, h) whose
-silhouette is a body rectangle, rows [top + h // 5, top + h) by columns [left, left + w), under a head
-disc of radius h / 10 centred at (left + w / 2, top + h / 10) (a pixel belongs to the disc when its
-centre lies within the radius); the upper half of the body is the shirt, the lower half the trousers
-(a rider's lower half is the dark vehicle), the head a skin tone. Shirt colours step around the hue
-circle by the golden angle per object, so identities look distinct.
+stand 3-6 building fronts of random widths in muted colours with a lattice of darker windows, below it
+lies grey pavement with tile joints, all under a fine static texture; every frame adds its own pixel
+noise (standard deviation 2) over the drawn scene.
+
+The objects are persons, each an integer box (left, top, w, h) whose silhouette is a body rectangle,
+rows [top + h // 5, top + h) by columns [left, left + w), under a head disc of radius h / 10 centred at
+(left + w / 2, top + h / 10) (a pixel belongs to the disc when its centre lies within the radius,
+boundary included, decided exactly in integer arithmetic). The upper half of the body is the shirt,
+the lower half the trousers (a rider's lower half is the dark vehicle), the head a skin tone; shirt
+colours step around the hue circle by the golden angle per object, so identities look distinct.
 A person stands on a foot line `foot` (its box bottom, between 55% and 108% of the height: close ones
 are cut by the bottom edge); its height is 0.75-0.95 times the foot's distance below the horizon (weak
-perspective), its width 0.34-0.42 times its height. Over time t (frame t + 1), from its start frame t0,
+perspective; at least 10 px), its width 0.34-0.42 times its height (at least 4 px). Over time t
+(frame t + 1), from its start frame t0,
     centre x = x0 + vx (t - t0) + a sin(2 pi (t - t0) / P + phi)    foot = foot0 + vy (t - t0)
 with a smooth sway a <= 1.5 px of period P 20-40 frames and |vy| <= 0.15 px per frame; the box is
 rounded to whole pixels each frame. Per sequence:
-    `pedestrians` walkers (class 1, consider 1): half start in view at t0 = 0 walking either way (and
-        may leave), the others start just outside the left or right edge at t0 in [1, frames / 2] and
-        walk in; |vx| is 0.02-0.06 box heights per frame
-    1 static person (class 7, consider 0): vx = vy = a = 0, in view
+    `pedestrians` walkers (class 1, consider 1): the first half (rounded up) start in view at t0 = 0,
+        centre x in 5-95% of the width, walking either way (and may leave); the others start just
+        outside the left or right edge at t0 in [1, frames / 2] and walk in; |vx| is 0.02-0.06 box
+        heights per frame
+    1 static person (class 7, consider 0): vx = vy = a = 0, centre x in 5-95% of the width
     1 person on a vehicle (class 2, consider 0): enters from an edge at 0.08-0.12 box heights per frame
 Objects are drawn far to near: in ascending (box bottom, id). A walker's row has consider 0 instead of
 1 while less than a quarter of its box lies inside the image (heavily truncated).
@@ -48,6 +52,7 @@ import colorsys
 import io
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +86,8 @@ def silhouette(left: int, top: int, w: int, h: int) -> tuple[np.ndarray, np.ndar
     body = np.zeros((h, w), bool)
     body[h // 5:] = True
     ys, xs = np.mgrid[0:h, 0:w]
-    r = h / 10
-    head = (xs + 0.5 - w / 2) ** 2 + (ys + 0.5 - r) ** 2 <= r * r
+    # (x + 1/2 - w/2)^2 + (y + 1/2 - h/10)^2 <= (h/10)^2, times 400: exact in integers, boundary included.
+    head = (20 * xs + 10 - 10 * w) ** 2 + (20 * ys + 10 - 2 * h) ** 2 <= 4 * h * h
     return body, head & ~body
 
 
@@ -198,7 +203,7 @@ def _sequence(out: Path, name: str, rng: np.random.Generator, seed: int, index: 
     gt = []
     for t, live in enumerate(boxes):
         live = sorted(live, key=lambda o: (o[2] + o[4], ids[o[0]]))  # far to near
-        img = background + np.random.default_rng([seed, index, 1, t]).normal(0, FRAME_NOISE, (height, width, 3))
+        img = background.copy()
         covered = np.zeros((height, width), bool)
         visibility = {}
         for p, left, top, w, h in reversed(live):  # near to far: what nearer objects cover
@@ -220,6 +225,7 @@ def _sequence(out: Path, name: str, rng: np.random.Generator, seed: int, index: 
             inside = (x1 - x0) * (y1 - y0) / (w * h)
             consider = 1 if person.cls == PEDESTRIAN and inside >= TRUNCATED else 0
             gt.append((t + 1, ids[p], left, top, w, h, consider, person.cls, visibility[p]))
+        img += np.random.default_rng([seed, index, 1, t]).normal(0, FRAME_NOISE, (height, width, 3))
         buf = io.BytesIO()
         Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=JPEG_QUALITY)
         write_file(seq / "img1" / f"{t + 1:06d}.jpg", buf.getvalue(), overwrite=overwrite)
@@ -252,7 +258,8 @@ def make_synthetic_mot17(out: str | os.PathLike, *, sequences: int = 3, frames: 
                          height: int = 180, pedestrians: int = 8, seed: int = 0,
                          overwrite: bool = False) -> dict[str, np.ndarray]:
     """Write a synthetic MOT17 (see the module docstring) under `out`/train; returns each sequence's gt
-    rows as written, an (N, 9) float64 array in gt.txt's order. Refuses existing files unless `overwrite`."""
+    rows as written, an (N, 9) float64 array in gt.txt's order. Refuses existing sequence folders unless
+    `overwrite` (then replaces them)."""
     if not 1 <= sequences <= len(SEQUENCE_NUMBERS):
         raise UsageError(f"sequences must be 1..{len(SEQUENCE_NUMBERS)} (MOT17's train sequences), got {sequences}")
     if frames < 2:
@@ -262,6 +269,12 @@ def make_synthetic_mot17(out: str | os.PathLike, *, sequences: int = 3, frames: 
     if not 1 <= pedestrians <= 200:
         raise UsageError(f"pedestrians must be 1..200 per sequence, got {pedestrians}")
     out = Path(out)
+    for name in sequence_names(sequences):
+        if (out / "train" / name).exists():
+            if not overwrite:
+                raise FileExistsError(f"{out / 'train' / name} exists; pass overwrite=True (--overwrite) or choose "
+                                      f"another --out")
+            shutil.rmtree(out / "train" / name)  # no stale frames of a longer earlier run
     return {name: _sequence(out, name, np.random.default_rng([seed, i]), seed, i, frames, width, height, pedestrians,
                             overwrite)
             for i, name in enumerate(sequence_names(sequences))}
