@@ -35,7 +35,8 @@ class Trainer:
     Config keys (a `float_trainer` / `qat_trainer` / `calibration_trainer` entry, `type="Trainer"`;
     the model and data loader are usually passed by the tool at build time):
       model: the nn.Module (moved to `device`; wrapped in DistributedDataParallel under several ranks).
-      data_loader: an iterable of batches; samplers with `set_epoch` get the epoch number.
+      data_loader: an iterable of batches; its sampler and dataset get the epoch number through
+        their `set_epoch`, when they have one.
       optimizer: an OPTIMIZERS config (dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=4e-5)),
         built over the model's trainable parameters, or an optimizer object; None = forward only.
       lr_scheduler: a SCHEDULERS config plus `interval` ("step" or "epoch", default "epoch"),
@@ -137,9 +138,11 @@ class Trainer:
         return self
 
     def _run_epoch(self) -> None:
-        sampler = getattr(self.data_loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.epoch)
+        # Samplers (the shuffle order) and datasets (e.g. ClipDataset's clip length) that change with
+        # the epoch; DataLoader workers copy the dataset when the epoch's iteration starts.
+        for part in (getattr(self.data_loader, "sampler", None), getattr(self.data_loader, "dataset", None)):
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(self.epoch)
         self.model.train(self.model_mode == "train")
         self._call("on_epoch_begin")
         for i, batch in enumerate(self.data_loader):
