@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import assert_interrupted_pack_resumes, assert_one_line_error, run_tool_here
 from hbdk_sim.data.datasets import mot17
+from hbdk_sim.data.datasets.clips import ClipDataset
 from hbdk_sim.data.datasets.lmdb import LmdbDataset
 from hbdk_sim.data.datasets.mot17 import (
     GtRow,
@@ -383,11 +384,12 @@ def test_generator_truth_survives_split_packer_and_reader(generated):
                             image_codec=codec)
         ds = LmdbDataset(result.path)
         meta = read_meta(result.path)
-        assert (meta["name"], meta["split"], meta["class_names"], meta["sequences"]) == \
-            ("mot17", split, ["pedestrian"], sorted(truth))
+        assert (meta["name"], meta["split"], meta["class_names"], meta["video_id_stride"]) == \
+            ("mot17", split, ["pedestrian"], 1_000_000)
         first = 1 if split == "train" else HALF + 1
         frames = HALF if split == "train" else FRAMES - HALF
         assert len(ds) == SEQUENCES * frames
+        assert meta["sequence_lengths"] == [[name, frames] for name in sorted(truth)]
         kept = _kept_rows(root, truth, split)
         tids = _tids(kept)
         ids_seen: dict[tuple[str, int], set[int]] = {}
@@ -416,6 +418,11 @@ def test_generator_truth_survives_split_packer_and_reader(generated):
         # A generated track's rows are contiguous, so one gt id is one packed track id throughout.
         assert all(len(v) == 1 for v in ids_seen.values())
         assert len({t for v in ids_seen.values() for t in v}) == len(ids_seen)
+        # The metadata lets ClipDataset keep a clip inside its sequence: the last frame's clip ends there.
+        del ds  # LMDB opens a database once per process: close this reader's first
+        clip = ClipDataset(result.path, lengths=(3,), length_epochs=(), interval=10, random_interval=False)
+        assert [f["frame"] for f in clip[frames - 1]] == [frames - 20, frames - 10, frames]
+        assert {f["sequence"] for f in clip[frames - 1]} == {sorted(truth)[0]}
 
 
 def test_an_interrupted_pack_resumes_to_the_same_database(generated, monkeypatch, tmp_path):

@@ -26,7 +26,8 @@ with half = int(seqLength / 2), a sequence's frames <= half go to <out>/train, t
         id the previous one ended with continues that tid (the packer's video offset tells them apart).
 
 A packed record (msgpack map, see `hbdk_sim.data.packer` and `hbdk_sim.data.sample`), one per frame of
-the split's sequences, sequences sorted by name, frames by image name, in one flat list:
+the split's sequences, sequences sorted by name, frames by image name, in one flat list (the metadata's
+`sequence_lengths`, [[sequence, frame count], ...] in that order, tells where each sequence starts):
     img: bytes          the image file's bytes (image_codec "source") or HxWx3 uint8 RGB pixels ("raw")
     img_format: str     "jpg" (or "png" for a PNG file) or "raw"
     shape: [h, w]       the image's size (must equal seqinfo.ini's imHeight, imWidth)
@@ -46,6 +47,7 @@ from __future__ import annotations
 import configparser
 import functools
 import io
+import itertools
 import math
 import os
 import shutil
@@ -403,6 +405,12 @@ def read_split(src_split_dir: str | os.PathLike) -> list[MotFrame]:
     return frames
 
 
+def sequence_lengths(frames: list[MotFrame]) -> list[list]:
+    """[[sequence, frame count], ...] in storage order: the packed database's `sequence_lengths`
+    metadata, which ClipDataset cuts clips by."""
+    return [[name, len(list(group))] for name, group in itertools.groupby(f.sequence for f in frames)]
+
+
 def encode_frame(sample: MotFrame, image_codec: str = "source") -> dict:
     """The packed record of one frame (runs in the packer's worker processes)."""
     data = Path(sample.path).read_bytes()
@@ -439,7 +447,6 @@ def pack_mot17(src_split_dir: str | os.PathLike, target_data_dir: str | os.PathL
     return pack_lmdb(samples, functools.partial(encode_frame, image_codec=image_codec),
                      lmdb_path(target_data_dir, split), name="mot17", split=split,
                      extra_meta={"image_codec": image_codec, "class_names": list(CLASS_NAMES),
-                                 "sequences": sorted({s.sequence for s in samples}),
-                                 "video_id_stride": VIDEO_ID_STRIDE},
+                                 "sequence_lengths": sequence_lengths(samples), "video_id_stride": VIDEO_ID_STRIDE},
                      source_names=[s.file_name for s in samples], num_workers=num_workers,
                      overwrite=overwrite, resume=resume, map_size=map_size, progress=progress)
