@@ -35,11 +35,11 @@ _TOOLS: dict[str, object] = {}
 
 
 def tool_module(name: str):
-    """tools/<name>.py (or tools/datasets/<name>.py) imported once."""
+    """tools/<name>.py (or tools/datasets/ or tools/dataset_converters/<name>.py) imported once."""
     if name not in _TOOLS:
-        path = REPO / "tools" / f"{name}.py"
-        if not path.exists():
-            path = REPO / "tools" / "datasets" / f"{name}.py"
+        path = next((p for p in (REPO / "tools" / f"{name}.py", REPO / "tools" / "datasets" / f"{name}.py",
+                                 REPO / "tools" / "dataset_converters" / f"{name}.py") if p.exists()),
+                    REPO / "tools" / f"{name}.py")
         spec = importlib.util.spec_from_file_location(f"hbdk_sim_tool_{name}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

@@ -6,7 +6,6 @@ pack, and the three tools' command lines."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
 import re
@@ -14,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import conftest
 import numpy as np
 import pytest
 from conftest import assert_interrupted_pack_resumes, assert_one_line_error, run_tool_here
@@ -434,18 +432,7 @@ def test_an_interrupted_pack_resumes_to_the_same_database(generated, monkeypatch
 # ---- the tools ----------------------------------------------------------------------------------------------
 
 
-def _converter_registered() -> None:
-    # conftest's run_tool_here looks in tools/ and tools/datasets/; the converter lives in tools/dataset_converters/.
-    if "gen_mot_data" not in conftest._TOOLS:
-        spec = importlib.util.spec_from_file_location(
-            "hbdk_sim_tool_gen_mot_data", REPO / "tools" / "dataset_converters" / "gen_mot_data.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        conftest._TOOLS["gen_mot_data"] = module
-
-
 def test_tools_generate_split_and_pack(tmp_path):
-    _converter_registered()
     code, out, err = run_tool_here("make_synthetic_mot17", ["--out", tmp_path / "raw", "--sequences", "2", "--frames",
                                                             "5", "--width", "96", "--height", "64", "--seed", "1"])
     assert code == 0, err
@@ -466,7 +453,6 @@ def test_tools_generate_split_and_pack(tmp_path):
 
 
 def test_tools_report_bad_input_in_one_line(hand_made):
-    _converter_registered()
     root, a, _ = hand_made
     gt = _write(a / "gt" / "gt.txt", "1,3,10,10,10,20,1,1,1\n2,3,12,10,-10,20,1,1,0.5\n")
     code, out, err = run_tool_here("gen_mot_data", ["--src-data-path", root / "raw", "--out-dir", root / "split"])
