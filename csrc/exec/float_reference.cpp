@@ -408,6 +408,8 @@ const std::unordered_map<std::string, Kernel>& kernels() {
       {"hardswish", lutActivation<LutFunction::Hardswish>},
       {"hardsigmoid", lutActivation<LutFunction::Hardsigmoid>},
       {"gelu", lutActivation<LutFunction::Gelu>},
+      {"sin", lutActivation<LutFunction::Sin>},
+      {"cos", lutActivation<LutFunction::Cos>},
       {"tanh", tanhK},
       {"exp", expK},
       {"softmax", softmax},

@@ -20,6 +20,8 @@ std::optional<LutFunction> parseLutFunction(std::string_view name) {
   if (name == "hardswish") return LutFunction::Hardswish;
   if (name == "hardsigmoid") return LutFunction::Hardsigmoid;
   if (name == "gelu") return LutFunction::Gelu;
+  if (name == "sin") return LutFunction::Sin;
+  if (name == "cos") return LutFunction::Cos;
   return std::nullopt;
 }
 
@@ -33,6 +35,8 @@ double evalLutFunction(LutFunction f, double x, double alpha) {
     case LutFunction::Hardswish: return x * std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0;
     case LutFunction::Hardsigmoid: return std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0;
     case LutFunction::Gelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+    case LutFunction::Sin: return std::sin(x);
+    case LutFunction::Cos: return std::cos(x);
   }
   return 0.0;
 }

@@ -13,9 +13,9 @@
 
 namespace hbdk::exec {
 
-enum class LutFunction : uint8_t { LeakyRelu, Sigmoid, Tanh, Exp, Silu, Hardswish, Hardsigmoid, Gelu };
+enum class LutFunction : uint8_t { LeakyRelu, Sigmoid, Tanh, Exp, Silu, Hardswish, Hardsigmoid, Gelu, Sin, Cos };
 
-// "leaky_relu", "sigmoid", "tanh", "exp", "silu", "hardswish", "hardsigmoid", "gelu" (the op
+// "leaky_relu", "sigmoid", "tanh", "exp", "silu", "hardswish", "hardsigmoid", "gelu", "sin", "cos" (the op
 // names); nullopt for any other name.
 std::optional<LutFunction> parseLutFunction(std::string_view name);
 // The float64 function a table samples; `alpha` only matters for LeakyRelu.

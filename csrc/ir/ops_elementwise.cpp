@@ -89,6 +89,8 @@ void addElementwiseOps(std::vector<OpDef>& t) {
                       "%y = hardsigmoid(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
   t.push_back(unaryOp("gelu", "Elementwise x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), the exact GELU.",
                       "%y = gelu(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
+  t.push_back(unaryOp("sin", "Elementwise sine (radians).", "%y = sin(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
+  t.push_back(unaryOp("cos", "Elementwise cosine (radians).", "%y = cos(%x) : tensor<1x8x4x4xf32>", {QuantRule::Lut}));
   t.push_back(
       OpDef{"clip",
             "Elementwise min(max(x, min), max).",

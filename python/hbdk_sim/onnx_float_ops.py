@@ -253,6 +253,8 @@ FLOAT_OPS: dict[str, Callable] = {
     "sigmoid": _same("Sigmoid"),
     "tanh": _same("Tanh"),
     "exp": _same("Exp"),
+    "sin": _same("Sin"),
+    "cos": _same("Cos"),
     "silu": _silu,
     "hardswish": _same("HardSwish"),
     "hardsigmoid": _hardsigmoid,

@@ -191,7 +191,7 @@ TEST(ops_batch_norm) {
 TEST(ops_unary_keep_shape) {
   Graph g;
   Value* x = g.arg({1, 8, 4, 4});
-  for (const char* n : {"relu", "relu6", "sigmoid", "tanh", "exp", "leaky_relu", "softmax"}) {
+  for (const char* n : {"relu", "relu6", "sigmoid", "tanh", "exp", "sin", "cos", "leaky_relu", "softmax"}) {
     Op* op = g.op(n, {x});
     CHECK_EQ(op->result(0)->type, TensorType({1, 8, 4, 4}, F32));
   }

@@ -435,6 +435,8 @@ def lut_function(kind: str, alpha: float = 0.01):
         "hardswish": lambda x: x * min(max(x + 3.0, 0.0), 6.0) / 6.0,
         "hardsigmoid": lambda x: min(max(x + 3.0, 0.0), 6.0) / 6.0,
         "gelu": lambda x: 0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))),
+        "sin": math.sin,
+        "cos": math.cos,
     }[kind]
 
 

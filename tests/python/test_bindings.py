@@ -111,7 +111,7 @@ def test_run_pipeline_folds_bn_and_stale_handles():
 def test_op_table_and_registries_are_exposed():
     names = [d["name"] for d in hbdk_sim.op_table()]
     for required in ["conv2d", "conv_transpose2d", "linear", "matmul", "batch_norm", "relu", "relu6", "clip",
-                     "leaky_relu", "sigmoid", "tanh", "exp", "softmax", "add", "sub", "mul", "concat", "split",
+                     "leaky_relu", "sigmoid", "tanh", "exp", "sin", "cos", "softmax", "add", "sub", "mul", "concat", "split",
                      "slice", "reshape", "transpose", "flatten", "max_pool2d", "avg_pool2d",
                      "global_avg_pool2d", "resize2d", "pad", "quantize", "dequantize", "requantize", "lut",
                      "point_pillar_scatter", "gather", "argmax", "topk", "constant"]:

@@ -176,6 +176,8 @@ UNARY = {
     "hardswish": ({}, F.hardswish),
     "hardsigmoid": ({}, F.hardsigmoid),
     "gelu": ({}, F.gelu),
+    "sin": ({}, torch.sin),
+    "cos": ({}, torch.cos),
     "clip": ({"min": -1.5, "max": 2.25}, lambda x: torch.clamp(x, -1.5, 2.25)),
     "leaky_relu": ({"alpha": 0.2}, lambda x: F.leaky_relu(x, 0.2)),
 }

@@ -204,7 +204,7 @@ def test_relu_relu6_clip(data):
     assert_same(got, ref.clip(x, s, lo, hi, dtype))
 
 
-LUT_KINDS = ["leaky_relu", "sigmoid", "tanh", "exp", "silu", "hardswish", "hardsigmoid", "gelu"]
+LUT_KINDS = ["leaky_relu", "sigmoid", "tanh", "exp", "silu", "hardswish", "hardsigmoid", "gelu", "sin", "cos"]
 
 
 @SETTINGS

@@ -51,7 +51,7 @@ conv_recipe = st.fixed_dictionaries(
 act_recipe = st.fixed_dictionaries(
     {
         "kind": st.just("act"),
-        "fn": st.sampled_from(["relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh"]),
+        "fn": st.sampled_from(["relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh", "sin", "cos"]),
         "lo": st.sampled_from([-1.0, -0.5, 0.0]),
         "hi": st.sampled_from([0.5, 1.0, 3.0]),
         "alpha": st.sampled_from([0.01, 0.1, 0.3]),
@@ -312,7 +312,7 @@ def _layers_of_every_kind() -> list[dict]:
         conv,
         {**conv, "depthwise": True, "stride": 2, "bn": False},
         {**conv, "kernel": 5, "dilation": 2},
-        *[{**act, "fn": fn} for fn in ["relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh"]],
+        *[{**act, "fn": fn} for fn in ["relu", "relu6", "clip", "leaky_relu", "sigmoid", "tanh", "sin", "cos"]],
         *[{**branch, "kind": kind} for kind in ["add", "mul", "concat"]],
         {**branch, "kind": "concat", "identity": False},
         {**pool, "max": True},

@@ -115,6 +115,7 @@ SINGLE = {
     "clamp": Fn(lambda x: torch.clamp(x, -0.3, 0.7)), "clamp_min": Fn(lambda x: x.clamp(min=0.1)),
     "f_leaky": Fn(lambda x: F.leaky_relu(x, 0.05)), "sigmoid_fn": Fn(torch.sigmoid), "tanh_fn": Fn(torch.tanh),
     "exp": Fn(torch.exp), "softmax": Fn(lambda x: F.softmax(x, dim=-1)), "m_softmax": Fn(lambda x: x.softmax(1)),
+    "sin": Fn(torch.sin), "m_cos": Fn(lambda x: (x * 3).cos()),
     "add": Fn2(lambda x, y: x + y), "t_add": Fn2(torch.add), "sub": Fn2(lambda x, y: x - y),
     "mul": Fn2(lambda x, y: x * y),
     "add_scalar": Fn(lambda x: x + 1.5), "rsub_scalar": Fn(lambda x: 2.0 - x), "mul_scalar": Fn(lambda x: x * 3),

@@ -510,6 +510,8 @@ register_functions([
     ((torch.sigmoid, F.sigmoid, method("sigmoid")), _f_unary("sigmoid"), ("sigmoid",)),
     ((torch.tanh, F.tanh, method("tanh")), _f_unary("tanh"), ("tanh",)),
     ((torch.exp, method("exp")), _f_unary("exp"), ("exp",)),
+    ((torch.sin, method("sin")), _f_unary("sin"), ("sin",)),
+    ((torch.cos, method("cos")), _f_unary("cos"), ("cos",)),
     ((F.silu,), _f_unary("silu"), ("silu",)),
     ((F.hardswish,), _f_unary("hardswish"), ("hardswish",)),
     ((F.hardsigmoid,), _f_unary("hardsigmoid"), ("hardsigmoid",)),
