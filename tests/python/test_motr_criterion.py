@@ -15,6 +15,7 @@ from hbdk_sim.nn.losses import tracking as tracking_losses
 from hbdk_sim.nn.losses.tracking import HungarianMatcher, MotrCriterion, TrackTargets
 from hbdk_sim.nn.postprocess.track_instances import TrackInstances
 from hbdk_sim.nn.postprocess.tracking import select_training_tracks
+from hbdk_sim.registry import LOSSES
 
 
 def _sigmoid(x: float) -> float:
@@ -238,3 +239,4 @@ def test_targets_from_pixel_boxes():
     t = TrackTargets.from_xyxy(torch.tensor([[100.0, 50.0, 300.0, 250.0]]), torch.tensor([3]), (500, 1000))
     torch.testing.assert_close(t.boxes, torch.tensor([[0.2, 0.3, 0.2, 0.4]]))
     assert t.obj_ids.tolist() == [3] and t.labels.tolist() == [0]
+    assert LOSSES.get("MotrCriterion") is MotrCriterion

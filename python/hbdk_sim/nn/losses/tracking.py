@@ -31,6 +31,7 @@ from hbdk_sim.errors import UsageError
 from hbdk_sim.nn.losses.detection import focal_terms, iou_and_giou, sigmoid_focal_loss
 from hbdk_sim.nn.postprocess.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, pairwise_iou_and_giou
 from hbdk_sim.nn.postprocess.track_instances import FREE_SLOT, TrackInstances
+from hbdk_sim.registry import LOSSES
 
 
 @dataclass
@@ -115,6 +116,7 @@ class FrameLosses:
     num_samples: int
 
 
+@LOSSES.register
 class MotrCriterion(nn.Module):
     """The clip loss of MOTR (see the file header). Call `match_for_single_frame` once per frame, in
     order, with the frame's slots, then `forward` with what the frames returned."""
