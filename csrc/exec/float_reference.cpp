@@ -396,6 +396,31 @@ std::vector<FloatTensor> resize2d(const Op& op, const Inputs& in) {
   return {out};
 }
 
+std::vector<FloatTensor> gridSample(const Op& op, const Inputs& in) {
+  const FloatTensor &x = in[0], &grid = in[1];
+  bool ac = op.getBool("align_corners");
+  FloatTensor out(outShape(op));
+  int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3], oh = out.shape[2], ow = out.shape[3];
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t o = 0; o < oh * ow; ++o) {
+      const float* g = grid.data.data() + (b * oh * ow + o) * 2;
+      double px = gridSource(static_cast<double>(g[0]), w, ac), py = gridSource(static_cast<double>(g[1]), h, ac);
+      double x0 = std::floor(px), y0 = std::floor(py), fx = px - x0, fy = py - y0;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const float* plane = x.data.data() + (b * c + ch) * h * w;
+        double acc = 0.0;
+        for (int dy = 0; dy < 2; ++dy)
+          for (int dx = 0; dx < 2; ++dx) {
+            int64_t iy = static_cast<int64_t>(y0) + dy, ix = static_cast<int64_t>(x0) + dx;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;  // zero padding
+            acc += (dy ? fy : 1 - fy) * (dx ? fx : 1 - fx) * plane[iy * w + ix];
+          }
+        out.data[(b * c + ch) * oh * ow + o] = static_cast<float>(acc);
+      }
+    }
+  return {out};
+}
+
 const std::unordered_map<std::string, Kernel>& kernels() {
   static const std::unordered_map<std::string, Kernel> table = {
       {"relu", relu},
@@ -432,6 +457,7 @@ const std::unordered_map<std::string, Kernel>& kernels() {
       {"avg_pool2d", avgPool2d},
       {"global_avg_pool2d", globalAvgPool2d},
       {"resize2d", resize2d},
+      {"grid_sample", gridSample},
   };
   return table;
 }

@@ -495,6 +495,7 @@ const std::unordered_map<std::string, Kernel>& kernels() {
       {"avg_pool2d", avgPool2d},
       {"global_avg_pool2d", globalAvgPool2d},
       {"resize2d", resize2d},
+      {"grid_sample", gridSample},
       {"softmax", softmax},
       {"layer_norm", layerNorm},
       {"argmax", argmax},

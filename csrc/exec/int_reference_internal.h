@@ -67,6 +67,7 @@ std::vector<Tensor> maxPool2d(const ir::Op& op, const Inputs& in);
 std::vector<Tensor> avgPool2d(const ir::Op& op, const Inputs& in);
 std::vector<Tensor> globalAvgPool2d(const ir::Op& op, const Inputs& in);
 std::vector<Tensor> resize2d(const ir::Op& op, const Inputs& in);
+std::vector<Tensor> gridSample(const ir::Op& op, const Inputs& in);
 std::vector<Tensor> argmax(const ir::Op& op, const Inputs& in);
 std::vector<Tensor> topk(const ir::Op& op, const Inputs& in);
 

@@ -285,6 +285,41 @@ std::vector<Tensor> resize2d(const Op& op, const Inputs& in) {
   return {std::move(out)};
 }
 
+// ---- grid_sample ------------------------------------------------------------------------------
+
+std::vector<Tensor> gridSample(const Op& op, const Inputs& in) {
+  const Tensor &x = *in[0], &grid = *in[1];
+  requireInteger(op, x.type, operandLabel(0));
+  requireInteger(op, grid.type, operandLabel(1));
+  bool ac = op.getBool("align_corners");
+  double sGrid = operandScale(op, 1);
+  Requant r = requantFor(op, operandScale(op, 0) / (resultScale(op) * 1048576.0));
+  Tensor out = resultTensor(op);
+  int64_t n = x.type.shape[0], c = x.type.shape[1], h = x.type.shape[2], w = x.type.shape[3];
+  int64_t oh = out.type.shape[2], ow = out.type.shape[3];
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t o = 0; o < oh * ow; ++o) {
+      size_t g = static_cast<size_t>((b * oh * ow + o) * 2);
+      double px = gridSource(static_cast<double>(grid.getInt(g)) * sGrid, w, ac);
+      double py = gridSource(static_cast<double>(grid.getInt(g + 1)) * sGrid, h, ac);
+      int64_t x0 = static_cast<int64_t>(std::floor(px)), y0 = static_cast<int64_t>(std::floor(py));
+      int64_t wx = roundHalfEven((px - static_cast<double>(x0)) * 1024.0);
+      int64_t wy = roundHalfEven((py - static_cast<double>(y0)) * 1024.0);
+      for (int64_t ch = 0; ch < c; ++ch) {
+        int64_t acc = 0;
+        for (int dy = 0; dy < 2; ++dy)
+          for (int dx = 0; dx < 2; ++dx) {
+            int64_t iy = y0 + dy, ix = x0 + dx;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;  // zero padding
+            acc += (dy ? wy : 1024 - wy) * (dx ? wx : 1024 - wx) *
+                   x.getInt(static_cast<size_t>(((b * c + ch) * h + iy) * w + ix));
+          }
+        store(out, static_cast<size_t>((b * c + ch) * oh * ow + o), applyRequant(acc, r));
+      }
+    }
+  return {std::move(out)};
+}
+
 // ---- Selection --------------------------------------------------------------------------------
 
 std::vector<Tensor> argmax(const Op& op, const Inputs& in) {

@@ -37,4 +37,14 @@ struct ResizeAxis {
   }
 };
 
+// grid_sample (docs/numerics.md §4): the input coordinate of a normalized grid value u along an
+// axis of `size` pixels, in float64 as written: align_corners ((u + 1) / 2) * (size - 1), else
+// ((u + 1) * size - 1) / 2; clamped to [-2, size + 1] (beyond it both bilinear neighbours lie
+// outside the input either way), so that its floor is a small integer.
+inline double gridSource(double u, int64_t size, bool alignCorners) {
+  double n = static_cast<double>(size);
+  double p = alignCorners ? (u + 1.0) / 2.0 * (n - 1.0) : ((u + 1.0) * n - 1.0) / 2.0;
+  return std::min(std::max(p, -2.0), n + 1.0);
+}
+
 }  // namespace hbdk::exec

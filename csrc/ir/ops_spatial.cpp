@@ -64,6 +64,18 @@ Results inferResize2d(const Op& op) {
   return {mode == "nearest" ? sameElem(out, x) : computeResult(out, x)};
 }
 
+// [N, C, H, W] sampled at a [N, HO, WO, 2] grid of normalized (x, y) positions -> [N, C, HO, WO].
+Results inferGridSample(const Op& op) {
+  const TensorType& x = checkRank(op, 0, 4);
+  const TensorType& grid = checkRank(op, 1, 4);
+  checkDim(op, 1, 0, x.shape[0], "the input's batch");
+  checkDim(op, 1, 3, 2, "an (x, y) pair per output position");
+  checkSameFloatness(op, 1, 0);
+  enumAttr(op, "mode", {"bilinear"});
+  enumAttr(op, "padding_mode", {"zeros"});
+  return {computeResult({x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]}, x)};
+}
+
 // ---- Detection --------------------------------------------------------------------------------
 
 Results inferPointPillarScatter(const Op& op) {
@@ -169,6 +181,21 @@ void addSpatialOps(std::vector<OpDef>& t) {
                     "%y = resize2d(%x) {size = [16, 16], mode = \"nearest\", coordinate_mode = \"half_pixel\"} : "
                     "tensor<1x8x16x16xf32>",
                     {QuantRule::Rescale, "resize", TileClass::ResizeWindow, Fusion::None, true, -1, resizeQuantRule}});
+  t.push_back(OpDef{"grid_sample",
+                    "Samples NCHW input bilinearly at the normalized (x, y) positions of `grid` ([-1, 1] spans the "
+                    "input; zero outside), as torch.nn.functional.grid_sample.",
+                    {{"input", Arity::One, "[N, C, H, W]"}, {"grid", Arity::One, "[N, HO, WO, 2] (x, y)"}},
+                    {{"output", Arity::One, "[N, C, HO, WO]"}},
+                    {withDefault("mode", AttrKind::String, "bilinear", "\"bilinear\""),
+                     withDefault("padding_mode", AttrKind::String, "zeros", "\"zeros\": outside samples are 0"),
+                     withDefault("align_corners", AttrKind::Bool, false,
+                                 "-1 and 1 are the corner pixels' centres (else their outer edges)")},
+                    checked<inferGridSample>,
+                    nullptr,
+                    nullptr,
+                    "%y = grid_sample(%x, %grid) {mode = \"bilinear\", padding_mode = \"zeros\", align_corners = "
+                    "true} : tensor<1x32x1x100xf32>",
+                    {QuantRule::Rescale, "grid_sample", TileClass::Indexed, Fusion::None, true}});
 
   // ---- Detection ----
   t.push_back(OpDef{"point_pillar_scatter",

@@ -50,6 +50,7 @@ const OpcodeInfo kOpcodes[kOpcodeCount] = {
     {"load_activation", Unit::Dma, W::NotVector},
     {"store_activation", Unit::Dma, W::NotVector},
     {"layer_norm", Unit::Vector, W::Normalize},
+    {"grid_sample", Unit::Vector, W::Interpolate},
 };
 
 constexpr uint32_t kMaxRank = 16;

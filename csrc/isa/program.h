@@ -53,8 +53,9 @@ enum class Opcode : uint8_t {
   StoreActivation,
   // vector unit, appended after the DMA opcodes so that the indices of the earlier ones stay
   LayerNorm,
+  GridSample,
 };
-constexpr int kOpcodeCount = static_cast<int>(Opcode::LayerNorm) + 1;
+constexpr int kOpcodeCount = static_cast<int>(Opcode::GridSample) + 1;
 const char* opcodeName(Opcode op);                         // "conv2d", "load_weights", ...
 std::optional<Opcode> parseOpcode(std::string_view name);  // the inverse of opcodeName
 Unit unitOf(Opcode op);

@@ -223,6 +223,11 @@ def _resize2d(e: Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> Non
                 (x,) = e.node("Gather", [x, index], outs if axis == 3 else None, axis=axis)
 
 
+def _grid_sample(e: Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
+    a = op.attrs
+    e.node("GridSample", ins, outs, mode="bilinear", padding_mode="zeros", align_corners=int(a["align_corners"]))
+
+
 def _argmax(e: Exporter, op: _core.Op, ins: list[str], outs: list[str]) -> None:
     (index,) = e.node("ArgMax", ins, axis=op.attrs["axis"], keepdims=int(op.attrs["keepdim"]), select_last_index=0)
     e.node("Cast", [index], outs, to=TensorProto.INT32)
@@ -275,6 +280,7 @@ FLOAT_OPS: dict[str, Callable] = {
     "avg_pool2d": _avg_pool2d,
     "global_avg_pool2d": _same("GlobalAveragePool"),
     "resize2d": _resize2d,
+    "grid_sample": _grid_sample,
     "argmax": _argmax,
     "topk": _topk,
 }

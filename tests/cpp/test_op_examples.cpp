@@ -37,6 +37,7 @@ const std::map<std::string, std::string>& exampleArgs() {
       {"avg_pool2d", "%x: tensor<1x8x32x32xf32>"},
       {"global_avg_pool2d", "%x: tensor<1x512x7x7xf32>"},
       {"resize2d", "%x: tensor<1x8x8x8xf32>"},
+      {"grid_sample", "%x: tensor<1x32x25x45xf32>, %grid: tensor<1x1x100x2xf32>"},
       {"dequantize", "%q: tensor<1x8x4x4xsi8, scale=0.05>"},
       {"requantize", "%acc: tensor<1x8x4x4xsi32, scale=0.001>"},
       {"lut", "%x: tensor<1x8x4x4xsi8, scale=0.05>, %table: tensor<256xsi8>"},

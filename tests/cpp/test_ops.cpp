@@ -79,6 +79,7 @@ TEST(ops_every_spec_op_is_declared) {
                         "avg_pool2d",
                         "global_avg_pool2d",
                         "resize2d",
+                        "grid_sample",
                         "pad",
                         "quantize",
                         "dequantize",
@@ -358,6 +359,22 @@ TEST(ops_resize2d) {
                "attribute 'mode': expected one of \"nearest\", \"bilinear\" but got \"cubic\"");
   CHECK_THROWS(VerifyError, g.op("resize2d", {x}, {{"size", Ints{8, 8}}, {"coordinate_mode", "tf"}}),
                "attribute 'coordinate_mode': expected one of");
+}
+
+TEST(ops_grid_sample) {
+  Graph g;
+  Value* x = g.arg({2, 8, 5, 7});
+  Value* grid = g.arg({2, 3, 4, 2});
+  CHECK_EQ(str(g.shape("grid_sample", {x, grid})), "2x8x3x4");
+  CHECK_EQ(str(g.shape("grid_sample", {x, grid}, {{"align_corners", true}})), "2x8x3x4");
+  CHECK_THROWS(VerifyError, g.op("grid_sample", {x, g.arg({1, 3, 4, 2})}), "operand #1 (grid)");
+  CHECK_THROWS(VerifyError, g.op("grid_sample", {x, g.arg({2, 3, 4, 3})}), "operand #1 (grid)");
+  CHECK_THROWS(VerifyError, g.op("grid_sample", {x, grid}, {{"mode", "nearest"}}),
+               "attribute 'mode': expected one of \"bilinear\"");
+  CHECK_THROWS(VerifyError, g.op("grid_sample", {x, grid}, {{"padding_mode", "border"}}), "attribute 'padding_mode'");
+  // Integer inputs leave the result's element type to the declaration; float and integer do not mix.
+  Value* q = g.arg({2, 8, 5, 7}, SI8, scale(0.5f));
+  CHECK_THROWS(VerifyError, g.op("grid_sample", {q, grid}), "operand #1 (grid)");
 }
 
 // ---- Quantization -------------------------------------------------------------------------------

@@ -384,6 +384,33 @@ def resize2d(x, size, mode, coordinate_mode, s_in=None, s_out=None, dtype=None):
     return requant_to(acc, s_in / (s_out * 2.0**20), dtype)
 
 
+def grid_sample(x, grid, align_corners, s_in, s_grid, s_out, dtype):
+    """Bilinear, zero padding: per output position u = g * s_grid (float64), the input coordinate
+    ((u + 1) / 2) * (size - 1) (align_corners) or ((u + 1) * size - 1) / 2, clamped to [-2, size + 1];
+    weights round_half_even(frac * 1024); taps outside the input add 0."""
+    n, c, h, w = x.shape
+    _, oh, ow, _ = grid.shape
+    q = np.asarray(x, np.int64)
+    acc = np.zeros((n, c, oh, ow), np.int64)
+
+    def source(u, size):
+        p = (u + 1.0) / 2.0 * (size - 1.0) if align_corners else ((u + 1.0) * size - 1.0) / 2.0
+        return min(max(p, -2.0), size + 1.0)
+
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                px = source(float(grid[b, i, j, 0]) * s_grid, float(w))
+                py = source(float(grid[b, i, j, 1]) * s_grid, float(h))
+                x0, y0 = math.floor(px), math.floor(py)
+                wx, wy = round_half_even((px - x0) * 1024), round_half_even((py - y0) * 1024)
+                for iy, fy in ((y0, 1024 - wy), (y0 + 1, wy)):
+                    for ix, fx in ((x0, 1024 - wx), (x0 + 1, wx)):
+                        if 0 <= iy < h and 0 <= ix < w:
+                            acc[b, :, i, j] += fy * fx * q[b, :, iy, ix]
+    return requant_to(acc, s_in / (s_out * 2.0**20), dtype)
+
+
 def softmax_exp_table(s_in, in_dtype):
     """EXP[k] = round_half_even(65535 * exp(-k * step)), step = s_in (si8) or s_in * 256 (si16)."""
     step = s_in * 256 if in_dtype == "si16" else s_in

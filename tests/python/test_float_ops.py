@@ -494,6 +494,20 @@ def test_resize2d(mode, cmode, seed, n, c, hw, size):
         close(got, F.interpolate(t64(x), size=size, mode=tm, align_corners=corners).numpy())
 
 
+@covers("grid_sample")
+@pytest.mark.parametrize("align_corners", [True, False])
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 2), c=st.integers(1, 3), hw=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+       out=st.tuples(st.integers(1, 5), st.integers(1, 5)))
+def test_grid_sample(align_corners, seed, n, c, hw, out):
+    x = data(seed, (n, c, *hw))
+    grid = (1.3 * np.random.default_rng(seed + 1).uniform(-1, 1, (n, *out, 2))).astype(np.float32)  # some outside
+    got = run_op("grid_sample", [x, grid], {"align_corners": align_corners})
+    want = F.grid_sample(t64(x), torch.from_numpy(grid).double(), mode="bilinear", padding_mode="zeros",
+                         align_corners=align_corners)
+    close(got, want.numpy())
+
+
 def test_resize2d_hand_values():
     x = np.array([[[[0.0, 10.0], [20.0, 30.0]]]], np.float32)
     bil = {"size": [3, 3], "mode": "bilinear"}

@@ -168,7 +168,24 @@ def test_global_avg_pool2d(data):
           [T((*x.shape[:2], 1, 1), dtype, s_out)])
 
 
-# ---- resize ----------------------------------------------------------------------------------------
+# ---- resize, grid_sample ---------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.data())
+def test_grid_sample(data):
+    dtype, grid_dtype = data.draw(act_dtypes()), data.draw(act_dtypes())
+    n, c = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
+    h, w = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    x = data.draw(int_arrays((n, c, h, w), dtype))
+    grid = data.draw(int_arrays((n, data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4)), 2), grid_dtype))
+    align = data.draw(st.booleans())
+    s_in, s_out = data.draw(scales(-8, 0)), data.draw(scales(-8, 0))
+    # grid steps that reach [-1, 1] and somewhat beyond (zero padding) at either width
+    s_grid = data.draw(st.sampled_from([1 / 100, 1 / 64, 1 / 20000, 1 / 16384]))
+    check(lambda: ref.grid_sample(x, grid, align, s_in, s_grid, s_out, dtype), "grid_sample",
+          [Arg(x, dtype, s_in), Arg(grid, grid_dtype, s_grid)], {"align_corners": align},
+          [T((n, c, grid.shape[1], grid.shape[2]), dtype, s_out)])
 
 
 @SETTINGS

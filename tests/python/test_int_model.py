@@ -341,6 +341,18 @@ def test_bilinear_si16_accumulator_beyond_int64_products():
         assert_matches_executor(q, [x])
 
 
+@WIDTHS
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_grid_sample(align_corners, int16):
+    def body(g, x, grid):
+        y = g.conv(x, 3)
+        g_in = g.op("clip", [grid], min=-1.3, max=1.3)  # an activation of the graph (si16 with int16)
+        return [g.op("grid_sample", [y, g_in], align_corners=align_corners)]
+
+    q = run_graph(body, [1, 2, 5, 7], [1, 4, 6, 2], int16=int16)
+    assert "grid_sample" in op_names(q)
+
+
 # ---- random graphs -------------------------------------------------------------------------------------
 
 

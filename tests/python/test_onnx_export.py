@@ -217,6 +217,21 @@ def test_nearest_resize_picks_the_rows_of_numerics_section_6(mode):
     assert nearest_indices(3, 5, "align_corners").tolist() == [0, 1, 1, 2, 2]
 
 
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_grid_sample_is_onnx_grid_sample(align_corners):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+    grid = (1.3 * rng.uniform(-1, 1, (2, 4, 6, 2))).astype(np.float32)  # some samples fall outside: zeros
+
+    def build(m, fn):
+        xa = fn.add_argument(_core.TensorType([2, 3, 5, 7], "f32"), "x")
+        ga = fn.add_argument(_core.TensorType([2, 4, 6, 2], "f32"), "grid")
+        return [m.create_op(fn, "grid_sample", [xa, ga], {"align_corners": align_corners}, names=["y"]).result()]
+
+    proto = _check_executor(_module(build), [x, grid])
+    assert [n.op_type for n in proto.graph.node] == ["GridSample"]
+
+
 POOLS = [  # (op, kernel, stride, padding [top, left, bottom, right], ceil_mode, count_include_pad, H, W)
     ("max_pool2d", [3, 3], [2, 2], [1, 0, 0, 1], True, None, 8, 7),
     ("max_pool2d", [2, 3], [2, 2], [1, 1, 0, 0], True, None, 8, 8),

@@ -537,3 +537,37 @@ def test_deconv_called_with_output_size_is_not_fused():
 
     prepared = prepare_qat_fx(Sized().eval(), (torch.randn(1, 4, 5, 5),))
     assert not isinstance(dict(prepared.named_modules())["up"], (FusedConv2d, ConvBn2d))
+
+
+class _Sampler(nn.Module):
+    """Offsets predicted from the features move a grid of sampling points (deformable attention's
+    pattern): grid_sample of a conv's output at tanh-bounded positions, sin/cos features beside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value = nn.Conv2d(3, 8, 3, padding=1)
+        self.offsets = nn.Conv2d(3, 2, 3, stride=4, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = torch.tanh(self.offsets(x)).permute(0, 2, 3, 1) * 1.1  # a little beyond [-1, 1]: zero padding
+        sampled = F.grid_sample(self.value(x), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        return torch.cat([sampled, torch.sin(sampled * 3), torch.cos(sampled)], dim=1)
+
+
+def test_grid_sample_and_sin_cos_prepare_calibrate_and_compile_bit_exact():
+    torch.manual_seed(0)
+    model = _Sampler().eval()
+    prepared = _calibrated(model)
+    int_model = QAT2Quantize(input_shape=(1, 3, 32, 32))(copy.deepcopy(prepared))
+    assert "grid_sample" in int_model.hbir_text and int_model.hbir_text.count("lut(") >= 3  # tanh, sin, cos
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (torch.zeros(1, 3, 32, 32),), "bpu").hbm, "sampler")
+    executor = hbdk_sim.Executor(hbm)
+    in_range = _batches(1)[0][:1]
+    for x in (in_range, 3 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(9))):
+        (got,) = executor.run([x.numpy()]).values()
+        with torch.no_grad():
+            np.testing.assert_array_equal(got, int_model(x).numpy())
+    with torch.no_grad():
+        want, ref = int_model(in_range), model(in_range)
+    for k in range(3):  # the samples, their sines and cosines track the float model in range
+        assert F.cosine_similarity(want[:, 8 * k:8 * k + 8].flatten(), ref[:, 8 * k:8 * k + 8].flatten(), dim=0) > 0.95

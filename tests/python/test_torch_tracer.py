@@ -123,6 +123,8 @@ SINGLE = {
     "flatten": Fn(lambda x: torch.flatten(x, 1)), "view": Fn(lambda x: x.view(x.size(0), -1, 4)),
     "reshape": Fn(lambda x: x.reshape(2, 32, 8)), "permute": Fn(lambda x: x.permute(0, 2, 3, 1)),
     "t_permute": Fn(lambda x: torch.permute(x, (3, 1, 0, 2))), "transpose": Fn(lambda x: x.transpose(1, -1)),
+    "grid_sample_ac": Fn2(lambda x, y: F.grid_sample(x, y[:, :2].permute(0, 2, 3, 1), align_corners=True)),
+    "grid_sample_hp": Fn2(lambda x, y: F.grid_sample(x, y[:, 2:].permute(0, 2, 3, 1) * 0.7, align_corners=False)),
     "f_maxpool": Fn(lambda x: F.max_pool2d(x, 2)), "f_avgpool": Fn(lambda x: F.avg_pool2d(x, 2, 1)),
     "f_gap": Fn(lambda x: F.adaptive_avg_pool2d(x, (1, 1))), "mean_hw": Fn(lambda x: x.mean((2, 3))),
     "nearest_scale": Fn(lambda x: F.interpolate(x, scale_factor=2)),

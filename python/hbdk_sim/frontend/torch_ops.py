@@ -439,6 +439,16 @@ def _f_interpolate(b: Builder, node: fx.Node) -> _core.Value:
                     b.py(arg(node, 3, "mode", "nearest")), b.py(arg(node, 4, "align_corners")))
 
 
+def _f_grid_sample(b: Builder, node: fx.Node) -> _core.Value:
+    mode, padding = b.py(arg(node, 2, "mode", "bilinear")), b.py(arg(node, 3, "padding_mode", "zeros"))
+    if mode != "bilinear" or padding != "zeros":
+        raise b.error(f"F.grid_sample mode={mode!r} padding_mode={padding!r} (only bilinear with zero padding is "
+                      "supported)")
+    align = b.py(arg(node, 4, "align_corners"))
+    return b.emit("grid_sample", [b.value(node.args[0]), b.value(arg(node, 1, "grid"))],
+                  {"mode": "bilinear", "padding_mode": "zeros", "align_corners": bool(align)})
+
+
 def _f_pad(b: Builder, node: fx.Node) -> _core.Value:
     return b.pad(node.args[0], arg(node, 1, "pad"), b.py(arg(node, 2, "mode", "constant")),
                  arg(node, 3, "value"))
@@ -527,6 +537,7 @@ register_functions([
     ((F.avg_pool2d,), _f_avg_pool, ("avg_pool2d",)),
     ((F.adaptive_avg_pool2d,), _f_adaptive_avg, ("global_avg_pool2d",)),
     ((F.interpolate,), _f_interpolate, ("resize2d",)),
+    ((F.grid_sample,), _f_grid_sample, ("grid_sample",)),
     ((F.pad,), _f_pad, ("pad",)),
     ((F.conv2d,), _f_conv, ("conv2d",)),
     ((F.linear,), _f_linear, ("linear",)),

@@ -178,6 +178,48 @@ class QResize2d(IntOp):
         return f"mode={self.mode!r}"
 
 
+def grid_source(u: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
+    """§4 grid_sample: the input coordinate of normalized grid values `u` (float64) along an axis of
+    `size` pixels, as csrc/exec/resize_coords.h's gridSource writes it, clamped to [-2, size + 1]."""
+    n = float(size)
+    p = (u + 1.0) / 2.0 * (n - 1.0) if align_corners else ((u + 1.0) * n - 1.0) / 2.0
+    return p.clamp(-2.0, n + 1.0)
+
+
+class QGridSample(IntOp):
+    """Bilinear sampling at the grid's positions (x = g * s_grid in float64), 1024 weights per axis,
+    zero outside the input; the accumulator requantized with computeRequant(s_in / (s_out * 2^20))."""
+
+    def __init__(self, info: OpInfo) -> None:
+        super().__init__(info)
+        info.require_integer()
+        self.align_corners = bool(info.attrs["align_corners"])
+        self.grid_scale = info.in_scale(1)
+        self.rescale = Rescale([info.requant(info.in_scale() / (info.out_scale() * 1048576.0))])
+
+    def compute(self, x, grid):
+        n, c, h, w = x.shape
+        _, oh, ow, _ = grid.shape
+        u = grid.to(torch.float64) * self.grid_scale
+        px, py = grid_source(u[..., 0], w, self.align_corners), grid_source(u[..., 1], h, self.align_corners)
+        x0, y0 = px.floor(), py.floor()
+        wx, wy = ((px - x0) * 1024.0).round().to(torch.int64), ((py - y0) * 1024.0).round().to(torch.int64)
+        x0, y0 = x0.to(torch.int64), y0.to(torch.int64)
+        planes = x.to(torch.int64).reshape(n, c, h * w)
+        acc = torch.zeros(n, c, oh * ow, dtype=torch.int64, device=x.device)
+        for dy, fy in ((0, 1024 - wy), (1, wy)):
+            for dx, fx in ((0, 1024 - wx), (1, wx)):
+                iy, ix = y0 + dy, x0 + dx
+                inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+                index = torch.where(inside, iy * w + ix, 0).reshape(n, 1, oh * ow).expand(n, c, oh * ow)
+                weight = torch.where(inside, fy * fx, 0).reshape(n, 1, oh * ow)
+                acc += weight * planes.gather(2, index)
+        return [saturate(self.rescale(acc.reshape(n, c, oh, ow)), self.result_dtypes[0])]
+
+    def extra_repr(self) -> str:
+        return f"align_corners={self.align_corners}"
+
+
 class QSoftmax(IntOp):
     """§4: e = EXP[min(d, 255)] of the distance to the max (si16: d >> 8), y = (e*K + sum/2) / sum.
     EXP is the graph constant the quantize pass built (operand 1), read as it is."""
@@ -294,6 +336,7 @@ OPS: dict[str, type[IntOp]] = {
     "avg_pool2d": QAvgPool2d,
     "global_avg_pool2d": QGlobalAvgPool2d,
     "resize2d": QResize2d,
+    "grid_sample": QGridSample,
     "softmax": QSoftmax,
     "layer_norm": QLayerNorm,
     "argmax": Argmax,
