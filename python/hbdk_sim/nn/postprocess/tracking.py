@@ -246,9 +246,12 @@ class MotrTrackPostProcess:
 
     def __init__(self, max_track: int = NUM_TRACK_SLOTS, area_threshold: float = 100.0, prob_threshold: float = 0.7,
                  score_thresh: float = 0.7, filter_score_thresh: float = 0.6, miss_tolerance: int = 5,
-                 embed_dim: int = 256, row_width: int = ROW_WIDTH) -> None:
-        if not 1 <= max_track <= NUM_TRACK_SLOTS:
-            raise UsageError(f"MotrTrackPostProcess: max_track must lie in 1..{NUM_TRACK_SLOTS} but got {max_track}")
+                 embed_dim: int = 256, row_width: int = ROW_WIDTH, num_slots: int = NUM_TRACK_SLOTS) -> None:
+        if not 1 <= max_track <= num_slots:
+            raise UsageError(f"MotrTrackPostProcess: max_track must lie in 1..{num_slots} but got {max_track}")
+        if num_slots % row_width:
+            raise UsageError(f"MotrTrackPostProcess: num_slots {num_slots} must fill whole rows of {row_width}")
+        self.num_slots = int(num_slots)
         self.max_track, self.area_threshold, self.prob_threshold = int(max_track), area_threshold, prob_threshold
         self.embed_dim, self.row_width = int(embed_dim), int(row_width)
         self.tracker = RuntimeTracker(score_thresh, filter_score_thresh, miss_tolerance)
@@ -268,7 +271,7 @@ class MotrTrackPostProcess:
         self.tracker.update(slots)
         self.tracks = select_active_tracks(slots, self.max_track)
         report = report_tracks(self.tracks, input_size, scale_factor, self.prob_threshold, self.area_threshold)
-        return report, (qim_inputs(self.tracks) if len(self.tracks) else None)
+        return report, (qim_inputs(self.tracks, self.num_slots) if len(self.tracks) else None)
 
     def next_inputs(self, qim_query_pos: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The next frame's `query_pos`, `mask_query` and `ref_pts`; `qim_query_pos` is the QIM
@@ -277,4 +280,4 @@ class MotrTrackPostProcess:
             if qim_query_pos is None:
                 raise UsageError("MotrTrackPostProcess: run the QIM graph on the tracks and pass its output")
             self.tracks = apply_qim_output(self.tracks, qim_query_pos)
-        return track_inputs(self.tracks, NUM_TRACK_SLOTS, self.row_width)
+        return track_inputs(self.tracks, self.num_slots, self.row_width)

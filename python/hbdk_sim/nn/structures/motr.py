@@ -1,4 +1,4 @@
-"""MOTR multi-object tracking, the networks of its two board graphs (float).
+"""MOTR multi-object tracking: the networks of its two board graphs and the task model around them.
 
 `MotrNet`, the base graph: the image and the track slots' state in, the detections and tracks out.
 The image goes through a backbone (its last feature map, stride 32) and a 1x1 input projection to
@@ -12,20 +12,36 @@ logits); a track slot takes part only where `mask_query` is 1 (additive -100 mas
              sigmoid) of every decoder layer (`forward`) or the last (`deploy`), and hs (N, C, 4, W)
              the last decoder layer's queries (what QIM and the next frame's tracks start from)
 
-`QueryInteraction` (nn/heads/motr_transformer.py) is the second graph.
+`QueryInteraction` (nn/heads/motr_transformer.py) is the second graph. `Motr` is the task model
+around both: the training clip loss and the host track lifecycle between the graphs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from hbdk_sim.errors import UsageError
-from hbdk_sim.nn.heads.motr_transformer import MotrTransformer
+from hbdk_sim.errors import UsageError, UsageTypeError
+from hbdk_sim.nn.heads.motr_transformer import MotrTransformer, QueryInteraction
 from hbdk_sim.nn.layers.attention import pair_mask
+from hbdk_sim.nn.losses.tracking import MotrCriterion, TrackTargets
+from hbdk_sim.nn.postprocess.track_instances import TrackInstances
+from hbdk_sim.nn.postprocess.tracking import (
+    MotrTrackPostProcess,
+    apply_qim_output,
+    board_tokens,
+    frame_instances,
+    qim_inputs,
+    select_training_tracks,
+    track_inputs,
+)
+from hbdk_sim.nn.structures.base import GraphInput, Runner, TaskModel, as_outputs
 from hbdk_sim.registry import MODELS, build_from_cfg
+from hbdk_sim.visualize import draw_boxes
 
 
 @MODELS.register
@@ -88,3 +104,130 @@ class MotrNet(nn.Module):
         """What the board graph returns: the last layer's classes and boxes, and hs."""
         classes, boxes, hs = self(img, query_pos, mask_query, ref_pts)
         return classes[-1], boxes[-1], hs
+
+
+class MotrBaseGraph(nn.Module):
+    """The base board graph: `MotrNet.deploy` as a module (img, query_pos, mask_query, ref_pts in;
+    the last layer's classes and boxes and hs out)."""
+
+    def __init__(self, network: MotrNet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, img: torch.Tensor, query_pos: torch.Tensor, mask_query: torch.Tensor, ref_pts: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.network.deploy(img, query_pos, mask_query, ref_pts)
+
+
+@MODELS.register
+class Motr(TaskModel):
+    """MOTR tracking through the task contract: two board graphs, "base" (MotrNet) and "qim"
+    (QueryInteraction), and the host track lifecycle between them (MotrTrackPostProcess).
+
+    Training, `forward(clip)`: a clip is a list of frame samples (`img` (3, H, W), `gt_boxes` (G, 4)
+    xyxy input pixels, `gt_track_ids` (G,)); the frames run in order, each matched and priced by
+    MotrCriterion (the last layer and the auxiliary ones), the tracks it carries chosen by
+    `select_training_tracks` (IoU > 0.5, random drop, false-positive insertion) and their queries
+    updated by QIM for the next frame; the loss dict is the clip's, normalised.
+
+    Eval, `predict(batch, runners)`: one frame (batch of 1: `img`, `sequence`, `frame`, and
+    `scale_factor`); a new sequence resets the tracks. Returns `{"tracks": [(K, 6) rows (x1, y1,
+    x2, y2, score, track id) in original pixels]}`, what MotMetric reads.
+    """
+
+    visual_names = ("tracks",)
+
+    def __init__(self, network: nn.Module | Mapping, qim: nn.Module | Mapping | None = None,
+                 criterion: nn.Module | Mapping | None = None, random_drop: float = 0.1, fp_ratio: float = 0.3,
+                 score_thresh: float = 0.7, filter_score_thresh: float = 0.6, miss_tolerance: int = 5,
+                 prob_threshold: float = 0.7, area_threshold: float = 100.0, image_key: str = "img") -> None:
+        super().__init__()
+        self.network = build_from_cfg(network, MODELS)
+        d = self.network.d_model
+        self.qim = qim if isinstance(qim, nn.Module) else QueryInteraction(d, **dict(qim or {}))
+        self.criterion = criterion if isinstance(criterion, nn.Module) else MotrCriterion(**dict(criterion or {}))
+        self.random_drop, self.fp_ratio, self.image_key = random_drop, fp_ratio, image_key
+        self.post = MotrTrackPostProcess(self.network.num_queries, area_threshold, prob_threshold, score_thresh,
+                                         filter_score_thresh, miss_tolerance, d, self.network.query_width,
+                                         num_slots=self.network.num_queries)
+        self._sequence: str | None = None
+        self._inputs: dict[str, torch.Tensor] | None = None
+
+    # ---- the task contract -------------------------------------------------------------------------
+
+    def board_modules(self) -> dict[str, nn.Module]:
+        return {"base": MotrBaseGraph(self.network), "qim": self.qim}
+
+    def board_inputs(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]]:
+        d, w = self.network.d_model, self.network.query_width
+        slots = 2 * w
+        return {
+            "base": (GraphInput("img", tuple(int(s) for s in input_shape)), GraphInput("query_pos", (1, d, 2, w)),
+                     GraphInput("mask_query", (1, 1, 1, slots), value_range=(0, 1)),
+                     GraphInput("ref_pts", (1, 4, 2, w), value_range=(-3.0, 3.0))),
+            "qim": (GraphInput("output_embedding", (1, 1, slots, d)), GraphInput("query_pos", (1, 1, slots, d)),
+                    GraphInput("mask_query", (1, 1, 1, slots), value_range=(0, 1))),
+        }
+
+    def predict(self, batch: Mapping[str, Any], runners: Mapping[str, Runner]) -> dict[str, Any]:
+        img = batch[self.image_key]
+        if not isinstance(img, torch.Tensor) or img.dim() != 4 or img.shape[0] != 1:
+            got = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+            raise UsageError(f"Motr: predict takes one frame at a time, an image (1, 3, H, W), but got {got}; set the "
+                             "validation batch size to 1")
+        sequence = batch.get("sequence")
+        sequence = sequence[0] if isinstance(sequence, list | tuple) else sequence
+        if self._inputs is None or sequence != self._sequence:
+            self.post.reset()
+            self._sequence = sequence
+            self._inputs = self.post.next_inputs()
+        inputs = {k: v.to(img.device) for k, v in self._inputs.items()}
+        classes, boxes, hs = runners["base"](img, inputs["query_pos"], inputs["mask_query"], inputs["ref_pts"])
+        scale = batch.get("scale_factor")
+        scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)[:2] if scale is not None else 1.0
+        rows, qim_in = self.post.frame(classes, boxes, hs, self.network.query_embed.weight.detach(),
+                                       img.shape[-2:], scale)
+        qim_out = None
+        if qim_in is not None:
+            (qim_out,) = as_outputs(runners["qim"](qim_in["output_embedding"], qim_in["query_pos"],
+                                                   qim_in["mask_query"]))
+        self._inputs = self.post.next_inputs(qim_out)
+        return {"tracks": [rows]}
+
+    def visualize(self, image: np.ndarray, prediction: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """"tracks": the tracked boxes over the original image, labelled with their ids."""
+        rows = np.asarray(prediction["tracks"], np.float64).reshape(-1, 6)
+        ids = rows[:, 5].astype(np.int64)
+        return {"tracks": draw_boxes(image, rows[:, :4], [f"id {i}" for i in ids], ids)}
+
+    # ---- training ----------------------------------------------------------------------------------
+
+    def forward(self, batch: Any) -> dict[str, Any]:
+        if not self.training:
+            return self.predict(batch, self.board_runners())
+        if isinstance(batch, Mapping) or not isinstance(batch, Sequence) or not batch:
+            raise UsageTypeError("Motr: training takes a clip, a list of frame samples (ClipDataset's items)")
+        device = self.network.query_embed.weight.device
+        detect_query_pos = self.network.query_embed.weight
+        tracks: TrackInstances | None = None
+        frames = []
+        for i, sample in enumerate(batch):
+            img = torch.as_tensor(sample[self.image_key]).to(device)
+            img = img[None] if img.dim() == 3 else img
+            inputs = track_inputs(tracks if tracks is not None else TrackInstances.empty(0, self.network.d_model,
+                                                                                          device=device),
+                                  2 * self.network.query_width, self.network.query_width)
+            classes, boxes, hs = self.network(img, inputs["query_pos"].to(device), inputs["mask_query"].to(device),
+                                              inputs["ref_pts"].to(device))
+            slots = frame_instances(classes[-1], boxes[-1], hs, detect_query_pos, tracks, keep_padding=True)
+            aux = [(board_tokens(c), board_tokens(b).sigmoid()) for c, b in zip(classes[:-1], boxes[:-1], strict=True)]
+            targets = TrackTargets.from_xyxy(torch.as_tensor(sample["gt_boxes"], dtype=torch.float32, device=device),
+                                             torch.as_tensor(sample["gt_track_ids"], device=device), img.shape[-2:])
+            frames.append(self.criterion.match_for_single_frame(i, slots, targets, aux))
+            if i + 1 < len(batch):
+                tracks = select_training_tracks(slots, random_drop=self.random_drop, fp_ratio=self.fp_ratio)
+                if len(tracks):
+                    qim_in = qim_inputs(tracks, 2 * self.network.query_width)
+                    tracks = apply_qim_output(tracks, self.qim(qim_in["output_embedding"], qim_in["query_pos"],
+                                                               qim_in["mask_query"]))
+        return self.criterion(frames)

@@ -1,0 +1,98 @@
+"""The MOTR task model at a toy size: the contract's two board graphs and their inputs, a training
+clip's losses (finite, every frame and auxiliary layer, gradients into the network), and prediction
+over sequences with tracks born, carried through QIM and reset at a new sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hbdk_sim.errors import UsageError, UsageTypeError
+from hbdk_sim.nn.structures.motr import Motr, MotrNet
+
+H, W = 64, 96
+
+
+def _model(**kw) -> Motr:
+    torch.manual_seed(0)
+    net = MotrNet(dict(type="EfficientNet", model_type="b0"), 320,
+                  dict(d_model=32, num_heads=4, num_encoder_layers=1, num_decoder_layers=2, ffn_dim=64),
+                  num_queries=16, query_width=8)
+    return Motr(net, **kw)
+
+
+def _clip(frames: int = 3) -> list[dict]:
+    g = torch.Generator().manual_seed(1)
+    clip = []
+    for t in range(frames):
+        boxes = np.array([[10 + 4 * t, 8, 30 + 4 * t, 50], [60 - 3 * t, 20, 80 - 3 * t, 60]], np.float32)
+        clip.append({"img": torch.rand(3, H, W, generator=g) * 2 - 1, "gt_boxes": boxes,
+                     "gt_track_ids": np.array([5, 9], np.int64)})
+    return clip
+
+
+def test_board_graphs_and_their_inputs():
+    model = _model().eval()
+    graphs = {g.name: g for g in model.board_graphs([1, 3, H, W])}
+    assert list(graphs) == ["base", "qim"]
+    assert [(x.name, x.shape) for x in graphs["base"].inputs] == [
+        ("img", (1, 3, H, W)), ("query_pos", (1, 32, 2, 8)), ("mask_query", (1, 1, 1, 16)), ("ref_pts", (1, 4, 2, 8))]
+    assert [(x.name, x.shape) for x in graphs["qim"].inputs] == [
+        ("output_embedding", (1, 1, 16, 32)), ("query_pos", (1, 1, 16, 32)), ("mask_query", (1, 1, 1, 16))]
+    with torch.no_grad():
+        classes, boxes, hs = graphs["base"].module(*graphs["base"].example_inputs(torch.Generator().manual_seed(0)))
+        new_pos = graphs["qim"].module(*graphs["qim"].example_inputs())
+    assert (classes.shape, boxes.shape, hs.shape, new_pos.shape) == ((1, 1, 4, 8), (1, 4, 4, 8), (1, 32, 4, 8),
+                                                                     (1, 32, 1, 16))
+
+
+def test_a_training_clip_gives_every_frames_losses():
+    model = _model().train()
+    losses = model(_clip(3))
+    for i in range(3):
+        for name in ("loss_ce", "loss_bbox", "loss_giou"):
+            assert torch.isfinite(losses[f"frame_{i}_{name}"])
+            assert torch.isfinite(losses[f"frame_{i}_aux0_{name}"])  # the first decoder layer
+    sum(losses.values()).backward()
+    assert model.network.backbone.stem.conv.weight.grad.abs().sum() > 0
+    assert model.network.transformer.decoder[0].cross_attn.sampling_offsets.weight.grad.abs().sum() > 0
+    with pytest.raises(UsageTypeError, match="a clip"):
+        model({"img": torch.zeros(1, 3, H, W)})
+
+
+def test_prediction_births_carries_and_resets_tracks():
+    model = _model(area_threshold=1.0).eval()
+    with torch.no_grad():  # every detect query confident: each is born as a track on the first frame
+        model.network.transformer.class_embed[-1].bias.fill_(6.0)
+    frames = [{"img": torch.rand(1, 3, H, W) * 2 - 1, "sequence": ["A"], "frame": [t + 1],
+               "scale_factor": torch.tensor([[0.5, 0.5]])} for t in range(3)]
+    with torch.no_grad():
+        first = model(frames[0])["tracks"][0]
+        assert first.shape == (16, 6) and sorted(first[:, 5].tolist()) == list(range(16))
+        assert first[:, :4].max() > W  # boxes mapped back by the resize factor 0.5 (input W = 96)
+        # the tracks fill the 16 track slots: the next frame feeds them with QIM's queries
+        inputs = model._inputs
+        assert int(inputs["mask_query"].sum()) == 16 and inputs["query_pos"].abs().sum() > 0
+        second = model(frames[1])["tracks"][0]
+        ids = second[:, 5].tolist()
+        # 16 tracks carried and 16 detect queries born again (ids 16..31): the best 16 by score stay
+        assert len(ids) == 16 and len(set(ids)) == 16 and max(ids) < 32
+        # a new sequence starts over: no tracks in, ids from 0
+        other = model({**frames[2], "sequence": ["B"]})["tracks"][0]
+        assert sorted(other[:, 5].tolist()) == list(range(16))
+    # predict through the board graphs as runners is what eval's forward does
+    model._inputs = None
+    with torch.no_grad():
+        runners = {g.name: g.module for g in model.board_graphs([1, 3, H, W])}
+        a = model.predict(frames[0], runners)["tracks"][0]
+        model._inputs = None
+        b = model(frames[0])["tracks"][0]
+    assert torch.equal(a, b)
+    with pytest.raises(UsageError, match="one frame at a time"):
+        model({"img": torch.zeros(2, 3, H, W), "sequence": ["A", "A"]})
+
+
+def test_the_picture_labels_the_ids():
+    model = _model()
+    picture = model.visualize(np.zeros((60, 80, 3), np.uint8), {"tracks": torch.tensor([[5, 5, 40, 50, 0.9, 3.0]])})
+    assert picture["tracks"].shape == (60, 80, 3) and picture["tracks"].any()
