@@ -14,6 +14,7 @@ import torch
 from hbdk_sim.nn.heads.motr_transformer import MotrDeformAttn, MotrTransformer, QueryInteraction
 from hbdk_sim.nn.layers.attention import (
     MultiheadAttention2d,
+    additive_mask,
     pair_mask,
     sine_box_embedding,
     sine_position_embedding,
@@ -43,8 +44,7 @@ def test_attention_equals_torch_multihead_attention():
         want, _ = ref(q.flatten(2).transpose(1, 2), kv.flatten(2).transpose(1, 2), kv.flatten(2).transpose(1, 2),
                       attn_mask=mask)
     torch.testing.assert_close(got.flatten(2).transpose(1, 2), want, rtol=1e-5, atol=1e-5)
-    bool_mask = mask == 0
-    torch.testing.assert_close(attn(q, kv, kv, bool_mask), got, rtol=0, atol=0)
+    torch.testing.assert_close(attn(q, kv, kv, additive_mask(mask == 0)), got, rtol=0, atol=0)
 
 
 def test_pair_mask_is_minus_100_unless_both_tokens_are_valid():

@@ -3,8 +3,9 @@ a sequence of L tokens of C channels is a (N, C, H, W) map with H * W = L (token
 column i % W), projections are 1x1 convolutions, and masks are additive.
 
 - `MultiheadAttention2d`: scaled dot-product attention with 1x1-conv q/k/v/out projections, an
-  additive (L_q, L_k) mask (a boolean mask becomes 0 where True, -100 where False), softmax over
-  the keys; the same numbers as torch.nn.MultiheadAttention with the same weights.
+  additive (L_q, L_k) mask (`additive_mask` makes one of a keep mask: 0 where kept, -100
+  elsewhere), softmax over the keys; the same numbers as torch.nn.MultiheadAttention with the same
+  weights.
 - `sine_position_embedding`: the 2-D sine embedding of a map's pixel positions (normalized to
   (0, 2 pi], temperature `temperature`), [y features, x features] along the channels.
 - `sine_box_embedding`: the sine embedding of box coordinates (N, K, H, W) in [0, 1], `feats`
@@ -76,8 +77,6 @@ class MultiheadAttention2d(nn.Module):
         v = self._heads(self.v_proj(value))  # (N, heads, d, Lk)
         scores = self.scores(q, k)  # (N, heads, Lq, Lk)
         if mask is not None:
-            if mask.dtype == torch.bool:
-                mask = additive_mask(mask)
             scores = self.add_mask(scores, mask)
         attn = self.softmax(scores)
         out = self.weighted(v, attn.transpose(2, 3))  # (N, heads, d, Lq)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.nn.heads.motr_transformer import MotrTransformer, QueryInteraction
@@ -90,7 +91,8 @@ class MotrNet(nn.Module):
 
     def forward(self, img: torch.Tensor, query_pos: torch.Tensor, mask_query: torch.Tensor, ref_pts: torch.Tensor
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        self._check(img, query_pos, mask_query, ref_pts)
+        if not is_fx_symbolic_tracing():  # a traced graph has its input shapes fixed by the tracer
+            self._check(img, query_pos, mask_query, ref_pts)
         src = self.input_proj(self.backbone(img)[-1])
         d, w = self.d_model, self.query_width
         tgt = torch.cat((self.query_embed.weight.t().reshape(1, d, 2, w), query_pos), dim=2)
