@@ -17,6 +17,7 @@ Nothing is pickled: the worker encodes a sample to msgpack bytes and the parent 
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing
 import os
 import time
@@ -27,6 +28,8 @@ from typing import Any
 
 import lmdb
 import msgpack
+import numpy as np
+from PIL import Image
 
 from hbdk_sim.errors import DatasetError, UsageError
 
@@ -71,6 +74,23 @@ def image_map_size(paths: Sequence[str | os.PathLike], image_codec: str, per_rec
     else:
         data = sum(os.path.getsize(path) for path in paths)
     return max(1 << 24, int(data * 1.25) + len(paths) * per_record + (1 << 22))
+
+
+def image_record(path: str | os.PathLike, image_codec: str) -> dict[str, Any]:
+    """The image fields of a packed record from an image file: `img` (the file's bytes, or with
+    image_codec "raw" its HxWx3 uint8 RGB pixels), `img_format` ("jpg", "png" or "raw") and `shape`
+    [h, w]. An unreadable file is a DatasetError naming it."""
+    data = Path(path).read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            fmt = "png" if im.format == "PNG" else "jpg"
+            if image_codec == "raw":
+                data = np.asarray(im.convert("RGB")).tobytes()
+                fmt = "raw"
+    except OSError as e:
+        raise DatasetError(f"{path}: not a readable image ({e}); restore the file") from None
+    return {"img": data, "img_format": fmt, "shape": [height, width]}
 
 
 def sample_key(index: int) -> bytes:

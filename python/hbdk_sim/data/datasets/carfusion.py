@@ -37,7 +37,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import math
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from hbdk_sim.data.datasets.text_fields import parse_integer, parse_number
 from hbdk_sim.data.packer import PackResult, image_map_size, lmdb_path, pack_lmdb
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
@@ -88,23 +88,6 @@ class CarFusionFrame:
     gt: str
 
 
-def _number(text: str, where: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise DatasetError(f"{where}: {what} {text.strip()!r} is not a finite number; fix the line")
-    return value
-
-
-def _integer(text: str, where: str, what: str) -> int:
-    value = _number(text, where, what)
-    if value != int(value):
-        raise DatasetError(f"{where}: {what} {text.strip()!r} is not an integer; fix the line")
-    return int(value)
-
-
 def parse_bb_line(line: str, where: str) -> tuple[float, float, float, float]:
     """(xmin, ymin, w, h) of one bb line: `[a, b, c, d]` is (a, b, d, c), `[a b c d]` is (a, b, c, d);
     an optional `,category` may follow the bracket."""
@@ -119,7 +102,7 @@ def parse_bb_line(line: str, where: str) -> tuple[float, float, float, float]:
     if len(parts) != 4:
         raise DatasetError(f"{where}: bb line {text!r} holds {len(parts)} numbers in its brackets, expected 4; "
                            f"fix the line")
-    a, b, c, d = (_number(p, where, "bb value") for p in parts)
+    a, b, c, d = (parse_number(p, where, "bb value") for p in parts)
     xmin, ymin, w, h = (a, b, d, c) if "," in inner else (a, b, c, d)
     if w <= 0 or h <= 0:
         raise DatasetError(f"{where}: bb line {text!r} has width {w:g} and height {h:g}; both must be positive")
@@ -148,10 +131,10 @@ def read_gt_file(path: str | os.PathLike, num_boxes: int) -> np.ndarray:
         if len(fields) != 5:
             raise DatasetError(f"{where}: gt line {line.strip()!r} has {len(fields)} fields, expected 5 "
                                f"(x,y,keypoint_idx,instance_id,vis); fix the line")
-        x, y = _number(fields[0], where, "x"), _number(fields[1], where, "y")
-        k = _integer(fields[2], where, "keypoint_idx")
-        inst = _integer(fields[3], where, "instance_id")
-        vis = _integer(fields[4], where, "vis")
+        x, y = parse_number(fields[0], where, "x"), parse_number(fields[1], where, "y")
+        k = parse_integer(fields[2], where, "keypoint_idx")
+        inst = parse_integer(fields[3], where, "instance_id")
+        vis = parse_integer(fields[4], where, "vis")
         if not 1 <= k < NUM_ROWS:
             raise DatasetError(f"{where}: keypoint_idx {k} is outside 1..{NUM_ROWS - 1} (CarFusion's 1-based "
                                f"indices that the {NUM_ROWS}-row array holds); fix the line")

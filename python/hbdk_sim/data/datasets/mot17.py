@@ -46,9 +46,7 @@ from __future__ import annotations
 
 import configparser
 import functools
-import io
 import itertools
-import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -56,9 +54,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from hbdk_sim.data.packer import PackResult, image_map_size, lmdb_path, pack_lmdb
+from hbdk_sim.data.datasets.text_fields import parse_integer, parse_number
+from hbdk_sim.data.packer import PackResult, image_map_size, image_record, lmdb_path, pack_lmdb
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
 
@@ -142,33 +140,16 @@ def seqinfo_text(info: SeqInfo) -> str:
     return f"[{SEQINFO_SECTION}]\n" + "".join(f"{k}={v}\n" for k, v in zip(SEQINFO_KEYS, values, strict=True))
 
 
-def _number(text: str, where: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise DatasetError(f"{where}: {what} {text.strip()!r} is not a finite number; fix the line")
-    return value
-
-
-def _integer(text: str, where: str, what: str) -> int:
-    value = _number(text, where, what)
-    if value != int(value):
-        raise DatasetError(f"{where}: {what} {text.strip()!r} is not an integer; fix the line")
-    return int(value)
-
-
 def parse_gt_line(line: str, where: str) -> GtRow:
     """One gt.txt line (the 9 GT_COLUMNS, comma separated)."""
     fields = line.strip().split(",")
     if len(fields) != len(GT_COLUMNS):
         raise DatasetError(f"{where}: gt line {line.strip()!r} has {len(fields)} fields, expected "
                            f"{len(GT_COLUMNS)} ({','.join(GT_COLUMNS)}); fix the line")
-    frame, track_id = _integer(fields[0], where, "frame"), _integer(fields[1], where, "id")
-    left, top, width, height = (_number(f, where, w) for f, w in zip(fields[2:6], GT_COLUMNS[2:6], strict=True))
-    consider, cls = _integer(fields[6], where, "consider flag"), _integer(fields[7], where, "class")
-    visibility = _number(fields[8], where, "visibility")
+    frame, track_id = parse_integer(fields[0], where, "frame"), parse_integer(fields[1], where, "id")
+    left, top, width, height = (parse_number(f, where, w) for f, w in zip(fields[2:6], GT_COLUMNS[2:6], strict=True))
+    consider, cls = parse_integer(fields[6], where, "consider flag"), parse_integer(fields[7], where, "class")
+    visibility = parse_number(fields[8], where, "visibility")
     if frame < 1:
         raise DatasetError(f"{where}: frame {frame} is not a frame number (frames count from 1); fix the line")
     if width <= 0 or height <= 0:
@@ -205,7 +186,7 @@ def read_det(path: str | os.PathLike) -> np.ndarray:
         if len(fields) != DET_COLUMNS:
             raise DatasetError(f"{where}: det line {line.strip()!r} has {len(fields)} fields, expected {DET_COLUMNS} "
                                f"(frame,-1,x,y,w,h,score,-1,-1,-1); fix the line")
-        row = [_number(f, where, "value") for f in fields]
+        row = [parse_number(f, where, "value") for f in fields]
         if row[0] < 1 or row[0] != int(row[0]):
             raise DatasetError(f"{where}: frame {fields[0]!r} is not a frame number (frames count from 1); fix the "
                                f"line")
@@ -348,10 +329,10 @@ def read_labels(path: str | os.PathLike, width: int, height: int) -> tuple[np.nd
         if len(fields) != 6:
             raise DatasetError(f"{where}: label line {line.strip()!r} has {len(fields)} fields, expected 6 "
                                f"(0 tid cx/W cy/H w/W h/H); re-run gen_mot_data.py")
-        if _integer(fields[0], where, "class") != 0:
+        if parse_integer(fields[0], where, "class") != 0:
             raise DatasetError(f"{where}: class {fields[0]} is not 0 (pedestrian); re-run gen_mot_data.py")
-        tid = _integer(fields[1], where, "tid")
-        cx, cy, w, h = (_number(f, where, "box value") for f in fields[2:])
+        tid = parse_integer(fields[1], where, "tid")
+        cx, cy, w, h = (parse_number(f, where, "box value") for f in fields[2:])
         if tid < 0 or w <= 0 or h <= 0:
             raise DatasetError(f"{where}: label line {line.strip()!r} needs tid >= 0 and a positive w and h; re-run "
                                f"gen_mot_data.py")
@@ -413,20 +394,12 @@ def sequence_lengths(frames: list[MotFrame]) -> list[list]:
 
 def encode_frame(sample: MotFrame, image_codec: str = "source") -> dict:
     """The packed record of one frame (runs in the packer's worker processes)."""
-    data = Path(sample.path).read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            width, height = im.size
-            fmt = "png" if im.format == "PNG" else "jpg"
-            if image_codec == "raw":
-                data = np.asarray(im.convert("RGB")).tobytes()
-                fmt = "raw"
-    except OSError as e:
-        raise DatasetError(f"{sample.path}: not a readable image ({e}); restore the file") from None
+    image = image_record(sample.path, image_codec)
+    height, width = image["shape"]
     if (width, height) != (sample.width, sample.height):
         raise DatasetError(f"{sample.path}: the image is {width}x{height} but its seqinfo.ini says imWidth "
                            f"{sample.width}, imHeight {sample.height}; fix seqinfo.ini")
-    return {"img": data, "img_format": fmt, "shape": [height, width],
+    return {**image,
             "gt_boxes": encode_array("gt_boxes", sample.boxes),
             "gt_classes": encode_array("gt_classes", np.zeros(len(sample.boxes), np.int64)),
             "gt_track_ids": encode_array("gt_track_ids", sample.track_ids),

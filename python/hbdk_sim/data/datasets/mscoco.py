@@ -23,7 +23,6 @@ A packed record (msgpack map, see `hbdk_sim.data.packer` and `hbdk_sim.data.samp
 from __future__ import annotations
 
 import functools
-import io
 import json
 import math
 import os
@@ -32,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from hbdk_sim.data.packer import PackResult, image_map_size, lmdb_path, pack_lmdb
+from hbdk_sim.data.packer import PackResult, image_map_size, image_record, lmdb_path, pack_lmdb
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
 
@@ -175,17 +173,7 @@ def read_coco(root: str | os.PathLike, split: str) -> list[CocoImage]:
 
 def encode_image(sample: CocoImage, image_codec: str = "source") -> dict:
     """The packed record of one image (runs in the packer's worker processes)."""
-    data = Path(sample.path).read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            width, height = im.size
-            fmt = "png" if im.format == "PNG" else "jpg"
-            if image_codec == "raw":
-                data = np.asarray(im.convert("RGB")).tobytes()
-                fmt = "raw"
-    except OSError as e:
-        raise DatasetError(f"{sample.path}: not a readable image ({e}); restore the file") from None
-    return {"img": data, "img_format": fmt, "shape": [height, width],
+    return {**image_record(sample.path, image_codec),
             "gt_boxes": encode_array("gt_boxes", sample.boxes),
             "gt_classes": encode_array("gt_classes", sample.classes),
             "image_id": sample.image_id, "file_name": sample.file_name}

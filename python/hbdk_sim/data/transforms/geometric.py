@@ -55,6 +55,21 @@ def _move_geometry(sample: Sample, out: Sample, sx: float, tx: float, sy: float,
         out["gt_keypoints"] = k[keep]
 
 
+def resize_sample(sample: Sample, name: str, h: int, w: int) -> Sample:
+    """`sample` resized to h x w: the image bilinear, the label nearest, boxes and keypoints scaled,
+    and `scale_factor` (x, y) composed with the sample's earlier one (what maps predictions back to
+    the original pixels)."""
+    img, gt = check_sample(sample, name)
+    ih, iw = img.shape[:2]
+    out = {**sample, "img": np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))}
+    if gt is not None:
+        out["gt_seg"] = np.array(Image.fromarray(gt).resize((w, h), Image.NEAREST))
+    _move_geometry(sample, out, w / iw, 0.0, h / ih, 0.0, (h, w))
+    prior = np.asarray(sample.get("scale_factor", (1.0, 1.0)), np.float32)
+    out["scale_factor"] = prior * np.array([w / iw, h / ih], np.float32)
+    return out
+
+
 @TRANSFORMS.register
 class Resize:
     """Resize to `size` = (height, width): the image bilinear, the label nearest. With `keep_ratio`
@@ -87,18 +102,9 @@ class Resize:
         return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
     def __call__(self, sample: Sample) -> Sample:
-        img, gt = check_sample(sample, "Resize")
-        ih, iw = img.shape[:2]
+        img, _ = check_sample(sample, "Resize")
         ratio = uniform(self.generator, *self.ratio_range) if self.ratio_range else 1.0
-        h, w = self.output_size(ih, iw, ratio)
-        out = {**sample, "img": np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))}
-        if gt is not None:
-            out["gt_seg"] = np.array(Image.fromarray(gt).resize((w, h), Image.NEAREST))
-        _move_geometry(sample, out, w / iw, 0.0, h / ih, 0.0, (h, w))
-        # What maps predictions back to the original pixels (composed with an earlier resize).
-        prior = np.asarray(sample.get("scale_factor", (1.0, 1.0)), np.float32)
-        out["scale_factor"] = prior * np.array([w / iw, h / ih], np.float32)
-        return out
+        return resize_sample(sample, "Resize", *self.output_size(*img.shape[:2], ratio))
 
 
 @TRANSFORMS.register

@@ -15,10 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from hbdk_sim.data.transforms.base import Compose, Sample, check_sample
-from hbdk_sim.data.transforms.geometric import _move_geometry
+from hbdk_sim.data.transforms.geometric import _move_geometry, resize_sample
 from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.registry import TRANSFORMS
 
@@ -89,18 +88,6 @@ class RandomChoice:
         return self.branches[k](sample)
 
 
-def _resize(sample: Sample, name: str, h: int, w: int) -> Sample:
-    img, gt = check_sample(sample, name)
-    ih, iw = img.shape[:2]
-    out = {**sample, "img": np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))}
-    if gt is not None:
-        out["gt_seg"] = np.array(Image.fromarray(gt).resize((w, h), Image.NEAREST))
-    _move_geometry(sample, out, w / iw, 0.0, h / ih, 0.0, (h, w))
-    prior = np.asarray(sample.get("scale_factor", (1.0, 1.0)), np.float32)
-    out["scale_factor"] = prior * np.array([w / iw, h / ih], np.float32)
-    return out
-
-
 @TRANSFORMS.register
 class ResizeShortSide:
     """Resize keeping the ratio so that the shorter side becomes one of `short_sides` (drawn
@@ -131,7 +118,7 @@ class ResizeShortSide:
     def __call__(self, sample: Sample) -> Sample:
         img, _ = check_sample(sample, "ResizeShortSide")
         k = int(torch.randint(0, len(self.short_sides), (), generator=self.generator)) if self.random else 0
-        return _resize(sample, "ResizeShortSide", *self.output_size(*img.shape[:2], self.short_sides[k]))
+        return resize_sample(sample, "ResizeShortSide", *self.output_size(*img.shape[:2], self.short_sides[k]))
 
 
 @TRANSFORMS.register
