@@ -107,6 +107,20 @@ class Resize:
         return resize_sample(sample, "Resize", *self.output_size(*img.shape[:2], ratio))
 
 
+def crop_sample(sample: Sample, name: str, ch: int, cw: int, generator: torch.Generator | None) -> Sample:
+    """A ch x cw window of `sample` at a uniformly drawn offset (top, then left): the image and label
+    sliced, boxes and keypoints moved, clipped and dropped as in _move_geometry."""
+    img, gt = check_sample(sample, name)
+    h, w = img.shape[:2]
+    top = int(torch.randint(0, h - ch + 1, (), generator=generator))
+    left = int(torch.randint(0, w - cw + 1, (), generator=generator))
+    out = {**sample, "img": np.ascontiguousarray(img[top:top + ch, left:left + cw])}
+    if gt is not None:
+        out["gt_seg"] = np.ascontiguousarray(gt[top:top + ch, left:left + cw])
+    _move_geometry(sample, out, 1.0, float(-left), 1.0, float(-top), (ch, cw))
+    return out
+
+
 @TRANSFORMS.register
 class RandomCrop:
     """Crop a `size` = (height, width) window at a uniformly drawn offset (the whole extent along a
@@ -124,15 +138,10 @@ class RandomCrop:
         self.min_area, self.generator = float(min_area), generator
 
     def __call__(self, sample: Sample) -> Sample:
-        img, gt = check_sample(sample, "RandomCrop")
+        img, _ = check_sample(sample, "RandomCrop")
         h, w = img.shape[:2]
         ch, cw = min(self.size[0], h), min(self.size[1], w)
-        top = int(torch.randint(0, h - ch + 1, (), generator=self.generator))
-        left = int(torch.randint(0, w - cw + 1, (), generator=self.generator))
-        out = {**sample, "img": np.ascontiguousarray(img[top:top + ch, left:left + cw])}
-        if gt is not None:
-            out["gt_seg"] = np.ascontiguousarray(gt[top:top + ch, left:left + cw])
-        _move_geometry(sample, out, 1.0, float(-left), 1.0, float(-top), (ch, cw))
+        out = crop_sample(sample, "RandomCrop", ch, cw, self.generator)
         boxes, classes = out.get("gt_boxes"), out.get("gt_classes")
         if boxes is not None and classes is not None and len(boxes):
             area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])

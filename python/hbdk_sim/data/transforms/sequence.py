@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from hbdk_sim.data.transforms.base import Compose, Sample, check_sample
-from hbdk_sim.data.transforms.geometric import _move_geometry, resize_sample
+from hbdk_sim.data.transforms.geometric import crop_sample, resize_sample
 from hbdk_sim.errors import UsageError, UsageTypeError
 from hbdk_sim.registry import TRANSFORMS
 
@@ -135,14 +134,8 @@ class RandomSizeCrop:
         self.min_size, self.max_size, self.generator = int(min_size), int(max_size), generator
 
     def __call__(self, sample: Sample) -> Sample:
-        img, gt = check_sample(sample, "RandomSizeCrop")
+        img, _ = check_sample(sample, "RandomSizeCrop")
         h, w = img.shape[:2]
         ch = int(torch.randint(min(self.min_size, h), min(h, self.max_size) + 1, (), generator=self.generator))
         cw = int(torch.randint(min(self.min_size, w), min(w, self.max_size) + 1, (), generator=self.generator))
-        top = int(torch.randint(0, h - ch + 1, (), generator=self.generator))
-        left = int(torch.randint(0, w - cw + 1, (), generator=self.generator))
-        out = {**sample, "img": np.ascontiguousarray(img[top:top + ch, left:left + cw])}
-        if gt is not None:
-            out["gt_seg"] = np.ascontiguousarray(gt[top:top + ch, left:left + cw])
-        _move_geometry(sample, out, 1.0, float(-left), 1.0, float(-top), (ch, cw))
-        return out
+        return crop_sample(sample, "RandomSizeCrop", ch, cw, self.generator)
