@@ -96,3 +96,29 @@ def test_the_picture_labels_the_ids():
     model = _model()
     picture = model.visualize(np.zeros((60, 80, 3), np.uint8), {"tracks": torch.tensor([[5, 5, 40, 50, 0.9, 3.0]])})
     assert picture["tracks"].shape == (60, 80, 3) and picture["tracks"].any()
+
+
+def test_both_board_graphs_trace_to_hbir_and_run_like_torch():
+    import hbdk_sim
+    from hbdk_sim.frontend import trace_float
+
+    torch.manual_seed(0)
+    net = MotrNet(dict(type="EfficientNet", model_type="b0"), 320,
+                  dict(d_model=32, num_heads=4, num_encoder_layers=1, num_decoder_layers=2, ffn_dim=64),
+                  num_queries=16, query_width=8, deploy_image_size=(H, W))
+    model = Motr(net).eval()
+    g = torch.Generator().manual_seed(2)
+    for graph in model.board_graphs([1, 3, H, W]):
+        inputs = graph.example_inputs(g)
+        module = trace_float(graph.module, inputs)
+        assert not model.network.training  # tracing leaves the model in eval mode
+        ops = {op.name for op in module.function("main").ops}
+        if graph.name == "base":
+            assert {"grid_sample", "layer_norm", "softmax", "matmul", "sigmoid"} <= ops
+        got = list(hbdk_sim.Executor(module).run([t.numpy() for t in inputs]).values())
+        with torch.no_grad():
+            want = graph.module(*inputs)
+        want = [want] if isinstance(want, torch.Tensor) else list(want)
+        assert len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-4)

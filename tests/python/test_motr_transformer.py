@@ -96,7 +96,7 @@ def _bilinear_align_corners(v: np.ndarray, x: float, y: float) -> np.ndarray:
 @pytest.mark.parametrize("ref_channels", [2, 4])
 def test_deformable_attention_equals_a_sampling_loop(ref_channels):
     d, heads, points = 16, 4, 2
-    attn = MotrDeformAttn(d, heads, points).eval()
+    attn = MotrDeformAttn(d, heads, points, reference_dims=ref_channels).eval()
     with torch.no_grad():
         for p in attn.parameters():
             p.normal_(0, 0.3)

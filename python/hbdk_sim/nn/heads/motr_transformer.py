@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from hbdk_sim.errors import UsageError
-from hbdk_sim.nn.layers.attention import MultiheadAttention2d, sine_box_embedding, sine_position_embedding
+from hbdk_sim.nn.layers.attention import (
+    MultiheadAttention2d,
+    box_frequencies,
+    sine_box_embedding,
+    sine_position_embedding,
+)
 from hbdk_sim.nn.layers.norm import ChannelLayerNorm
 from hbdk_sim.quantization.fuse_modules import Add, Mul
 
@@ -56,11 +63,14 @@ class FFN2d(nn.Module):
 class MotrDeformAttn(nn.Module):
     """Deformable attention over one value map (see the module docstring)."""
 
-    def __init__(self, d_model: int = 256, num_heads: int = 8, num_points: int = 1) -> None:
+    def __init__(self, d_model: int = 256, num_heads: int = 8, num_points: int = 1, reference_dims: int = 2) -> None:
         super().__init__()
         if d_model % num_heads:
             raise UsageError(f"MotrDeformAttn: d_model {d_model} is not a multiple of num_heads {num_heads}")
+        if reference_dims not in (2, 4):
+            raise UsageError(f"MotrDeformAttn: reference_dims must be 2 (points) or 4 (boxes) but got {reference_dims}")
         self.d_model, self.num_heads, self.num_points = d_model, num_heads, num_points
+        self.reference_dims = reference_dims
         self.head_dim = d_model // num_heads
         self.sampling_offsets = nn.Conv2d(d_model, num_heads * num_points * 2, 1)
         self.attention_weights = nn.Conv2d(d_model, num_heads * num_points, 1)
@@ -85,26 +95,24 @@ class MotrDeformAttn(nn.Module):
             nn.init.zeros_(proj.bias)
 
     def forward(self, query: torch.Tensor, reference: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """query (N, C, Hq, Wq); reference (N, 2 or 4, Hq, Wq) in [0, 1] (x, y or cx, cy, w, h);
-        value (N, C, Hv, Wv) -> (N, C, Hq, Wq)."""
-        n, c, hq, wq = query.shape
-        hv, wv = value.shape[-2:]
-        heads, points, lq = self.num_heads, self.num_points, hq * wq
-        v = self.value_proj(value).reshape(n * heads, self.head_dim, hv, wv)
+        """query (N, C, Hq, Wq); reference (N, reference_dims, Hq, Wq) in [0, 1] (x, y, or cx, cy,
+        w, h); value (N, C, Hv, Wv) -> (N, C, Hq, Wq). Shapes are read one dim at a time (never
+        unpacked), so that torch.fx can trace this."""
+        n, heads, points = query.shape[0], self.num_heads, self.num_points
+        lq = query.shape[2] * query.shape[3]
+        v = self.value_proj(value).reshape(n * heads, self.head_dim, value.shape[2], value.shape[3])
         offsets = self.sampling_offsets(query).reshape(n, heads, points, 2, lq)
-        ref = reference.reshape(n, 1, 1, reference.shape[1], lq)
-        if reference.shape[1] == 2:
-            norm = torch.tensor([wv, hv], dtype=query.dtype, device=query.device).reshape(1, 1, 1, 2, 1)
-            loc = ref + offsets / norm
-        elif reference.shape[1] == 4:
+        ref = reference.reshape(reference.shape[0], 1, 1, self.reference_dims, lq)  # batch 1 broadcasts
+        if self.reference_dims == 2:  # offsets in value pixels
+            loc = torch.cat((ref[:, :, :, :1] + offsets[:, :, :, :1] * (1.0 / value.shape[3]),
+                             ref[:, :, :, 1:] + offsets[:, :, :, 1:] * (1.0 / value.shape[2])), dim=3)
+        else:  # offsets in half box sizes
             loc = ref[:, :, :, :2] + offsets * (0.5 / points) * ref[:, :, :, 2:]
-        else:
-            raise UsageError(f"MotrDeformAttn: reference must have 2 or 4 channels but has {reference.shape[1]}")
-        grid = (2 * loc - 1).permute(0, 1, 2, 4, 3).reshape(n * heads, points, lq, 2)
+        grid = (loc * 2.0 - 1.0).permute(0, 1, 2, 4, 3).reshape(n * heads, points, lq, 2)
         sampled = F.grid_sample(v, grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (N h, d, P, Lq)
         weights = self.sigmoid(self.attention_weights(query)).reshape(n * heads, 1, points, lq)
         out = (sampled * weights).sum(2)  # (N h, d, Lq)
-        return self.output_proj(out.reshape(n, c, hq, wq))
+        return self.output_proj(out.reshape(n, self.d_model, query.shape[2], query.shape[3]))
 
 
 class MotrEncoderLayer(nn.Module):
@@ -113,7 +121,7 @@ class MotrEncoderLayer(nn.Module):
     def __init__(self, d_model: int = 256, num_heads: int = 8, ffn_dim: int = 1024, num_points: int = 1) -> None:
         super().__init__()
         self.pos_add, self.add = Add(), Add()
-        self.self_attn = MotrDeformAttn(d_model, num_heads, num_points)
+        self.self_attn = MotrDeformAttn(d_model, num_heads, num_points, reference_dims=2)
         self.norm1 = ChannelLayerNorm(d_model)
         self.ffn = FFN2d(d_model, ffn_dim)
 
@@ -138,7 +146,7 @@ class MotrDecoderLayer(nn.Module):
         self.self_attn = MultiheadAttention2d(d_model, num_heads)
         self.pos_add, self.add2 = Add(), Add()
         self.norm2 = ChannelLayerNorm(d_model)
-        self.cross_attn = MotrDeformAttn(d_model, num_heads, num_points)
+        self.cross_attn = MotrDeformAttn(d_model, num_heads, num_points, reference_dims=4)
         self.cross_pos_add, self.add1 = Add(), Add()
         self.norm1 = ChannelLayerNorm(d_model)
         self.ffn = FFN2d(d_model, ffn_dim)
@@ -178,11 +186,12 @@ class QueryPosition(nn.Module):
     def __init__(self, d_model: int = 256, num_feats: int = 128, temperature: float = 20.0) -> None:
         super().__init__()
         self.num_feats, self.temperature = num_feats, temperature
+        self.register_buffer("frequencies", box_frequencies(num_feats, temperature), persistent=False)
         self.mlp = nn.Sequential(nn.Conv2d(4 * num_feats, 2 * d_model, 1), nn.ReLU(),
                                  nn.Conv2d(2 * d_model, d_model, 1))
 
     def forward(self, reference: torch.Tensor) -> torch.Tensor:
-        return self.mlp(sine_box_embedding(reference, self.num_feats, self.temperature))
+        return self.mlp(sine_box_embedding(reference, self.num_feats, self.temperature, self.frequencies))
 
 
 class MotrTransformer(nn.Module):
@@ -192,13 +201,24 @@ class MotrTransformer(nn.Module):
     (N, C, 4, 128) the content queries; ref_logits (N, 4, 4, 128) the reference boxes' logits;
     `mask` (512, 512) and `track_mask` (256, 256) additive. Returns (classes, boxes, hs): per decoder
     layer the class logits (N, 1, 4, 128) and box logits (N, 4, 4, 128) (all layers, or the last
-    only when `return_intermediate` is False), and the last layer's queries (N, C, 4, 128)."""
+    only when `return_intermediate` is False), and the last layer's queries (N, C, 4, 128).
+
+    The encoder's sine position embedding and reference points depend only on the map's size: they
+    are computed for each input, except under torch.fx tracing (deployment), where they are the
+    buffers made for `feature_size` (H, W), the deploy feature map's size."""
 
     def __init__(self, d_model: int = 256, num_heads: int = 8, num_encoder_layers: int = 6,
                  num_decoder_layers: int = 6, ffn_dim: int = 1024, num_points: int = 1, temperature: float = 20.0,
-                 extra_track_attn: bool = True, return_intermediate: bool = True) -> None:
+                 extra_track_attn: bool = True, return_intermediate: bool = True,
+                 feature_size: Sequence[int] | None = None) -> None:
         super().__init__()
         self.d_model, self.temperature, self.return_intermediate = d_model, temperature, return_intermediate
+        self.feature_size = None if feature_size is None else (int(feature_size[0]), int(feature_size[1]))
+        if self.feature_size is not None:
+            h, w = self.feature_size
+            self.register_buffer("fixed_sine", sine_position_embedding(h, w, d_model // 2, temperature),
+                                 persistent=False)
+            self.register_buffer("fixed_reference", self.encoder_reference(h, w, torch.device("cpu")), persistent=False)
         self.level_embed = nn.Parameter(torch.randn(1, d_model, 1, 1))
         self.pos_add = Add()
         self.encoder = _clones(MotrEncoderLayer(d_model, num_heads, ffn_dim, num_points), num_encoder_layers)
@@ -224,10 +244,15 @@ class MotrTransformer(nn.Module):
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor,
                 track_mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        n, _, h, w = src.shape
-        pos = self.pos_add(sine_position_embedding(h, w, self.d_model // 2, self.temperature, src.device),
-                           self.level_embed)
-        reference = self.encoder_reference(h, w, src.device).expand(n, -1, -1, -1)
+        if is_fx_symbolic_tracing():
+            if self.feature_size is None:
+                raise UsageError("MotrTransformer: give feature_size (the deploy feature map's H, W) to trace it")
+            sine, reference = self.fixed_sine, self.fixed_reference
+        else:
+            h, w = src.shape[2], src.shape[3]
+            sine = sine_position_embedding(h, w, self.d_model // 2, self.temperature, src.device)
+            reference = self.encoder_reference(h, w, src.device)
+        pos = self.pos_add(sine, self.level_embed)  # (1, C, H, W), like the reference: broadcast over the batch
         memory = src
         for layer in self.encoder:
             memory = layer(memory, pos, reference)
@@ -273,8 +298,7 @@ class QueryInteraction(nn.Module):
                 ) -> torch.Tensor:
         out = output_embedding.permute(0, 3, 1, 2)  # (1, 1, N, C) -> (1, C, 1, N)
         pos = query_pos.permute(0, 3, 1, 2)
-        m = mask_query.reshape(1, -1)
-        mask = m.t() @ m * 100.0 - 100.0
+        mask = mask_query.reshape(-1, 1) @ mask_query.reshape(1, -1) * 100.0 - 100.0
         q = self.q_add(pos, out)
         tgt = self.norm1(self.attn_add(out, self.self_attn(q, q, out, mask)))
         tgt = self.ffn(tgt)

@@ -33,8 +33,7 @@ def additive_mask(keep: torch.Tensor) -> torch.Tensor:
 def pair_mask(valid: torch.Tensor) -> torch.Tensor:
     """The (L, L) additive mask letting token i attend to token j when both are valid (`valid` (L,)
     of 0/1): (v v^T) 100 - 100."""
-    v = valid.reshape(-1, 1).to(torch.float32)
-    return v @ v.t() * -MASK_FILL + MASK_FILL
+    return valid.reshape(-1, 1) @ valid.reshape(1, -1) * -MASK_FILL + MASK_FILL
 
 
 class MultiheadAttention2d(nn.Module):
@@ -66,12 +65,11 @@ class MultiheadAttention2d(nn.Module):
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, heads, head_dim, L)."""
-        n, _, h, w = x.shape
-        return x.reshape(n, self.num_heads, self.head_dim, h * w)
+        return x.reshape(x.shape[0], self.num_heads, self.head_dim, x.shape[2] * x.shape[3])
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        n, c, hq, wq = query.shape
+        # Shapes are read one dim at a time (never unpacked), so that torch.fx can trace this.
         q = self._heads(self.scale(self.q_proj(query), self.scaling)).transpose(2, 3)  # (N, heads, Lq, d)
         k = self._heads(self.k_proj(key))  # (N, heads, d, Lk)
         v = self._heads(self.v_proj(value))  # (N, heads, d, Lk)
@@ -80,7 +78,7 @@ class MultiheadAttention2d(nn.Module):
             scores = self.add_mask(scores, mask)
         attn = self.softmax(scores)
         out = self.weighted(v, attn.transpose(2, 3))  # (N, heads, d, Lq)
-        return self.out_proj(out.reshape(n, c, hq, wq))
+        return self.out_proj(out.reshape(query.shape[0], self.embed_dim, query.shape[2], query.shape[3]))
 
 
 def sine_position_embedding(height: int, width: int, num_feats: int = 128, temperature: float = 20.0,
@@ -102,13 +100,20 @@ def sine_position_embedding(height: int, width: int, num_feats: int = 128, tempe
     return torch.cat((embed(y), embed(x)), dim=-1).permute(2, 0, 1)[None]
 
 
-def sine_box_embedding(coords: torch.Tensor, num_feats: int = 128, temperature: float = 20.0) -> torch.Tensor:
+def box_frequencies(num_feats: int = 128, temperature: float = 20.0) -> torch.Tensor:
+    """The (1, 1, num_feats / 2, 1, 1) factors 2 pi / temperature^(2 i / num_feats), i = 0, 1, ... of
+    sine_box_embedding (one per sin/cos pair)."""
+    i = torch.arange(0, num_feats, 2, dtype=torch.float64)
+    return (2 * math.pi / temperature ** (i / num_feats)).to(torch.float32).reshape(1, 1, -1, 1, 1)
+
+
+def sine_box_embedding(coords: torch.Tensor, num_feats: int = 128, temperature: float = 20.0,
+                       frequencies: torch.Tensor | None = None) -> torch.Tensor:
     """(N, K, H, W) coordinates in [0, 1] -> (N, K num_feats, H, W): coordinate k scaled by 2 pi and
     divided by temperature^(2 (i // 2) / num_feats) for feature i, sin and cos interleaved per
-    frequency, the K coordinates' features one after another along the channels."""
-    n, k, h, w = coords.shape
-    i = torch.arange(num_feats, dtype=torch.float32, device=coords.device)
-    dim_t = temperature ** (2 * torch.div(i, 2, rounding_mode="floor") / num_feats)
-    p = coords[:, :, None] * (2 * math.pi) / dim_t[None, None, :, None, None]  # (N, K, F, H, W)
-    out = torch.stack((p[:, :, 0::2].sin(), p[:, :, 1::2].cos()), dim=3)  # (N, K, F/2, 2, H, W)
-    return out.reshape(n, k * num_feats, h, w)
+    frequency, the K coordinates' features one after another along the channels. `frequencies`
+    (box_frequencies, e.g. a module's buffer) saves building them on every call."""
+    f = frequencies if frequencies is not None else box_frequencies(num_feats, temperature).to(coords.device)
+    p = coords.unsqueeze(2) * f  # (N, K, F/2, H, W)
+    pairs = torch.cat((p.sin().unsqueeze(3), p.cos().unsqueeze(3)), dim=3)  # (N, K, F/2, 2, H, W)
+    return pairs.reshape(coords.shape[0], coords.shape[1] * num_feats, coords.shape[2], coords.shape[3])

@@ -52,14 +52,17 @@ class MotrNet(nn.Module):
 
     def __init__(self, backbone: nn.Module | Mapping, backbone_channels: int = 384,
                  transformer: nn.Module | Mapping | None = None, num_queries: int = 256,
-                 query_width: int = 128) -> None:
+                 query_width: int = 128, deploy_image_size: Sequence[int] | None = None) -> None:
         super().__init__()
         if num_queries != 2 * query_width:
             raise UsageError(f"MotrNet: num_queries ({num_queries}) must fill two rows of query_width "
                              f"({query_width})")
         self.backbone = build_from_cfg(backbone, MODELS)
+        # The backbone's last map is at stride 32 (each stride-2 conv pads k // 2: ceil(size / 2)).
+        self.deploy_image_size = None if deploy_image_size is None else tuple(int(s) for s in deploy_image_size)
+        feature_size = None if deploy_image_size is None else [-(-int(s) // 32) for s in deploy_image_size]
         self.transformer = transformer if isinstance(transformer, nn.Module) else \
-            MotrTransformer(**dict(transformer or {}))
+            MotrTransformer(**{"feature_size": feature_size, **dict(transformer or {})})
         d = self.transformer.d_model
         self.input_proj = nn.Conv2d(backbone_channels, d, 1)
         nn.init.xavier_uniform_(self.input_proj.weight)
@@ -67,6 +70,7 @@ class MotrNet(nn.Module):
         self.query_embed = nn.Embedding(num_queries, d)
         self.refpoint_embed = nn.Embedding(num_queries, 4)
         self.num_queries, self.query_width = num_queries, query_width
+        self.register_buffer("detect_valid", torch.ones(1, num_queries), persistent=False)  # detect queries: all live
 
     @property
     def d_model(self) -> int:
@@ -95,10 +99,10 @@ class MotrNet(nn.Module):
             self._check(img, query_pos, mask_query, ref_pts)
         src = self.input_proj(self.backbone(img)[-1])
         d, w = self.d_model, self.query_width
-        tgt = torch.cat((self.query_embed.weight.t().reshape(1, d, 2, w), query_pos), dim=2)
-        ref_logits = torch.cat((self.refpoint_embed.weight.t().reshape(1, 4, 2, w), ref_pts), dim=2)
-        slots = mask_query.reshape(-1)
-        mask = pair_mask(torch.cat((torch.ones_like(slots), slots)))
+        tgt = torch.cat((self.query_embed.weight.transpose(0, 1).reshape(1, d, 2, w), query_pos), dim=2)
+        ref_logits = torch.cat((self.refpoint_embed.weight.transpose(0, 1).reshape(1, 4, 2, w), ref_pts), dim=2)
+        slots = mask_query.reshape(1, -1)
+        mask = pair_mask(torch.cat((self.detect_valid, slots), dim=1))
         return self.transformer(src, tgt, ref_logits, mask, pair_mask(slots))
 
     def deploy(self, img: torch.Tensor, query_pos: torch.Tensor, mask_query: torch.Tensor, ref_pts: torch.Tensor
@@ -158,7 +162,8 @@ class Motr(TaskModel):
     # ---- the task contract -------------------------------------------------------------------------
 
     def board_modules(self) -> dict[str, nn.Module]:
-        return {"base": MotrBaseGraph(self.network), "qim": self.qim}
+        # The view takes the network's mode, so that a tool restoring the mode after tracing keeps it.
+        return {"base": MotrBaseGraph(self.network).train(self.network.training), "qim": self.qim}
 
     def board_inputs(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]]:
         d, w = self.network.d_model, self.network.query_width
