@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from hbdk_sim.errors import UsageError
-from hbdk_sim.quantization.fuse_modules import Add, Matmul, Mul
+from hbdk_sim.quantization.fuse_modules import Add, Matmul
 
 MASK_FILL = -100.0  # the additive mask value of a masked-out key (not -inf: it stays quantizable)
 
@@ -49,8 +49,7 @@ class MultiheadAttention2d(nn.Module):
         self.head_dim = embed_dim // num_heads
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Conv2d(embed_dim, embed_dim, 1, bias=bias)
                                                                 for _ in range(4))
-        self.scale = Mul()
-        self.register_buffer("scaling", torch.tensor(self.head_dim ** -0.5), persistent=False)
+        self.scaling = self.head_dim ** -0.5
         self.scores, self.weighted = Matmul(), Matmul()
         self.add_mask = Add()
         self.softmax = nn.Softmax(dim=-1)
@@ -70,7 +69,7 @@ class MultiheadAttention2d(nn.Module):
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         # Shapes are read one dim at a time (never unpacked), so that torch.fx can trace this.
-        q = self._heads(self.scale(self.q_proj(query), self.scaling)).transpose(2, 3)  # (N, heads, Lq, d)
+        q = self._heads(self.q_proj(query) * self.scaling).transpose(2, 3)  # (N, heads, Lq, d)
         k = self._heads(self.k_proj(key))  # (N, heads, d, Lk)
         v = self._heads(self.v_proj(value))  # (N, heads, d, Lk)
         scores = self.scores(q, k)  # (N, heads, Lq, Lk)
