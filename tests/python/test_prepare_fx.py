@@ -571,3 +571,32 @@ def test_grid_sample_and_sin_cos_prepare_calibrate_and_compile_bit_exact():
         want, ref = int_model(in_range), model(in_range)
     for k in range(3):  # the samples, their sines and cosines track the float model in range
         assert F.cosine_similarity(want[:, 8 * k:8 * k + 8].flatten(), ref[:, 8 * k:8 * k + 8].flatten(), dim=0) > 0.95
+
+
+class _LearnedTable(nn.Module):
+    """A learned table (an embedding's weight) enters the graph through a QuantStub, is reshaped and
+    added to the features: the stub's scale makes the constant an activation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=4, padding=1)
+        self.table = nn.Embedding(64, 4)
+        self.table_stub = QuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        table = self.table_stub(self.table.weight).transpose(0, 1).reshape(1, 4, 8, 8)
+        return self.conv(x) + table
+
+
+def test_a_constant_behind_a_quant_stub_is_an_activation_bit_exact():
+    torch.manual_seed(0)
+    model = _LearnedTable().eval()
+    prepared = _calibrated(model)
+    int_model = QAT2Quantize(input_shape=(1, 3, 32, 32))(copy.deepcopy(prepared))
+    hbm = hbdk_sim._core.load_hbm_bytes(compile_model(prepared, (torch.zeros(1, 3, 32, 32),), "bpu").hbm, "table")
+    x = _batches(1)[0][:1]
+    (got,) = hbdk_sim.Executor(hbm).run([x.numpy()]).values()
+    with torch.no_grad():
+        want, ref = int_model(x), model(x)
+    np.testing.assert_array_equal(got, want.numpy())
+    assert F.cosine_similarity(want.flatten(), ref.flatten(), dim=0) > 0.99

@@ -536,7 +536,9 @@ class _Builder:
                 v.owner.set_attr("quant.dtype", "si16")
 
     def _inferred_scale(self, op: _core.Op, r: _core.Value):
-        activations = [v for v in op.operands if v.owner is None or v.owner.name != "constant"]
+        # A constant is a weight, except one a quantizer observed (a QuantStub on a learned query, a
+        # position table): that one is an activation with its own scale.
+        activations = [v for v in op.operands if v in self.scales or v.owner is None or v.owner.name != "constant"]
         known = [self.scales.get(v) for v in activations]
         if op.name in KEEPS_SCALE and known and known[0] is not None:
             return known[0]

@@ -34,6 +34,7 @@ from hbdk_sim.nn.layers.attention import (
     sine_position_embedding,
 )
 from hbdk_sim.nn.layers.norm import ChannelLayerNorm
+from hbdk_sim.quantization import QuantStub
 from hbdk_sim.quantization.fuse_modules import Add, Mul
 
 
@@ -187,11 +188,13 @@ class QueryPosition(nn.Module):
         super().__init__()
         self.num_feats, self.temperature = num_feats, temperature
         self.register_buffer("frequencies", box_frequencies(num_feats, temperature), persistent=False)
+        self.frequency_stub = QuantStub()  # a constant the graph multiplies by: its own scale
         self.mlp = nn.Sequential(nn.Conv2d(4 * num_feats, 2 * d_model, 1), nn.ReLU(),
                                  nn.Conv2d(2 * d_model, d_model, 1))
 
     def forward(self, reference: torch.Tensor) -> torch.Tensor:
-        return self.mlp(sine_box_embedding(reference, self.num_feats, self.temperature, self.frequencies))
+        return self.mlp(sine_box_embedding(reference, self.num_feats, self.temperature,
+                                           self.frequency_stub(self.frequencies)))
 
 
 class MotrTransformer(nn.Module):
@@ -221,6 +224,9 @@ class MotrTransformer(nn.Module):
             self.register_buffer("fixed_reference", self.encoder_reference(h, w, torch.device("cpu")), persistent=False)
         self.level_embed = nn.Parameter(torch.randn(1, d_model, 1, 1))
         self.pos_add = Add()
+        # The constants the graph computes with (position embedding, its level, reference points)
+        # enter it through stubs, each with its own scale.
+        self.sine_stub, self.level_stub, self.reference_stub = QuantStub(), QuantStub(), QuantStub()
         self.encoder = _clones(MotrEncoderLayer(d_model, num_heads, ffn_dim, num_points), num_encoder_layers)
         self.decoder = _clones(MotrDecoderLayer(d_model, num_heads, ffn_dim, num_points, extra_track_attn),
                                num_decoder_layers)
@@ -252,7 +258,9 @@ class MotrTransformer(nn.Module):
             h, w = src.shape[2], src.shape[3]
             sine = sine_position_embedding(h, w, self.d_model // 2, self.temperature, src.device)
             reference = self.encoder_reference(h, w, src.device)
-        pos = self.pos_add(sine, self.level_embed)  # (1, C, H, W), like the reference: broadcast over the batch
+        # (1, C, H, W) and (1, 2, H, W): broadcast over the batch
+        pos = self.pos_add(self.sine_stub(sine), self.level_stub(self.level_embed))
+        reference = self.reference_stub(reference)
         memory = src
         for layer in self.encoder:
             memory = layer(memory, pos, reference)

@@ -41,6 +41,7 @@ from hbdk_sim.nn.postprocess.tracking import (
     track_inputs,
 )
 from hbdk_sim.nn.structures.base import GraphInput, Runner, TaskModel, as_outputs
+from hbdk_sim.quantization import QuantStub
 from hbdk_sim.registry import MODELS, build_from_cfg
 from hbdk_sim.visualize import draw_boxes
 
@@ -71,6 +72,8 @@ class MotrNet(nn.Module):
         self.refpoint_embed = nn.Embedding(num_queries, 4)
         self.num_queries, self.query_width = num_queries, query_width
         self.register_buffer("detect_valid", torch.ones(1, num_queries), persistent=False)  # detect queries: all live
+        # The learned queries and boxes and the detect queries' mask enter the graph through stubs.
+        self.query_stub, self.refpoint_stub, self.valid_stub = QuantStub(), QuantStub(), QuantStub()
 
     @property
     def d_model(self) -> int:
@@ -99,10 +102,12 @@ class MotrNet(nn.Module):
             self._check(img, query_pos, mask_query, ref_pts)
         src = self.input_proj(self.backbone(img)[-1])
         d, w = self.d_model, self.query_width
-        tgt = torch.cat((self.query_embed.weight.transpose(0, 1).reshape(1, d, 2, w), query_pos), dim=2)
-        ref_logits = torch.cat((self.refpoint_embed.weight.transpose(0, 1).reshape(1, 4, 2, w), ref_pts), dim=2)
+        queries = self.query_stub(self.query_embed.weight).transpose(0, 1).reshape(1, d, 2, w)
+        boxes = self.refpoint_stub(self.refpoint_embed.weight).transpose(0, 1).reshape(1, 4, 2, w)
+        tgt = torch.cat((queries, query_pos), dim=2)
+        ref_logits = torch.cat((boxes, ref_pts), dim=2)
         slots = mask_query.reshape(1, -1)
-        mask = pair_mask(torch.cat((self.detect_valid, slots), dim=1))
+        mask = pair_mask(torch.cat((self.valid_stub(self.detect_valid), slots), dim=1))
         return self.transformer(src, tgt, ref_logits, mask, pair_mask(slots))
 
     def deploy(self, img: torch.Tensor, query_pos: torch.Tensor, mask_query: torch.Tensor, ref_pts: torch.Tensor
