@@ -112,7 +112,14 @@ class MotrDeformAttn(nn.Module):
         grid = (loc * 2.0 - 1.0).permute(0, 1, 2, 4, 3).reshape(n * heads, points, lq, 2)
         sampled = F.grid_sample(v, grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (N h, d, P, Lq)
         weights = self.sigmoid(self.attention_weights(query)).reshape(n * heads, 1, points, lq)
-        out = (sampled * weights).sum(2)  # (N h, d, Lq)
+        # the sum over the points as adds of their slices (one point: none), not a reduction over a
+        # (N h) x d x Lq plane per point
+        out = sampled * weights
+        if points > 1:
+            parts = out.split(1, dim=2)
+            out = parts[0]
+            for i in range(1, points):
+                out = out + parts[i]
         return self.output_proj(out.reshape(n, self.d_model, query.shape[2], query.shape[3]))
 
 
