@@ -174,6 +174,20 @@ def test_dataloader_with_worker_processes(src, tmp_path):
     assert int(serial[0]["gt_seg"].max()) == 255 and int(serial[0]["gt_seg"][serial[0]["gt_seg"] != 255].max()) < 19
 
 
+def test_several_readers_of_one_database_in_one_process(src, tmp_path):
+    """LMDB opens a database once per process: the datasets over it (a train and a val loader on
+    one database, a calibration loader beside them) and read_meta share that environment, and the
+    last reader to go closes it."""
+    path = pack_cityscapes(src, tmp_path, "train").path
+    a, b = LmdbDataset(path), LmdbDataset(path)
+    first = a[0]
+    assert np.array_equal(b[0]["img"], first["img"]) and read_meta(path)["num_samples"] == len(b)
+    del a
+    assert np.array_equal(b[1]["img"], LmdbDataset(path)[1]["img"])  # b's environment outlives a
+    worker_views = list(DataLoader(b, batch_size=None, num_workers=2))  # forked workers open their own
+    assert len(worker_views) == len(b)
+
+
 def _tool(name: str, *args, capsys) -> tuple[int, str, str]:
     """Run a tools/datasets CLI in this process (a subprocess would spend seconds importing torch)."""
     spec = importlib.util.spec_from_file_location(name[:-3], REPO / "tools/datasets" / name)

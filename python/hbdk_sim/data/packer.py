@@ -127,6 +127,41 @@ def _sources_digest(names: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+# Read-only environments open in this process, by real path: LMDB allows one environment per database
+# and process, so the datasets (and read_meta) over one database share it. Entry: [pid, env, users].
+_READERS: dict[str, list] = {}
+
+
+def acquire_reader(path: str | os.PathLike) -> lmdb.Environment:
+    """This process's read-only environment of the database at `path` (opened on first use, shared
+    by every reader of it; give it back with release_reader). One inherited across fork is left to
+    the parent and opened afresh."""
+    key = os.path.realpath(path)
+    entry = _READERS.get(key)
+    if entry is not None and entry[0] != os.getpid():
+        # Inherited through fork: this process's copy of the mapping is closed (read only, no lock
+        # file, so the parent's is unaffected) and the database opened afresh.
+        entry[1].close()
+        entry = None
+    if entry is None:
+        env = lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False, meminit=False,
+                        max_readers=256)
+        entry = _READERS[key] = [os.getpid(), env, 0]
+    entry[2] += 1
+    return entry[1]
+
+
+def release_reader(path: str | os.PathLike, env: lmdb.Environment) -> None:
+    """Give back an environment of acquire_reader; the last user of this process closes it."""
+    entry = _READERS.get(os.path.realpath(path))
+    if entry is None or entry[1] is not env or entry[0] != os.getpid():
+        return
+    entry[2] -= 1
+    if entry[2] <= 0:
+        del _READERS[os.path.realpath(path)]
+        env.close()
+
+
 def _open_env(path: Path, map_size: int) -> lmdb.Environment:
     # One writer (this process); workers never touch the database.
     return lmdb.open(str(path), map_size=map_size, subdir=True, readonly=False, lock=True, max_dbs=0,
@@ -300,13 +335,13 @@ def read_meta(path: str | os.PathLike, env: lmdb.Environment | None = None) -> d
             raise DatasetError(f"{path} is not an LMDB database (no data.mdb); point the dataset at the packer's "
                                f"output directory")
         try:
-            env = lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
+            env = acquire_reader(path)
         except lmdb.Error as e:
             raise DatasetError(f"{path}: not a readable LMDB database ({type(e).__name__}: {e}); re-pack it") from None
         try:
             return read_meta(path, env)
         finally:
-            env.close()
+            release_reader(path, env)
     try:
         with env.begin() as txn:
             raw, plan, entries = txn.get(META_KEY), txn.get(PLAN_KEY), txn.stat()["entries"]

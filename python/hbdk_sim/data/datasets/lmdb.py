@@ -25,7 +25,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from hbdk_sim.data.datasets.cityscapes import find_pairs
-from hbdk_sim.data.packer import read_meta, sample_key, unpack_record
+from hbdk_sim.data.packer import acquire_reader, read_meta, release_reader, sample_key, unpack_record
 from hbdk_sim.data.sample import decode_fields
 from hbdk_sim.data.transforms.base import Compose
 from hbdk_sim.errors import DatasetError
@@ -70,12 +70,9 @@ class LmdbDataset(Dataset):
 
     def _txn_env(self) -> lmdb.Environment:
         if self._env is None or self._pid != os.getpid():
-            if self._env is not None:
-                # Inherited through fork: this process's copy of the mapping is closed (read only, no
-                # lock file, so the parent's is unaffected) and the database opened afresh.
-                self._env.close()
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False, subdir=True, readahead=False,
-                                  meminit=False, max_readers=256)
+            # First use in this process (a DataLoader worker gets its own): the process's shared
+            # read-only environment of the database.
+            self._env = acquire_reader(self.path)
             self._pid = os.getpid()
         return self._env
 
@@ -132,7 +129,7 @@ class LmdbDataset(Dataset):
 
     def __del__(self) -> None:
         if getattr(self, "_env", None) is not None and self._pid == os.getpid():
-            self._env.close()
+            release_reader(self.path, self._env)
 
 
 @DATASETS.register
