@@ -16,6 +16,7 @@ Nothing is pickled: the worker encodes a sample to msgpack bytes and the parent 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -63,8 +64,6 @@ def image_map_size(paths: Sequence[str | os.PathLike], image_codec: str, per_rec
     """An initial LMDB map size for records holding the images at `paths` as `image_codec` stores
     them (file sizes, or decoded pixels from the headers for "raw") plus `per_record` bytes of
     fields each, with room to spare; pack_lmdb grows it if it is still short."""
-    from PIL import Image
-
     if check_image_codec(image_codec) == "raw":
         data = 0
         for path in paths:
@@ -74,6 +73,20 @@ def image_map_size(paths: Sequence[str | os.PathLike], image_codec: str, per_rec
     else:
         data = sum(os.path.getsize(path) for path in paths)
     return max(1 << 24, int(data * 1.25) + len(paths) * per_record + (1 << 22))
+
+
+def pack_image_records(samples: Sequence[Any], encode: Callable[..., dict], target_dir: str | os.PathLike,
+                       split: str, *, name: str, image_codec: str, image_paths: Sequence[str | os.PathLike],
+                       source_names: Sequence[str], per_record: int = 1024, extra_meta: dict[str, Any] | None = None,
+                       num_workers: int = 0, overwrite: bool = False, resume: bool = False,
+                       progress: bool = False) -> PackResult:
+    """pack_lmdb of records that each hold one image file (`image_paths`, one per sample) and
+    `per_record` bytes of other fields, into `<target_dir>/<split>_lmdb`: `encode(sample,
+    image_codec=...)` makes a record, and the metadata records the codec beside `extra_meta`."""
+    return pack_lmdb(samples, functools.partial(encode, image_codec=image_codec), lmdb_path(target_dir, split),
+                     name=name, split=split, extra_meta={"image_codec": image_codec, **(extra_meta or {})},
+                     source_names=source_names, num_workers=num_workers, overwrite=overwrite, resume=resume,
+                     map_size=image_map_size(image_paths, image_codec, per_record), progress=progress)
 
 
 def image_record(path: str | os.PathLike, image_codec: str) -> dict[str, Any]:

@@ -34,7 +34,6 @@ A packed record (msgpack map, see `hbdk_sim.data.packer` and `hbdk_sim.data.samp
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import multiprocessing
@@ -46,7 +45,7 @@ import numpy as np
 from PIL import Image
 
 from hbdk_sim.data.datasets.text_fields import parse_integer, parse_number
-from hbdk_sim.data.packer import PackResult, image_map_size, lmdb_path, pack_lmdb
+from hbdk_sim.data.packer import PackResult, image_record, pack_image_records
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
 from hbdk_sim.files import write_file
@@ -282,12 +281,9 @@ class CropSample:
 
 def encode_crop(sample: CropSample, image_codec: str = "source") -> dict:
     """The packed record of one crop (runs in the packer's worker processes)."""
-    data = Path(sample.path).read_bytes()
-    with Image.open(io.BytesIO(data)) as im:
-        width, height = im.size
-        if image_codec == "raw":
-            data = np.asarray(im.convert("RGB")).tobytes()
-    return {"img": data, "img_format": "raw" if image_codec == "raw" else "jpg", "shape": [height, width],
+    image = image_record(sample.path, image_codec)
+    height, width = image["shape"]
+    return {**image,
             "gt_keypoints": encode_array("gt_keypoints", packed_keypoints(sample.rows, width, height)),
             "name": sample.name, "sequence": sample.sequence}
 
@@ -332,9 +328,8 @@ def pack_carfusion(src_data_dir: str | os.PathLike, target_data_dir: str | os.Pa
     """Pack the converter's crops of `split` (under `src_data_dir`) into `<target_data_dir>/<split>_lmdb`,
     images as the crop files' bytes (`image_codec="source"`) or decoded pixels ("raw")."""
     samples = find_crops(src_data_dir, split)
-    map_size = image_map_size([s.path for s in samples], image_codec, per_record=1024)
-    return pack_lmdb(samples, functools.partial(encode_crop, image_codec=image_codec),
-                     lmdb_path(target_data_dir, split), name="carfusion", split=split,
-                     extra_meta={"image_codec": image_codec, "keypoint_names": list(KEYPOINT_NAMES)},
-                     source_names=[f"{s.sequence}/{s.name}" for s in samples], num_workers=num_workers,
-                     overwrite=overwrite, resume=resume, map_size=map_size, progress=progress)
+    return pack_image_records(samples, encode_crop, target_data_dir, split, name="carfusion", image_codec=image_codec,
+                              image_paths=[s.path for s in samples], per_record=1024,
+                              source_names=[f"{s.sequence}/{s.name}" for s in samples],
+                              extra_meta={"keypoint_names": list(KEYPOINT_NAMES)}, num_workers=num_workers,
+                              overwrite=overwrite, resume=resume, progress=progress)

@@ -45,7 +45,6 @@ the split's sequences, sequences sorted by name, frames by image name, in one fl
 from __future__ import annotations
 
 import configparser
-import functools
 import itertools
 import os
 import shutil
@@ -56,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from hbdk_sim.data.datasets.text_fields import parse_integer, parse_number
-from hbdk_sim.data.packer import PackResult, image_map_size, image_record, lmdb_path, pack_lmdb
+from hbdk_sim.data.packer import PackResult, image_record, pack_image_records
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
 
@@ -416,10 +415,9 @@ def pack_mot17(src_split_dir: str | os.PathLike, target_data_dir: str | os.PathL
     if split not in SPLITS:
         raise UsageError(f"unknown MOT17 split {split!r}; expected one of {', '.join(SPLITS)}")
     samples = read_split(src_split_dir)
-    map_size = image_map_size([s.path for s in samples], image_codec, per_record=4096)
-    return pack_lmdb(samples, functools.partial(encode_frame, image_codec=image_codec),
-                     lmdb_path(target_data_dir, split), name="mot17", split=split,
-                     extra_meta={"image_codec": image_codec, "class_names": list(CLASS_NAMES),
-                                 "sequence_lengths": sequence_lengths(samples), "video_id_stride": VIDEO_ID_STRIDE},
-                     source_names=[s.file_name for s in samples], num_workers=num_workers,
-                     overwrite=overwrite, resume=resume, map_size=map_size, progress=progress)
+    return pack_image_records(samples, encode_frame, target_data_dir, split, name="mot17", image_codec=image_codec,
+                              image_paths=[s.path for s in samples], per_record=4096,
+                              source_names=[s.file_name for s in samples],
+                              extra_meta={"class_names": list(CLASS_NAMES), "video_id_stride": VIDEO_ID_STRIDE,
+                                          "sequence_lengths": sequence_lengths(samples)},
+                              num_workers=num_workers, overwrite=overwrite, resume=resume, progress=progress)

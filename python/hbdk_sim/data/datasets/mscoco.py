@@ -22,7 +22,6 @@ A packed record (msgpack map, see `hbdk_sim.data.packer` and `hbdk_sim.data.samp
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hbdk_sim.data.packer import PackResult, image_map_size, image_record, lmdb_path, pack_lmdb
+from hbdk_sim.data.packer import PackResult, image_record, pack_image_records
 from hbdk_sim.data.sample import encode_array
 from hbdk_sim.errors import DatasetError, UsageError
 
@@ -185,9 +184,8 @@ def pack_coco(src_data_dir: str | os.PathLike, target_data_dir: str | os.PathLik
     """Pack the COCO images of `split` (under the root `src_data_dir`) into `<target_data_dir>/<split>_lmdb`,
     images as the files' bytes (`image_codec="source"`) or decoded pixels ("raw")."""
     samples = read_coco(src_data_dir, split)
-    map_size = image_map_size([s.path for s in samples], image_codec, per_record=4096)
-    return pack_lmdb(samples, functools.partial(encode_image, image_codec=image_codec),
-                     lmdb_path(target_data_dir, split), name="mscoco", split=split,
-                     extra_meta={"image_codec": image_codec, "class_names": list(COCO_CLASS_NAMES)},
-                     source_names=[f"{s.image_id}/{s.file_name}" for s in samples], num_workers=num_workers,
-                     overwrite=overwrite, resume=resume, map_size=map_size, progress=progress)
+    return pack_image_records(samples, encode_image, target_data_dir, split, name="mscoco", image_codec=image_codec,
+                              image_paths=[s.path for s in samples], per_record=4096,
+                              source_names=[f"{s.image_id}/{s.file_name}" for s in samples],
+                              extra_meta={"class_names": list(COCO_CLASS_NAMES)}, num_workers=num_workers,
+                              overwrite=overwrite, resume=resume, progress=progress)
