@@ -145,6 +145,14 @@ def assert_model_checker_supported(tools: ConfigTools, trained_stage: str) -> No
         assert (code, out.strip()) == (0, "This model is supported!"), err
 
 
+def assert_infer_refuses_a_missing_image(tools: ConfigTools, root: Path) -> None:
+    """infer on an image that does not exist: one error line naming it, and no output folder made."""
+    missing = root / "no_such_image.jpg"
+    code, _, err = tools("infer", "--model-inputs", f"img:{missing}", "--save-path", root / "never")
+    assert_one_line_error(code, err, "infer", str(missing), "not found")
+    assert not (root / "never").exists()
+
+
 def compile_int_infer(tools: ConfigTools) -> dict:
     """tools/compile_perf.py --stage int_infer --march bpu --json into <work_dir>/deploy: its summary."""
     code, out, err = tools("compile_perf", "--stage", "int_infer", "--march", "bpu", "--json")

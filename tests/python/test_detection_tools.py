@@ -23,6 +23,7 @@ ort = pytest.importorskip("onnxruntime")
 from conftest import (  # noqa: E402
     ConfigTools,
     assert_compiled_binary,
+    assert_infer_refuses_a_missing_image,
     assert_model_checker_supported,
     assert_one_line_error,
     compile_int_infer,
@@ -309,10 +310,7 @@ def test_infer_draws_labelled_boxes_over_the_image(tools, run, stage):
 
 
 def test_infer_bad_image_is_one_line(tools, run):
-    missing = run.root / "no_such_image.jpg"
-    code, _, err = tools("infer", "--model-inputs", f"img:{missing}", "--save-path", run.root / "never")
-    assert_one_line_error(code, err, "infer", str(missing), "not found")
-    assert not (run.root / "never").exists()
+    assert_infer_refuses_a_missing_image(tools, run.root)
 
 
 def test_missing_annotation_file_is_one_line(tools, run):

@@ -30,6 +30,7 @@ from hbdk_sim.errors import UsageError
 from hbdk_sim.nn.layers.attention import (
     MultiheadAttention2d,
     box_frequencies,
+    pair_mask,
     sine_box_embedding,
     sine_position_embedding,
 )
@@ -313,7 +314,7 @@ class QueryInteraction(nn.Module):
                 ) -> torch.Tensor:
         out = output_embedding.permute(0, 3, 1, 2)  # (1, 1, N, C) -> (1, C, 1, N)
         pos = query_pos.permute(0, 3, 1, 2)
-        mask = mask_query.reshape(-1, 1) @ mask_query.reshape(1, -1) * 100.0 - 100.0
+        mask = pair_mask(mask_query)
         q = self.q_add(pos, out)
         tgt = self.norm1(self.attn_add(out, self.self_attn(q, q, out, mask)))
         tgt = self.ffn(tgt)
