@@ -20,3 +20,14 @@ def test_per_object_fields_stay_lists_the_rest_collates():
     assert collate_function("default") is None and collate_function("objects") is collate_objects
     with pytest.raises(ConfigError, match="unknown collate"):
         collate_function("lists")
+
+
+def test_clips_collate_into_lists_of_frames():
+    clip = [{"img": torch.zeros(3, 8, 8), "gt_boxes": np.zeros((n, 4), np.float32), "sequence": "S", "frame": t}
+            for t, n in enumerate((2, 3))]
+    batch = collate_function("clips")([clip, clip[:1]])
+    assert [len(c) for c in batch] == [2, 1]
+    assert isinstance(batch[0][1]["gt_boxes"], torch.Tensor) and batch[0][1]["gt_boxes"].shape == (3, 4)
+    assert batch[0][0]["sequence"] == "S" and batch[1][0]["frame"] == 0
+    with pytest.raises(ConfigError, match="not a clip"):
+        collate_function("clips")([clip[0]])

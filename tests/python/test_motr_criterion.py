@@ -121,10 +121,10 @@ def test_two_query_frame_losses_by_hand():
     giou = iou - (0.075 - 0.07) / 0.075
     assert inst.iou[0].item() == pytest.approx(iou, rel=1e-5) and inst.iou[1].item() == 0.0
     losses = crit([frame])
-    assert set(losses) == {"frame_0_loss_ce", "frame_0_loss_bbox", "frame_0_loss_giou"}
-    assert losses["frame_0_loss_ce"].item() == pytest.approx(2 * (_focal_pos(0.0) + _focal_neg(2.0)), rel=1e-5)
-    assert losses["frame_0_loss_bbox"].item() == pytest.approx(5 * (0.05 + 0.1), rel=1e-5)
-    assert losses["frame_0_loss_giou"].item() == pytest.approx(2 * (1 - giou), rel=1e-5)
+    assert set(losses) == {"loss_ce_frame0", "loss_bbox_frame0", "loss_giou_frame0"}
+    assert losses["loss_ce_frame0"].item() == pytest.approx(2 * (_focal_pos(0.0) + _focal_neg(2.0)), rel=1e-5)
+    assert losses["loss_bbox_frame0"].item() == pytest.approx(5 * (0.05 + 0.1), rel=1e-5)
+    assert losses["loss_giou_frame0"].item() == pytest.approx(2 * (1 - giou), rel=1e-5)
 
 
 def test_aux_layers_redo_the_new_object_matching():
@@ -135,10 +135,10 @@ def test_aux_layers_redo_the_new_object_matching():
     aux = (torch.zeros(3, 1), torch.tensor([[0.7, 0.7, 0.2, 0.2], gt, [0.5, 0.5, 0.1, 0.1]]))
     frame = MotrCriterion().match_for_single_frame(2, inst, _targets([gt, [0.5, 0.5, 0.1, 0.1]], [8, 4]), [aux])
     assert inst.obj_ids.tolist() == [8, -1, 4]
-    assert set(frame.losses) == {f"frame_2_{p}loss_{k}" for p in ("", "aux0_") for k in ("ce", "bbox", "giou")}
+    assert set(frame.losses) == {f"loss_{k}_frame2{p}" for p in ("", "_aux0") for k in ("ce", "bbox", "giou")}
     # aux: slots 1 (new) and 2 (track) are exact, so no box loss; ce = 2 positives at 0 and one negative at 0.
-    assert frame.losses["frame_2_aux0_loss_bbox"].item() == pytest.approx(0.0, abs=1e-6)
-    assert frame.losses["frame_2_aux0_loss_ce"].item() == pytest.approx(
+    assert frame.losses["loss_bbox_frame2_aux0"].item() == pytest.approx(0.0, abs=1e-6)
+    assert frame.losses["loss_ce_frame2_aux0"].item() == pytest.approx(
         2 * (2 * _focal_pos(0.0) + _focal_neg(0.0)), rel=1e-5)
     sum(frame.losses.values()).backward()
     assert inst.pred_logits.grad is not None
@@ -161,9 +161,9 @@ def test_tracks_keep_their_gt_disappear_and_new_objects_take_only_free_slots():
     assert inst.iou.tolist()[3] == 0.0 and inst.iou[2].item() > 0.5
     # ce: slots 2, 3 positive; 0, 1, 4 (disappeared), 5 background.
     want_ce = _focal_pos(-2.0) + _focal_pos(5.0) + 2 * _focal_neg(-2.0) + _focal_neg(5.0) + _focal_neg(-9.0)
-    assert frame.losses["frame_1_loss_ce"].item() == pytest.approx(2 * want_ce, rel=1e-5)
+    assert frame.losses["loss_ce_frame1"].item() == pytest.approx(2 * want_ce, rel=1e-5)
     # boxes: slot 2 against gt 1 (L1 0.05) and slot 3 against gt 0 (L1 0.2 + 0.2 + 0.1 + 0.1).
-    assert frame.losses["frame_1_loss_bbox"].item() == pytest.approx(5 * (0.05 + 0.6), rel=1e-5)
+    assert frame.losses["loss_bbox_frame1"].item() == pytest.approx(5 * (0.05 + 0.6), rel=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -203,8 +203,8 @@ def test_box_losses_skip_padding_gts_and_labels_are_checked():
     frame = MotrCriterion().match_for_single_frame(0, inst, _targets([[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2]],
                                                                      [4, -1]))
     assert inst.obj_ids.tolist() == [4, -1]  # a padding gt matched a slot but gave it no id
-    assert frame.losses["frame_0_loss_bbox"].item() == pytest.approx(0.0, abs=1e-6)
-    assert frame.losses["frame_0_loss_ce"].item() == pytest.approx(2 * 2 * _focal_pos(0.0), rel=1e-5)
+    assert frame.losses["loss_bbox_frame0"].item() == pytest.approx(0.0, abs=1e-6)
+    assert frame.losses["loss_ce_frame0"].item() == pytest.approx(2 * 2 * _focal_pos(0.0), rel=1e-5)
     bad = TrackTargets(torch.zeros(1, 4), torch.tensor([1]), torch.tensor([1]))
     with pytest.raises(UsageError, match="labels must lie in 0..0"):
         MotrCriterion().match_for_single_frame(0, inst, bad)
@@ -228,11 +228,11 @@ def test_clip_normalisation_carries_ids_and_counts_gts_plus_disappeared(monkeypa
     # Three ranks with the same count: summed over the ranks, divided by the world size -> unchanged.
     monkeypatch.setattr(tracking_losses, "all_reduce_sum_", lambda ts: [t.mul_(3) for t in ts])
     monkeypatch.setattr(tracking_losses, "get_world_size", lambda: 3)
-    torch.testing.assert_close(crit([f0, f1])["frame_1_loss_ce"], raw["frame_1_loss_ce"] / 4)
+    torch.testing.assert_close(crit([f0, f1])["loss_ce_frame1"], raw["loss_ce_frame1"] / 4)
     # An empty clip is normalised by 1, not 0.
     empty = crit.match_for_single_frame(0, _slots([0.0], [[0.5, 0.5, 0.1, 0.1]], [-1]), _targets([], []))
     assert empty.num_samples == 0
-    assert crit([empty])["frame_0_loss_ce"].item() == pytest.approx(2 * _focal_neg(0.0), rel=1e-5)
+    assert crit([empty])["loss_ce_frame0"].item() == pytest.approx(2 * _focal_neg(0.0), rel=1e-5)
 
 
 def test_targets_from_pixel_boxes():

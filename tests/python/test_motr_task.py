@@ -51,8 +51,8 @@ def test_a_training_clip_gives_every_frames_losses():
     losses = model(_clip(3))
     for i in range(3):
         for name in ("loss_ce", "loss_bbox", "loss_giou"):
-            assert torch.isfinite(losses[f"frame_{i}_{name}"])
-            assert torch.isfinite(losses[f"frame_{i}_aux0_{name}"])  # the first decoder layer
+            assert torch.isfinite(losses[f"{name}_frame{i}"])
+            assert torch.isfinite(losses[f"{name}_frame{i}_aux0"])  # the first decoder layer
     sum(losses.values()).backward()
     assert model.network.backbone.stem.conv.weight.grad.abs().sum() > 0
     assert model.network.transformer.decoder[0].cross_attn.sampling_offsets.weight.grad.abs().sum() > 0

@@ -4,6 +4,10 @@
 numbers into tensors, strings into lists) except the per-object fields of the sample schema, whose
 first dimension is the image's object count: those stay a list with one tensor per image. A data
 loader config selects it with `collate="objects"`.
+
+`collate_clips` (`collate="clips"`) batches the clips of a ClipDataset: a list with one clip per
+sample, each clip its list of frames with every array as a tensor (frames of different clips may
+differ in size and object count).
 """
 
 from __future__ import annotations
@@ -34,7 +38,26 @@ def collate_objects(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-COLLATES: dict[str, Callable | None] = {"default": None, "objects": collate_objects}
+def _as_tensors(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, dict):
+        return {k: _as_tensors(v) for k, v in value.items()}
+    return value
+
+
+def collate_clips(samples: Sequence[Sequence[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    """The clips as a batch: a list of clips, each a list of frame dicts with arrays as tensors."""
+    clips = []
+    for i, clip in enumerate(samples):
+        if isinstance(clip, dict) or not isinstance(clip, Sequence):
+            raise ConfigError(f"collate 'clips': sample {i} is a {type(clip).__name__}, not a clip (a list of "
+                              "frames); use it with ClipDataset, or collate 'objects' for single frames")
+        clips.append([_as_tensors(dict(frame)) for frame in clip])
+    return clips
+
+
+COLLATES: dict[str, Callable | None] = {"default": None, "objects": collate_objects, "clips": collate_clips}
 
 
 def collate_function(name: str) -> Callable | None:

@@ -75,6 +75,7 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
                         qat_optimizer: str | Mapping[str, Any] | None = None,
                         qat_lr_scheduler: Mapping[str, Any] | None = None, ema: Mapping[str, Any] | None = None,
                         calibration_observer: dict | None = None, qat_activation_scales: str = "follow",
+                        prepare: Mapping[str, Any] | None = None,
                         int_infer_from: str = "qat", channels_last: bool = False) -> dict[str, Any]:
     """The trainers and predictors of the four stages:
 
@@ -97,6 +98,8 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
     `calibration_observer` (e.g. `dict(observer="percentile", observer_kwargs=dict(percentile=99.975))`)
     picks calibration's activation observer; the QAT stage then prepares with the same observer,
     so that the calibration checkpoint's statistics load into it and its scales start there.
+    `prepare` holds further options of both prepare converters (Float2Calibration, Float2QAT), e.g.
+    `dict(graph_mode=True, input_shape=deploy_input_shape)` for a model prepared from its graph.
     `channels_last` trains in the channels-last memory layout (see BatchProcessor).
     """
     if int_infer_from not in ("qat", "calibration"):
@@ -109,11 +112,13 @@ def quantization_stages(*, work_dir: str, monitor: str, float_epochs: int, float
     float_weights = dict(type="LoadCheckpoint", path=f"{work_dir}/float/best.pt",
                          **({"state_dict_key": "ema"} if ema is not None else {}))
 
+    options = _plain(dict(prepare or {}))
+
     def calibrate() -> dict:
-        return _prepare("Float2Calibration", calibration_observer)
+        return _prepare("Float2Calibration", calibration_observer, **options)
 
     def qat() -> dict:
-        return _prepare("Float2QAT", calibration_observer,
+        return _prepare("Float2QAT", calibration_observer, **options,
                         **({"activation_scales": "frozen"} if qat_activation_scales == "frozen" else {}))
 
     int_source = (dict(prepare=qat(), checkpoint="qat/best.pt") if int_infer_from == "qat"

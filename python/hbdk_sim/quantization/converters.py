@@ -95,7 +95,10 @@ class _Prepare:
     Eager (default, in place): the model's `fuse_model(mode)` when it has one, then `prepare_qat`.
     `graph_mode=True`: `prepare_qat_fx` on the model's graph traced on zeros of `input_shape`
     (no fuse_model, stubs or quantizer modules needed); with `submodule` (e.g. "network") only that
-    part is prepared and put back, so a task model keeps its loss and host code around it."""
+    part is prepared and put back, so a task model keeps its loss and host code around it. A task
+    model that names its parts (`graph_mode_parts`, e.g. a tracker's two networks with several
+    inputs each) has each part prepared on zeros of its own inputs, `input_shape` being the
+    primary input's."""
 
     state = ""
     default_observer = ""
@@ -125,6 +128,7 @@ class _Prepare:
         if was_prepared(model):
             raise UsageError(f"{type(model).__name__} already has quantizers; convert a float model")
         by_name = {**{name: self._wide_qconfig for name in getattr(model, "int16_outputs", ())},
+                   **{name: self.qconfig for name in getattr(model, "int8_outputs", ())},
                    **(self.by_name or {})}
         if by_name or self.by_type:
             set_qconfig(model, self.qconfig, by_name=by_name, by_type=self.by_type)
@@ -136,24 +140,37 @@ class _Prepare:
         return set_fake_quant_state(model, self.state)
 
     def _prepare_graph(self, model: nn.Module) -> nn.Module:
+        from hbdk_sim.nn.structures.base import TaskModel
+
+        shape = [int(d) for d in self.input_shape]
+        parts = model.graph_mode_parts(shape) if isinstance(model, TaskModel) and not self.submodule else None
+        if parts is None:
+            path = self.submodule or ""
+            target = self._part(model, path)
+            device = next((p.device for p in target.parameters()), torch.device("cpu"))
+            examples = (torch.zeros(shape, device=device),)
+            parts = {path: examples}
+        else:
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+            parts = {path: tuple(x.zeros().to(device) for x in inputs) for path, inputs in parts.items()}
+        if "" in parts:
+            return self._prepare_part(model, parts[""], type(model).__name__)
+        for path, examples in parts.items():
+            prepared = self._prepare_part(self._part(model, path), examples, path)
+            parent, _, child = path.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, prepared)
+        return set_fake_quant_state(model, self.state)
+
+    def _part(self, model: nn.Module, path: str) -> nn.Module:
+        try:
+            return model.get_submodule(path)
+        except AttributeError:
+            raise UsageError(f"{type(self).__name__}: {type(model).__name__} has no submodule {path!r}") from None
+
+    def _prepare_part(self, module: nn.Module, examples: tuple[torch.Tensor, ...], name: str) -> nn.Module:
         from hbdk_sim.quantization.prepare_fx import prepare_qat_fx
 
-        target = model
-        if self.submodule:
-            try:
-                target = model.get_submodule(self.submodule)
-            except AttributeError:
-                raise UsageError(f"{type(self).__name__}: {type(model).__name__} has no submodule "
-                                 f"{self.submodule!r}") from None
-        device = next((p.device for p in target.parameters()), torch.device("cpu"))
-        example = torch.zeros([int(d) for d in self.input_shape], device=device)
-        prepared = prepare_qat_fx(target, (example,), self.qconfig, mode=self.fuse_mode, state=self.state,
-                                  name=self.submodule or type(model).__name__)
-        if not self.submodule:
-            return prepared
-        parent, _, child = self.submodule.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, prepared)
-        return set_fake_quant_state(model, self.state)
+        return prepare_qat_fx(module, examples, self.qconfig, mode=self.fuse_mode, state=self.state, name=name)
 
 
 @CONVERTERS.register
@@ -161,7 +178,9 @@ class Float2Calibration(_Prepare):
     """Fuse and attach quantizers for calibration (observers on, fake quantization off), in place.
 
     A model may name submodules whose outputs it wants at si16 in an `int16_outputs` attribute
-    (module paths); they get the stage's observer at si16 unless `by_name` says otherwise.
+    (module paths); they get the stage's observer at si16 unless `by_name` says otherwise. Its
+    `int8_outputs` names submodules inside those that stay si8 (a name covers the module and
+    everything inside it; the longest name wins).
 
     `qconfig` defaults to min-max activation observers (`observer` picks another: "percentile",
     "mse", "kl", "moving_average", with its arguments in `observer_kwargs`, e.g.

@@ -12,7 +12,7 @@ detect queries, then the track slots: live tracks and padding):
      (background for the unmatched and the disappeared), summed; L1 and 1 - GIoU of the boxes of
      slots matched to a gt (whose id is not -1); each times its weight (ce 2, bbox 5, giou 2);
   4. the auxiliary decoder layers redo step 2 on their own predictions (tracks keep their gts) and
-     get the same losses under `frame_{i}_aux{j}_*`.
+     get the same losses under `loss_*_frame{i}_aux{j}`.
 The clip's losses are then divided by num_samples = the sum over its frames of (number of gts +
 number of disappeared tracks), summed over the ranks and divided by the world size, at least 1.
 """
@@ -183,7 +183,7 @@ class MotrCriterion(nn.Module):
                     box_cxcywh_to_xyxy(targets.boxes.to(device)[matched[active]].float()))[0].to(instances.iou.dtype)
 
         # 3. the losses of the last layer, 4. of the auxiliary layers.
-        losses = {f"frame_{frame_idx}_{k}": v for k, v in
+        losses = {f"{k}_frame{frame_idx}": v for k, v in
                   self._losses(instances.pred_logits, instances.pred_boxes, slots, gts, targets).items()}
         for j, (logits, boxes) in enumerate(aux_outputs):
             if logits.shape != instances.pred_logits.shape or boxes.shape != instances.pred_boxes.shape:
@@ -191,7 +191,7 @@ class MotrCriterion(nn.Module):
                                  f"{tuple(instances.pred_logits.shape)} and boxes {tuple(instances.pred_boxes.shape)} "
                                  f"but got {tuple(logits.shape)} and {tuple(boxes.shape)}")
             aux_slots, aux_gts = match_new(logits, boxes)
-            losses.update({f"frame_{frame_idx}_aux{j}_{k}": v for k, v in
+            losses.update({f"{k}_frame{frame_idx}_aux{j}": v for k, v in
                            self._losses(logits, boxes, aux_slots, aux_gts, targets).items()})
         return FrameLosses(losses, len(targets) + num_disappeared)
 

@@ -15,7 +15,8 @@ A structure is an `nn.Module` that holds every layer of its task and provides
 - `visualize(image, prediction)`: the pictures `tools/infer.py` writes for one input image, one
   per name of the class attribute `visual_names`.
 
-A stage's converters work on the whole structure; `QAT2Quantize` replaces each board graph by its
+A stage's converters work on the whole structure (in graph mode, on the parts `graph_mode_parts`
+names); `QAT2Quantize` replaces each board graph by its
 integer model (`set_integer_graph`), which `board_graphs` and `board_runners` then return.
 """
 
@@ -121,6 +122,14 @@ class TaskModel(nn.Module, abc.ABC):
 
     def graph_names(self) -> list[str]:
         return list(self.board_modules())
+
+    def graph_mode_parts(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]] | None:
+        """What graph-mode preparation (`Float2Calibration(graph_mode=True)`, `Float2QAT`) traces
+        when it is given the whole structure: submodule path -> that submodule's inputs when the
+        primary input has `input_shape`. Each part is prepared on zeros of its inputs and put back in
+        its place, so the host code around it keeps working. None (the default): the structure names
+        no parts; prepare one with `submodule=`."""
+        return None
 
     def board_graphs(self, input_shape: Sequence[int]) -> list[BoardGraph]:
         """Every board graph at the deploy size, as this stage runs it (integer once converted)."""

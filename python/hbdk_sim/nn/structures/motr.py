@@ -9,8 +9,9 @@ logits); a track slot takes part only where `mask_query` is 1 (additive -100 mas
     inputs   img (N, 3, H, W); query_pos (N, C, 2, W) the track slots' content queries;
              mask_query (N, 1, 1, 2 W) 1 for a live slot; ref_pts (N, 4, 2, W) their box logits
     outputs  classes (N, 1, 4, W) logits and boxes (N, 4, 4, W) logits (cx, cy, w, h before the
-             sigmoid) of every decoder layer (`forward`) or the last (`deploy`), and hs (N, C, 4, W)
-             the last decoder layer's queries (what QIM and the next frame's tracks start from)
+             sigmoid) of every decoder layer (the board graph, `MotrBaseGraph`, returns the last),
+             and hs (N, C, 4, W) the last decoder layer's queries (what QIM and the next frame's
+             tracks start from)
 
 `QueryInteraction` (nn/heads/motr_transformer.py) is the second graph. `Motr` is the task model
 around both: the training clip loss and the host track lifecycle between the graphs.
@@ -27,7 +28,7 @@ from torch import nn
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from hbdk_sim.errors import UsageError, UsageTypeError
-from hbdk_sim.nn.heads.motr_transformer import MotrTransformer, QueryInteraction
+from hbdk_sim.nn.heads.motr_transformer import MotrDeformAttn, MotrTransformer, QueryInteraction, QueryPosition
 from hbdk_sim.nn.layers.attention import pair_mask
 from hbdk_sim.nn.losses.tracking import MotrCriterion, TrackTargets
 from hbdk_sim.nn.postprocess.track_instances import TrackInstances
@@ -94,7 +95,8 @@ class MotrNet(nn.Module):
             if tuple(t.shape) != want[name]:
                 raise UsageError(f"MotrNet: {name} must be {want[name]} but is {tuple(t.shape)}")
         if n != 1:
-            raise UsageError(f"MotrNet: one image at a time (the track state is per sequence), got a batch of {n}")
+            raise UsageError(f"MotrNet: one frame at a time (the track state is per sequence), got a batch of {n}; "
+                             "set the data loader's batch size to 1")
 
     def forward(self, img: torch.Tensor, query_pos: torch.Tensor, mask_query: torch.Tensor, ref_pts: torch.Tensor
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
@@ -110,24 +112,21 @@ class MotrNet(nn.Module):
         mask = pair_mask(torch.cat((self.valid_stub(self.detect_valid), slots), dim=1))
         return self.transformer(src, tgt, ref_logits, mask, pair_mask(slots))
 
-    def deploy(self, img: torch.Tensor, query_pos: torch.Tensor, mask_query: torch.Tensor, ref_pts: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """What the board graph returns: the last layer's classes and boxes, and hs."""
-        classes, boxes, hs = self(img, query_pos, mask_query, ref_pts)
-        return classes[-1], boxes[-1], hs
 
 
 class MotrBaseGraph(nn.Module):
-    """The base board graph: `MotrNet.deploy` as a module (img, query_pos, mask_query, ref_pts in;
-    the last layer's classes and boxes and hs out)."""
+    """The base board graph over the network (a MotrNet, or its graph-mode preparation): img,
+    query_pos, mask_query, ref_pts in; the last decoder layer's classes and boxes, and hs out (the
+    auxiliary layers' heads are dead code the tracer drops)."""
 
-    def __init__(self, network: MotrNet) -> None:
+    def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
 
     def forward(self, img: torch.Tensor, query_pos: torch.Tensor, mask_query: torch.Tensor, ref_pts: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.network.deploy(img, query_pos, mask_query, ref_pts)
+        classes, boxes, hs = self.network(img, query_pos, mask_query, ref_pts)
+        return classes[-1], boxes[-1], hs
 
 
 @MODELS.register
@@ -135,15 +134,24 @@ class Motr(TaskModel):
     """MOTR tracking through the task contract: two board graphs, "base" (MotrNet) and "qim"
     (QueryInteraction), and the host track lifecycle between them (MotrTrackPostProcess).
 
-    Training, `forward(clip)`: a clip is a list of frame samples (`img` (3, H, W), `gt_boxes` (G, 4)
-    xyxy input pixels, `gt_track_ids` (G,)); the frames run in order, each matched and priced by
-    MotrCriterion (the last layer and the auxiliary ones), the tracks it carries chosen by
-    `select_training_tracks` (IoU > 0.5, random drop, false-positive insertion) and their queries
-    updated by QIM for the next frame; the loss dict is the clip's, normalised.
+    Training, `forward(clip)` (or a list of clips: their mean loss): a clip is a list of frame samples
+    (`img` (3, H, W), `gt_boxes` (G, 4) xyxy input pixels, `gt_track_ids` (G,)); the frames run in
+    order, each matched and priced by MotrCriterion (the last layer and the auxiliary ones), the
+    tracks it carries chosen by `select_training_tracks` (IoU > 0.5, random drop, false-positive
+    insertion) and their queries updated by QIM for the next frame; the loss dict is the clip's,
+    normalised.
 
     Eval, `predict(batch, runners)`: one frame (batch of 1: `img`, `sequence`, `frame`, and
     `scale_factor`); a new sequence resets the tracks. Returns `{"tracks": [(K, 6) rows (x1, y1,
-    x2, y2, score, track id) in original pixels]}`, what MotMetric reads.
+    x2, y2, score, track id) in original pixels]}`, what MotMetric reads. Eval on clips (a clip or a
+    batch of them, collate="clips"; what calibration forwards) tracks each clip as a sequence of its
+    own, so that both graphs see what they see on the board.
+
+    Quantization (`int16=True`, the reference's choices): the transformer, the learned queries' and
+    boxes' stubs and QIM at si16, except the deformable attention's value and output projections
+    and the box position embedding's sin/cos tables (si8); the backbone, the input projection and
+    the detect queries' mask at si8 (`int16_outputs`, `int8_outputs`, which the stages' prepare
+    converters read).
     """
 
     visual_names = ("tracks",)
@@ -151,18 +159,40 @@ class Motr(TaskModel):
     def __init__(self, network: nn.Module | Mapping, qim: nn.Module | Mapping | None = None,
                  criterion: nn.Module | Mapping | None = None, random_drop: float = 0.1, fp_ratio: float = 0.3,
                  score_thresh: float = 0.7, filter_score_thresh: float = 0.6, miss_tolerance: int = 5,
-                 prob_threshold: float = 0.7, area_threshold: float = 100.0, image_key: str = "img") -> None:
+                 prob_threshold: float = 0.7, area_threshold: float = 100.0, image_key: str = "img",
+                 int16: bool = True) -> None:
         super().__init__()
+        self.int16 = int16
         self.network = build_from_cfg(network, MODELS)
-        d = self.network.d_model
+        # The sizes, read once: graph-mode preparation replaces the network by a GraphModule.
+        self.d_model, self.num_queries, self.query_width = (self.network.d_model, self.network.num_queries,
+                                                            self.network.query_width)
+        d = self.d_model
         self.qim = qim if isinstance(qim, nn.Module) else QueryInteraction(d, **dict(qim or {}))
         self.criterion = criterion if isinstance(criterion, nn.Module) else MotrCriterion(**dict(criterion or {}))
         self.random_drop, self.fp_ratio, self.image_key = random_drop, fp_ratio, image_key
-        self.post = MotrTrackPostProcess(self.network.num_queries, area_threshold, prob_threshold, score_thresh,
-                                         filter_score_thresh, miss_tolerance, d, self.network.query_width,
-                                         num_slots=self.network.num_queries)
+        self.post = MotrTrackPostProcess(self.num_queries, area_threshold, prob_threshold, score_thresh,
+                                         filter_score_thresh, miss_tolerance, d, self.query_width,
+                                         num_slots=self.num_queries)
         self._sequence: str | None = None
         self._inputs: dict[str, torch.Tensor] | None = None
+
+    # ---- quantization --------------------------------------------------------------------------------
+
+    @property
+    def int16_outputs(self) -> tuple[str, ...]:
+        if not self.int16:
+            return ()
+        mlps = [f"{n}.mlp" for n, m in self.named_modules() if isinstance(m, QueryPosition)]
+        return ("network.query_stub", "network.refpoint_stub", "network.transformer", "qim", *mlps)
+
+    @property
+    def int8_outputs(self) -> tuple[str, ...]:
+        if not self.int16:
+            return ()
+        names = [f"{n}.{proj}" for n, m in self.named_modules() if isinstance(m, MotrDeformAttn)
+                 for proj in ("value_proj", "output_proj")]
+        return (*names, *(n for n, m in self.named_modules() if isinstance(m, QueryPosition)))
 
     # ---- the task contract -------------------------------------------------------------------------
 
@@ -170,15 +200,20 @@ class Motr(TaskModel):
         # The view takes the network's mode, so that a tool restoring the mode after tracing keeps it.
         return {"base": MotrBaseGraph(self.network).train(self.network.training), "qim": self.qim}
 
+    def graph_mode_parts(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]]:
+        # The whole network (every decoder layer's heads, for the training losses) and QIM.
+        inputs = self.board_inputs(input_shape)
+        return {"network": inputs["base"], "qim": inputs["qim"]}
+
     def board_inputs(self, input_shape: Sequence[int]) -> dict[str, tuple[GraphInput, ...]]:
-        d, w = self.network.d_model, self.network.query_width
-        slots = 2 * w
+        d, w = self.d_model, self.query_width
+        slots, n = 2 * w, int(input_shape[0])  # n is 1 on the board; the network refuses another batch
         return {
-            "base": (GraphInput("img", tuple(int(s) for s in input_shape)), GraphInput("query_pos", (1, d, 2, w)),
-                     GraphInput("mask_query", (1, 1, 1, slots), value_range=(0, 1)),
-                     GraphInput("ref_pts", (1, 4, 2, w), value_range=(-3.0, 3.0))),
-            "qim": (GraphInput("output_embedding", (1, 1, slots, d)), GraphInput("query_pos", (1, 1, slots, d)),
-                    GraphInput("mask_query", (1, 1, 1, slots), value_range=(0, 1))),
+            "base": (GraphInput("img", tuple(int(s) for s in input_shape)), GraphInput("query_pos", (n, d, 2, w)),
+                     GraphInput("mask_query", (n, 1, 1, slots), value_range=(0, 1)),
+                     GraphInput("ref_pts", (n, 4, 2, w), value_range=(-3.0, 3.0))),
+            "qim": (GraphInput("output_embedding", (n, 1, slots, d)), GraphInput("query_pos", (n, 1, slots, d)),
+                    GraphInput("mask_query", (n, 1, 1, slots), value_range=(0, 1))),
         }
 
     def predict(self, batch: Mapping[str, Any], runners: Mapping[str, Runner]) -> dict[str, Any]:
@@ -214,11 +249,42 @@ class Motr(TaskModel):
 
     # ---- training ----------------------------------------------------------------------------------
 
-    def forward(self, batch: Any) -> dict[str, Any]:
+    def forward(self, batch: Any) -> Any:
         if not self.training:
-            return self.predict(batch, self.board_runners())
+            if isinstance(batch, Mapping):
+                return self.predict(batch, self.board_runners())
+            return self._predict_clips(batch)
         if isinstance(batch, Mapping) or not isinstance(batch, Sequence) or not batch:
-            raise UsageTypeError("Motr: training takes a clip, a list of frame samples (ClipDataset's items)")
+            raise UsageTypeError("Motr: training takes a clip, a list of frame samples (ClipDataset's items), or a "
+                                 "list of clips (collate='clips')")
+        if not isinstance(batch[0], Mapping):  # a batch of clips: their mean loss
+            clips = [self._clip_losses(clip) for clip in batch]
+            return {k: sum(c[k] for c in clips) / len(clips) for k in clips[0]}
+        return self._clip_losses(batch)
+
+    def _predict_clips(self, batch: Any) -> list[list[dict[str, Any]]]:
+        """Eval on clips (a clip or a list of clips, e.g. calibration's): each clip tracked from empty
+        slots, frame after frame, as a sequence of its own; the predictions per clip and frame."""
+        if not isinstance(batch, Sequence) or not batch:
+            raise UsageTypeError("Motr: eval takes one frame (a dict) or clips (lists of frame samples)")
+        clips = [batch] if isinstance(batch[0], Mapping) else list(batch)
+        runners = self.board_runners()
+        out = []
+        for clip in clips:
+            self._inputs = None  # a new sequence
+            frames = []
+            for t, frame in enumerate(clip):
+                img = torch.as_tensor(frame[self.image_key])
+                frames.append(self.predict({self.image_key: img[None] if img.dim() == 3 else img, "frame": t + 1,
+                                            "scale_factor": frame.get("scale_factor")}, runners))
+            out.append(frames)
+        self._inputs = None
+        return out
+
+    def _clip_losses(self, batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        if isinstance(batch, Mapping) or not isinstance(batch, Sequence) or not batch or \
+                not all(isinstance(f, Mapping) for f in batch):
+            raise UsageTypeError("Motr: a clip is a non-empty list of frame samples (dicts)")
         device = self.network.query_embed.weight.device
         detect_query_pos = self.network.query_embed.weight
         tracks: TrackInstances | None = None
@@ -226,9 +292,9 @@ class Motr(TaskModel):
         for i, sample in enumerate(batch):
             img = torch.as_tensor(sample[self.image_key]).to(device)
             img = img[None] if img.dim() == 3 else img
-            inputs = track_inputs(tracks if tracks is not None else TrackInstances.empty(0, self.network.d_model,
+            inputs = track_inputs(tracks if tracks is not None else TrackInstances.empty(0, self.d_model,
                                                                                           device=device),
-                                  2 * self.network.query_width, self.network.query_width)
+                                  2 * self.query_width, self.query_width)
             classes, boxes, hs = self.network(img, inputs["query_pos"].to(device), inputs["mask_query"].to(device),
                                               inputs["ref_pts"].to(device))
             slots = frame_instances(classes[-1], boxes[-1], hs, detect_query_pos, tracks, keep_padding=True)
@@ -239,7 +305,7 @@ class Motr(TaskModel):
             if i + 1 < len(batch):
                 tracks = select_training_tracks(slots, random_drop=self.random_drop, fp_ratio=self.fp_ratio)
                 if len(tracks):
-                    qim_in = qim_inputs(tracks, 2 * self.network.query_width)
+                    qim_in = qim_inputs(tracks, 2 * self.query_width)
                     tracks = apply_qim_output(tracks, self.qim(qim_in["output_embedding"], qim_in["query_pos"],
                                                                qim_in["mask_query"]))
         return self.criterion(frames)
