@@ -7,7 +7,9 @@ Each image gets the config's validation preprocessing without the label transfor
 segmentation config: resize to image_size, YUV444, normalize); the task model's host side runs
 its board graphs on it, and its `visualize` draws the prediction over the original image:
 <save-path>/<stem>_<name>.png for each picture it draws (segmentation: `pred`, the class colours
-blended over the image, and `color`, the colours alone).
+blended over the image, and `color`, the colours alone). One model runs over the images in the
+order given, so a tracker (MOTR) takes them as the frames of one sequence and draws each frame's
+tracks with their ids (`tracks`).
 """
 
 from __future__ import annotations
