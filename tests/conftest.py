@@ -138,6 +138,31 @@ def last_json(out: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def train_stages(tools: ConfigTools, stages: tuple[str, ...] = ("float", "calibration", "qat")) -> list[dict]:
+    """tools/train.py --stage S for each of `stages` in order, from torch's seed 0: each summary."""
+    import torch
+
+    torch.manual_seed(0)
+    summaries = []
+    for stage in stages:
+        code, out, err = tools("train", "--stage", stage)
+        assert code == 0, err
+        summaries.append(last_json(out))
+    return summaries
+
+
+def assert_predict_reproduces_validation(tools: ConfigTools, summaries: dict[str, dict], metrics, parse) -> None:
+    """tools/predict.py at each stage of `summaries` prints the `metrics` its training's last
+    validation printed (`parse(out, stage)` reads and checks the tool's JSON line)."""
+    import pytest
+
+    for stage, summary in summaries.items():
+        code, out, err = tools("predict", "--stage", stage)
+        assert code == 0, err
+        m = parse(out, stage)
+        assert {k: m[k] for k in metrics} == pytest.approx({k: summary[k] for k in metrics}, abs=1e-12, nan_ok=True)
+
+
 def assert_model_checker_supported(tools: ConfigTools, trained_stage: str) -> None:
     """model_checker on the float network (the default) and on a fake-quant stage's, for bpu."""
     for args in ((), ("--stage", trained_stage, "--march", "bpu")):

@@ -26,9 +26,11 @@ from conftest import (  # noqa: E402
     assert_infer_refuses_a_missing_image,
     assert_model_checker_supported,
     assert_one_line_error,
+    assert_predict_reproduces_validation,
     compile_int_infer,
     last_json,
     run_tool_here,
+    train_stages,
 )
 from hbdk_sim.data.datasets.mscoco import COCO_CLASS_NAMES, pack_coco  # noqa: E402
 from hbdk_sim.data.datasets.synthetic_coco import make_synthetic_coco  # noqa: E402
@@ -90,14 +92,7 @@ def run(tmp_path_factory):
     make_synthetic_coco(root / "raw", train=4, val=4, height=SIZE, width=SIZE, seed=0)
     for split in ("train", "val"):
         assert pack_coco(root / "raw", root / "packed", split, image_codec="raw").num_samples == 4
-    tools = Tools(root)
-    torch.manual_seed(0)
-    summaries = []
-    for stage in ("float", "calibration", "qat"):
-        code, out, err = tools("train", "--stage", stage)
-        assert code == 0, err
-        summaries.append(last_json(out))
-    yield Run(root, *summaries)
+    yield Run(root, *train_stages(Tools(root)))
     torch.set_num_threads(threads)
 
 
@@ -113,11 +108,8 @@ def test_train_runs_every_stage_and_predict_reproduces_its_validation(run, tools
     assert (run.float_summary["stage"], run.float_summary["epochs"], run.float_summary["steps"]) == ("float", 1, 2)
     assert run.calibration_summary == {"stage": "calibration", "epochs": 1, "steps": 1}
     assert (run.qat_summary["stage"], run.qat_summary["epochs"], run.qat_summary["steps"]) == ("qat", 1, 2)
-    for stage, summary in (("float", run.float_summary), ("qat", run.qat_summary)):
-        code, out, err = tools("predict", "--stage", stage)
-        assert code == 0, err
-        m = _metrics(out, stage)
-        assert {k: m[k] for k in STAT_NAMES} == pytest.approx({k: summary[k] for k in STAT_NAMES}, abs=1e-12)
+    assert_predict_reproduces_validation(tools, {"float": run.float_summary, "qat": run.qat_summary}, STAT_NAMES,
+                                         _metrics)
 
 
 @pytest.mark.parametrize("stage", ["float", "calibration", "qat", "int_infer"])

@@ -28,8 +28,10 @@ from conftest import (  # noqa: E402
     assert_infer_refuses_a_missing_image,
     assert_model_checker_supported,
     assert_one_line_error,
+    assert_predict_reproduces_validation,
     last_json,
     run_tool_here,
+    train_stages,
 )
 from hbdk_sim.data.datasets.mot17 import pack_mot17, split_mot17_half  # noqa: E402
 from hbdk_sim.data.datasets.synthetic_mot17 import make_synthetic_mot17  # noqa: E402
@@ -90,14 +92,7 @@ def run(tmp_path_factory):
     split_mot17_half(root / "raw", root / "split")
     for split in ("train", "test"):
         assert pack_mot17(root / "split" / split, root / "packed", split, image_codec="raw").num_samples == 16
-    tools = Tools(root)
-    torch.manual_seed(0)
-    summaries = []
-    for stage in ("float", "calibration", "qat"):
-        code, out, err = tools("train", "--stage", stage)
-        assert code == 0, err
-        summaries.append(last_json(out))
-    yield Run(root, *summaries)
+    yield Run(root, *train_stages(Tools(root)))
     torch.set_num_threads(threads)
 
 
@@ -113,12 +108,9 @@ def test_train_runs_every_stage_and_predict_reproduces_its_validation(run, tools
     assert (run.float_summary["stage"], run.float_summary["epochs"], run.float_summary["steps"]) == ("float", 1, 16)
     assert run.calibration_summary == {"stage": "calibration", "epochs": 1, "steps": 2}
     assert (run.qat_summary["stage"], run.qat_summary["epochs"], run.qat_summary["steps"]) == ("qat", 1, 16)
-    for stage, summary in (("float", run.float_summary), ("qat", run.qat_summary)):
-        code, out, err = tools("predict", "--stage", stage)
-        assert code == 0, err
-        m = _metrics(out, stage)
-        assert {k: m[k] for k in METRICS} == {k: summary[k] for k in METRICS}
-        assert m["num_false_positives"] > 0  # tracks were reported (every query is born)
+    assert_predict_reproduces_validation(tools, {"float": run.float_summary, "qat": run.qat_summary}, METRICS,
+                                         _metrics)
+    assert run.float_summary["num_false_positives"] > 0  # tracks were reported (every query is born)
 
 
 @pytest.mark.parametrize("stage", ["calibration", "int_infer"])
