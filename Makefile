@@ -12,7 +12,7 @@ SOURCES := $(shell find csrc python -type f -not -name '*.pyc' 2>/dev/null) CMak
 
 # The main job: segmentation from raw images to a bit-exact binary (out/demo, about 6 minutes on 2 cores).
 # TASK=keypoint runs the car keypoint task the same way (out/demo_keypoint), TASK=fcos the FCOS detector
-# (out/demo_fcos).
+# (out/demo_fcos), TASK=motr the MOTR tracker (out/demo_motr).
 TASK ?= segmentation
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --task $(TASK) --force

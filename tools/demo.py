@@ -1,6 +1,6 @@
 """A task model from raw images to a bit-exact BPU binary, through the same tools a user runs.
 
-    python3 tools/demo.py [--task segmentation|keypoint|fcos] [--out-dir DIR] [--force]
+    python3 tools/demo.py [--task segmentation|keypoint|fcos|motr] [--out-dir DIR] [--force]
 
 1. generate a synthetic dataset in the real dataset's layout and bring it to LMDB with the task's
    own converter and packer;
@@ -18,7 +18,9 @@ segmentation (the main job, `make demo`): UNet-MobileNetV1 on synthetic Cityscap
 float -> calibration -> QAT, about 6 minutes on 2 cores, the estimate at 1024x2048. keypoint
 (`make demo TASK=keypoint`): EfficientNet-B0 heatmaps on synthetic CarFusion, float -> calibration
 (the model it deploys). fcos (`make demo TASK=fcos`): FCOS on a synthetic COCO at 128x128, float
--> calibration -> QAT, the estimate at 512x512.
+-> calibration -> QAT, the estimate at 512x512. motr (`make demo TASK=motr`): MOTR on a synthetic
+MOT17 at 192x352 with a small network, float -> calibration -> QAT, both board graphs compiled and
+run in the loop, the estimate of the config's own architecture at 800x1422.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class DemoTask:
     relative_delta: bool = False  # the "vs float" column: relative (%) or in points of the first metric
     full_input_shape: tuple[int, ...] | None = None  # the deploy size of the estimate, when the demo's is smaller
     raw_root_opt: str | None = None  # the config setting that names the raw dataset (e.g. an annotation file's root)
+    # The full-size estimate is of the config's own (reference) architecture at random initialization, where the
+    # demo trains a smaller network than the config's: the speed of a network depends on its shapes, not its weights.
+    full_size_reference: bool = False
 
 
 def _pack(step: Step, packer: str, raw: Path, packed: Path, splits: tuple[str, ...], *options: object) -> None:
@@ -216,7 +221,79 @@ FCOS = DemoTask(
     raw_root_opt="coco_root",
 )
 
-TASKS = {"segmentation": SEGMENTATION, "keypoint": KEYPOINT, "fcos": FCOS}
+# ---- motr: multi-object tracking on a synthetic MOT17 --------------------------------------------------------
+
+MOT_SEQUENCES, MOT_FRAMES, MOT_WALKERS, MOT_HEIGHT, MOT_WIDTH = 7, 60, 8, 192, 352
+
+
+def _tracking_data(step: Step, data: Path) -> tuple[Path, Path]:
+    raw, split, packed = data / "mot17_synthetic", data / "mot17_split", data / "lmdb"
+    step.run("generate a synthetic MOT17 dataset", "tools/datasets/make_synthetic_mot17.py", "--out", raw,
+             "--sequences", MOT_SEQUENCES, "--frames", MOT_FRAMES, "--pedestrians", MOT_WALKERS, "--height",
+             MOT_HEIGHT, "--width", MOT_WIDTH, "--seed", 0)
+    step.run("split the SDP sequences in halves (gen_mot_data)", "tools/dataset_converters/gen_mot_data.py",
+             "--src-data-path", raw, "--out-dir", split)
+    for name in ("train", "test"):
+        step.run(f"pack {name} into LMDB", "tools/datasets/mot17_packer.py", "--src-data-dir", split / name,
+                 "--target-data-dir", packed, "--split-name", name, "--pack-type", "lmdb", "--image-codec", "raw",
+                 "--num-workers", 2)
+    return split, packed
+
+
+MOTR = DemoTask(
+    title=(f"MOTR tracking on a synthetic MOT17 ({MOT_SEQUENCES} sequences x {MOT_FRAMES} frames, halves for train "
+           f"and test, {MOT_HEIGHT}x{MOT_WIDTH}; EfficientNet-B0 at stride 16, d 64, 1 + 3 layers, 32 queries)"),
+    config=REPO / "models" / "tracking" / "motr_efficientnetb3_mot17.py",
+    settings={
+        "image_size": f"[{MOT_HEIGHT},{MOT_WIDTH}]",
+        "backbone_type": "b0",
+        "feature_stride": 16,
+        "d_model": 64,
+        "num_heads": 4,
+        "encoder_layers": 1,
+        "decoder_layers": 3,
+        "ffn_dim": 128,
+        "num_queries": 32,
+        "query_width": 16,
+        "multi_scale": False,
+        "num_workers": 1,
+        "slow_lr_factor": 1.0,  # from scratch: the backbone learns at the full rate
+        "grad_clip": 1.0,
+        "float_lr": 1e-3,
+        "float_epochs": 10,
+        "float_decay_epochs": "[8]",
+        "float_validate_every": 2,
+        "clip_lengths": "[2,3]",
+        "clip_length_epochs": "[5]",
+        "quant_clip_length_epochs": "[1]",
+        "calibration_batches": 8,
+        "qat_epochs": 1,
+    },
+    make_data=_tracking_data,
+    metrics=("MOTA", "IDF1"),
+    train_stages=("float", "calibration", "qat"),
+    default_out="out/demo_motr",
+    full_input_shape=(1, 3, 800, 1422),
+    raw_root_opt="split_root",
+    full_size_reference=True,
+)
+
+TASKS = {"segmentation": SEGMENTATION, "keypoint": KEYPOINT, "fcos": FCOS, "motr": MOTR}
+
+
+def binaries(summary: dict) -> dict[str, str]:
+    """compile_perf's JSON summary -> {graph: .hbm} ("" for a task's single graph)."""
+    if "graphs" in summary:
+        return {g["graph"]: g["hbm"] for g in summary["graphs"]}
+    return {"": summary["hbm"]}
+
+
+def estimate_line(summary: dict, at: str) -> str:
+    """The estimate as the table prints it; a task with several graphs shows each one's share."""
+    parts = "" if "graphs" not in summary else \
+        " (" + " + ".join(f"{g['graph']} {g['latency_ms']:.3f}" for g in summary["graphs"]) + ")"
+    return (f"bpu estimate{at}: {summary['latency_ms']:.3f} ms{parts}, {summary['fps']:.0f} FPS, "
+            f"{summary['ddr_mb_per_frame']:.2f} MB DDR per frame")
 
 
 def prepare_out_dir(out: Path, force: bool) -> None:
@@ -260,9 +337,16 @@ def main() -> int:
     perf = step.run("compile for bpu and estimate", "tools/compile_perf.py", "--stage", "int_infer", "--march", "bpu",
                     "--out-dir", deploy, "--json", *cfg, *opts, json_result=True)
     results["align_bpu"] = step.run("align_bpu: the .hbm in the bit-exact executor", "tools/validation_hbir.py",
-                                    "--stage", "align_bpu", "--hbm", perf["hbm"], *cfg, *opts, json_result=True)
+                                    "--stage", "align_bpu", "--hbm",
+                                    ",".join(f"{k}={v}" if k else v for k, v in binaries(perf).items()), *cfg, *opts,
+                                    json_result=True)
     estimate, estimate_shape = perf, "x".join(map(str, task.full_input_shape or ()))
-    if task.full_input_shape:
+    if task.full_size_reference:
+        estimate = step.run(f"compile the config's architecture for bpu at {estimate_shape} and estimate",
+                            "tools/compile_perf.py", "--random-init", "--march", "bpu", "--out-dir",
+                            work / "deploy_full", "--json", *cfg, "--opts", f"work_dir={work / 'full_size'}",
+                            json_result=True)
+    elif task.full_input_shape:
         shape = "[" + ",".join(map(str, task.full_input_shape)) + "]"
         estimate = step.run(f"compile for bpu at the full deploy size {estimate_shape} and estimate",
                             "tools/compile_perf.py", "--stage", "int_infer", "--march", "bpu", "--out-dir",
@@ -287,12 +371,18 @@ def main() -> int:
     exact = "equal" if all(results["align_bpu"][m] == results["int_infer"][m] for m in task.metrics) else "DIFFERENT"
     print(f"align_bpu vs int_infer: {exact}")
     at = f" at {estimate_shape}" if estimate_shape else ""
-    print(f"bpu estimate{at}: {estimate['latency_ms']:.3f} ms, {estimate['fps']:.0f} FPS, "
-          f"{estimate['ddr_mb_per_frame']:.2f} MB DDR per frame")
+    if task.full_size_reference:
+        at += " (the config's architecture)"
+    print(estimate_line(estimate, at))
     print("artifacts:")
-    full = [(f".hbm at {estimate_shape}", estimate["hbm"])] if estimate is not perf else []
+
+    def hbms(summary: dict, where: str = "") -> list[tuple[str, str]]:
+        return [(" ".join(w for w in (".hbm", k, where) if w), v) for k, v in binaries(summary).items()]
+
+    reports = [g["html"] for g in estimate["graphs"]] if "graphs" in estimate else [estimate["html"]]
+    full = hbms(estimate, f"at {estimate_shape}") if estimate is not perf else []
     for name, path in (("dataset (raw layout)", raw), ("LMDB", packed), ("checkpoints and logs", work),
-                       ("HBIR", deploy), (".hbm", perf["hbm"]), *full, ("perf report", estimate["html"]),
+                       ("HBIR", deploy), *hbms(perf), *full, *(("perf report", r) for r in reports),
                        ("log", out / "demo.log")):
         print(f"  {name:<22}{path}")
     return 0 if exact == "equal" else 1

@@ -40,7 +40,7 @@ num_workers = 4
 
 # The network: a smaller one (e.g. for a CPU demo) changes these together.
 backbone_type = "b3"
-backbone_channels = 384  # the backbone's last map
+feature_stride = 32  # the backbone's last map, which the transformer reads (16: four times the positions)
 d_model = 256
 num_heads = 8
 encoder_layers = 6
@@ -73,8 +73,9 @@ model = dict(
     type="Motr",
     network=dict(
         type="MotrNet",
-        backbone=dict(type="EfficientNet", model_type=backbone_type),
-        backbone_channels=backbone_channels,
+        backbone=dict(type="EfficientNet", model_type=backbone_type, out_strides=[feature_stride]),
+        backbone_channels=None,  # the backbone's width at feature_stride (B3: 384 at 32)
+        feature_stride=feature_stride,
         transformer=dict(d_model=d_model, num_heads=num_heads, num_encoder_layers=encoder_layers,
                          num_decoder_layers=decoder_layers, ffn_dim=ffn_dim),
         num_queries=num_queries,

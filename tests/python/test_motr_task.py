@@ -158,3 +158,19 @@ def test_each_board_graph_quantizes_and_compiles_bit_exact(name):
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_the_transformer_reads_the_map_at_feature_stride():
+    """A backbone ending at stride 16 gives the encoder four times the positions of 32; the width
+    comes from the backbone, and the deploy tables follow the stride."""
+    torch.manual_seed(0)
+    net = MotrNet(dict(type="EfficientNet", model_type="b0", out_strides=[16]), None,
+                  dict(d_model=32, num_heads=4, num_encoder_layers=1, num_decoder_layers=1, ffn_dim=64),
+                  num_queries=16, query_width=8, deploy_image_size=(H, W), feature_stride=16)
+    assert net.input_proj.in_channels == 112 and net.transformer.feature_size == (H // 16, W // 16)
+    inputs = net.empty_tracks()
+    with torch.no_grad():
+        classes, boxes, hs = net(torch.zeros(1, 3, H, W), inputs["query_pos"], inputs["mask_query"], inputs["ref_pts"])
+    assert classes[-1].shape == (1, 1, 4, 8) and hs.shape == (1, 32, 4, 8)
+    with pytest.raises(UsageError, match="feature_stride must be"):
+        MotrNet(dict(type="EfficientNet", model_type="b0"), None, feature_stride=4)

@@ -185,7 +185,7 @@ def test_qim_updates_kept_tracks_only_from_kept_tracks():
 
 def test_motr_net_shapes_at_the_reference_layout():
     from hbdk_sim.errors import UsageError
-    from hbdk_sim.nn.structures.motr import MotrNet
+    from hbdk_sim.nn.structures.motr import MotrBaseGraph, MotrNet
 
     net = MotrNet(dict(type="EfficientNet", model_type="b3"), 384,
                   dict(d_model=32, num_heads=4, num_encoder_layers=1, num_decoder_layers=2, ffn_dim=64),
@@ -193,7 +193,7 @@ def test_motr_net_shapes_at_the_reference_layout():
     state = net.empty_tracks()
     assert [tuple(t.shape) for t in state.values()] == [(1, 32, 2, 8), (1, 1, 1, 16), (1, 4, 2, 8)]
     with torch.no_grad():
-        classes, boxes, hs = net.deploy(torch.randn(1, 3, 64, 96), **state)
+        classes, boxes, hs = MotrBaseGraph(net)(torch.randn(1, 3, 64, 96), **state)
     assert classes.shape == (1, 1, 4, 8) and boxes.shape == (1, 4, 4, 8) and hs.shape == (1, 32, 4, 8)
     # the detect queries start from the learned boxes, layer 0 refines them (its last conv starts at 0)
     assert torch.isfinite(classes).all()
@@ -202,6 +202,6 @@ def test_motr_net_shapes_at_the_reference_layout():
     # the reference layout: 512 queries of 256 channels on a B3 feature map of an 800x1422 image
     full = MotrNet(dict(type="EfficientNet", model_type="b3"), 384).to("meta")
     state = full.empty_tracks(device="meta")
-    classes, boxes, hs = full.deploy(torch.empty(1, 3, 800, 1422, device="meta"), **state)
+    classes, boxes, hs = MotrBaseGraph(full)(torch.empty(1, 3, 800, 1422, device="meta"), **state)
     assert [tuple(t.shape) for t in state.values()] == [(1, 256, 2, 128), (1, 1, 1, 256), (1, 4, 2, 128)]
     assert (classes.shape, boxes.shape, hs.shape) == ((1, 1, 4, 128), (1, 4, 4, 128), (1, 256, 4, 128))

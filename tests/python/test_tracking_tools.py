@@ -55,7 +55,7 @@ class Tools(ConfigTools):
         self.work = root / "work"
         super().__init__(CONFIG, [
             f"split_root={root / 'split'}", f"data_root={root / 'packed'}", f"work_dir={self.work}",
-            f"image_size=[{H},{W}]", "backbone_type=b0", "backbone_channels=320", f"d_model={D}", "num_heads=4",
+            f"image_size=[{H},{W}]", "backbone_type=b0", f"d_model={D}", "num_heads=4",
             "encoder_layers=1", "decoder_layers=2", "ffn_dim=64", f"num_queries={QUERIES}", f"query_width={WIDTH}",
             "multi_scale=False", "num_workers=0", "float_epochs=1", "float_validate_every=1", "clip_lengths=[2]", "clip_length_epochs=[]",
             "quant_clip_length_epochs=[]",

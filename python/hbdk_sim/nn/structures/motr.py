@@ -50,19 +50,32 @@ from hbdk_sim.visualize import draw_boxes
 @MODELS.register
 class MotrNet(nn.Module):
     """The base graph's network (see the module docstring). `num_queries` detect queries and as many
-    track slots, laid out `query_width` per row (two rows each)."""
+    track slots, laid out `query_width` per row (two rows each). The transformer reads the
+    backbone's last map, at `feature_stride` (the reference's 32; a backbone built with
+    `out_strides=[16]` ends at 16, four times the positions), `backbone_channels` wide (None: the
+    backbone's `channels[feature_stride]`)."""
 
-    def __init__(self, backbone: nn.Module | Mapping, backbone_channels: int = 384,
+    def __init__(self, backbone: nn.Module | Mapping, backbone_channels: int | None = 384,
                  transformer: nn.Module | Mapping | None = None, num_queries: int = 256,
-                 query_width: int = 128, deploy_image_size: Sequence[int] | None = None) -> None:
+                 query_width: int = 128, deploy_image_size: Sequence[int] | None = None,
+                 feature_stride: int = 32) -> None:
         super().__init__()
         if num_queries != 2 * query_width:
             raise UsageError(f"MotrNet: num_queries ({num_queries}) must fill two rows of query_width "
                              f"({query_width})")
+        if feature_stride not in (8, 16, 32):
+            raise UsageError(f"MotrNet: feature_stride must be 8, 16 or 32 but is {feature_stride}")
         self.backbone = build_from_cfg(backbone, MODELS)
-        # The backbone's last map is at stride 32 (each stride-2 conv pads k // 2: ceil(size / 2)).
+        if backbone_channels is None:  # the backbone's own width at that stride
+            backbone_channels = getattr(self.backbone, "channels", {}).get(feature_stride)
+            if backbone_channels is None:
+                raise UsageError(f"MotrNet: {type(self.backbone).__name__} does not say its width at stride "
+                                 f"{feature_stride}; give backbone_channels")
+        # The backbone's last map is at `feature_stride` (each stride-2 conv pads k // 2: ceil(size / 2)).
+        self.feature_stride = feature_stride
         self.deploy_image_size = None if deploy_image_size is None else tuple(int(s) for s in deploy_image_size)
-        feature_size = None if deploy_image_size is None else [-(-int(s) // 32) for s in deploy_image_size]
+        feature_size = None if deploy_image_size is None else \
+            [-(-int(s) // feature_stride) for s in deploy_image_size]
         self.transformer = transformer if isinstance(transformer, nn.Module) else \
             MotrTransformer(**{"feature_size": feature_size, **dict(transformer or {})})
         d = self.transformer.d_model
