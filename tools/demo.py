@@ -261,7 +261,7 @@ MOTR = DemoTask(
         "grad_clip": 1.0,
         "float_lr": 1e-3,
         "float_epochs": 10,
-        "float_decay_epochs": "[8]",
+        "float_decay_epochs": "[6]",
         "float_validate_every": 2,
         "clip_lengths": "[2,3]",
         "clip_length_epochs": "[5]",

@@ -36,8 +36,9 @@
 //        represent: the input is requantized to the annotated result scale (and the target
 //        element type) first when that holds the value (widenPadInput).
 //      The target element type is si8, or si16 where the op has `quant.dtype = "si16"`.
-//      An f32 constant read as an activation (add(x, c), ...) becomes si8 at its own
-//      annotated scale, or max|c| / 127 (per tensor) when it has none.
+//      An f32 constant read as an activation (add(x, c), ...) becomes si8 (si16 where the
+//      constant has `quant.dtype = "si16"`) at its own annotated scale, or si8 at max|c| / 127
+//      (per tensor) when it has none.
 //   3. Each returned integer value gets `dequantize` at the end; the f32 result takes the
 //      returned value's name and the integer value becomes `<name>.q`.
 //   4. f32 constants nobody reads any more, and their resources, are erased.
@@ -217,16 +218,18 @@ class Quantizer {
     if (auto it = activationConstants_.find(v); it != activationConstants_.end()) return it->second;
     exec::FloatTensor data = finiteConstantValue(m_, *v->owner);
     float scale = 0;
+    ElemType elem = ElemType::SI8;
     if (v->type.quant) {
       scale = v->type.quant->scales[0];
+      elem = targetElem(*v->owner);  // the element type its quantizer measured the scale for
     } else {
       double amax = 0;
       for (float x : data.data) amax = std::max(amax, std::fabs(static_cast<double>(x)));
       scale = channelScale(amax);
     }
     Ints q;
-    for (float x : data.data) q.push_back(saturated(roundHalfEven(x / static_cast<double>(scale)), ElemType::SI8));
-    ir::TensorType t = quantizedType(v->type.shape, ElemType::SI8, scale);
+    for (float x : data.data) q.push_back(saturated(roundHalfEven(x / static_cast<double>(scale)), elem));
+    ir::TensorType t = quantizedType(v->type.shape, elem, scale);
     ir::Blob bytes = integerBlob(t, q);
     size_t index = 0;
     while (user->operand(index) != v) ++index;

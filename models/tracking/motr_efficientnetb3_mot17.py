@@ -11,7 +11,10 @@ Defaults are the reference setting: 800x1422 input (resized without keeping the 
 process (clips of 2, 3, 4, 5 frames from epochs 0, 100, 180, 240, frames 1-10 apart), AdamW lr 2e-4
 (2e-5 for the backbone and the sampling offsets), weight decay 1e-4, x0.1 after epoch 200, gradient
 norm clipped at 0.1, multi-scale training; calibration on 10 clips with MSE activation observers;
-QAT for 10 epochs (AdamW 1e-4, x0.1 after epoch 5) from the float weights and calibration's scales.
+QAT for 10 epochs (AdamW 1e-4, x0.1 after epoch 5) from the float weights with the activation
+scales frozen at calibration's (the weights' scales follow the weights; the reference starts QAT
+from the float weights alone and lets min-max observers follow, where an MSE observer recomputed
+every step would cost more than the step).
 The transformer and QIM are int16 except the deformable attention's value/output projections and
 the sine tables (Motr's `int16`). Both networks are prepared for quantization in graph mode at the
 deploy size, so calibration and QAT see frames at `image_size` (resized, flipped; no multi-scale).
@@ -140,7 +143,7 @@ _stages = quantization_stages(
     optimizer=dict(type="AdamW", param_groups={"backbone": _slow, "sampling_offsets": _slow}),
     qat_optimizer="AdamW",
     qat_lr_scheduler=dict(type="MultiStepLR", milestones=qat_decay_epochs, gamma=0.1, interval="epoch"),
-    calibration_observer=dict(observer="mse"), prepare=_prepare,
+    calibration_observer=dict(observer="mse"), qat_activation_scales="frozen", prepare=_prepare,
 )
 float_trainer = dict(_stages["float_trainer"],
                      lr_scheduler=dict(type="MultiStepLR", milestones=float_decay_epochs, gamma=0.1, interval="epoch"))

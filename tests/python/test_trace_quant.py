@@ -348,3 +348,35 @@ def test_mul_matmul_softmax_modules_get_scales_and_compile_close_to_the_simulati
         want = model(data[0]).numpy()
     out_scale = float(model.gate.activation_post_process.calculate_qparams())
     assert np.abs(got - want).max() <= 3.0 * out_scale
+
+
+def test_a_constant_behind_an_si16_quantizer_stays_si16_in_the_integer_graph():
+    """A learned table behind an si16 QuantStub (MOTR's queries and position tables) is an
+    activation at its quantizer's scale and width: the integer graph holds it as si16 (at si8 its
+    values would saturate at +-128 LSB of the si16 scale), and the integer model follows the fake
+    quantization within a rounding step."""
+    from hbdk_sim.quantization import QAT2Quantize, prepare_qat_fx, set_fake_quant_state
+    from hbdk_sim.quantization.qconfig import qconfig_int16
+
+    class Table(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = torch.nn.Parameter(torch.linspace(-3.0, 3.0, 64).reshape(1, 4, 4, 4))
+            self.stub = Q.QuantStub()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.stub(self.table).transpose(2, 3)
+
+    model = Table()
+    model.stub.qconfig = qconfig_int16()
+    x = torch.rand(1, 4, 4, 4, generator=torch.Generator().manual_seed(0)) * 0.1
+    prepared = prepare_qat_fx(model, (x,))
+    with torch.no_grad():
+        prepared(x)
+    set_fake_quant_state(prepared, "validation")
+    int_model = QAT2Quantize(example_inputs=(x,))(prepared)
+    constants = [line for line in int_model.hbir_text.splitlines() if "transpose(" in line]
+    assert len(constants) == 1 and "xsi16, scale=" in constants[0]
+    with torch.no_grad():
+        want, got = prepared(x), int_model(x)
+    assert (got - want).abs().max() <= 0.05  # the result's si8 step is 3.1 / 127
