@@ -93,7 +93,7 @@ def main() -> int:
         if args.hbm and args.march and binary.march != args.march:
             raise UsageError(f"{hbm} was compiled for march '{binary.march}', not '{args.march}'")
         executors[name] = hbdk_sim.Executor(binary)
-    results = evaluate_binaries(cfg, executors)
+    results = evaluate_binaries(cfg, executors, ckpt=args.ckpt)
     hbm_field = str(paths[names[0]]) if len(names) == 1 else {n: str(p) for n, p in paths.items()}
     print(json.dumps({"stage": args.stage, **{k: v for k, v in results.items() if not isinstance(v, list)},
                       "hbm": hbm_field}))

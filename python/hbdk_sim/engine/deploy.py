@@ -27,6 +27,7 @@ from hbdk_sim.engine.predictor import metric_results
 from hbdk_sim.engine.stages import (
     STAGES,
     build_data_loader,
+    build_model,
     build_task_model,
     deploy_graphs,
     deploy_input_shape,
@@ -257,12 +258,15 @@ def executor_runner(executor: Any) -> Runner:
     return run
 
 
-def evaluate_binaries(cfg: Config, executors: Mapping[str, Any], progress_bar: bool = True) -> dict[str, Any]:
+def evaluate_binaries(cfg: Config, executors: Mapping[str, Any], progress_bar: bool = True,
+                      ckpt: str | os.PathLike | None = None) -> dict[str, Any]:
     """The config's metric over its validation set, each sample (batch size 1, the validation
     transforms and the int_infer predictor's batch processor) predicted by the task model's host
     side around the compiled graphs: `executors` maps each board graph to an hbdk_sim.Executor.
-    The host code is the one int_infer runs around its integer torch graphs."""
-    model = build_task_model(cfg).eval()
+    The host code is the one int_infer runs around its integer torch graphs, with the int_infer
+    stage's weights (`ckpt`, default: its pipeline's): a host side may read learned values, such
+    as the tracker's detect queries that start each new track."""
+    model = build_model(cfg, "int_infer", "predictor", ckpt).eval()
     missing = sorted(set(model.graph_names()) - set(executors))
     if missing:
         raise UsageError(f"no compiled binary for board graph(s) {', '.join(missing)} of {type(model).__name__}")
