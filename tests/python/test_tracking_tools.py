@@ -236,7 +236,10 @@ def test_align_bpu_equals_int_infer_exactly(compiled, tools, run):
     code, out, err = tools("predict", "--stage", "int_infer")
     assert code == 0, err
     ref = _metrics(out, "int_infer")
-    assert {k: bpu[k] for k in METRICS} == {k: ref[k] for k in METRICS}
+    # every number motmetrics gives (MOTP, the mean IoU of the matches, sees any box that moved)
+    numbers = [k for k, v in ref.items() if isinstance(v, float | int)]
+    assert len(numbers) > 15 and "motp" in numbers
+    assert {k: bpu[k] for k in numbers} == pytest.approx({k: ref[k] for k in numbers}, abs=0, nan_ok=True)
 
     # Frame for frame over a sequence: the tracks through both binaries equal the integer models'.
     cfg = tools.cfg()
