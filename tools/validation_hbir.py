@@ -18,19 +18,20 @@ from pathlib import Path
 
 import hbdk_sim
 from hbdk_sim.api import perf_report_paths
-from hbdk_sim.engine.deploy import default_output, evaluate_binaries, graph_inputs, refuse_existing, stage_graphs
-from hbdk_sim.engine.stages import build_task_model, load_config
+from hbdk_sim.engine.deploy import default_output, evaluate_binaries, graph_inputs, refuse_existing, stage_model
+from hbdk_sim.engine.stages import build_task_model, deploy_input_shape, load_config
 from hbdk_sim.engine.toolkit import config_parser, run_tool
 from hbdk_sim.errors import UsageError
 from hbdk_sim.files import write_file
 from hbdk_sim.frontend.api import compile_model
+from hbdk_sim.nn.structures.base import BoardGraph
 
 
-def _compiled(cfg, march: str, ckpt: str | None, force: bool, names: list[str]) -> dict[str, Path]:
+def _compiled(cfg, march: str, graphs: list[BoardGraph], force: bool, names: list[str]) -> dict[str, Path]:
     """The int_infer board graphs compiled now. An existing default .hbm that holds the same bytes
     (from tools/compile_perf.py) is kept; one that differs is replaced only with --force."""
     paths = {}
-    for graph in stage_graphs(cfg, "int_infer", ckpt):
+    for graph in graphs:
         hbm = default_output(cfg, "int_infer", ".hbm", graph.name, names)
         result = compile_model(graph.module, graph_inputs(graph), march, None, name=hbm.stem)
         paths[graph.name] = hbm
@@ -85,15 +86,16 @@ def main() -> int:
             if not hbm.is_file():
                 raise FileNotFoundError(f"{hbm}: binary not found; compile one with tools/compile_perf.py or omit "
                                         "--hbm")
-    else:
-        paths = _compiled(cfg, march, args.ckpt, args.force, names)
+    model = stage_model(cfg, "int_infer", args.ckpt)  # what is compiled, and the host side around it
+    if not args.hbm:
+        paths = _compiled(cfg, march, model.board_graphs(deploy_input_shape(cfg)), args.force, names)
     executors = {}
     for name, hbm in paths.items():
         binary = hbdk_sim.load_hbm(hbm)
         if args.hbm and args.march and binary.march != args.march:
             raise UsageError(f"{hbm} was compiled for march '{binary.march}', not '{args.march}'")
         executors[name] = hbdk_sim.Executor(binary)
-    results = evaluate_binaries(cfg, executors, ckpt=args.ckpt)
+    results = evaluate_binaries(cfg, executors, model)
     hbm_field = str(paths[names[0]]) if len(names) == 1 else {n: str(p) for n, p in paths.items()}
     print(json.dumps({"stage": args.stage, **{k: v for k, v in results.items() if not isinstance(v, list)},
                       "hbm": hbm_field}))

@@ -27,18 +27,17 @@ from hbdk_sim.engine.predictor import metric_results
 from hbdk_sim.engine.stages import (
     STAGES,
     build_data_loader,
-    build_model,
     build_task_model,
-    deploy_graphs,
     deploy_input_shape,
     load_config,
     missing_checkpoints,
     stage_entry,
+    stage_task_model,
     untrained_graphs,
 )
 from hbdk_sim.engine.toolkit import config_parser
 from hbdk_sim.errors import ConfigError, InputFileError, UsageError
-from hbdk_sim.nn.structures.base import BoardGraph, Runner
+from hbdk_sim.nn.structures.base import BoardGraph, Runner, TaskModel
 from hbdk_sim.registry import METRICS, TRANSFORMS, build_from_cfg
 
 # ---- names and shapes ------------------------------------------------------------------------------
@@ -101,10 +100,15 @@ def graph_inputs(graph: BoardGraph, random_seed: int | None = None) -> tuple[tor
     return graph.example_inputs(torch.Generator().manual_seed(random_seed))
 
 
+def stage_model(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> TaskModel:
+    """The task model of `stage` (refused first when `deploy_input_shape` cannot fit in memory)."""
+    check_fits_memory(cfg, deploy_input_shape(cfg))
+    return stage_task_model(cfg, stage, ckpt)
+
+
 def stage_graphs(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> list[BoardGraph]:
     """The board graphs of `stage` (refused first when `deploy_input_shape` cannot fit in memory)."""
-    check_fits_memory(cfg, deploy_input_shape(cfg))
-    return deploy_graphs(cfg, stage, ckpt)
+    return stage_model(cfg, stage, ckpt).board_graphs(deploy_input_shape(cfg))
 
 
 def checked_graphs(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None, *, random_init: bool = False
@@ -258,15 +262,14 @@ def executor_runner(executor: Any) -> Runner:
     return run
 
 
-def evaluate_binaries(cfg: Config, executors: Mapping[str, Any], progress_bar: bool = True,
-                      ckpt: str | os.PathLike | None = None) -> dict[str, Any]:
+def evaluate_binaries(cfg: Config, executors: Mapping[str, Any], model: TaskModel,
+                      progress_bar: bool = True) -> dict[str, Any]:
     """The config's metric over its validation set, each sample (batch size 1, the validation
-    transforms and the int_infer predictor's batch processor) predicted by the task model's host
-    side around the compiled graphs: `executors` maps each board graph to an hbdk_sim.Executor.
-    The host code is the one int_infer runs around its integer torch graphs, with the int_infer
-    stage's weights (`ckpt`, default: its pipeline's): a host side may read learned values, such
-    as the tracker's detect queries that start each new track."""
-    model = build_model(cfg, "int_infer", "predictor", ckpt).eval()
+    transforms and the int_infer predictor's batch processor) predicted by the host side of
+    `model`, the int_infer task model (stage_model), around the compiled graphs: `executors` maps
+    each board graph to an hbdk_sim.Executor. The host code and its weights are int_infer's (a
+    host side may read learned values, such as the tracker's detect queries that start each new
+    track)."""
     missing = sorted(set(model.graph_names()) - set(executors))
     if missing:
         raise UsageError(f"no compiled binary for board graph(s) {', '.join(missing)} of {type(model).__name__}")

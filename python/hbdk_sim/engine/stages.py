@@ -245,12 +245,17 @@ def untrained_graphs(cfg: Mapping) -> list[BoardGraph]:
         return build_task_model(cfg).eval().board_graphs(deploy_input_shape(cfg))
 
 
-def deploy_graphs(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> list[BoardGraph]:
-    """The board graphs of `stage` at `deploy_input_shape`: the task model through the stage
-    predictor's pipeline (whose QAT2Quantize makes int_infer's graphs integer)."""
+def stage_task_model(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> TaskModel:
+    """The task model of `stage` in eval mode: through the stage predictor's pipeline (whose
+    QAT2Quantize makes int_infer's graphs integer), its host side with the stage's weights."""
     model = build_model(cfg, stage, "predictor", ckpt)
     if not isinstance(model, TaskModel):
         build_task_model(cfg)  # names the problem
         raise ConfigError(f"the {stage}_predictor's model_convert_pipeline gives a {type(model).__name__}, not the "
                           "task model; its converters must convert the model in place")
-    return model.eval().board_graphs(deploy_input_shape(cfg))
+    return model.eval()
+
+
+def deploy_graphs(cfg: Config, stage: str, ckpt: str | os.PathLike | None = None) -> list[BoardGraph]:
+    """The board graphs of `stage` at `deploy_input_shape` (see stage_task_model)."""
+    return stage_task_model(cfg, stage, ckpt).board_graphs(deploy_input_shape(cfg))

@@ -140,37 +140,26 @@ class _Prepare:
         return set_fake_quant_state(model, self.state)
 
     def _prepare_graph(self, model: nn.Module) -> nn.Module:
-        from hbdk_sim.nn.structures.base import TaskModel
+        from hbdk_sim.nn.structures.base import GraphInput, TaskModel
+        from hbdk_sim.quantization.prepare_fx import prepare_qat_fx
 
-        shape = [int(d) for d in self.input_shape]
+        shape = tuple(int(d) for d in self.input_shape)
         parts = model.graph_mode_parts(shape) if isinstance(model, TaskModel) and not self.submodule else None
-        if parts is None:
-            path = self.submodule or ""
-            target = self._part(model, path)
+        if parts is None:  # one part on zeros of input_shape: the model, or its `submodule`
+            parts = {self.submodule or "": (GraphInput("input", shape),)}
+        for path, inputs in parts.items():
+            try:
+                target = model.get_submodule(path)
+            except AttributeError:
+                raise UsageError(f"{type(self).__name__}: {type(model).__name__} has no submodule {path!r}") from None
             device = next((p.device for p in target.parameters()), torch.device("cpu"))
-            examples = (torch.zeros(shape, device=device),)
-            parts = {path: examples}
-        else:
-            device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            parts = {path: tuple(x.zeros().to(device) for x in inputs) for path, inputs in parts.items()}
-        if "" in parts:
-            return self._prepare_part(model, parts[""], type(model).__name__)
-        for path, examples in parts.items():
-            prepared = self._prepare_part(self._part(model, path), examples, path)
+            prepared = prepare_qat_fx(target, tuple(x.zeros().to(device) for x in inputs), self.qconfig,
+                                      mode=self.fuse_mode, state=self.state, name=path or type(model).__name__)
+            if not path:
+                return prepared
             parent, _, child = path.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, prepared)
         return set_fake_quant_state(model, self.state)
-
-    def _part(self, model: nn.Module, path: str) -> nn.Module:
-        try:
-            return model.get_submodule(path)
-        except AttributeError:
-            raise UsageError(f"{type(self).__name__}: {type(model).__name__} has no submodule {path!r}") from None
-
-    def _prepare_part(self, module: nn.Module, examples: tuple[torch.Tensor, ...], name: str) -> nn.Module:
-        from hbdk_sim.quantization.prepare_fx import prepare_qat_fx
-
-        return prepare_qat_fx(module, examples, self.qconfig, mode=self.fuse_mode, state=self.state, name=name)
 
 
 @CONVERTERS.register

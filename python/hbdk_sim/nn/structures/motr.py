@@ -126,7 +126,6 @@ class MotrNet(nn.Module):
         return self.transformer(src, tgt, ref_logits, mask, pair_mask(slots))
 
 
-
 class MotrBaseGraph(nn.Module):
     """The base board graph over the network (a MotrNet, or its graph-mode preparation): img,
     query_pos, mask_query, ref_pts in; the last decoder layer's classes and boxes, and hs out (the
@@ -267,10 +266,7 @@ class Motr(TaskModel):
             if isinstance(batch, Mapping):
                 return self.predict(batch, self.board_runners())
             return self._predict_clips(batch)
-        if isinstance(batch, Mapping) or not isinstance(batch, Sequence) or not batch:
-            raise UsageTypeError("Motr: training takes a clip, a list of frame samples (ClipDataset's items), or a "
-                                 "list of clips (collate='clips')")
-        if not isinstance(batch[0], Mapping):  # a batch of clips: their mean loss
+        if _is_clip_batch(batch):  # a batch of clips: their mean loss
             clips = [self._clip_losses(clip) for clip in batch]
             return {k: sum(c[k] for c in clips) / len(clips) for k in clips[0]}
         return self._clip_losses(batch)
@@ -278,12 +274,11 @@ class Motr(TaskModel):
     def _predict_clips(self, batch: Any) -> list[list[dict[str, Any]]]:
         """Eval on clips (a clip or a list of clips, e.g. calibration's): each clip tracked from empty
         slots, frame after frame, as a sequence of its own; the predictions per clip and frame."""
-        if not isinstance(batch, Sequence) or not batch:
-            raise UsageTypeError("Motr: eval takes one frame (a dict) or clips (lists of frame samples)")
-        clips = [batch] if isinstance(batch[0], Mapping) else list(batch)
+        clips = list(batch) if _is_clip_batch(batch) else [batch]
         runners = self.board_runners()
         out = []
         for clip in clips:
+            _check_clip(clip)
             self._inputs = None  # a new sequence
             frames = []
             for t, frame in enumerate(clip):
@@ -295,9 +290,7 @@ class Motr(TaskModel):
         return out
 
     def _clip_losses(self, batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        if isinstance(batch, Mapping) or not isinstance(batch, Sequence) or not batch or \
-                not all(isinstance(f, Mapping) for f in batch):
-            raise UsageTypeError("Motr: a clip is a non-empty list of frame samples (dicts)")
+        _check_clip(batch)
         device = self.network.query_embed.weight.device
         detect_query_pos = self.network.query_embed.weight
         tracks: TrackInstances | None = None
@@ -322,3 +315,16 @@ class Motr(TaskModel):
                     tracks = apply_qim_output(tracks, self.qim(qim_in["output_embedding"], qim_in["query_pos"],
                                                                qim_in["mask_query"]))
         return self.criterion(frames)
+
+
+def _is_clip_batch(batch: Any) -> bool:
+    """A list of clips (collate="clips"), not one clip (a list of frame dicts)."""
+    return isinstance(batch, Sequence) and not isinstance(batch, Mapping) and bool(batch) and \
+        isinstance(batch[0], Sequence) and not isinstance(batch[0], Mapping)
+
+
+def _check_clip(clip: Any) -> None:
+    if isinstance(clip, Mapping) or not isinstance(clip, Sequence) or not clip or \
+            not all(isinstance(f, Mapping) for f in clip):
+        raise UsageTypeError("Motr: training and eval on clips take a clip, a non-empty list of frame samples "
+                             "(ClipDataset's items), or a list of clips (collate='clips')")
