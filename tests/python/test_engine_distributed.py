@@ -13,7 +13,7 @@ import engine_toy
 import pytest
 import torch
 import torch.distributed as dist
-from hbdk_sim.engine import ShardSampler, distributed_session, init_distributed, reduce_metric
+from hbdk_sim.engine import SequenceShardSampler, ShardSampler, distributed_session, init_distributed, reduce_metric
 from hbdk_sim.engine.distributed import wrap_model
 
 TOY = Path(engine_toy.__file__)
@@ -80,3 +80,37 @@ def test_single_process_session_and_bad_environment(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE='two' is not an integer"):
         init_distributed()
+
+
+def test_sequence_shard_sampler_gives_each_rank_whole_sequences_in_order():
+    lengths = [5, 2, 7, 3, 3]  # frames 0-4, 5-6, 7-13, 14-16, 17-19
+    shards = [list(SequenceShardSampler(lengths, rank=r, world_size=2)) for r in range(2)]
+    # longest first to the least loaded: 7 -> rank 0, 5 -> 1, 3 -> 1 (5 < 7), 3 -> 0 (7 < 8), 2 -> 1 (8 < 10)
+    assert shards == [[*range(7, 14), 17, 18, 19], [*range(0, 7), 14, 15, 16]]
+    assert [len(SequenceShardSampler(lengths, rank=r, world_size=2)) for r in range(2)] == [10, 10]
+    assert list(SequenceShardSampler(lengths, rank=0, world_size=1)) == list(range(20))
+    assert list(SequenceShardSampler([4], rank=1, world_size=2)) == []  # more ranks than sequences
+
+
+def _frame_record(i: int) -> dict:
+    return {"x": i}
+
+
+def test_evaluation_on_several_ranks_splits_a_video_database_by_sequence(tmp_path, monkeypatch):
+    from hbdk_sim.data.packer import pack_lmdb
+    from hbdk_sim.engine import distributed as distributed_module
+    from hbdk_sim.engine.stages import build_data_loader
+
+    path = tmp_path / "frames_lmdb"
+    pack_lmdb(range(4), _frame_record, path, name="toy", split="test",
+              extra_meta={"sequence_lengths": [["A", 3], ["B", 1]]})
+    monkeypatch.setattr(distributed_module, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed_module, "get_rank", lambda: 1)
+    monkeypatch.setattr(distributed_module, "get_world_size", lambda: 2)
+    cfg = {"loader": {"dataset": {"type": "LmdbDataset", "path": str(path)}, "batch_size": 1, "shuffle": False}}
+    loader = build_data_loader(cfg, "loader", train=False)
+    assert isinstance(loader.sampler, SequenceShardSampler) and list(loader.sampler) == [3]
+    pack_lmdb(range(4), _frame_record, tmp_path / "images_lmdb", name="toy", split="test")  # not a video
+    cfg["loader"]["dataset"]["path"] = str(tmp_path / "images_lmdb")
+    sampler = build_data_loader(cfg, "loader", train=False).sampler
+    assert isinstance(sampler, ShardSampler) and list(sampler) == [1, 3]

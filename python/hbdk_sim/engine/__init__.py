@@ -16,6 +16,7 @@ from hbdk_sim.engine.callbacks import (
 from hbdk_sim.engine.config import Config, ConfigError, apply_overrides, parse_value
 from hbdk_sim.engine.distributed import (
     DistInfo,
+    SequenceShardSampler,
     ShardSampler,
     build_sampler,
     destroy_distributed,
@@ -29,7 +30,8 @@ from hbdk_sim.engine.trainer import Trainer, build_trainer
 
 __all__ = [
     "BATCH_PROCESSORS", "EMA", "BatchProcessor", "Callback", "Checkpoint", "Config", "ConfigError",
-    "CosineWithWarmup", "DistInfo", "Logger", "Predictor", "ShardSampler", "Trainer", "Validation",
+    "CosineWithWarmup", "DistInfo", "Logger", "Predictor", "SequenceShardSampler", "ShardSampler", "Trainer",
+    "Validation",
     "apply_overrides", "build_optimizer", "build_sampler", "build_scheduler", "build_trainer",
     "destroy_distributed", "distributed_session", "init_distributed", "load_checkpoint", "load_weights",
     "parse_value", "reduce_metric", "rng_state", "set_rng_state", "sum_losses",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -156,14 +156,48 @@ class ShardSampler(Sampler[int]):
         return max(0, math.ceil((self.size - self.rank) / self.world_size))
 
 
-def build_sampler(dataset: Sized, *, shuffle: bool, seed: int = 0, drop_last: bool = False) -> Sampler | None:
-    """A sampler for `dataset` on this rank: DistributedSampler for training (shuffle=True) and
-    ShardSampler for evaluation when there are several ranks; None (the DataLoader default) in a
-    single process. The trainer calls `set_epoch` on samplers that have it."""
+class SequenceShardSampler(Sampler[int]):
+    """Evaluation shards of whole sequences, for datasets of video frames stored sequence after
+    sequence (`sequence_lengths`, frames per sequence in storage order): a tracker carries its state
+    from frame to frame, so each rank gets whole sequences and walks their frames in order. The
+    sequences go, longest first, to the rank with the fewest frames so far (the lowest rank on a
+    tie); a rank's sequences keep their storage order. The ranks together see every frame once."""
+
+    def __init__(self, sequence_lengths: Sequence[int], rank: int | None = None, world_size: int | None = None
+                 ) -> None:
+        rank = get_rank() if rank is None else rank
+        world_size = get_world_size() if world_size is None else world_size
+        starts = [0]
+        for n in sequence_lengths:
+            starts.append(starts[-1] + int(n))
+        load = [0] * world_size
+        mine = []
+        for k in sorted(range(len(sequence_lengths)), key=lambda k: (-int(sequence_lengths[k]), k)):
+            target = min(range(world_size), key=lambda r: (load[r], r))
+            load[target] += int(sequence_lengths[k])
+            if target == rank:
+                mine.append(k)
+        self.indices = [i for k in sorted(mine) for i in range(starts[k], starts[k + 1])]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def build_sampler(dataset: Sized, *, shuffle: bool, seed: int = 0, drop_last: bool = False,
+                  sequence_lengths: Sequence[int] | None = None) -> Sampler | None:
+    """A sampler for `dataset` on this rank: DistributedSampler for training (shuffle=True) and, for
+    evaluation when there are several ranks, SequenceShardSampler when the dataset's frames form
+    `sequence_lengths` (video), else ShardSampler; None (the DataLoader default) in a single process.
+    The trainer calls `set_epoch` on samplers that have it."""
     if not is_distributed():
         return None
     if shuffle:
         return DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=drop_last)
+    if sequence_lengths is not None:
+        return SequenceShardSampler(sequence_lengths)
     return ShardSampler(dataset)
 
 

@@ -161,10 +161,23 @@ def build_data_loader(cfg: Mapping, key: str, *, train: bool, batch_size: int | 
 
         spec["collate_fn"] = collate_function(collate)
     seed = int(cfg.get("seed", 0))
-    sampler = build_sampler(dataset, shuffle=shuffle, seed=seed, drop_last=spec.get("drop_last", False))
+    sampler = build_sampler(dataset, shuffle=shuffle, seed=seed, drop_last=spec.get("drop_last", False),
+                            sequence_lengths=None if shuffle else _sequence_lengths(dataset))
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, shuffle=shuffle if sampler is None else False, sampler=sampler,
                       generator=generator, persistent_workers=False, **spec)
+
+
+def _sequence_lengths(dataset: object) -> list[int] | None:
+    """Frames per sequence of a video dataset (a per-frame LMDB whose metadata holds
+    `sequence_lengths`, as the MOT17 packer writes), else None: evaluation on several ranks then
+    gives each rank whole sequences."""
+    meta = getattr(dataset, "meta", None)
+    if not isinstance(meta, Mapping) or "sequence_lengths" not in meta:
+        return None
+    from hbdk_sim.data.datasets.clips import sequence_runs
+
+    return [count for _, count in sequence_runs(dataset)]
 
 
 def check_batch_fits_memory(cfg: Mapping, loader_key: str) -> None:

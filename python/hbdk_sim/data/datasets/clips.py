@@ -25,7 +25,7 @@ from hbdk_sim.errors import DatasetError, UsageError
 from hbdk_sim.registry import DATASETS
 
 
-def _sequence_runs(frames: LmdbDataset) -> list[tuple[int, int]]:
+def sequence_runs(frames: LmdbDataset) -> list[tuple[int, int]]:
     """(first index, frame count) of each sequence, in storage order, from the database's
     `sequence_lengths` metadata."""
     lengths = frames.meta.get("sequence_lengths")
@@ -68,7 +68,7 @@ class ClipDataset(Dataset):
         if interval < 1:
             raise UsageError(f"ClipDataset: interval must be >= 1 but got {interval}")
         self.frames = LmdbDataset(path)
-        self.runs = _sequence_runs(self.frames)
+        self.runs = sequence_runs(self.frames)
         self._starts = [start for start, _ in self.runs]
         if isinstance(transforms, Mapping):
             raise UsageError("ClipDataset: transforms must be a list of per-frame transforms (applied to every frame "
