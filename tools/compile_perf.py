@@ -11,7 +11,9 @@ calibrated on them).
 
 On a config not trained yet (the stage's checkpoint missing), or with --random-init, the estimate is
 of the architecture at random initialization, calibrated on seeded random inputs, and the first line
-says so: the speed of a network depends on its shapes, not on its weights.
+says so: the speed of a network depends on its shapes, not on its weights. A quantized stage is
+prepared as the config's calibration prepares it (graph mode, the model's int16 choices), so the
+estimate has the deployed data types.
 """
 
 from __future__ import annotations

@@ -129,10 +129,12 @@ def test_both_networks_are_prepared_in_graph_mode_with_the_int16_choices(tools, 
         prepare = [s for s in cfg[f"{stage}_trainer"]["model_convert_pipeline"] if s["type"].startswith("Float2")]
         assert [(s["graph_mode"], s["input_shape"]) for s in prepare] == [(True, [1, 3, H, W])]
     (base, qim) = deploy_graphs(cfg, "int_infer")
-    text = base.module.hbir_text
+    _assert_int16_choices(base.module.hbir_text, qim.module.hbir_text)
 
+
+def _assert_int16_choices(base_text: str, qim_text: str) -> None:
     def dtype(name: str) -> str:
-        line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"%{name} = "))
+        line = next(ln for ln in base_text.splitlines() if ln.strip().startswith(f"%{name} = "))
         return line.rpartition(" : tensor<")[2].split(",")[0].rpartition("x")[2]
 
     assert dtype("network_transformer_encoder_0_norm1") == "si16"
@@ -141,7 +143,24 @@ def test_both_networks_are_prepared_in_graph_mode_with_the_int16_choices(tools, 
     assert dtype("network_transformer_encoder_0_self_attn_value_proj") == "si8"
     assert dtype("network_transformer_decoder_0_cross_attn_output_proj") == "si8"
     assert dtype("network_input_proj") == "si8"
-    assert " si16" not in qim.module.hbir_text.replace("xsi16", "") and "xsi16" in qim.module.hbir_text
+    assert " si16" not in qim_text.replace("xsi16", "") and "xsi16" in qim_text
+
+
+def test_the_random_init_estimate_keeps_the_int16_choices(tools):
+    """compile_perf --random-init of a quantized stage prepares the untrained model as calibration
+    does (graph mode, the int16 choices), calibrates it on random inputs and compiles that; the
+    float stage stays the float graphs."""
+    from hbdk_sim.engine.deploy import checked_graphs
+    from hbdk_sim.frontend.api import model_kind, to_hbir
+    from hbdk_sim.quantization.int_model import quantize_module
+
+    cfg = tools.cfg()
+    graphs, note = checked_graphs(cfg, "int_infer", random_init=True)
+    assert note.startswith("--random-init: using the architecture at random initialization")
+    texts = [quantize_module(to_hbir(g.module, inputs, g.name)).print() for g, inputs in graphs]
+    _assert_int16_choices(*texts)
+    float_graphs, _ = checked_graphs(cfg, "float", random_init=True)
+    assert [model_kind(g.module) for g, _ in float_graphs] == ["float", "float"]
 
 
 # ---- calops, export_hbir, export_onnx, model_checker ------------------------------------------------------

@@ -131,7 +131,39 @@ def checked_graphs(cfg: Config, stage: str, ckpt: str | os.PathLike | None = Non
     note = (f"{reason}: using the architecture at random initialization (model, seed {seed}), calibrated on "
             f"random inputs of deploy_input_shape {deploy_input_shape(cfg)}")
     check_fits_memory(cfg, deploy_input_shape(cfg))
-    return [(g, graph_inputs(g, seed)) for g in untrained_graphs(cfg)], note
+    return [(g, graph_inputs(g, seed)) for g in untrained_stage_graphs(cfg, stage)], note
+
+
+def untrained_stage_graphs(cfg: Config, stage: str) -> list[BoardGraph]:
+    """The board graphs of `stage` at random initialization (seeded by the config's `seed`). For the
+    float stage, the float graphs (the compiler calibrates them on random inputs, every activation
+    si8). For a quantized stage, the float model prepared as the calibration predictor prepares it
+    (so the model's own choices hold: its `int16_outputs`, graph mode), calibrated on each board
+    graph's seeded random inputs and put in the fake-quant state that predictor ends in; a config
+    without a calibration predictor falls back to the float graphs."""
+    shape = deploy_input_shape(cfg)
+    seed = int(cfg.get("seed", 0))
+    if stage == "float" or "calibration_predictor" not in cfg:
+        return untrained_graphs(cfg)
+    pipeline = stage_entry(cfg, "calibration", "predictor").get("model_convert_pipeline") or []
+    converters = list(pipeline.get("converters", [])) if isinstance(pipeline, Mapping) else list(pipeline)
+    loads = [i for i, c in enumerate(converters) if isinstance(c, Mapping) and c.get("type") == "LoadCheckpoint"]
+    if not loads:
+        raise ConfigError("calibration_predictor: its model_convert_pipeline loads no checkpoint; expected the "
+                          "prepare converter, LoadCheckpoint, then the fake-quant state")
+    prepare = converters[: loads[0]]
+    finish = [c for c in converters[loads[0]:] if not (isinstance(c, Mapping) and c.get("type") == "LoadCheckpoint")]
+    from hbdk_sim.quantization.converters import ModelConvertPipeline
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_task_model(cfg)
+    model = ModelConvertPipeline(prepare)(model).eval()  # observers on (the calibration state)
+    with torch.no_grad():
+        for graph in model.board_graphs(shape):
+            graph.module(*graph_inputs(graph, seed))
+    model = ModelConvertPipeline(finish)(model) if finish else model
+    return model.eval().board_graphs(shape)
 
 
 def refuse_existing(paths: Iterable[Path], force: bool) -> None:
