@@ -262,7 +262,7 @@ MOTR = DemoTask(
         "float_lr": 1e-3,
         "float_epochs": 10,
         "float_decay_epochs": "[6]",
-        "float_validate_every": 2,
+        "float_validate_every": 5,
         "clip_lengths": "[2,3]",
         "clip_length_epochs": "[5]",
         "quant_clip_length_epochs": "[1]",
@@ -381,10 +381,11 @@ def main() -> int:
 
     reports = [g["html"] for g in estimate["graphs"]] if "graphs" in estimate else [estimate["html"]]
     full = hbms(estimate, f"at {estimate_shape}") if estimate is not perf else []
-    for name, path in (("dataset (raw layout)", raw), ("LMDB", packed), ("checkpoints and logs", work),
-                       ("HBIR", deploy), *hbms(perf), *full, *(("perf report", r) for r in reports),
-                       ("log", out / "demo.log")):
-        print(f"  {name:<22}{path}")
+    rows = [("dataset (raw layout)", raw), ("LMDB", packed), ("checkpoints and logs", work), ("HBIR", deploy),
+            *hbms(perf), *full, *(("perf report", r) for r in reports), ("log", out / "demo.log")]
+    width = max(len(name) for name, _ in rows) + 2
+    for name, path in rows:
+        print(f"  {name:<{width}}{path}")
     return 0 if exact == "equal" else 1
 
 
