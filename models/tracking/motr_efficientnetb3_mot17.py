@@ -131,7 +131,8 @@ val_data_loader = dict(
     dataset=dict(type="LmdbDataset", path=f"{data_root}/test_lmdb", transforms=val_transforms),
     batch_size=1, shuffle=False, num_workers=num_workers, collate="objects",
 )
-metric = dict(type="MotMetric", gt_dir=f"{split_root}/test")
+# results_dir (e.g. --opts metric.results_dir=./results): the tracks as MOTChallenge <SEQ>.txt files too
+metric = dict(type="MotMetric", gt_dir=f"{split_root}/test", results_dir=None)
 
 _slow = dict(lr=float_lr * slow_lr_factor)
 _prepare = dict(graph_mode=True, input_shape=deploy_input_shape)

@@ -129,6 +129,31 @@ def test_known_counts_and_equal_to_motmetrics(gt_dir, tmp_path):
     assert all(type(v) in (int, float) for v in got.values())
 
 
+def test_results_files_read_back_by_motmetrics_give_the_same_numbers(gt_dir, tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "SEQ-A.txt").write_text("stale")  # replaced
+    got = _run(MotMetric(gt_dir, results_dir=out), TRACKS)
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{seq}.txt" for seq in GT] + ["notes.txt"])
+    assert (out / "notes.txt").read_text() == "mine"  # nothing but the sequences' files is touched
+    mm = _motmetrics()
+    accs, names = [], sorted(GT)
+    for seq in names:
+        ts = mm.io.loadtxt(str(out / f"{seq}.txt"), fmt="mot15-2D")
+        gt = mm.io.loadtxt(str(gt_dir / seq / "gt" / "gt.txt"), fmt="mot15-2D", min_confidence=1)
+        accs.append(mm.utils.compare_to_groundtruth(gt, ts, "iou", distth=0.5))
+    summary = mm.metrics.create().compute_many(accs, names=names, metrics=mm.metrics.motchallenge_metrics,
+                                               generate_overall=True)
+    assert _same(got, {name: summary.at["OVERALL", name].item() for name in mm.metrics.motchallenge_metrics})
+    # one row per track and frame: frame, 1-based id, x, y, w, h, the score
+    first_seq = sorted(GT)[0]
+    frame, rows = min((f, r) for (s, f), r in TRACKS.items() if s == first_seq and len(r))
+    x1, y1, x2, y2, score, track = torch.tensor(rows[0], dtype=torch.float32).double().tolist()
+    line = (out / f"{first_seq}.txt").read_text().splitlines()[0]
+    assert line == f"{frame},{int(track) + 1},{x1!r},{y1!r},{x2 - x1!r},{y2 - y1!r},{score!r},-1,-1,-1"
+
+
 def test_batching_order_and_ranks_do_not_matter(gt_dir):
     want = _run(MotMetric(gt_dir), TRACKS)
     assert _run(MotMetric(gt_dir), TRACKS, batch_size=3, shuffle=True) == want

@@ -278,6 +278,34 @@ def test_align_bpu_equals_int_infer_exactly(compiled, tools, run):
     assert carried > 0  # tracks went through QIM into the next frame
 
 
+def test_align_bpu_tracks_with_the_stage_host_frame_for_frame(tools, run, tmp_path):
+    """The host side around the binaries is the int_infer model with its weights (a newborn track's
+    content query is its slot's trained detect query, which the host reads). Detect queries set by
+    hand far from any initialization make a host with other weights track differently; the tracks
+    validation_hbir writes (metric.results_dir) equal predict's at int_infer row for row."""
+    state = torch.load(run.root / "work" / "qat" / "best.pt", weights_only=True)
+    queries = state["model"]["network.query_embed.weight"]
+    signs = torch.randint(0, 2, queries.shape, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    state["model"]["network.query_embed.weight"] = signs.to(queries.dtype) * 3.0
+    hand = tmp_path / "hand.pt"
+    torch.save(state, hand)
+    opts = [*tools.opts, f"work_dir={tmp_path / 'work'}"]  # the binaries go there, not the module's
+    tools.opts = [*opts, f"metric.results_dir={tmp_path / 'bpu'}"]
+    code, _, err = tools("validation_hbir", "--stage", "align_bpu", "--ckpt", hand)
+    assert code == 0, err
+    tools.opts = [*opts, f"metric.results_dir={tmp_path / 'int'}"]
+    code, _, err = tools("predict", "--stage", "int_infer", "--ckpt", hand)
+    assert code == 0, err
+    files = sorted(p.name for p in (tmp_path / "int").iterdir())
+    assert files == sorted(f"{p.name}.txt" for p in (run.root / "split" / "test").iterdir())
+    rows = 0
+    for name in files:
+        want = (tmp_path / "int" / name).read_text()
+        assert (tmp_path / "bpu" / name).read_text() == want, name
+        rows += len(want.splitlines())
+    assert rows > 0
+
+
 # ---- infer --------------------------------------------------------------------------------------------------
 
 

@@ -77,12 +77,19 @@ class MotMetric:
     frame numbers within the sequence); `compute()`: {"MOTA", "IDF1"} (fractions) and the other
     motchallenge numbers under motmetrics' names ("num_switches", "num_false_positives",
     "num_misses", "mostly_tracked", ..., "motp" the mean 1 - IoU of the matches), over every
-    sequence of `gt_dir`."""
+    sequence of `gt_dir`.
+
+    With `results_dir`, `compute()` also writes the tracks as MOTChallenge results, one
+    `<results_dir>/<SEQ>.txt` per sequence of `gt_dir` (the files of those names are replaced, nothing
+    else there is touched): rows `frame,id,x,y,w,h,score,-1,-1,-1` with 1-based ids and the boxes'
+    top-left corner and size in original pixels, frames in order; motmetrics reading them back
+    (`mm.io.loadtxt(fmt="mot15-2D")`) gives the numbers `compute()` returns."""
 
     gather_states = ("frames",)
 
     def __init__(self, gt_dir: str | os.PathLike, pred_key: str = "tracks", sequence_key: str = "sequence",
-                 frame_key: str = "frame") -> None:
+                 frame_key: str = "frame", results_dir: str | os.PathLike | None = None) -> None:
+        self.results_dir = None if results_dir is None else Path(results_dir)
         self.gt_dir = Path(gt_dir)
         if not self.gt_dir.is_dir():
             raise FileNotFoundError(f"{self.gt_dir}: MOT ground-truth directory not found (give gt_dir as the split's "
@@ -142,11 +149,27 @@ class MotMetric:
                                           names=["FrameId", "Id"])
         return pd.DataFrame(data, index=index, columns=_MOT_COLUMNS)
 
+    def write_results(self, by_sequence: Mapping[str, list[tuple[int, np.ndarray]]]) -> None:
+        """The MOTChallenge results files of every sequence of gt_dir under results_dir (see the class)."""
+        from hbdk_sim.files import write_file
+
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.gt:
+            lines = []
+            for frame, rows in sorted(by_sequence.get(name, []), key=lambda e: e[0]):
+                for x1, y1, x2, y2, score, track_id in rows.tolist():
+                    box = f"{x1!r},{y1!r},{x2 - x1!r},{y2 - y1!r}"
+                    lines.append(f"{frame},{int(track_id) + 1},{box},{score!r},-1,-1,-1")
+            write_file(self.results_dir / f"{name}.txt", "".join(f"{ln}\n" for ln in lines).encode(), overwrite=True)
+
     def compute(self) -> dict[str, Any]:
         mm = _motmetrics()
         by_sequence: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
         for seq, frame, rows in self.frames:
             by_sequence[seq].append((frame, rows))
+        if self.results_dir is not None and (not torch.distributed.is_initialized() or
+                                             torch.distributed.get_rank() == 0):
+            self.write_results(by_sequence)
         names = list(self.gt)
         # motmetrics takes the first assignment solver installed (lapsolver, lap, scipy, ...); ties may
         # go another way in another one, so the result does not depend on what else is installed.
