@@ -29,8 +29,10 @@ from hbdk_sim.engine.stages import (
     build_data_loader,
     build_task_model,
     deploy_input_shape,
+    is_load_checkpoint,
     load_config,
     missing_checkpoints,
+    pipeline_converters,
     stage_entry,
     stage_task_model,
     untrained_graphs,
@@ -145,14 +147,13 @@ def untrained_stage_graphs(cfg: Config, stage: str) -> list[BoardGraph]:
     seed = int(cfg.get("seed", 0))
     if stage == "float" or "calibration_predictor" not in cfg:
         return untrained_graphs(cfg)
-    pipeline = stage_entry(cfg, "calibration", "predictor").get("model_convert_pipeline") or []
-    converters = list(pipeline.get("converters", [])) if isinstance(pipeline, Mapping) else list(pipeline)
-    loads = [i for i, c in enumerate(converters) if isinstance(c, Mapping) and c.get("type") == "LoadCheckpoint"]
+    converters = pipeline_converters(stage_entry(cfg, "calibration", "predictor"))
+    loads = [i for i, c in enumerate(converters) if is_load_checkpoint(c)]
     if not loads:
         raise ConfigError("calibration_predictor: its model_convert_pipeline loads no checkpoint; expected the "
                           "prepare converter, LoadCheckpoint, then the fake-quant state")
     prepare = converters[: loads[0]]
-    finish = [c for c in converters[loads[0]:] if not (isinstance(c, Mapping) and c.get("type") == "LoadCheckpoint")]
+    finish = [c for c in converters[loads[0]:] if not is_load_checkpoint(c)]
     from hbdk_sim.quantization.converters import ModelConvertPipeline
 
     with torch.random.fork_rng(devices=[]):

@@ -24,6 +24,7 @@ import difflib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -108,6 +109,18 @@ def stage_entry(cfg: Mapping, stage: str, kind: str) -> dict:
     return entry.to_dict() if isinstance(entry, Config) else dict(entry)
 
 
+def pipeline_converters(entry: Mapping) -> list:
+    """The converters of a stage entry's model_convert_pipeline (a list, or dict(converters=...))."""
+    pipeline = entry.get("model_convert_pipeline")
+    return list(pipeline.get("converters", [])) if isinstance(pipeline, Mapping) else list(pipeline or [])
+
+
+def is_load_checkpoint(converter: Any) -> bool:
+    """Whether a pipeline step is a LoadCheckpoint config (by name or class)."""
+    return isinstance(converter, Mapping) and converter.get("type") in ("LoadCheckpoint",
+                                                                         CONVERTERS.get("LoadCheckpoint"))
+
+
 def _with_checkpoint(converters: list, ckpt: str | os.PathLike | None) -> list:
     """`ckpt` replaces the path of the pipeline's last LoadCheckpoint (the stage's own weights), or
     is appended when the pipeline loads none."""
@@ -115,7 +128,7 @@ def _with_checkpoint(converters: list, ckpt: str | os.PathLike | None) -> list:
         return converters
     converters = [dict(c) if isinstance(c, Mapping) else c for c in converters]
     for c in reversed(converters):
-        if isinstance(c, Mapping) and c.get("type") in ("LoadCheckpoint", CONVERTERS.get("LoadCheckpoint")):
+        if is_load_checkpoint(c):
             c["path"] = str(ckpt)
             return converters
     quantize = [i for i, c in enumerate(converters)
@@ -126,9 +139,7 @@ def _with_checkpoint(converters: list, ckpt: str | os.PathLike | None) -> list:
 
 def convert(model: torch.nn.Module, entry: Mapping, ckpt: str | os.PathLike | None = None) -> torch.nn.Module:
     """Run the entry's model_convert_pipeline (with `ckpt` as the stage's weights) on `model`."""
-    pipeline = entry.get("model_convert_pipeline")
-    converters = list(pipeline.get("converters", [])) if isinstance(pipeline, Mapping) else list(pipeline or [])
-    converters = _with_checkpoint(converters, ckpt)
+    converters = _with_checkpoint(pipeline_converters(entry), ckpt)
     if not converters:
         return model
     from hbdk_sim.quantization.converters import ModelConvertPipeline

@@ -167,8 +167,9 @@ class MotMetric:
         by_sequence: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
         for seq, frame, rows in self.frames:
             by_sequence[seq].append((frame, rows))
-        if self.results_dir is not None and (not torch.distributed.is_initialized() or
-                                             torch.distributed.get_rank() == 0):
+        from hbdk_sim.engine.distributed import is_main_process
+
+        if self.results_dir is not None and is_main_process():  # the frames are gathered: one writer
             self.write_results(by_sequence)
         names = list(self.gt)
         # motmetrics takes the first assignment solver installed (lapsolver, lap, scipy, ...); ties may
